@@ -1,0 +1,1 @@
+"""Prompt augmentation methods: raw, template, learned, inversion, ensemble."""

@@ -1,0 +1,139 @@
+"""The one interface every augmentation method implements, and the registry that lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipelines.augment.tokens import TokenBudget
+    from pipelines.styles import Style, StyleCatalog
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One piece of a final prompt and why it is there."""
+
+    part: str  # the text that was added (a modifier, recovered tokens, the template, ...)
+    source: str  # where it came from: "template", "style bank", "global bank", "pez", "learned", ...
+    reason: str  # human-readable: "raises predicted score by +0.12", "CLIP sim 0.31 to references"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ranked prompt proposed by a method. ``prompt`` is exactly what gets rendered."""
+
+    prompt: str
+    method: str
+    score: float | None = None  # the method's own score (higher is better); None if it has none
+    negative_prompt: str | None = None  # None = the style's negative prompt
+    trace: tuple[TraceStep, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentContext:
+    """What a method may use besides (base prompt, style)."""
+
+    catalog: StyleCatalog
+    budget: TokenBudget
+    reference_images: Sequence[Image.Image] = ()  # uploaded in the UI or top-rated outputs
+    progress: Callable[[float, str], None] | None = None  # fraction done, message
+    seed: int = 0
+
+
+class MethodUnavailable(RuntimeError):
+    """A method cannot run here; the message says why in words a user understands."""
+
+
+@runtime_checkable
+class AugmentMethod(Protocol):
+    name: str
+    description: str
+
+    def unavailable_reason(self) -> str | None:
+        """None when the method can run here, else a short human reason."""
+
+    def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """Ranked candidates, best first. Raises MethodUnavailable when it cannot run."""
+
+
+class UnknownMethodError(KeyError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown method {name!r}: use one of {', '.join(known)}")
+        self.name = name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class MethodRegistry:
+    """Ordered name -> method mapping; the UI shows methods in registration order."""
+
+    def __init__(self, methods: Iterable[AugmentMethod] = ()) -> None:
+        self._methods: dict[str, AugmentMethod] = {}
+        for m in methods:
+            self.register(m)
+
+    def register(self, method: AugmentMethod) -> None:
+        self._methods[method.name] = method
+
+    def get(self, name: str) -> AugmentMethod:
+        try:
+            return self._methods[name]
+        except KeyError:
+            raise UnknownMethodError(name, self._methods) from None
+
+    def names(self) -> list[str]:
+        return list(self._methods)
+
+    def availability(self) -> dict[str, str | None]:
+        """name -> None if available, else the reason it is not."""
+        return {n: m.unavailable_reason() for n, m in self._methods.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._methods
+
+
+class RawMethod:
+    """The user's prompt, untouched: the baseline every method is compared to."""
+
+    name = "raw"
+    description = "Your prompt exactly as typed, no style and no negative prompt."
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        prompt = context.budget.truncate(base_prompt)
+        return [
+            Candidate(
+                prompt=prompt,
+                method=self.name,
+                negative_prompt="",
+                trace=(TraceStep(prompt, "user", "the base prompt as typed"),),
+            )
+        ]
+
+
+class TemplateMethod:
+    """The style's hand-written template around the user's prompt."""
+
+    name = "template"
+    description = "The style's template applied to your prompt, with its negative prompt."
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        prompt = context.budget.truncate(style.apply(base_prompt))
+        return [
+            Candidate(
+                prompt=prompt,
+                method=self.name,
+                trace=(TraceStep(style.template, "template", f"the {style.name} style template"),),
+            )
+        ]

@@ -1,0 +1,129 @@
+"""Typed settings, read once from environment variables.
+
+Every variable the app reads is declared here and listed in the README's settings table.
+Invalid values fail at start with a :class:`SettingsError` naming the variable and what it allows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ENGINES = ("auto", "diffusers", "tiny", "preview")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_ROOT / "assets"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the app cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime configuration. Field ``foo`` is read from ``BECOME_FOO``."""
+
+    engine: str = "auto"
+    base_model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    faceid_adapter: str = "h94/IP-Adapter-FaceID"
+    faceid_weight: str = "ip-adapter-faceid_sd15.bin"
+    face_pack: str = "buffalo_l"
+    face_root: Path = Path("~/.insightface").expanduser()
+    face_det_size: int = 640
+    clip_model: str = "openai/clip-vit-large-patch14"
+    device: str = "auto"
+    dtype: str = "auto"
+    steps: int = 30
+    guidance: float = 6.0
+    size: int = 512
+    identity_strength: float = 0.8
+    batch_size: int = 0  # 0 = choose by device (see pipelines.runtime)
+    data_dir: Path = PROJECT_ROOT / "data"
+    assets_dir: Path = ASSETS_DIR
+    learned_model: Path | None = None  # None = data_dir/learned/current.json, else the bundled one
+    feedback_repo: str = ""  # HF dataset repo id for syncing ratings; empty = local only
+    feedback_token: str = field(default="", repr=False)
+    staff_password: str = field(default="", repr=False)
+    queue_concurrency: int = 1
+    max_queue: int = 64
+
+    def __post_init__(self) -> None:
+        _check_choice("BECOME_ENGINE", self.engine, ENGINES)
+        _check_choice("BECOME_DEVICE", self.device, DEVICES)
+        _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
+        _check_range("BECOME_STEPS", self.steps, 1, 200)
+        _check_range("BECOME_GUIDANCE", self.guidance, 0.0, 30.0)
+        _check_range("BECOME_IDENTITY_STRENGTH", self.identity_strength, 0.0, 2.0)
+        _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
+        _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, 64)
+        _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
+        _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
+        if self.size % 8 or not 64 <= self.size <= 2048:
+            raise SettingsError(
+                f"BECOME_SIZE={self.size} is not allowed: use a multiple of 8 between 64 and 2048"
+            )
+        if self.face_det_size % 32:
+            raise SettingsError(
+                f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``BECOME_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(name, raw.strip(), cls.__dataclass_fields__[f.name].default)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def ratings_db(self) -> Path:
+        return self.data_dir / "ratings.sqlite3"
+
+    @property
+    def learned_dir(self) -> Path:
+        return self.data_dir / "learned"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+def env_name(field_name: str) -> str:
+    return f"BECOME_{field_name.upper()}"
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError
+            return raw.lower() in {"1", "true", "yes"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path) or default is None:
+            return Path(raw).expanduser()
+    except ValueError:
+        kind = type(default).__name__
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: use a value from {low} to {high}")
