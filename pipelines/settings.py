@@ -40,7 +40,6 @@ class Settings:
     steps: int = 30
     guidance: float = 6.0
     size: int = 512
-    identity_strength: float = 0.8
     batch_size: int = 0  # 0 = choose by device (see pipelines.runtime)
     data_dir: Path = PROJECT_ROOT / "data"
     assets_dir: Path = ASSETS_DIR
@@ -57,7 +56,6 @@ class Settings:
         _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
         _check_range("BECOME_STEPS", self.steps, 1, 200)
         _check_range("BECOME_GUIDANCE", self.guidance, 0.0, 30.0)
-        _check_range("BECOME_IDENTITY_STRENGTH", self.identity_strength, 0.0, 2.0)
         _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, 64)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)

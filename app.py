@@ -1,0 +1,20 @@
+"""Become Lab: compare prompt-augmentation methods for AI portraits, side by side."""
+
+import logging
+import threading
+
+from demo import CSS, THEME, build_demo
+from pipelines.bootstrap import build_services
+from pipelines.settings import Settings
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+settings = Settings.from_env()
+services = build_services(settings)  # cheap: models load on first use or in warm-up
+demo = build_demo(services)
+
+if __name__ == "__main__":
+    threading.Thread(target=services.warmup, daemon=True).start()
+    demo.queue(
+        default_concurrency_limit=settings.queue_concurrency, max_size=settings.max_queue
+    ).launch(theme=THEME, css=CSS)  # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured

@@ -1,0 +1,319 @@
+"""One comparison: face -> each method's prompt -> one batched render -> a result the UI shows.
+
+The service is shared by all requests; everything it holds is read-only or guards itself
+(the face cache, the pipeline lock, the scorer holder).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipelines.augment.base import (
+    AugmentContext,
+    Candidate,
+    MethodRegistry,
+    MethodUnavailable,
+    TraceStep,
+)
+from pipelines.augment.tokens import TokenBudget
+from pipelines.engines import Engine, RenderJob
+from pipelines.face import load_image
+from pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipelines.styles import StyleCatalog
+
+log = logging.getLogger(__name__)
+
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 500
+
+# progress(fraction 0..1, message)
+Progress = Callable[[float, str], None]
+
+
+class CompareInputError(ValueError):
+    """A comparison request with a value the app cannot use; the message names it."""
+
+
+@dataclass
+class MethodOutput:
+    """One column of the side-by-side row."""
+
+    method: str
+    image: Image.Image | None = None
+    prompt: str | None = None  # exactly what was rendered
+    negative_prompt: str | None = None
+    score: float | None = None
+    trace: tuple[TraceStep, ...] = ()
+    candidates: list[Candidate] = field(default_factory=list)
+    tokens: int | None = None
+    error: str | None = None  # why this method produced no image
+
+
+@dataclass
+class ComparisonResult:
+    comparison_id: str
+    style_id: str
+    base_prompt: str
+    seed: int
+    outputs: list[MethodOutput]
+    face_crop: Image.Image
+    num_faces: int
+    det_score: float
+    engine: str
+    engine_reason: str
+    model_ids: dict[str, str]
+    params: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def face_notice(self) -> str:
+        if self.num_faces > 1:
+            return f"{self.num_faces} faces found; using the largest."
+        return "1 face found."
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the images, for the API and the feedback store."""
+        return {
+            "comparison_id": self.comparison_id,
+            "style": self.style_id,
+            "base_prompt": self.base_prompt,
+            "seed": self.seed,
+            "engine": self.engine,
+            "engine_reason": self.engine_reason,
+            "model_ids": self.model_ids,
+            "params": self.params,
+            "faces_found": self.num_faces,
+            "face_score": round(self.det_score, 4),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "outputs": [
+                {
+                    "method": o.method,
+                    "prompt": o.prompt,
+                    "negative_prompt": o.negative_prompt,
+                    "score": o.score,
+                    "tokens": o.tokens,
+                    "error": o.error,
+                    "rendered": o.image is not None,
+                    "trace": [
+                        {"part": t.part, "source": t.source, "reason": t.reason} for t in o.trace
+                    ],
+                }
+                for o in self.outputs
+            ],
+        }
+
+
+class ComparisonService:
+    """Runs comparisons for the UI, the API and the benchmarks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        catalog: StyleCatalog,
+        registry: MethodRegistry,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.catalog = catalog
+        self.registry = registry
+        self._budget: TokenBudget | None = None
+        self._budget_lock = threading.Lock()
+
+    @property
+    def budget(self) -> TokenBudget:
+        """The live text encoder's 77-token budget (estimated when no tokenizer is available)."""
+        if self._budget is None:
+            with self._budget_lock:
+                if self._budget is None:
+                    self._budget = TokenBudget(self.engine.tokenizer_loader())
+        return self._budget
+
+    def method_availability(self) -> dict[str, str | None]:
+        return self.registry.availability()
+
+    # ------------------------------------------------------------------ validation
+
+    def _check(
+        self,
+        base_prompt: str,
+        methods: Sequence[str],
+        seed: int | None,
+        steps: int,
+        guidance: float,
+        identity_strength: float | None,
+        size: int,
+    ) -> None:
+        if not base_prompt or not base_prompt.strip():
+            raise CompareInputError("The base prompt is empty: type what the portrait should show.")
+        if len(base_prompt) > MAX_PROMPT_CHARS:
+            raise CompareInputError(
+                f"The base prompt has {len(base_prompt)} characters: keep it under "
+                f"{MAX_PROMPT_CHARS} (the text encoder reads 77 tokens)."
+            )
+        if not methods:
+            raise CompareInputError("No method chosen: tick at least one method to compare.")
+        for m in methods:
+            if m not in self.registry:
+                raise CompareInputError(
+                    f"Unknown method {m!r}: use one of {', '.join(self.registry.names())}."
+                )
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise CompareInputError(f"seed={seed} is out of range: use 0 to {MAX_SEED}.")
+        if not 1 <= steps <= 150:
+            raise CompareInputError(f"steps={steps} is out of range: use 1 to 150.")
+        if not 0.0 <= guidance <= 30.0:
+            raise CompareInputError(f"guidance={guidance} is out of range: use 0 to 30.")
+        if identity_strength is not None and not 0.0 <= identity_strength <= 2.0:
+            raise CompareInputError(
+                f"identity strength={identity_strength} is out of range: use 0 to 2."
+            )
+        if size % 8 or not 64 <= size <= 1024:
+            raise CompareInputError(f"size={size} is not allowed: use a multiple of 8, 64 to 1024.")
+
+    # ------------------------------------------------------------------ the comparison
+
+    def compare(
+        self,
+        image: Any,
+        style_id: str,
+        base_prompt: str,
+        methods: Sequence[str],
+        seed: int | None = None,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        identity_strength: float | None = None,
+        size: int | None = None,
+        reference_images: Sequence[Image.Image] = (),
+        progress: Progress | None = None,
+    ) -> ComparisonResult:
+        """Render ``base_prompt`` augmented by each of ``methods`` with one face and one seed."""
+        s = self.settings
+        steps = s.steps if steps is None else int(steps)
+        guidance = s.guidance if guidance is None else float(guidance)
+        size = s.size if size is None else int(size)
+        methods = list(dict.fromkeys(methods))  # keep order, drop repeats
+        self._check(base_prompt, methods, seed, steps, guidance, identity_strength, size)
+        style = self.catalog.get(style_id)  # UnknownStyleError names the id and the choices
+        seed = random.randint(0, MAX_SEED) if seed is None else int(seed)
+        strength = style.identity_strength if identity_strength is None else identity_strength
+        base_prompt = " ".join(base_prompt.split())
+        report = progress or (lambda f, m: None)
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+
+        # 1. Face: decode, orient, detect (cached by content hash)
+        report(0.02, "Finding the face")
+        t0 = time.perf_counter()
+        selfie = load_image(image)
+        face = self.engine.face_analyzer.analyze(selfie)
+        timings["face"] = time.perf_counter() - t0
+
+        # 2. Prompts: each method proposes ranked candidates; the best one is rendered
+        t0 = time.perf_counter()
+        outputs = [
+            self._augment(m, base_prompt, style, reference_images, seed, report) for m in methods
+        ]
+        timings["augment"] = time.perf_counter() - t0
+
+        # 3. One batched render: same face embedding and seed for every prompt
+        todo = [o for o in outputs if o.prompt is not None]
+        if todo:
+            job = RenderJob(
+                prompts=[o.prompt for o in todo],  # type: ignore[misc]
+                negative_prompts=[o.negative_prompt or "" for o in todo],
+                face=face,
+                image=selfie,
+                style=style,
+                seed=seed,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                identity_strength=strength,
+                size=size,
+            )
+
+            def on_step(step: int, total: int) -> None:
+                report(0.3 + 0.7 * step / max(total, 1), f"Rendering step {step}/{total}")
+
+            t0 = time.perf_counter()
+            rendered = self.engine.renderer.render(job, on_step)
+            timings["render"] = time.perf_counter() - t0
+            for out, img in zip(todo, rendered.images, strict=True):
+                out.image = img
+            timings.update({f"render.{k}": v for k, v in rendered.timings.items()})
+        timings["total"] = time.perf_counter() - t_start
+
+        return ComparisonResult(
+            comparison_id=uuid.uuid4().hex,
+            style_id=style.id,
+            base_prompt=base_prompt,
+            seed=seed,
+            outputs=outputs,
+            face_crop=face.crop,
+            num_faces=face.num_faces,
+            det_score=float(face.det_score),
+            engine=self.engine.choice.name,
+            engine_reason=self.engine.choice.reason,
+            model_ids=dict(self.engine.renderer.model_ids),
+            params={
+                "steps": steps,
+                "guidance": guidance,
+                "identity_strength": strength,
+                "size": size,
+            },
+            timings=timings,
+        )
+
+    def _augment(
+        self,
+        name: str,
+        base_prompt: str,
+        style: Any,
+        reference_images: Sequence[Image.Image],
+        seed: int,
+        report: Progress,
+    ) -> MethodOutput:
+        method = self.registry.get(name)
+        reason = method.unavailable_reason()
+        if reason:
+            return MethodOutput(method=name, error=reason)
+        context = AugmentContext(
+            catalog=self.catalog,
+            budget=self.budget,
+            reference_images=reference_images,
+            progress=lambda f, m: report(0.05 + 0.25 * f, f"{name}: {m}"),
+            seed=seed,
+        )
+        try:
+            candidates = method.augment(base_prompt, style, context)
+        except MethodUnavailable as exc:
+            return MethodOutput(method=name, error=str(exc))
+        except Exception as exc:  # one broken method must not take the whole row down
+            log.exception("method %s failed", name)
+            return MethodOutput(method=name, error=f"{name} failed: {exc}")
+        if not candidates:
+            return MethodOutput(method=name, error=f"{name} proposed no prompt")
+        best = candidates[0]
+        prompt = self.budget.truncate(best.prompt)  # methods respect it; this is the guarantee
+        negative = style.negative_prompt if best.negative_prompt is None else best.negative_prompt
+        return MethodOutput(
+            method=name,
+            prompt=prompt,
+            negative_prompt=negative,
+            score=best.score,
+            trace=best.trace,
+            candidates=candidates,
+            tokens=self.budget.count(prompt),
+        )
