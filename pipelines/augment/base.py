@@ -18,7 +18,9 @@ class TraceStep:
     """One piece of a final prompt and why it is there."""
 
     part: str  # the text that was added (a modifier, recovered tokens, the template, ...)
-    source: str  # where it came from: "template", "style bank", "global bank", "pez", "learned", ...
+    source: (
+        str  # where it came from: "template", "style bank", "global bank", "pez", "learned", ...
+    )
     reason: str  # human-readable: "raises predicted score by +0.12", "CLIP sim 0.31 to references"
 
 
