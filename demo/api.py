@@ -50,3 +50,58 @@ def create_compare_api(
         concurrency_id="render",
         concurrency_limit=1,
     )
+
+
+def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], ...]) -> None:
+    """``/rate`` and ``/leaderboard``: JSON in, JSON out."""
+
+    def rate(
+        comparison_id: str,
+        ratings: dict[str, int],
+        rater: str,
+        best: str = "",
+        session_tag: str = "",
+        comment: str = "",
+        blind: bool = False,
+        keep_images: bool = False,
+    ) -> dict[str, Any]:
+        """Rate the outputs of a /compare result: {method: 1-5}, optional best method."""
+        try:
+            receipt = services.ratings.submit(
+                comparison_id,
+                {str(k): (None if v is None else int(v)) for k, v in (ratings or {}).items()},
+                rater=rater,
+                best=best or None,
+                session_tag=session_tag,
+                comment=comment,
+                blind=blind,
+                consent_images=keep_images,
+            )
+        except (*user_errors, TypeError) as exc:
+            raise gr.Error(str(exc)) from None
+        return {
+            "saved": receipt.saved,
+            "replaced_earlier": receipt.replaced_earlier,
+            "outputs": receipt.outputs,
+        }
+
+    def leaderboard(
+        style: str = "", session_tag: str = "", since: str = "", until: str = "", votes: str = "all"
+    ) -> list[dict[str, Any]]:
+        """Per style x method: ratings, mean with 95% CI, win rate, Bradley-Terry strength."""
+        if votes not in {"all", "blind", "open"}:
+            raise gr.Error(f"votes={votes!r} is not allowed: use all, blind or open")
+        try:
+            df = services.leaderboard_table(
+                style=style or None,
+                session_tag=session_tag or None,
+                since=since or None,
+                until=until or None,
+                blind={"blind": True, "open": False}.get(votes),
+            )
+        except user_errors as exc:
+            raise gr.Error(str(exc)) from None
+        return df.to_dict(orient="records")
+
+    gr.api(rate, api_name="rate", concurrency_limit=None)
+    gr.api(leaderboard, api_name="leaderboard", concurrency_limit=4)

@@ -54,6 +54,8 @@ class CompareTab:
     slots: list[Slot]
     result: gr.State  # {"comparison": ComparisonResult.to_json(), "order": [...], "blind": bool}
     blind: gr.Checkbox
+    style: gr.Dropdown
+    methods: gr.CheckboxGroup
     generate: gr.Button
 
 
@@ -201,13 +203,17 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
         concurrency_id="render",
         concurrency_limit=1,
     )
-    return CompareTab(slots=slots, result=result, blind=blind, generate=generate)
+    return CompareTab(
+        slots=slots, result=result, blind=blind, style=style, methods=methods, generate=generate
+    )
 
 
 def render_result(res: Any, blind: bool, n_slots: int) -> list[Any]:
     """Values for [status, face, face_info, result] + 5 per slot."""
     order = list(range(len(res.outputs)))
-    if blind:
+    skipped = [o.method for o in res.outputs if o.image is None]
+    if blind:  # unrendered methods would give themselves away: leave them out of the row
+        order = [i for i in order if res.outputs[i].image is not None]
         random.Random(res.comparison_id).shuffle(order)
     data = res.to_json()
     state = {"comparison": data, "order": [res.outputs[i].method for i in order], "blind": blind}
@@ -219,6 +225,8 @@ def render_result(res: Any, blind: bool, n_slots: int) -> list[Any]:
     )
     if blind:
         status += " · **blind mode**: methods are revealed after you submit ratings"
+        if skipped:
+            status += f" · not available here: {', '.join(skipped)}"
     values: list[Any] = [status, res.face_crop, res.face_notice, state]
     for slot in range(n_slots):
         if slot >= len(order):

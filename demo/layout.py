@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from demo.api import create_compare_api
+from demo.api import create_compare_api, create_feedback_api
 from demo.compare_tab import CompareCallbacks, create_compare_tab
+from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
+from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
+from demo.staff_tab import StaffCallbacks, create_staff_tab
 
 if TYPE_CHECKING:
     from pipelines.bootstrap import Services
@@ -41,37 +44,27 @@ def engine_banner(services: Services) -> str:
         head = f"✨ **Engine: diffusers** · {services.settings.base_model}"
     lines = [f"{head} {choice.reason}."]
     lines += [f"Note: {n}." for n in services.engine.notes]
-    meta = services.scorer.get().metadata
-    sources = ", ".join(
-        f"{s.get('name', s.get('path', '?'))} ({s.get('rows', '?')} rows)"
-        for s in meta.get("sources", [])
-    )
-    if sources:
-        lines.append(f"Learned method trained on: {sources}.")
+    lines.append(f"Learned method: {services.learned_summary()}.")
     return "  \n".join(lines)
 
 
 def build_demo(services: Services) -> gr.Blocks:
-    from pipelines.augment.base import UnknownMethodError
-    from pipelines.face import FaceError
-    from pipelines.service import CompareInputError
-    from pipelines.styles import UnknownStyleError
-
-    user_errors = (FaceError, CompareInputError, UnknownStyleError, UnknownMethodError)
     s = services.settings
     registry = services.registry
-    callbacks = CompareCallbacks(
+    errors = services.user_errors
+    styles = [(st.name, st.id) for st in services.catalog.styles.values()]
+    compare_cb = CompareCallbacks(
         compare=services.comparison.compare,
-        styles=[(st.name, st.id) for st in services.catalog.styles.values()],
+        styles=styles,
         methods=registry.names(),
         availability=registry.availability,
         examples=example_photos(),
         default_prompt="a portrait of a person",
-        default_methods=["raw", "template", "learned"],
+        default_methods=list(services.sessions.get().methods),
         steps=s.steps,
         guidance=s.guidance,
         size=s.size,
-        user_errors=user_errors,
+        user_errors=errors,
     )
     with gr.Blocks(title="Become Lab") as demo:
         gr.Markdown("# Become Lab\nOne selfie, one seed, several prompt-augmentation methods.")
@@ -82,6 +75,50 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
-                create_compare_tab(callbacks)
-        create_compare_api(services.comparison.compare, registry.names(), user_errors)
+                tab = create_compare_tab(compare_cb)
+                rater_load = create_feedback_panel(
+                    FeedbackCallbacks(
+                        submit=services.ratings.submit,
+                        session=services.sessions.get,
+                        user_errors=errors,
+                    ),
+                    tab,
+                )
+            with gr.Tab("Leaderboard", id="leaderboard") as board:
+                create_leaderboard_tab(
+                    LeaderboardCallbacks(
+                        table=services.leaderboard_table, styles=styles, user_errors=errors
+                    ),
+                    board,
+                )
+            with gr.Tab("Staff", id="staff"):
+                create_staff_tab(
+                    StaffCallbacks(
+                        check_password=services.check_staff_password,
+                        password_required=bool(s.staff_password),
+                        session=services.sessions.get,
+                        set_session=services.set_session,
+                        export=services.export_ratings,
+                        retrain=services.retrain,
+                        model_metadata=lambda: services.scorer.get().metadata,
+                        styles=styles,
+                        methods=registry.names(),
+                        user_errors=errors,
+                    )
+                )
+        create_compare_api(services.comparison.compare, registry.names(), errors)
+        create_feedback_api(services, errors)
+
+        def on_load(saved: Any) -> list[Any]:
+            session = services.sessions.get()
+            allowed = [c for c in styles if not session.styles or c[1] in session.styles]
+            style_update = gr.update(choices=allowed, value=allowed[0][1])
+            return [style_update, list(session.methods), *rater_load.fn(saved)]
+
+        demo.load(
+            on_load,
+            inputs=rater_load.inputs,
+            outputs=[tab.style, tab.methods, *rater_load.outputs],
+            api_name=False,
+        )
     return demo

@@ -1,43 +1,98 @@
-"""Wires settings into the objects the app shares: catalog, engine, methods, service.
+"""Wires settings into the objects the app shares: catalog, engine, methods, service, ratings.
 
 Construction is cheap: models load on first use (or in :meth:`Services.warmup`), never at import.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pipelines.augment.base import MethodRegistry
+from pipelines.augment.base import MethodRegistry, UnknownMethodError
 from pipelines.augment.learned import LearnedScorer, ScorerHolder, default_model_path
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
-from pipelines.service import ComparisonService
+from pipelines.face import FaceError
+from pipelines.feedback.store import FeedbackError, FeedbackStore
+from pipelines.ratings import RatingService, SessionBoard, SessionConfig, retrain_from_feedback
+from pipelines.service import CompareInputError, ComparisonService
 from pipelines.settings import Settings
-from pipelines.styles import StyleCatalog, load_catalog
+from pipelines.styles import StyleCatalog, UnknownStyleError, load_catalog
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
+    """Everything the UI and the API call. Built once per process by :func:`build_services`."""
+
     settings: Settings
     catalog: StyleCatalog
     engine: Engine
     scorer: ScorerHolder
     registry: MethodRegistry
     comparison: ComparisonService
+    store: FeedbackStore
+    ratings: RatingService
+    sessions: SessionBoard
+    sync: Any = None
+    # errors whose message is meant for the person using the app (shown as gr.Error)
+    user_errors: tuple[type[BaseException], ...] = field(
+        default=(FaceError, CompareInputError, UnknownStyleError, UnknownMethodError, FeedbackError)
+    )
 
     def warmup(self) -> None:
         """Load the face models, tokenizer and pipeline so the first request is fast."""
         try:
             _ = self.engine.face_analyzer
             _ = self.comparison.budget
-            pipeline = getattr(self.engine.renderer, "pipeline", None)
-            del pipeline
-        except Exception:  # warm-up is best effort; the request path reports errors properly
+            _ = getattr(self.engine.renderer, "pipeline", None)
+        except Exception:  # best effort; the request path reports errors properly
             log.exception("warm-up failed")
+
+    def learned_summary(self) -> str:
+        meta = self.scorer.get().metadata
+        sources = ", ".join(
+            f"{s.get('name', '?')} ({s.get('rows', '?')} rows)" for s in meta.get("sources", [])
+        )
+        return f"model {meta.get('version', '?')} trained {meta.get('created', '?')} on {sources}"
+
+    def check_staff_password(self, password: str) -> bool:
+        expected = self.settings.staff_password
+        return not expected or hmac.compare_digest(password.encode(), expected.encode())
+
+    def set_session(
+        self, tag: str, styles: list[str], methods: list[str], blind: bool
+    ) -> SessionConfig:
+        for m in methods:
+            self.registry.get(m)
+        for st in styles:
+            self.catalog.get(st)
+        config = SessionConfig(tag, tuple(styles), tuple(methods), blind)
+        self.sessions.set(config)
+        return config
+
+    def leaderboard_table(self, **filters: Any) -> Any:
+        from pipelines.feedback.leaderboard import leaderboard_frame
+
+        return leaderboard_frame(self.store, **filters)
+
+    def export_ratings(self, fmt: str) -> str:
+        from pipelines.feedback.export import export_csv, export_jsonl
+
+        out = Path(tempfile.mkdtemp(prefix="become-export-")) / f"ratings.{fmt}"
+        {"csv": export_csv, "jsonl": export_jsonl}[fmt](self.store, out)
+        return str(out)
+
+    def retrain(self, extra_files: list[str]) -> dict[str, Any]:
+        report = retrain_from_feedback(
+            self.store, self.scorer, self.settings.learned_dir, [Path(f) for f in extra_files]
+        )
+        return report.metadata
 
 
 def build_services(settings: Settings) -> Services:
@@ -45,5 +100,14 @@ def build_services(settings: Settings) -> Services:
     engine = build_engine(settings, catalog)
     scorer = ScorerHolder(LearnedScorer.load(Path(default_model_path(settings))))
     registry = build_registry(settings, catalog, scorer, clip_loader=engine.clip_loader)
-    service = ComparisonService(settings, engine, catalog, registry)
-    return Services(settings, catalog, engine, scorer, registry, service)
+    comparison = ComparisonService(settings, engine, catalog, registry)
+    store = FeedbackStore(settings.ratings_db)
+    ratings = RatingService(store, comparison.recent)
+    sessions = SessionBoard(settings.data_dir / "session.json")
+    services = Services(
+        settings, catalog, engine, scorer, registry, comparison, store, ratings, sessions
+    )
+    from pipelines.feedback.sync import start_sync
+
+    services.sync = start_sync(settings, store)
+    return services

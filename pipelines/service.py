@@ -11,8 +11,9 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.augment.base import (
@@ -43,6 +44,10 @@ Progress = Callable[[float, str], None]
 
 class CompareInputError(ValueError):
     """A comparison request with a value the app cannot use; the message names it."""
+
+
+class UnknownComparisonError(CompareInputError):
+    """A rating names a comparison this server no longer (or never) rendered."""
 
 
 @dataclass
@@ -114,6 +119,41 @@ class ComparisonResult:
         }
 
 
+class RecentComparisons:
+    """The last N comparisons, in memory only, so raters can vote on what they saw.
+
+    The selfie's face crop is dropped: only generated outputs are kept, and only until evicted.
+    """
+
+    def __init__(self, capacity: int = 96) -> None:  # ~96 rows x 5 images at 512 px: ~400 MB
+        self._items: OrderedDict[str, ComparisonResult] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, result: ComparisonResult) -> None:
+        slim = _without_face(result)
+        with self._lock:
+            self._items[result.comparison_id] = slim
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def get(self, comparison_id: str) -> ComparisonResult:
+        with self._lock:
+            found = self._items.get(comparison_id)
+        if found is None:
+            raise UnknownComparisonError(
+                f"comparison {comparison_id!r} is not in memory any more (the app restarted or "
+                "many comparisons ran since): generate it again, then rate"
+            )
+        return found
+
+
+def _without_face(result: ComparisonResult) -> ComparisonResult:
+    from PIL import Image
+
+    return replace(result, face_crop=Image.new("RGB", (1, 1)))
+
+
 class ComparisonService:
     """Runs comparisons for the UI, the API and the benchmarks."""
 
@@ -128,6 +168,7 @@ class ComparisonService:
         self.engine = engine
         self.catalog = catalog
         self.registry = registry
+        self.recent = RecentComparisons()
         self._budget: TokenBudget | None = None
         self._budget_lock = threading.Lock()
 
@@ -255,7 +296,7 @@ class ComparisonService:
             timings.update({f"render.{k}": v for k, v in rendered.timings.items()})
         timings["total"] = time.perf_counter() - t_start
 
-        return ComparisonResult(
+        result = ComparisonResult(
             comparison_id=uuid.uuid4().hex,
             style_id=style.id,
             base_prompt=base_prompt,
@@ -275,6 +316,8 @@ class ComparisonService:
             },
             timings=timings,
         )
+        self.recent.add(result)
+        return result
 
     def _augment(
         self,

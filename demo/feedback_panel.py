@@ -1,0 +1,150 @@
+"""Ratings under a comparison row: 1–5 per output, a best pick, a comment, one submit.
+
+In blind mode the methods stay hidden until the rater submits; then they are revealed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from demo.compare_tab import CompareTab, slot_label
+from demo.formatting import caption_md, trace_md
+
+log = logging.getLogger(__name__)
+
+RATINGS = ["1", "2", "3", "4", "5"]
+
+
+@dataclass(frozen=True)
+class FeedbackCallbacks:
+    submit: Callable[..., Any]  # RatingService.submit(comparison_id, ratings, rater=..., ...)
+    session: Callable[[], Any]  # current SessionConfig
+    user_errors: tuple[type[BaseException], ...]
+
+
+def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
+    n = len(tab.slots)
+    ratings: list[gr.Radio] = []
+    for i, slot in enumerate(tab.slots):
+        with slot.column:
+            ratings.append(
+                gr.Radio(RATINGS, label="Your rating (1–5)", elem_id=f"rate-{i}", value=None)
+            )
+    with gr.Group(visible=False) as panel:
+        gr.Markdown("### Rate this row")
+        with gr.Row():
+            best = gr.Radio([], label="Best of this row", elem_id="best-pick")
+            comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="comment")
+        with gr.Row():
+            rater = gr.Textbox(label="Your name or nickname", elem_id="rater", max_length=80)
+            tag = gr.Textbox(label="Session tag", elem_id="session-tag", max_length=80)
+            consent = gr.Checkbox(
+                value=False,
+                label="Keep these generated images with my ratings (your selfie is never kept)",
+                elem_id="consent",
+            )
+        submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")
+        status = gr.Markdown(elem_id="rating-status")
+    remembered = gr.BrowserState(["", ""], storage_key="become-lab-rater")
+
+    def reset(state: dict[str, Any] | None) -> list[Any]:
+        if not state:
+            hidden = [gr.update(value=None, visible=False)] * n
+            return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
+        rendered = _rendered(state)
+        labels = [lbl for lbl, ok in zip(_labels(state), rendered, strict=True) if ok]
+        votes = [gr.update(value=None, visible=i < len(rendered) and rendered[i]) for i in range(n)]
+        return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
+
+    tab.result.change(
+        reset, inputs=[tab.result], outputs=[panel, best, status, *ratings], api_name=False
+    )
+
+    def on_submit(
+        state: dict[str, Any] | None,
+        best_label: str | None,
+        comment_text: str,
+        rater_name: str,
+        session_tag: str,
+        keep_images: bool,
+        *votes: str | None,
+    ) -> list[Any]:
+        if not state:
+            raise gr.Error("Generate a comparison first, then rate it.")
+        order: list[str] = state["order"]
+        labels = _labels(state)
+        by_method = {m: (int(v) if v else None) for m, v in zip(order, votes, strict=False)}
+        best_method = order[labels.index(best_label)] if best_label in labels else None
+        try:
+            receipt = cb.submit(
+                state["comparison"]["comparison_id"],
+                by_method,
+                rater=rater_name,
+                best=best_method,
+                session_tag=session_tag,
+                comment=comment_text,
+                blind=bool(state["blind"]),
+                consent_images=bool(keep_images),
+            )
+        except cb.user_errors as exc:
+            raise gr.Error(str(exc)) from None
+        verb = "Updated" if receipt.replaced_earlier else "Saved"
+        msg = f"✅ {verb} {receipt.saved} rating(s). Submit again to change your vote."
+        values: list[Any] = [msg, [rater_name, session_tag]]
+        outputs = {o["method"]: o for o in state["comparison"]["outputs"]}
+        for i in range(n):
+            if i >= len(order) or not state["blind"]:
+                values += [gr.update(), gr.update(), gr.update(), gr.update()]
+                continue
+            out = outputs[order[i]]  # reveal after the vote
+            values += [
+                gr.update(label=f"{slot_label(i)} = {out['method']}"),
+                caption_md(out, out["method"]),
+                out["prompt"] or "",
+                trace_md(out),
+            ]
+        return values
+
+    reveal_outputs: list[Any] = []
+    for s in tab.slots:
+        reveal_outputs += [s.image, s.caption, s.prompt, s.trace]
+    submit.click(
+        on_submit,
+        inputs=[tab.result, best, comment, rater, tag, consent, *ratings],
+        outputs=[status, remembered, *reveal_outputs],
+        api_name=False,
+        concurrency_id="ratings",
+        concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
+    )
+
+    def on_load(saved: list[str] | None) -> list[Any]:
+        session = cb.session()
+        name, saved_tag = ([*(saved or []), "", ""])[:2]
+        return [name, session.session_tag or saved_tag, session.blind]
+
+    return PageLoad(on_load, [remembered], [rater, tag, tab.blind])
+
+
+@dataclass(frozen=True)
+class PageLoad:
+    """A function the page runs when it opens (the layout registers it with ``demo.load``)."""
+
+    fn: Callable[..., Any]
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+def _labels(state: dict[str, Any]) -> list[str]:
+    if state["blind"]:
+        return [slot_label(i) for i in range(len(state["order"]))]
+    return list(state["order"])
+
+
+def _rendered(state: dict[str, Any]) -> list[bool]:
+    by_method = {o["method"]: o["rendered"] for o in state["comparison"]["outputs"]}
+    return [bool(by_method[m]) for m in state["order"]]

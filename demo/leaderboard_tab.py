@@ -1,0 +1,65 @@
+"""The Leaderboard tab: per style x method, mean rating, win rate and Bradley–Terry strength."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+ALL = "all"
+BLIND_CHOICES = [("Blind votes only", "blind"), ("Labelled votes only", "open"), ("Both", ALL)]
+
+
+@dataclass(frozen=True)
+class LeaderboardCallbacks:
+    # (style|None, session tag|None, since ISO|None, until ISO|None, blind True/False/None) -> table
+    table: Callable[..., Any]
+    styles: Sequence[tuple[str, str]]
+    user_errors: tuple[type[BaseException], ...]
+
+
+def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
+    """Builds the tab's contents; the table refreshes whenever the tab is opened."""
+    with gr.Row():
+        style = gr.Dropdown([("All styles", ALL), *cb.styles], value=ALL, label="Style")
+        tag = gr.Textbox(label="Session tag (empty = all)", elem_id="lb-session")
+        since = gr.Textbox(label="From (YYYY-MM-DD)", placeholder="2026-01-31")
+        until = gr.Textbox(label="To (YYYY-MM-DD)", placeholder="2026-12-31")
+        blind = gr.Radio(BLIND_CHOICES, value="blind", label="Votes")
+        refresh = gr.Button("Refresh", elem_id="lb-refresh")
+    summary = gr.Markdown(elem_id="lb-summary")
+    chart = gr.BarPlot(
+        x="method",
+        y="bt_strength",
+        color="style",
+        title="Bradley–Terry strength (log scale, 0 = average)",
+        height=280,
+    )
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id="lb-table")
+
+    def compute(
+        style_id: str, session_tag: str, from_day: str, to_day: str, votes: str
+    ) -> tuple[str, Any, Any]:
+        try:
+            df = cb.table(
+                style=None if style_id == ALL else style_id,
+                session_tag=session_tag.strip() or None,
+                since=from_day.strip() or None,
+                until=to_day.strip() or None,
+                blind={"blind": True, "open": False}.get(votes),
+            )
+        except cb.user_errors as exc:
+            raise gr.Error(str(exc)) from None
+        if df.empty:
+            return "No ratings match these filters yet.", None, df
+        n = int(df["ratings"].sum())
+        return f"{n} ratings across {len(df)} style × method pairs.", df, df
+
+    inputs = [style, tag, since, until, blind]
+    outputs = [summary, chart, table]
+    refresh.click(compute, inputs, outputs, api_name=False)
+    tab.select(compute, inputs, outputs, api_name=False)
+    for control in (style, blind):
+        control.change(compute, inputs, outputs, api_name=False)

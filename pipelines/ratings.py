@@ -1,0 +1,180 @@
+"""From a rendered comparison to stored ratings, and from stored ratings back to the learned model.
+
+The comparison's prompts, seed and images are taken from the server's own recent results,
+never from the client, so a rating always describes exactly what was rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipelines.augment.learned import LearnedScorer, ScorerHolder
+    from pipelines.service import RecentComparisons
+
+
+def image_hash(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a facilitator sets for a meeting; every participant's page starts from it."""
+
+    session_tag: str = ""
+    styles: tuple[str, ...] = ()  # empty = all styles
+    methods: tuple[str, ...] = ("raw", "template", "learned")
+    blind: bool = False
+
+
+class SessionBoard:
+    """The current facilitator session, persisted so a restart keeps the meeting going."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._config = self._read()
+
+    def _read(self) -> SessionConfig:
+        try:
+            raw = json.loads(self._path.read_text())
+            return SessionConfig(
+                session_tag=str(raw.get("session_tag", "")),
+                styles=tuple(raw.get("styles", ())),
+                methods=tuple(raw.get("methods", SessionConfig.methods)),
+                blind=bool(raw.get("blind", False)),
+            )
+        except (OSError, ValueError, TypeError):
+            return SessionConfig()
+
+    def get(self) -> SessionConfig:
+        with self._lock:
+            return self._config
+
+    def set(self, config: SessionConfig) -> None:
+        with self._lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(asdict(config)))
+            tmp.replace(self._path)
+            self._config = config
+
+
+@dataclass
+class Receipt:
+    saved: int
+    replaced_earlier: bool
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # revealed methods and prompts
+
+
+class RatingService:
+    """Validates a row of ratings against the rendered comparison and stores it."""
+
+    def __init__(self, store: FeedbackStore, recent: RecentComparisons) -> None:
+        self.store = store
+        self.recent = recent
+
+    def submit(
+        self,
+        comparison_id: str,
+        ratings: Mapping[str, int | None],
+        *,
+        rater: str,
+        best: str | None = None,
+        session_tag: str = "",
+        comment: str = "",
+        blind: bool = False,
+        consent_images: bool = False,
+    ) -> Receipt:
+        """Store one rater's votes for one comparison row; re-submitting replaces them."""
+        result = self.recent.get(comparison_id)
+        rendered = {o.method: o for o in result.outputs if o.image is not None}
+        rater = " ".join((rater or "").split())
+        if not rater:
+            raise RatingError("rater is empty: type your name or a nickname before submitting")
+        given = {m: r for m, r in ratings.items() if r is not None}
+        if not given:
+            raise RatingError("no rating given: rate at least one output from 1 to 5")
+        for method in given:
+            if method not in rendered:
+                raise RatingError(
+                    f"method {method!r} has no output in this comparison: "
+                    f"rate one of {', '.join(rendered)}"
+                )
+        if best is not None and best not in rendered:
+            raise RatingError(f"best pick {best!r} is not one of {', '.join(rendered)}")
+        n_rendered = max(len(rendered), 1)
+        latency = result.timings.get("render", 0.0) / n_rendered
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        records, images = [], {}
+        for method, rating in given.items():
+            out = rendered[method]
+            h = image_hash(out.image)  # type: ignore[arg-type]
+            if consent_images:
+                images[h] = out.image
+            records.append(
+                RatingRecord(
+                    created_at=created,
+                    session_tag=session_tag.strip(),
+                    rater=rater,
+                    comparison_id=comparison_id,
+                    style=result.style_id,
+                    method=method,
+                    base_prompt=result.base_prompt,
+                    final_prompt=out.prompt or "",
+                    negative_prompt=out.negative_prompt or "",
+                    seed=result.seed,
+                    engine=result.engine,
+                    model_id=json.dumps(result.model_ids, sort_keys=True),
+                    image_hash=h,
+                    latency_s=round(latency, 4),
+                    rating=int(rating),  # the store validates 1..5
+                    is_best=(method == best),
+                    comment=comment.strip(),
+                    blind=bool(blind),
+                    image_path=None,
+                )
+            )
+        replaced = self.store.submit(records, images=images or None)
+        outputs = [
+            {"method": o.method, "prompt": o.prompt, "score": o.score} for o in result.outputs
+        ]
+        return Receipt(saved=len(records), replaced_earlier=bool(replaced), outputs=outputs)
+
+
+@dataclass
+class RetrainReport:
+    metadata: dict[str, Any]
+    seconds: float
+
+
+def retrain_from_feedback(
+    store: FeedbackStore,
+    holder: ScorerHolder,
+    out_dir: Path,
+    extra_files: Sequence[Path] = (),
+) -> RetrainReport:
+    """Train the learned scorer on the ratings (plus optional files) and swap it in live."""
+    from pipelines.augment.learned import train_from_sources
+
+    t0 = time.perf_counter()
+    scorer: LearnedScorer = train_from_sources(store=store, files=list(extra_files))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scorer.save(out_dir / "current.json")
+    holder.swap(scorer)
+    return RetrainReport(metadata=scorer.metadata, seconds=time.perf_counter() - t0)
