@@ -1,0 +1,362 @@
+"""Face analysis: decode a selfie, find the largest face, embed it (insightface), cache in memory.
+
+``FaceAnalyzer`` wraps ``insightface.app.FaceAnalysis`` with detection + recognition only,
+applies the app's policy (largest face, minimum size), turns every failure into a typed
+``FaceError`` with a message a user can act on, and keeps an in-memory LRU of results keyed by
+a hash of the decoded pixels. Nothing about a face is ever written to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+CROP_SIZE = 224  # aligned face crop for display; norm_crop needs a multiple of 112
+FACE_MODULES = ["detection", "recognition"]
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+class FaceError(ValueError):
+    """The photo cannot give a usable face; the message says what to do."""
+
+
+class UnreadableImageError(FaceError):
+    """The upload is not a decodable image."""
+
+
+class NoFaceError(FaceError):
+    """No face was detected."""
+
+
+class FaceTooSmallError(FaceError):
+    """The largest face is below the minimum size."""
+
+
+class FaceModelsMissingError(FaceError):
+    """The insightface model pack is not available locally."""
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def load_image(source: ImageSource, max_side: int = 2048) -> Image.Image:
+    """Decode ``source`` to an upright RGB image whose longest side is at most ``max_side``.
+
+    EXIF orientation is applied, transparency is composited on white and L/CMYK/16-bit inputs
+    become RGB. The caller's image or array is never modified.
+    """
+    if int(max_side) < 1:
+        raise ValueError(f"max_side={max_side} is not allowed: use a positive number of pixels")
+    label = _label(source)
+    if isinstance(source, np.ndarray):
+        img = _from_array(source)
+    elif isinstance(source, Image.Image):
+        img = source
+    else:
+        img = _open(source, label)
+        if img.format == "JPEG":  # decode a huge JPEG at a reduced scale, >= max_side
+            img.draft("RGB", (max_side, max_side))
+    try:
+        img.load()
+        if img.width < 1 or img.height < 1:
+            raise UnreadableImageError(f"The photo {label} is empty (0 pixels): upload a photo")
+        img = ImageOps.exif_transpose(img)  # always a new image: the caller's stays untouched
+        img = _to_rgb(img)
+    except FaceError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise UnreadableImageError(
+            f"The photo {label} could not be read ({exc}): upload a JPEG, PNG or WebP photo"
+        ) from exc
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+def _label(source: object) -> str:
+    if isinstance(source, str | Path):
+        return repr(Path(source).name)
+    if isinstance(source, bytes):
+        return f"upload ({len(source)} bytes)"
+    if isinstance(source, np.ndarray):
+        return f"array {source.shape} {source.dtype}"
+    return "image"
+
+
+def _open(source: str | Path | bytes, label: str) -> Image.Image:
+    if isinstance(source, bytes):
+        if not source:
+            raise UnreadableImageError("The upload is empty (0 bytes): upload a photo")
+        stream: Any = io.BytesIO(source)
+    elif isinstance(source, str | Path):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise UnreadableImageError(f"The photo {label} was not found at {path}")
+        stream = path
+    else:
+        raise UnreadableImageError(
+            f"Cannot read a photo from {type(source).__name__}: "
+            "use a file path, bytes, a PIL image or a numpy array"
+        )
+    try:
+        return Image.open(stream)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImageError(
+            f"The photo {label} is not an image Pillow can read ({exc}): "
+            "upload a JPEG, PNG or WebP photo"
+        ) from exc
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    """HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA) array; uint8, uint16 or float in [0, 1]."""
+    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))
+    if not shape_ok or arr.size == 0:
+        raise UnreadableImageError(
+            f"The image array has shape {arr.shape}: use (H, W), (H, W, 3) RGB or (H, W, 4) RGBA"
+        )
+    if arr.dtype == np.uint8:
+        data = arr
+    elif arr.dtype == np.uint16:
+        data = (arr.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        data = (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    else:
+        raise UnreadableImageError(
+            f"The image array has dtype {arr.dtype}: use uint8, uint16 or float in [0, 1]"
+        )
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    return Image.fromarray(np.ascontiguousarray(data))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if img.mode.startswith("I") or img.mode == "F":
+        # Pillow's own I;16 -> RGB conversion clips at 255 instead of scaling the 16-bit range
+        arr = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:
+            peak = 1.0
+        grey = np.clip(arr / peak * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def image_hash(img: Image.Image) -> str:
+    """sha256 of the decoded RGB pixels and size: equal for the same photo in any container."""
+    digest = hashlib.sha256(f"{img.mode}:{img.width}x{img.height}:".encode())
+    digest.update(img.tobytes())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: `==` on numpy fields would be ambiguous
+class FaceResult:
+    """The face the app uses. Arrays are read-only because results are shared via the cache."""
+
+    embedding: np.ndarray  # (512,) float32, L2-normalised ArcFace embedding
+    kps: np.ndarray  # (5, 2) float32: eyes, nose, mouth corners in image pixels
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in image pixels, clipped to it
+    det_score: float
+    crop: Image.Image  # CROP_SIZE aligned face crop, for display only
+    num_faces: int  # faces detected; the largest is this one
+    image_size: tuple[int, int]  # (width, height) of the loaded image
+    image_hash: str
+
+    @property
+    def face_size(self) -> tuple[float, float]:
+        """(width, height) of the bbox in pixels."""
+        x1, y1, x2, y2 = self.bbox
+        return x2 - x1, y2 - y1
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+# ----------------------------------------------------------------------------- model pack
+
+
+def face_pack_dir(pack: str | Path, root: Path) -> Path | None:
+    """The local folder of ``pack`` (a folder, or a name under ``root/models``), or None."""
+    candidates = [Path(pack).expanduser(), Path(root).expanduser() / "models" / str(pack)]
+    for folder in candidates:
+        if folder.is_dir() and (any(folder.glob("*.onnx")) or (folder / "manifest.json").is_file()):
+            return folder.resolve()
+    return None
+
+
+def largest_face_index(bboxes: np.ndarray) -> int:
+    """Index of the largest box by area; ``bboxes`` is (N, 4+) x1, y1, x2, y2."""
+    areas = (bboxes[:, 2] - bboxes[:, 0]) * (bboxes[:, 3] - bboxes[:, 1])  # (N,)
+    return int(np.argmax(areas))
+
+
+class FaceAnalyzer:
+    """insightface detection + recognition with the app's policy and an in-memory result cache.
+
+    One instance is shared by all requests: ONNX Runtime sessions are safe to run concurrently
+    and the cache is guarded by a lock. Detection runs outside the lock.
+    """
+
+    def __init__(
+        self,
+        pack: str | Path = "buffalo_l",
+        root: Path = Path("~/.insightface"),
+        det_size: int = 640,
+        providers: Sequence[str] | None = None,
+        min_face: int = 32,
+        cache_size: int = 32,
+        allow_download: bool = False,
+    ) -> None:
+        if det_size < 64 or det_size % 32:
+            raise ValueError(f"det_size={det_size} is not allowed: use a multiple of 32, >= 64")
+        if min_face < 1:
+            raise ValueError(f"min_face={min_face} is not allowed: use a positive pixel count")
+        if cache_size < 0:
+            raise ValueError(f"cache_size={cache_size} is not allowed: use 0 (off) or more")
+        root = Path(root).expanduser()
+        self.det_size = int(det_size)
+        self.min_face = int(min_face)
+        self.cache_size = int(cache_size)
+
+        pack_dir = face_pack_dir(pack, root)
+        if pack_dir is None and not allow_download:
+            raise FaceModelsMissingError(
+                f"Face models {str(pack)!r} were not found: put the pack's .onnx files in "
+                f"{root / 'models' / Path(pack).name} or point BECOME_FACE_PACK at a folder "
+                "holding them (downloads are off)"
+            )
+        from insightface.app import FaceAnalysis
+        from insightface.model_zoo.onnxruntime_utils import get_default_providers
+
+        providers = list(providers) if providers else get_default_providers()
+        name = str(pack_dir) if pack_dir is not None else str(pack)  # a name downloads
+        try:
+            app = FaceAnalysis(
+                name=name, root=str(root), allowed_modules=FACE_MODULES, providers=providers
+            )
+        except AssertionError as exc:  # insightface asserts that a detection model exists
+            raise FaceModelsMissingError(
+                f"Face model pack {name} has no usable detection model: "
+                "it needs an SCRFD .onnx file (e.g. det_10g.onnx)"
+            ) from exc
+        except Exception as exc:  # ONNX Runtime's load errors share no narrower base class
+            raise FaceModelsMissingError(
+                f"Face model pack {name} could not be loaded ({exc}): replace its .onnx files"
+            ) from exc
+        if "recognition" not in app.models:
+            raise FaceModelsMissingError(
+                f"Face model pack {name} has no recognition model: "
+                "it needs an ArcFace .onnx file (e.g. w600k_r50.onnx)"
+            )
+        first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+        ctx_id = -1 if first == "CPUExecutionProvider" else 0  # -1 pins insightface to CPU
+        app.prepare(ctx_id=ctx_id, det_size=(self.det_size, self.det_size))
+        self.app = app
+        self.pack_dir = Path(app.model_dir)
+        self.providers = providers
+
+        self._cache: OrderedDict[str, FaceResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        log.info("face models from %s, det_size=%d, %s", self.pack_dir, det_size, providers)
+
+    def analyze(self, image: ImageSource) -> FaceResult:
+        """The largest face in ``image``; raises a ``FaceError`` subclass when there is none."""
+        img = load_image(image)
+        key = image_hash(img)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return cached
+            self.misses += 1
+        result = self._detect(img, key)
+        if self.cache_size:
+            with self._lock:
+                self._cache[key] = result
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return result
+
+    def _detect(self, img: Image.Image, key: str) -> FaceResult:
+        from insightface.utils.face_align import norm_crop
+
+        bgr = np.ascontiguousarray(
+            np.asarray(img)[:, :, ::-1]
+        )  # (H, W, 3) uint8, insightface's order
+        faces = self.app.get(bgr)
+        if not faces:
+            raise NoFaceError(
+                "No face found in the photo: use a well-lit, front-facing selfie "
+                "with the whole face visible"
+            )
+        bboxes = np.stack([np.asarray(f.bbox, dtype=np.float32) for f in faces])  # (N, 4)
+        face = faces[largest_face_index(bboxes)]
+        x1, y1, x2, y2 = (float(v) for v in face.bbox)
+        w, h = x2 - x1, y2 - y1
+        if min(w, h) < self.min_face:
+            raise FaceTooSmallError(
+                f"The face is too small: {w:.0f}x{h:.0f} px, its shorter side must be at least "
+                f"{self.min_face} px; use a closer photo or a larger image"
+            )
+        kps = np.asarray(face.kps, dtype=np.float32).copy()  # (5, 2)
+        embedding = np.asarray(face.normed_embedding, dtype=np.float32).copy()  # (512,)
+        kps.flags.writeable = False
+        embedding.flags.writeable = False
+        crop = norm_crop(bgr, landmark=kps, image_size=CROP_SIZE)[:, :, ::-1]  # (224, 224, 3) RGB
+        width, height = img.size
+        return FaceResult(
+            embedding=embedding,
+            kps=kps,
+            bbox=(
+                float(np.clip(x1, 0, width)),
+                float(np.clip(y1, 0, height)),
+                float(np.clip(x2, 0, width)),
+                float(np.clip(y2, 0, height)),
+            ),
+            det_score=float(face.det_score),
+            crop=Image.fromarray(np.ascontiguousarray(crop)),
+            num_faces=len(faces),
+            image_size=(width, height),
+            image_hash=key,
+        )
+
+    def cache_info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self.hits, self.misses, len(self._cache), self.cache_size)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
