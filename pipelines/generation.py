@@ -1,0 +1,386 @@
+"""PortraitPipeline: SD-1.5 + IP-Adapter FaceID, N prompts with one face and one seed.
+
+Every output gets its own ``torch.Generator`` seeded with the same seed, so output ``i``
+depends only on prompt ``i``: comparing methods side by side isolates the prompt, and the
+pixels do not depend on how prompts were batched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pipelines.runtime import default_batch_size, pick_device, pick_dtype
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+    from PIL import Image
+    from transformers import CLIPTokenizer
+
+log = logging.getLogger(__name__)
+
+FACE_EMBED_DIM = 512  # ArcFace identity embedding (insightface ``normed_embedding``)
+MAX_SIDE = 2048
+MAX_GUIDANCE = 30.0
+MAX_IP_SCALE = 2.0
+
+
+class PortraitInputError(ValueError):
+    """An argument of :class:`PortraitPipeline` that it cannot render."""
+
+
+@dataclass
+class PortraitPipelineOutput:
+    images: list[Image.Image]  # one per prompt, in prompt order
+    prompts: list[str]
+    negative_prompts: list[str]
+    seed: int
+    timings: dict[str, float] = field(default_factory=dict)  # encode/denoise/decode/total, s
+    model_ids: dict[str, str] = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work so stage timings measure compute, not kernel launches."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _has_ip_adapter(pipe: StableDiffusionPipeline) -> bool:
+    from diffusers.models import attention_processor as ap
+
+    kinds = (
+        ap.IPAdapterAttnProcessor2_0,
+        ap.IPAdapterAttnProcessor,
+        ap.IPAdapterXFormersAttnProcessor,
+    )
+    return any(isinstance(p, kinds) for p in pipe.unet.attn_processors.values())
+
+
+class PortraitPipeline:
+    """A ``StableDiffusionPipeline`` with IP-Adapter FaceID, shared read-only across requests."""
+
+    def __init__(self, pipe: StableDiffusionPipeline, model_ids: dict[str, str]) -> None:
+        if not _has_ip_adapter(pipe):
+            raise PortraitInputError(
+                "the pipeline has no IP-Adapter loaded: use PortraitPipeline.from_pretrained or "
+                "from_components(sd_pipe, adapter, adapter_weight)"
+            )
+        self.pipe = pipe
+        self.model_ids = dict(model_ids)
+        self.default_batch_size = default_batch_size(pipe.device)
+        # The scheduler (timesteps, step counter) and the attention processors' IP scale are
+        # mutable state inside the shared pipeline: one render at a time.
+        self._lock = threading.Lock()
+
+    @property
+    def tokenizer(self) -> CLIPTokenizer:
+        return self.pipe.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    # ------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        base_model: str | Path,
+        adapter: str | Path,
+        adapter_weight: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        local_files_only: bool | None = None,
+    ) -> PortraitPipeline:
+        """Load SD-1.5 (hub id or folder) and a FaceID adapter (hub id or folder + file name).
+
+        ``local_files_only=None`` keeps the library default (``HF_HUB_OFFLINE``).
+        """
+        from diffusers import StableDiffusionPipeline
+
+        dev = pick_device(device)
+        dt = pick_dtype(dev, dtype)
+        hub_kwargs = {} if local_files_only is None else {"local_files_only": local_files_only}
+        pipe = StableDiffusionPipeline.from_pretrained(
+            str(base_model),
+            dtype=dt,
+            safety_checker=None,
+            requires_safety_checker=False,
+            **hub_kwargs,
+        )
+        return cls.from_components(
+            pipe,
+            adapter,
+            adapter_weight,
+            model_ids={"base": str(base_model), "adapter": f"{adapter}/{adapter_weight}"},
+            device=device,
+            dtype=dtype,
+            local_files_only=local_files_only,
+        )
+
+    @classmethod
+    def from_components(
+        cls,
+        sd_pipe: StableDiffusionPipeline,
+        adapter: str | Path | dict[str, dict[str, torch.Tensor]] | None = None,
+        adapter_weight: str | None = None,
+        *,
+        model_ids: dict[str, str] | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        local_files_only: bool | None = None,
+    ) -> PortraitPipeline:
+        """Wrap an in-memory pipeline; load ``adapter`` (folder/hub id + file, or a state dict)."""
+        dev = pick_device(device)
+        dt = pick_dtype(dev, dtype)
+        if adapter is not None:
+            if not isinstance(adapter, dict) and not adapter_weight:
+                raise PortraitInputError(
+                    f"adapter={str(adapter)!r} needs adapter_weight, the weight file name "
+                    "(e.g. 'ip-adapter-faceid_sd15.bin')"
+                )
+            hub_kwargs = {} if local_files_only is None else {"local_files_only": local_files_only}
+            sd_pipe.load_ip_adapter(
+                adapter if isinstance(adapter, dict) else str(adapter),
+                subfolder="",
+                weight_name=adapter_weight or "",
+                image_encoder_folder=None,  # FaceID takes ArcFace embeddings, no CLIP image encoder
+                **hub_kwargs,
+            )
+        sd_pipe.to(device=dev)
+        if any(m.dtype != dt for m in (sd_pipe.unet, sd_pipe.vae, sd_pipe.text_encoder)):
+            sd_pipe.to(dtype=dt)  # only when needed: diffusers warns on every dtype cast
+        sd_pipe.set_progress_bar_config(disable=True)  # progress goes through `callback`
+        if model_ids is None:
+            model_ids = {"base": type(sd_pipe).__name__ + " (in memory)", "adapter": "in memory"}
+        return cls(sd_pipe, model_ids)
+
+    # ------------------------------------------------------------------------- inputs
+
+    def check_inputs(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None,
+        face_embedding: np.ndarray | torch.Tensor,
+        ip_adapter_scale: float,
+        num_inference_steps: int,
+        guidance_scale: float,
+        height: int,
+        width: int,
+        seed: int,
+        batch_size: int | None,
+        callback: Callable[[int, int], None] | None,
+    ) -> tuple[list[str], list[str], torch.Tensor]:
+        """Validate everything; return (prompts, negative prompts, face embedding (512,) fp32)."""
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
+            raise PortraitInputError(f"prompt={prompt!r} must be a string or a list of strings")
+        if not prompts:
+            raise PortraitInputError("prompt=[] is empty: pass at least one prompt")
+        prompts = list(prompts)
+        if negative_prompt is None or isinstance(negative_prompt, str):
+            negatives = [negative_prompt or ""] * len(prompts)
+        elif isinstance(negative_prompt, Sequence) and all(
+            isinstance(n, str) for n in negative_prompt
+        ):
+            negatives = list(negative_prompt)
+            if len(negatives) != len(prompts):
+                raise PortraitInputError(
+                    f"negative_prompt has {len(negatives)} entries but prompt has {len(prompts)}: "
+                    "pass one negative prompt per prompt, a single string, or None"
+                )
+        else:
+            raise PortraitInputError(
+                f"negative_prompt={negative_prompt!r} must be None, a string or a list of strings"
+            )
+
+        face = self._check_face(face_embedding)
+
+        _check_number("ip_adapter_scale", ip_adapter_scale, 0.0, MAX_IP_SCALE)
+        _check_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE)
+        _check_int("num_inference_steps", num_inference_steps, 1, 1000)
+        _check_int("seed", seed, 0, 2**63 - 1)
+        for name, side in (("height", height), ("width", width)):
+            _check_int(name, side, 64, MAX_SIDE)
+            if side % 8:
+                raise PortraitInputError(
+                    f"{name}={side} is not a multiple of 8: the VAE works on an /8 latent grid"
+                )
+        if batch_size is not None:
+            _check_int("batch_size", batch_size, 1, 64)
+        if callback is not None and not callable(callback):
+            raise PortraitInputError(f"callback={callback!r} is not callable")
+        return prompts, negatives, face
+
+    @staticmethod
+    def _check_face(face_embedding: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(face_embedding, np.ndarray):
+            face = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32))
+        elif isinstance(face_embedding, torch.Tensor):
+            face = face_embedding.detach().float().cpu()
+        else:
+            raise PortraitInputError(
+                f"face_embedding of type {type(face_embedding).__name__} is not allowed: "
+                "pass a numpy array or torch tensor of shape (512,)"
+            )
+        if face.shape not in {(FACE_EMBED_DIM,), (1, FACE_EMBED_DIM)}:
+            raise PortraitInputError(
+                f"face_embedding has shape {tuple(face.shape)}: expected ({FACE_EMBED_DIM},), "
+                "one ArcFace embedding"
+            )
+        face = face.reshape(FACE_EMBED_DIM)
+        if not torch.isfinite(face).all():
+            raise PortraitInputError("face_embedding contains NaN or inf values")
+        norm = float(face.norm())
+        if abs(norm - 1.0) > 0.05:
+            # the adapter was trained on L2-normalised embeddings; raw ones (norm ~20) saturate it
+            raise PortraitInputError(
+                f"face_embedding has L2 norm {norm:.3f}: pass the L2-normalised embedding "
+                "(insightface's normed_embedding, norm 1)"
+            )
+        return face
+
+    # ------------------------------------------------------------------------- generation
+
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        *,
+        face_embedding: np.ndarray | torch.Tensor,  # (512,) L2-normalised ArcFace
+        ip_adapter_scale: float = 0.8,
+        num_inference_steps: int = 30,
+        guidance_scale: float = 6.0,
+        height: int = 512,
+        width: int = 512,
+        seed: int = 0,
+        batch_size: int | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> PortraitPipelineOutput:
+        """Render every prompt with the same face and seed; ``callback(step, total)`` per step."""
+        # 0. validate before taking the lock, so bad requests never wait for a render
+        prompts, negatives, face = self.check_inputs(
+            prompt,
+            negative_prompt,
+            face_embedding,
+            ip_adapter_scale,
+            num_inference_steps,
+            guidance_scale,
+            height,
+            width,
+            seed,
+            batch_size,
+            callback,
+        )
+        n = len(prompts)
+        bs = min(batch_size or self.default_batch_size, n)
+        n_batches = math.ceil(n / bs)
+        do_cfg = guidance_scale > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        device, dtype = self.device, self.dtype
+        timings = {"encode": 0.0, "denoise": 0.0, "decode": 0.0}
+        images: list[Image.Image] = []
+        done, total_steps = 0, 0
+
+        def on_step_end(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            nonlocal done
+            done += 1
+            if callback is not None:
+                callback(done, total_steps)
+            return {}  # nothing replaced: diffusers keeps its own latents
+
+        t_start = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            # 1. text: all prompts at once, so embeddings do not depend on batch_size
+            t0 = time.perf_counter()
+            prompt_embeds, negative_embeds = self.pipe.encode_prompt(
+                prompts, device, 1, do_cfg, negatives
+            )  # (N, 77, D) each; negative_embeds is None without CFG
+            face_embeds = face.to(device=device, dtype=dtype).expand(n, 1, FACE_EMBED_DIM)
+            self.pipe.set_ip_adapter_scale(ip_adapter_scale)
+            # schedulers may run more UNet steps than asked (PNDM: +1, Heun: 2n-1)
+            self.pipe.scheduler.set_timesteps(num_inference_steps)
+            total_steps = n_batches * len(self.pipe.scheduler.timesteps)
+            _sync(device)
+            timings["encode"] = time.perf_counter() - t0
+
+            for start in range(0, n, bs):
+                rows = slice(start, min(start + bs, n))
+                b = rows.stop - rows.start
+                # 2. identity: diffusers' FaceID layout, [negative; positive] along the batch;
+                # the zero vector is the unconditional identity (as in the FaceID reference code)
+                ip_embeds = face_embeds[rows]  # (b, 1, 512)
+                if do_cfg:
+                    ip_embeds = torch.cat([torch.zeros_like(ip_embeds), ip_embeds])  # (2b, 1, 512)
+                # 3. denoise; one CPU generator per output, all with the same seed, so the
+                # initial noise is identical per prompt and across devices
+                generators = [torch.Generator("cpu").manual_seed(seed) for _ in range(b)]
+                t0 = time.perf_counter()
+                latents = self.pipe(
+                    prompt_embeds=prompt_embeds[rows],
+                    negative_prompt_embeds=negative_embeds[rows] if do_cfg else None,
+                    ip_adapter_image_embeds=[ip_embeds],
+                    num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale,
+                    height=height,
+                    width=width,
+                    generator=generators,
+                    output_type="latent",
+                    return_dict=False,
+                    callback_on_step_end=on_step_end,
+                )[0]  # (b, 4, H/8, W/8)
+                _sync(device)
+                timings["denoise"] += time.perf_counter() - t0
+                # 4. decode
+                t0 = time.perf_counter()
+                images.extend(self._decode(latents))
+                _sync(device)
+                timings["decode"] += time.perf_counter() - t0
+
+        timings["total"] = time.perf_counter() - t_start
+        return PortraitPipelineOutput(
+            images=images,
+            prompts=prompts,
+            negative_prompts=negatives,
+            seed=seed,
+            timings=timings,
+            model_ids=dict(self.model_ids),
+        )
+
+    def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        vae = self.pipe.vae
+        pixels = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]  # (b,3,H,W)
+        return self.pipe.image_processor.postprocess(
+            pixels, output_type="pil", do_denormalize=[True] * len(pixels)
+        )
+
+
+def _check_number(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PortraitInputError(f"{name}={value!r} must be a finite number from {low} to {high}")
+    if not low <= value <= high:
+        raise PortraitInputError(
+            f"{name}={value} is out of range: use a value from {low} to {high}"
+        )
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise PortraitInputError(f"{name}={value!r} must be an integer from {low} to {high}")
+    if not low <= value <= high:
+        raise PortraitInputError(
+            f"{name}={value} is out of range: use a value from {low} to {high}"
+        )
