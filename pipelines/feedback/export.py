@@ -1,0 +1,101 @@
+"""Ratings as training data for the learned method: CSV, JSONL or in-process rows.
+
+Columns: ``prompt`` (the rendered prompt) and ``score`` (the 1..5 rating) first, as the learned
+method reads them, then the context a training script may filter or weight on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from pipelines.feedback.store import FeedbackStore, RatingRecord, RecordFilter
+
+TRAINING_COLUMNS = (
+    "prompt",
+    "score",
+    "style",
+    "method",
+    "base_prompt",
+    "seed",
+    "engine",
+    "session_tag",
+    "rater",
+    "blind",
+    "is_best",
+    "created_at",
+)
+
+
+def training_row(r: RatingRecord) -> dict[str, Any]:
+    """One rating as a training row, with native types."""
+    return {
+        "prompt": r.final_prompt,
+        "score": r.rating,
+        "style": r.style,
+        "method": r.method,
+        "base_prompt": r.base_prompt,
+        "seed": r.seed,
+        "engine": r.engine,
+        "session_tag": r.session_tag,
+        "rater": r.rater,
+        "blind": r.blind,
+        "is_best": r.is_best,
+        "created_at": r.created_at,
+    }
+
+
+def training_rows(store: FeedbackStore, **filters: Any) -> list[dict[str, Any]]:
+    """Training rows for in-process retraining; ``filters`` as in :meth:`FeedbackStore.records`."""
+    return [training_row(r) for r in store.query(RecordFilter(**filters))]
+
+
+def export_csv(store: FeedbackStore, path: Path | str, **filters: Any) -> int:
+    """Write the training rows as CSV (booleans as ``true``/``false``); returns the row count."""
+
+    def write(f: IO[str], rows: Iterable[dict[str, Any]]) -> None:
+        writer = csv.DictWriter(f, fieldnames=TRAINING_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+
+    return _export(store, Path(path), filters, write)
+
+
+def export_jsonl(store: FeedbackStore, path: Path | str, **filters: Any) -> int:
+    """Write the training rows as JSON Lines; returns the row count."""
+
+    def write(f: IO[str], rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return _export(store, Path(path), filters, write)
+
+
+def _csv_value(v: Any) -> Any:
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def _export(
+    store: FeedbackStore,
+    path: Path,
+    filters: dict[str, Any],
+    write: Callable[[IO[str], Iterable[dict[str, Any]]], None],
+) -> int:
+    rows = training_rows(store, **filters)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write then rename, so a training job never reads a half-written export
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            write(f, rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(rows)

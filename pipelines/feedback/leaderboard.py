@@ -1,0 +1,201 @@
+"""Leaderboard per (blind, style, method): mean rating, best-pick rate, Bradley–Terry strength.
+
+Blind and non-blind votes are never pooled: with ``blind=None`` they form separate groups, so
+a method's label cannot leak into its blind score. Methods are compared only within a style
+(a comparison row has one style).
+
+Uncertainty: the mean rating has a t-interval; the Bradley–Terry strength has a percentile
+bootstrap interval that resamples rated rows (one rater's submission for one comparison), not
+single votes, because the votes of one row are not independent.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats
+
+from pipelines.feedback.bradley_terry import fit_bradley_terry, row_win_matrices
+from pipelines.feedback.store import FeedbackStore, FilterError, RatingRecord, RecordFilter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_BOOT = 100_000
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One method in one style, blind or not. CI bounds are None when undefined."""
+
+    blind: bool
+    style: str
+    method: str
+    ratings: int  # how many ratings
+    mean: float  # mean rating, 1..5
+    mean_low: float | None  # 95% t-interval, clipped to 1..5; None when n < 2
+    mean_high: float | None
+    rows: int  # rated rows with a best pick that showed this method
+    picks: int  # times picked best
+    pick_rate: float | None  # picks / rows; None when rows == 0
+    comparisons: float  # pairwise comparisons it took part in
+    bt_strength: float  # Bradley–Terry log-strength, mean 0 over the style's methods
+    bt_low: float | None  # 95% bootstrap percentile interval; None when n_boot == 0
+    bt_high: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Group:
+    """The ratings of one (blind, style) as arrays over rated rows."""
+
+    methods: list[str]
+    ratings: np.ndarray  # (n_rows, k) rating, NaN where the method was not in the row
+    best: np.ndarray  # (n_rows,) index of the best pick, -1 for none
+
+
+def leaderboard(
+    records: Iterable[RatingRecord],
+    *,
+    blind: bool | None = None,
+    style: str | None = None,
+    session_tag: str | None = None,
+    since: str | datetime | date | None = None,
+    until: str | datetime | date | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    prior: float = 0.5,
+) -> list[LeaderboardRow]:
+    """Leaderboard rows sorted by (blind, style, strength descending).
+
+    ``blind=None`` keeps blind and non-blind votes as separate groups; True or False keeps one.
+    ``until`` is exclusive. ``prior`` is the Bradley–Terry shrinkage (see bradley_terry.py).
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 0 <= n_boot <= MAX_BOOT:
+        raise FilterError(f"n_boot={n_boot!r} is not allowed: use an integer 0 to {MAX_BOOT}")
+    flt = RecordFilter(style=style, session_tag=session_tag, since=since, until=until, blind=blind)
+    groups = _group(r for r in records if flt.match(r))
+    out: list[LeaderboardRow] = []
+    for (is_blind, style_id), g in sorted(groups.items()):
+        # seeded per group, so a style's interval does not depend on which other styles exist
+        rng = np.random.default_rng([seed, zlib.crc32(f"{is_blind}:{style_id}".encode())])
+        out.extend(_rows(is_blind, style_id, g, n_boot, rng, prior))
+    return out
+
+
+def _group(records: Iterable[RatingRecord]) -> dict[tuple[bool, str], _Group]:
+    # (blind, style) -> (comparison_id, rater) -> [(method, rating, is_best)]
+    raw: dict[tuple[bool, str], dict[tuple[str, str], list[tuple[str, int, bool]]]] = {}
+    for r in records:
+        row = raw.setdefault((r.blind, r.style), {}).setdefault((r.comparison_id, r.rater), [])
+        row.append((r.method, r.rating, r.is_best))
+    groups: dict[tuple[bool, str], _Group] = {}
+    for key, rows in raw.items():
+        methods = sorted({m for votes in rows.values() for m, _, _ in votes})
+        col = {m: i for i, m in enumerate(methods)}
+        ratings = np.full((len(rows), len(methods)), np.nan)
+        best = np.full(len(rows), -1)
+        for i, votes in enumerate(rows.values()):
+            for m, rating, is_best in votes:
+                ratings[i, col[m]] = rating
+                if is_best:
+                    best[i] = col[m]
+        groups[key] = _Group(methods, ratings, best)
+    return groups
+
+
+def _rows(
+    blind: bool, style: str, g: _Group, n_boot: int, rng: np.random.Generator, prior: float
+) -> list[LeaderboardRow]:
+    n_rows, k = g.ratings.shape
+    present = ~np.isnan(g.ratings)  # (n_rows, k)
+    n = present.sum(0)  # (k,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(g.ratings, 0) / n
+        sd = np.sqrt(np.nansum((g.ratings - mean) ** 2, 0) / (n - 1))
+    picked_rows = present & (g.best >= 0)[:, None]  # (n_rows, k)
+    rows = picked_rows.sum(0)
+    picks = np.bincount(g.best[g.best >= 0], minlength=k)
+
+    row_wins = row_win_matrices(g.ratings, g.best)  # (n_rows, k, k)
+    wins = row_wins.sum(0)  # (k, k)
+    comparisons = (wins + wins.T).sum(1)  # (k,)
+    bt = fit_bradley_terry(wins, prior=prior)  # (k,)
+    bt_low = bt_high = None
+    if n_boot:
+        counts = rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot)  # (B, n)
+        boot_wins = (counts @ row_wins.reshape(n_rows, k * k)).reshape(n_boot, k, k)
+        boot = fit_bradley_terry(boot_wins, prior=prior)  # (B, k)
+        bt_low, bt_high = np.percentile(boot, [2.5, 97.5], axis=0)  # (k,) each
+
+    out = []
+    for i, method in enumerate(g.methods):
+        low = high = None
+        if n[i] >= 2:
+            half = stats.t.ppf(0.975, n[i] - 1) * sd[i] / math.sqrt(n[i])
+            low, high = max(1.0, mean[i] - half), min(5.0, mean[i] + half)
+        out.append(
+            LeaderboardRow(
+                blind=blind,
+                style=style,
+                method=method,
+                ratings=int(n[i]),
+                mean=float(mean[i]),
+                mean_low=low,
+                mean_high=high,
+                rows=int(rows[i]),
+                picks=int(picks[i]),
+                pick_rate=float(picks[i] / rows[i]) if rows[i] else None,
+                comparisons=float(comparisons[i]),
+                bt_strength=float(bt[i]),
+                bt_low=None if bt_low is None else float(bt_low[i]),
+                bt_high=None if bt_high is None else float(bt_high[i]),
+            )
+        )
+    out.sort(key=lambda r: -r.bt_strength)
+    return out
+
+
+def to_frame(rows: Sequence[LeaderboardRow]) -> pd.DataFrame:
+    """The rows as a DataFrame (columns = LeaderboardRow fields), in leaderboard order."""
+    import pandas as pd  # only the UI needs it
+
+    columns = list(LeaderboardRow.__dataclass_fields__)
+    return pd.DataFrame([r.to_dict() for r in rows], columns=columns)
+
+
+def leaderboard_frame(
+    store: FeedbackStore, *, n_boot: int = 200, seed: int = 0, **filters: Any
+) -> pd.DataFrame:
+    """The leaderboard of a store's ratings as a DataFrame for ``gr.Dataframe``.
+
+    ``filters``: style, session_tag, since, until, blind, as in :func:`leaderboard`.
+    """
+    records = store.query(RecordFilter(**filters))
+    return to_frame(leaderboard(records, n_boot=n_boot, seed=seed, **filters))
+
+
+def format_table(rows: Sequence[LeaderboardRow]) -> str:
+    """A plain-text table for the CLI."""
+    header = (
+        f"{'blind':5} {'style':18} {'method':10} {'n':>5} {'mean':>5} {'95% CI':>11} "
+        f"{'best':>9} {'BT':>6} {'95% CI':>13}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        ci = "" if r.mean_low is None else f"{r.mean_low:.2f}-{r.mean_high:.2f}"
+        pick = "" if r.pick_rate is None else f"{r.picks}/{r.rows}"
+        bt_ci = "" if r.bt_low is None else f"{r.bt_low:+.2f}..{r.bt_high:+.2f}"
+        lines.append(
+            f"{'yes' if r.blind else 'no':5} {r.style[:18]:18} {r.method[:10]:10} {r.ratings:>5} "
+            f"{r.mean:>5.2f} {ci:>11} {pick:>9} {r.bt_strength:>+6.2f} {bt_ci:>13}"
+        )
+    return "\n".join(lines)

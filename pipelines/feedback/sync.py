@@ -1,0 +1,166 @@
+"""Push ratings to a Hugging Face dataset repo, so they outlive a Space's ephemeral disk.
+
+The SQLite file is never uploaded (a copy taken mid-write can be torn). Instead every committed
+submission is appended to a JSON Lines log inside a folder that huggingface_hub's
+``CommitScheduler`` uploads every few minutes; appends happen under the scheduler's lock, so an
+upload never sees half a line. Each process writes its own ``submissions-<uuid>.jsonl`` so two
+writers never share a file.
+
+The log is append-only: a changed vote appears again with a later ``submitted_at``. Readers keep,
+for each (comparison_id, rater), the lines of the latest submission (see :func:`read_log`).
+Output images are not uploaded; their hash is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.feedback.store import FeedbackError, FeedbackStore, RatingRecord, utc_now
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYNC_FOLDER = "feedback_sync"  # under settings.data_dir, next to (not containing) the db
+PATH_IN_REPO = "ratings"
+EVERY_MINUTES = 5.0
+_LOCAL_ONLY = ("image_path",)  # a path on this machine means nothing in the dataset
+
+
+class SyncConfigError(FeedbackError):
+    """The feedback sync settings are inconsistent."""
+
+
+class Scheduler(Protocol):
+    """What FeedbackSync needs from ``huggingface_hub.CommitScheduler``."""
+
+    lock: Any  # a threading.Lock held while the folder is uploaded
+
+    def stop(self) -> None: ...
+
+    def trigger(self) -> Any: ...
+
+
+class FeedbackSync:
+    """Appends each submission to ``folder/submissions-<uuid>.jsonl`` under the scheduler's lock."""
+
+    def __init__(self, folder: Path, scheduler: Scheduler) -> None:
+        self.folder = Path(folder)
+        self.scheduler = scheduler
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"submissions-{uuid.uuid4().hex}.jsonl"
+
+    def append(self, records: Sequence[RatingRecord]) -> None:
+        """Log one committed submission: one line per rating, sharing a submission id."""
+        if not records:
+            return
+        submission = {"submission_id": uuid.uuid4().hex, "submitted_at": utc_now()}
+        lines = "".join(
+            json.dumps({**submission, **_public(r)}, ensure_ascii=False) + "\n" for r in records
+        )
+        with self.scheduler.lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(lines)
+
+    __call__ = append  # a FeedbackStore listener
+
+    def flush(self) -> Any:
+        """Ask for an upload now (returns the scheduler's future)."""
+        return self.scheduler.trigger()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+
+
+def _public(r: RatingRecord) -> dict[str, Any]:
+    d = asdict(r)
+    for name in _LOCAL_ONLY:
+        d.pop(name)
+    return d
+
+
+SchedulerFactory = Callable[..., Scheduler]
+
+
+def start_sync(
+    settings: Settings,
+    store: FeedbackStore,
+    *,
+    scheduler_factory: SchedulerFactory | None = None,
+    every: float = EVERY_MINUTES,
+) -> FeedbackSync | None:
+    """Start syncing ``store`` to ``settings.feedback_repo``; None when sync is not configured.
+
+    Needs both BECOME_FEEDBACK_REPO and BECOME_FEEDBACK_TOKEN; one without the other is a
+    :class:`SyncConfigError`. If the Hub cannot be reached at start, ratings stay local (logged).
+    """
+    repo, token = settings.feedback_repo.strip(), settings.feedback_token.strip()
+    if not repo and not token:
+        return None
+    if not repo or not token:
+        missing = "BECOME_FEEDBACK_REPO" if not repo else "BECOME_FEEDBACK_TOKEN"
+        raise SyncConfigError(
+            f"{missing} is empty while the other feedback sync setting is set: set both "
+            "(a dataset repo id like 'org/become-ratings' and a write token) or neither"
+        )
+    _check_repo_id(repo)
+    if scheduler_factory is None:
+        from huggingface_hub import CommitScheduler
+
+        scheduler_factory = CommitScheduler
+    folder = settings.data_dir / SYNC_FOLDER
+    try:
+        scheduler = scheduler_factory(
+            repo_id=repo,
+            repo_type="dataset",
+            folder_path=folder,
+            path_in_repo=PATH_IN_REPO,
+            every=every,
+            token=token,
+            private=True,  # ratings name their raters; only applies when the repo is created
+            allow_patterns=["*.jsonl"],
+        )
+    except Exception as exc:  # no network, bad token: keep the app up, ratings stay local
+        log.warning("feedback sync to %s not started, ratings stay local: %s", repo, exc)
+        return None
+    sync = FeedbackSync(folder, scheduler)
+    store.add_listener(sync)
+    log.info("feedback sync to dataset %s every %s min", repo, every)
+    return sync
+
+
+def _check_repo_id(repo: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise SyncConfigError(
+            f"BECOME_FEEDBACK_REPO={repo!r} is not a repo id: use 'owner/name' ({exc})"
+        ) from None
+
+
+def read_log(paths: Iterable[Path]) -> list[RatingRecord]:
+    """Ratings from sync logs, keeping each (comparison_id, rater)'s latest submission only."""
+    names = {f.name for f in fields(RatingRecord)}
+    latest: dict[tuple[str, str], tuple[str, str]] = {}  # key -> (submitted_at, submission_id)
+    lines: list[dict[str, Any]] = []
+    for path in paths:
+        with Path(path).open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                d = json.loads(line)
+                lines.append(d)
+                key = (d["comparison_id"], d["rater"])
+                stamp = (d["submitted_at"], d["submission_id"])
+                latest[key] = max(latest.get(key, stamp), stamp)
+    return [
+        RatingRecord(**{k: v for k, v in d.items() if k in names})
+        for d in lines
+        if latest[(d["comparison_id"], d["rater"])] == (d["submitted_at"], d["submission_id"])
+    ]
