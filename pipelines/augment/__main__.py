@@ -1,0 +1,149 @@
+"""Command line for the learned scorer and the augmentation methods.
+
+    python -m pipelines.augment train --data FILE [--data FILE ...] --out MODEL
+    python -m pipelines.augment evaluate --model MODEL --data FILE
+    python -m pipelines.augment augment --method learned --style ID --prompt TEXT [--model MODEL]
+
+Every command prints JSON on stdout. Bad input exits with code 2 and a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.augment.base import MethodUnavailable, UnknownMethodError
+from pipelines.augment.learned import (
+    LearnedScorer,
+    ModelFileError,
+    ScorerHolder,
+    TrainConfig,
+    default_model_path,
+)
+from pipelines.augment.learned_data import DataError, read_scored
+
+AUGMENT_METHODS = ("learned", "inversion", "ensemble")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.augment", description=__doc__.split("\n")[0]
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def columns(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--text-col", help="prompt column (default: prompt/best_caption/text)")
+        sp.add_argument(
+            "--score-col", help="score column (default: score/avg_generative_score/rating)"
+        )
+
+    t = sub.add_parser("train", help="train a scorer and print its metadata")
+    t.add_argument("--data", action="append", required=True, type=Path, help="CSV or JSONL")
+    columns(t)
+    t.add_argument("--style-col", help="style column (default: style, if present)")
+    t.add_argument("--out", required=True, type=Path, help="model file to write (.npz)")
+    t.add_argument("--val", action="append", default=[], type=Path, help="held-out file(s)")
+    t.add_argument("--alpha", type=float, default=TrainConfig.alpha, help="ridge penalty")
+    t.add_argument("--cv", type=int, default=0, help="also report k-fold CV metrics (k >= 2)")
+
+    e = sub.add_parser("evaluate", help="print pearson/kendall/spearman of a model on a file")
+    e.add_argument("--model", required=True, type=Path)
+    e.add_argument("--data", required=True, type=Path)
+    columns(e)
+
+    a = sub.add_parser("augment", help="augment a prompt and print the candidates")
+    a.add_argument("--method", required=True, choices=AUGMENT_METHODS)
+    a.add_argument("--style", required=True)
+    a.add_argument("--prompt", required=True)
+    a.add_argument("--model", type=Path, help="learned model (default: the app's current one)")
+    return p
+
+
+def _train(args: argparse.Namespace) -> dict:
+    def read(path: Path):
+        return read_scored(path, args.text_col, args.score_col, args.style_col)
+
+    if args.out.suffix != ".npz":
+        raise DataError(f"--out {str(args.out)!r} must end in .npz")
+    sources = [read(p) for p in args.data]
+    validation = [read(p) for p in args.val]
+    config = TrainConfig(alpha=args.alpha, cv_folds=args.cv)
+    scorer = LearnedScorer.train(sources, config, validation)
+    scorer.save(args.out)
+    return scorer.metadata
+
+
+def _evaluate(args: argparse.Namespace) -> dict:
+    scorer = LearnedScorer.load(args.model)
+    data = read_scored(args.data, args.text_col, args.score_col)
+    return {**scorer.evaluate(data), "data": str(args.data), "model": str(args.model)}
+
+
+def _augment(args: argparse.Namespace) -> dict:
+    from pipelines.augment.base import AugmentContext
+    from pipelines.augment.tokens import TokenBudget
+    from pipelines.settings import Settings
+    from pipelines.styles import load_catalog
+
+    settings = Settings.from_env()
+    catalog = load_catalog(settings.assets_dir)
+    style = catalog.get(args.style)
+    model_path = args.model or default_model_path(settings)
+    holder = ScorerHolder(LearnedScorer.load(model_path))
+    try:
+        from pipelines.augment.registry import build_registry
+
+        method = build_registry(settings, catalog, holder).get(args.method)
+    except ImportError:
+        # Before the other methods exist, the learned one still works on its own.
+        if args.method != "learned":
+            raise
+        from pipelines.augment.learned_search import LearnedMethod
+
+        method = LearnedMethod(holder)
+    reason = method.unavailable_reason()
+    if reason is not None:
+        raise MethodUnavailable(f"method {args.method!r} is unavailable: {reason}")
+    candidates = method.augment(args.prompt, style, AugmentContext(catalog, TokenBudget()))
+    best = candidates[0]
+    return {
+        "method": args.method,
+        "style": style.id,
+        "base_prompt": args.prompt,
+        "prompt": best.prompt,
+        "negative_prompt": style.negative_prompt
+        if best.negative_prompt is None
+        else best.negative_prompt,
+        "model": str(model_path),
+        "candidates": [
+            {
+                "prompt": c.prompt,
+                "score": c.score,
+                "trace": [
+                    {"part": s.part, "source": s.source, "reason": s.reason} for s in c.trace
+                ],
+                "meta": c.meta,
+            }
+            for c in candidates
+        ],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run = {"train": _train, "evaluate": _evaluate, "augment": _augment}[args.command]
+    try:
+        out = run(args)
+    except (DataError, ModelFileError, UnknownMethodError, MethodUnavailable, ValueError) as e:
+        # StyleFileError / UnknownStyleError are ValueErrors too.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The learned prompt scorer: hashed n-gram + style-interaction ridge regression.
+
+Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
+JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
+z-scored per source before training, so predictions are in "standard deviations above the
+source's mean": higher is better, comparable across sources.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.augment.learned_data import ScoredPrompts
+from pipelines.augment.learned_features import FeatureConfig, Featurizer
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
+
+FORMAT_VERSION = 1
+MODEL_KIND = "hashed-ngram-style-ridge"
+MODEL_SUFFIX = ".npz"
+BUNDLED_MODEL = "pqpp-v1.npz"  # under <assets>/learned/
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt or of an unsupported format version."""
+
+
+class NoModelError(RuntimeError):
+    """The holder has no scorer loaded yet."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    alpha: float = 3.0  # ridge penalty, chosen by 5-fold CV on PQPP train
+    cv_folds: int = 0  # >= 2: also report k-fold CV metrics in the metadata
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise ValueError(f"alpha={self.alpha} is not allowed: use a positive number")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError(f"cv_folds={self.cv_folds} is not allowed: use 0 (off) or >= 2")
+
+
+def correlations(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
+    """Pearson, Kendall (tau-b) and Spearman correlation, and the row count."""
+    from scipy.stats import kendalltau, pearsonr, spearmanr
+
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if len(p) != len(t) or len(p) < 3:
+        raise ValueError(f"need at least 3 paired values to correlate, got {len(p)}/{len(t)}")
+    if np.ptp(p) == 0 or np.ptp(t) == 0:
+        raise ValueError("cannot correlate a constant series (all predictions or targets equal)")
+    return {
+        "pearson": round(float(pearsonr(p, t)[0]), 4),
+        "kendall": round(float(kendalltau(p, t)[0]), 4),
+        "spearman": round(float(spearmanr(p, t)[0]), 4),
+        "n": len(p),
+    }
+
+
+def _fit_ridge(x, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=alpha).fit(x, y)
+    return model.coef_.astype(np.float32), float(model.intercept_)
+
+
+class LearnedScorer:
+    """Predicts a prompt's quality score; ``score`` is cheap enough to call inside a search."""
+
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        weights: np.ndarray,  # (dim,) float32
+        bias: float,
+        metadata: dict,
+    ) -> None:
+        if weights.shape != (featurizer.config.dim,):
+            raise ModelFileError(
+                f"weights have shape {weights.shape}, features need ({featurizer.config.dim},)"
+            )
+        self.featurizer = featurizer
+        self.weights = weights
+        self.bias = bias
+        self.metadata = metadata
+        self._gain_cache: dict[tuple, np.ndarray] = {}
+
+    # -- training -----------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        sources: Sequence[ScoredPrompts],
+        config: TrainConfig | None = None,
+        validation: Sequence[ScoredPrompts] = (),
+    ) -> LearnedScorer:
+        """Fits on all ``sources`` (each z-scored on its own), then scores ``validation``."""
+        config = config or TrainConfig()
+        if not sources:
+            raise ValueError("no training data: pass at least one source")
+        t0 = time.perf_counter()
+        texts, styles, targets, source_meta = [], [], [], []
+        for s in sources:
+            y = np.asarray(s.scores, np.float64)
+            mean, std = float(y.mean()), float(y.std())
+            # A constant source carries no ranking signal; centre it and leave the scale.
+            z = (y - mean) / std if std > 1e-9 else y - mean
+            texts.extend(s.texts)
+            styles.extend(s.styles)
+            targets.append(z)
+            source_meta.append(
+                {
+                    "name": s.source,
+                    "rows": len(s),
+                    "text_col": s.text_col,
+                    "score_col": s.score_col,
+                    "style_col": s.style_col,
+                    "score_mean": round(mean, 4),
+                    "score_std": round(std, 4),
+                    "styles": sorted({x for x in s.styles if x}),
+                }
+            )
+        y = np.concatenate(targets)  # (n,)
+        if len(y) < 5:
+            raise ValueError(f"need at least 5 training rows, got {len(y)}")
+        featurizer = Featurizer.fit(config.features, texts)
+        x = featurizer.transform(texts, styles)  # (n, dim) sparse
+        cv = None
+        if config.cv_folds >= 2:
+            cv = cls._cross_validate(x, y, config)
+        weights, bias = _fit_ridge(x, y, config.alpha)
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "kind": MODEL_KIND,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sources": source_meta,
+            "rows": len(y),
+            "styles": sorted({s for s in styles if s}),
+            "features": config.features.to_dict(),
+            "alpha": config.alpha,
+            "target": "per-source z-score of the score column",
+            "train_seconds": round(time.perf_counter() - t0, 2),
+            "cv": cv,
+            "validation": {},
+        }
+        scorer = cls(featurizer, weights, bias, metadata)
+        for v in validation:
+            scorer.metadata["validation"][v.source] = scorer.evaluate(v)
+        return scorer
+
+    @staticmethod
+    def _cross_validate(x, y: np.ndarray, config: TrainConfig) -> dict:
+        rng = np.random.default_rng(0)
+        folds = rng.permutation(len(y)) % config.cv_folds
+        pred = np.zeros_like(y)
+        for k in range(config.cv_folds):
+            w, b = _fit_ridge(x[folds != k], y[folds != k], config.alpha)
+            pred[folds == k] = x[folds == k] @ w + b
+        return {"folds": config.cv_folds, **correlations(pred, y)}
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def score(
+        self, prompts: Sequence[str], style: str | Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """(n,) predicted scores, higher is better; ``style``: one id for all, or one per prompt."""
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a sequence of strings, not a single string")
+        styles = [style] * len(prompts) if style is None or isinstance(style, str) else style
+        if len(styles) != len(prompts):
+            raise ValueError(f"got {len(styles)} styles for {len(prompts)} prompts")
+        if not prompts:
+            return np.zeros(0, np.float32)
+        x = self.featurizer.transform(prompts, styles)  # (n, dim)
+        return (x @ self.weights + self.bias).astype(np.float64)
+
+    def gains(self, reference: str, additions: Sequence[str], style: str | None) -> np.ndarray:
+        """(len(additions),) score change of appending each addition to ``reference``; cached."""
+        key = (reference, tuple(additions), style)
+        hit = self._gain_cache.get(key)
+        if hit is None:
+            s = self.score([reference, *(f"{reference}, {a}" for a in additions)], style)
+            hit = s[1:] - s[0]
+            if len(self._gain_cache) > 256:  # bounded: one entry per (style, bank) in practice
+                self._gain_cache.clear()
+            self._gain_cache[key] = hit
+        return hit
+
+    def evaluate(self, data: ScoredPrompts) -> dict[str, float]:
+        """Correlations of (style-aware) predictions with the raw scores of ``data``."""
+        return correlations(self.score(data.texts, data.styles), data.scores)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Writes atomically, so a running app never reads a half-written model."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nz = np.flatnonzero(self.weights)
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            w_idx=nz.astype(np.int32),
+            w_val=self.weights[nz].astype(np.float32),
+            bias=np.float64(self.bias),
+            hand_mean=self.featurizer.hand_mean,
+            hand_std=self.featurizer.hand_std,
+            metadata=np.frombuffer(json.dumps(self.metadata).encode("utf-8"), np.uint8),
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LearnedScorer:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"model file {str(path)!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                metadata = json.loads(z["metadata"].tobytes().decode("utf-8"))
+                version = metadata.get("format_version")
+                if version != FORMAT_VERSION:
+                    raise ModelFileError(
+                        f"model file {str(path)!r} has format_version {version!r}; "
+                        f"this code reads version {FORMAT_VERSION}: retrain it"
+                    )
+                config = FeatureConfig.from_dict(metadata["features"])
+                weights = np.zeros(config.dim, np.float32)
+                weights[z["w_idx"]] = z["w_val"]
+                featurizer = Featurizer(config, z["hand_mean"], z["hand_std"])
+                bias = float(z["bias"])
+        except ModelFileError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise ModelFileError(
+                f"model file {str(path)!r} is not a learned-scorer model: {e}"
+            ) from None
+        return cls(featurizer, weights, bias, metadata)
+
+
+class ScorerHolder:
+    """Thread-safe slot for the live scorer, so a retrained model is swapped in without restart."""
+
+    def __init__(self, scorer: LearnedScorer | None = None, reason: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._scorer = scorer
+        self._reason = reason or "no learned model is loaded"
+        self._version = 0 if scorer is None else 1
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> ScorerHolder:
+        """A holder with the model at ``path``, or an empty one that says why it is empty."""
+        try:
+            return cls(LearnedScorer.load(path))
+        except ModelFileError as e:
+            return cls(None, reason=str(e))
+
+    def get(self) -> LearnedScorer:
+        with self._lock:
+            if self._scorer is None:
+                raise NoModelError(self._reason)
+            return self._scorer
+
+    def swap(self, scorer: LearnedScorer) -> None:
+        if not isinstance(scorer, LearnedScorer):
+            raise TypeError(f"expected a LearnedScorer, got {type(scorer).__name__}")
+        with self._lock:
+            self._scorer = scorer
+            self._version += 1
+
+    @property
+    def loaded(self) -> bool:
+        with self._lock:
+            return self._scorer is not None
+
+    @property
+    def reason(self) -> str | None:
+        """None when a scorer is loaded, else why not."""
+        with self._lock:
+            return None if self._scorer is not None else self._reason
+
+    @property
+    def version(self) -> int:
+        """Increments on every swap; lets callers invalidate caches."""
+        with self._lock:
+            return self._version
+
+
+def bundled_model_path(settings: Settings) -> Path:
+    return settings.assets_dir / "learned" / BUNDLED_MODEL
+
+
+def default_model_path(settings: Settings) -> Path:
+    """``settings.learned_model`` if set, else ``<learned_dir>/current.npz`` if present,
+    else the bundled PQPP model."""
+    if settings.learned_model is not None:
+        return settings.learned_model
+    current = settings.learned_dir / f"current{MODEL_SUFFIX}"
+    if current.is_file():
+        return current
+    return bundled_model_path(settings)
+
+
+def __getattr__(name: str):
+    # LearnedMethod lives in learned_search.py (keeps this file about the scorer); re-exported
+    # lazily so `from pipelines.augment.learned import LearnedMethod` works without a cycle.
+    if name in ("LearnedMethod", "SearchConfig"):
+        from pipelines.augment import learned_search
+
+        return getattr(learned_search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

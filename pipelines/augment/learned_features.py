@@ -1,0 +1,201 @@
+"""Prompt features for the learned scorer: hashed word and character n-grams, style x word
+interactions and a few hand features about what makes a caption hard to render.
+
+Everything is pure Python + numpy/scipy so a model loads in milliseconds and scores a prompt
+in well under a millisecond; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Word lists behind the hand features. Why these: in PQPP (COCO captions rendered by SDXL and
+# GLIDE) the lowest scores go to prompts with people (GLIDE was trained without them), exact
+# counts, written text, many objects in relation to each other, and long captions.
+_COUNT_WORDS = _wordset(
+    "two three four five six seven eight nine ten eleven twelve dozen several many multiple "
+    "couple pair group bunch few numerous"
+)
+_PEOPLE_WORDS = _wordset(
+    "man men woman women person people boy boys girl girls child children kid kids player "
+    "players guy guys lady ladies baby babies someone crowd family he she his her him they "
+    "skier surfer skateboarder batter catcher pitcher rider tennis snowboarder"
+)
+_TEXT_WORDS = _wordset(
+    "sign signs text reads says saying written words word letters letter logo label menu "
+    "banner newspaper poster book books"
+)
+_RELATION_WORDS = _wordset(
+    "on in with of at near next behind under above beside between holding while front top "
+    "inside outside over across through against around"
+)
+HAND_FEATURES = (
+    "n_words",
+    "log_words",
+    "count_words",
+    "people_words",
+    "text_words",
+    "relation_words",
+    "and_words",
+    "plural_words",
+    "digits",
+    "commas",
+)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How prompts become feature vectors; saved with every model."""
+
+    hash_bits: int = 18  # 2**18 hashed bins shared by all n-gram namespaces
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    char_weight: float = 1.0  # scale of the char block relative to the word block
+    style_weight: float = 1.0  # scale of the style x word interaction block
+    hand_weight: float = 0.1  # scale of the standardised hand features
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.hash_bits <= 24:
+            raise ValueError(f"hash_bits={self.hash_bits} is out of range: use 10 to 24")
+        for name in ("word_ngrams", "char_ngrams"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi <= 6:
+                raise ValueError(f"{name}=({lo}, {hi}) is not allowed: use 1 <= lo <= hi <= 6")
+
+    @property
+    def dim(self) -> int:
+        return (1 << self.hash_bits) + len(HAND_FEATURES)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: tuples become lists, as they would after a JSON round trip."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        d = dict(d)
+        for k in ("word_ngrams", "char_ngrams"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def hand_features(text: str) -> list[float]:
+    """Raw hand features, in the order of :data:`HAND_FEATURES`."""
+    ws = words(text)
+    n = len(ws)
+    return [
+        float(n),
+        math.log1p(n),
+        float(sum(w in _COUNT_WORDS for w in ws)),
+        float(sum(w in _PEOPLE_WORDS for w in ws)),
+        float(sum(w in _TEXT_WORDS for w in ws)),
+        float(sum(w in _RELATION_WORDS for w in ws)),
+        float(ws.count("and")),
+        float(sum(len(w) > 3 and w.endswith("s") and not w.endswith("ss") for w in ws)),
+        float(sum(c.isdigit() for c in text)),
+        float(text.count(",")),
+    ]
+
+
+def _hash(key: str, mask: int) -> int:
+    return zlib.crc32(key.encode("utf-8")) & mask
+
+
+def _add_block(row: dict[int, float], keys: list[str], mask: int, weight: float) -> None:
+    """Sublinear term frequency (1 + log tf), L2-normalised over the block, times ``weight``."""
+    if not keys or weight == 0.0:
+        return
+    counts: dict[int, int] = {}
+    for k in keys:
+        h = _hash(k, mask)
+        counts[h] = counts.get(h, 0) + 1
+    vals = {h: 1.0 + math.log(c) for h, c in counts.items()}
+    norm = math.sqrt(sum(v * v for v in vals.values()))
+    for h, v in vals.items():
+        row[h] = row.get(h, 0.0) + weight * v / norm
+
+
+def _word_ngrams(ws: list[str], lo: int, hi: int) -> list[str]:
+    return [" ".join(ws[i : i + n]) for n in range(lo, hi + 1) for i in range(len(ws) - n + 1)]
+
+
+def _char_ngrams(ws: list[str], lo: int, hi: int) -> list[str]:
+    out: list[str] = []
+    for w in ws:
+        padded = f" {w} "
+        for n in range(lo, hi + 1):
+            out.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return out
+
+
+class Featurizer:
+    """Maps (prompt, style) pairs to sparse rows of width ``config.dim``."""
+
+    def __init__(self, config: FeatureConfig, hand_mean: np.ndarray, hand_std: np.ndarray):
+        self.config = config
+        self.hand_mean = hand_mean  # (n_hand,)
+        self.hand_std = hand_std  # (n_hand,)
+
+    @classmethod
+    def fit(cls, config: FeatureConfig, texts: Sequence[str]) -> Featurizer:
+        """Learns only the hand features' mean and std; n-grams are hashed, nothing to fit."""
+        h = np.array([hand_features(t) for t in texts], dtype=np.float64).reshape(-1, 10)
+        mean = h.mean(0) if len(h) else np.zeros(len(HAND_FEATURES))
+        std = h.std(0) if len(h) else np.ones(len(HAND_FEATURES))
+        return cls(config, mean, np.where(std > 1e-9, std, 1.0))
+
+    def row(self, text: str, style: str | None = None) -> dict[int, float]:
+        cfg = self.config
+        mask = (1 << cfg.hash_bits) - 1
+        ws = words(text)
+        row: dict[int, float] = {}
+        wgrams = _word_ngrams(ws, *cfg.word_ngrams)
+        _add_block(row, ["w:" + g for g in wgrams], mask, 1.0)
+        _add_block(
+            row, ["c:" + g for g in _char_ngrams(ws, *cfg.char_ngrams)], mask, cfg.char_weight
+        )
+        if style:
+            # Style x word interactions let a modifier help one style and hurt another;
+            # the style bias key lets each style sit at its own level.
+            keys = [f"s:{style}|{g}" for g in wgrams] + [f"s:{style}"]
+            _add_block(row, keys, mask, cfg.style_weight)
+        z = (np.asarray(hand_features(text)) - self.hand_mean) / self.hand_std
+        base = 1 << cfg.hash_bits
+        for i, v in enumerate(z):
+            row[base + i] = cfg.hand_weight * float(v)
+        return row
+
+    def transform(
+        self, texts: Sequence[str], styles: Sequence[str | None] | None = None
+    ) -> sp.csr_matrix:
+        """(n, dim) sparse feature matrix."""
+        if styles is None:
+            styles = [None] * len(texts)
+        indptr, indices, data = [0], [], []
+        for t, s in zip(texts, styles, strict=True):
+            r = self.row(t, s)
+            indices.extend(r.keys())
+            data.extend(r.values())
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
+            shape=(len(texts), self.config.dim),
+        )
