@@ -7,6 +7,7 @@ in well under a millisecond; nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zlib
@@ -115,35 +116,33 @@ def hand_features(text: str) -> list[float]:
     ]
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _hash(key: str, mask: int) -> int:
+    # Cached: template and modifier words recur in every prompt the search scores.
     return zlib.crc32(key.encode("utf-8")) & mask
 
 
-def _add_block(row: dict[int, float], keys: list[str], mask: int, weight: float) -> None:
+@functools.lru_cache(maxsize=1 << 15)
+def _char_hashes(word: str, lo: int, hi: int, mask: int) -> tuple[int, ...]:
+    padded = f" {word} "
+    return tuple(
+        _hash("c:" + padded[i : i + n], mask)
+        for n in range(lo, hi + 1)
+        for i in range(len(padded) - n + 1)
+    )
+
+
+def _block(hashes: list[int], weight: float) -> tuple[np.ndarray, np.ndarray]:
     """Sublinear term frequency (1 + log tf), L2-normalised over the block, times ``weight``."""
-    if not keys or weight == 0.0:
-        return
-    counts: dict[int, int] = {}
-    for k in keys:
-        h = _hash(k, mask)
-        counts[h] = counts.get(h, 0) + 1
-    vals = {h: 1.0 + math.log(c) for h, c in counts.items()}
-    norm = math.sqrt(sum(v * v for v in vals.values()))
-    for h, v in vals.items():
-        row[h] = row.get(h, 0.0) + weight * v / norm
+    if not hashes or weight == 0.0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    idx, counts = np.unique(np.asarray(hashes, np.int64), return_counts=True)
+    vals = 1.0 + np.log(counts)
+    return idx, vals * (weight / np.sqrt(vals @ vals))
 
 
 def _word_ngrams(ws: list[str], lo: int, hi: int) -> list[str]:
     return [" ".join(ws[i : i + n]) for n in range(lo, hi + 1) for i in range(len(ws) - n + 1)]
-
-
-def _char_ngrams(ws: list[str], lo: int, hi: int) -> list[str]:
-    out: list[str] = []
-    for w in ws:
-        padded = f" {w} "
-        for n in range(lo, hi + 1):
-            out.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return out
 
 
 class Featurizer:
@@ -162,26 +161,26 @@ class Featurizer:
         std = h.std(0) if len(h) else np.ones(len(HAND_FEATURES))
         return cls(config, mean, np.where(std > 1e-9, std, 1.0))
 
-    def row(self, text: str, style: str | None = None) -> dict[int, float]:
+    def row(self, text: str, style: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, values) of one prompt's features; an index may repeat (values add up)."""
         cfg = self.config
         mask = (1 << cfg.hash_bits) - 1
         ws = words(text)
-        row: dict[int, float] = {}
         wgrams = _word_ngrams(ws, *cfg.word_ngrams)
-        _add_block(row, ["w:" + g for g in wgrams], mask, 1.0)
-        _add_block(
-            row, ["c:" + g for g in _char_ngrams(ws, *cfg.char_ngrams)], mask, cfg.char_weight
-        )
+        lo, hi = cfg.char_ngrams
+        blocks = [
+            _block([_hash("w:" + g, mask) for g in wgrams], 1.0),
+            _block([h for w in ws for h in _char_hashes(w, lo, hi, mask)], cfg.char_weight),
+        ]
         if style:
             # Style x word interactions let a modifier help one style and hurt another;
             # the style bias key lets each style sit at its own level.
             keys = [f"s:{style}|{g}" for g in wgrams] + [f"s:{style}"]
-            _add_block(row, keys, mask, cfg.style_weight)
-        z = (np.asarray(hand_features(text)) - self.hand_mean) / self.hand_std
+            blocks.append(_block([_hash(k, mask) for k in keys], cfg.style_weight))
+        z = (np.asarray(hand_features(text)) - self.hand_mean) / self.hand_std  # (n_hand,)
         base = 1 << cfg.hash_bits
-        for i, v in enumerate(z):
-            row[base + i] = cfg.hand_weight * float(v)
-        return row
+        blocks.append((np.arange(base, base + len(z)), cfg.hand_weight * z))
+        return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
     def transform(
         self, texts: Sequence[str], styles: Sequence[str | None] | None = None
@@ -189,13 +188,15 @@ class Featurizer:
         """(n, dim) sparse feature matrix."""
         if styles is None:
             styles = [None] * len(texts)
-        indptr, indices, data = [0], [], []
-        for t, s in zip(texts, styles, strict=True):
-            r = self.row(t, s)
-            indices.extend(r.keys())
-            data.extend(r.values())
-            indptr.append(len(indices))
-        return sp.csr_matrix(
-            (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
+        rows = [self.row(t, s) for t, s in zip(texts, styles, strict=True)]
+        indptr = np.cumsum([0] + [len(i) for i, _ in rows])
+        x = sp.csr_matrix(
+            (
+                np.concatenate([v for _, v in rows]).astype(np.float32),
+                np.concatenate([i for i, _ in rows]).astype(np.int32),
+                indptr,
+            ),
             shape=(len(texts), self.config.dim),
         )
+        x.sum_duplicates()
+        return x

@@ -16,6 +16,7 @@ from pipelines.augment.learned import LearnedScorer, NoModelError, ScorerHolder
 from pipelines.styles import conflicts
 
 if TYPE_CHECKING:
+    from pipelines.augment.tokens import TokenBudget
     from pipelines.styles import Modifier, Style
 
 REFERENCE_SUBJECT = "a portrait of a person"  # neutral subject the modifier gains are measured on
@@ -55,6 +56,7 @@ class LearnedMethod:
     def __init__(self, holder: ScorerHolder, config: SearchConfig | None = None) -> None:
         self.holder = holder
         self.config = config or SearchConfig()
+        self._cost_cache: dict[tuple, list[int]] = {}
 
     def unavailable_reason(self) -> str | None:
         return self.holder.reason
@@ -77,7 +79,7 @@ class LearnedMethod:
         # CLIP's BPE never merges across ", " so token counts add up; the final prompt is
         # still checked exactly below.
         base_tokens = budget.count(base)
-        cost = [budget.count(", " + t) - 2 for t in texts]
+        cost = self._costs(budget, texts)
         # Best first, ties by text: both the search order and the output are deterministic.
         order = sorted(
             (i for i in range(len(bank)) if gains[i] > cfg.min_gain),
@@ -126,6 +128,15 @@ class LearnedMethod:
             )
             for k in ranked[: cfg.n_candidates]
         ]
+
+    def _costs(self, budget: TokenBudget, texts: list[str]) -> list[int]:
+        """Tokens each ", modifier" adds; cached per tokenizer and bank."""
+        key = (id(budget.tokenizer), tuple(texts))
+        if key not in self._cost_cache:
+            if len(self._cost_cache) > 64:
+                self._cost_cache.clear()
+            self._cost_cache[key] = [budget.count(", " + t) - 2 for t in texts]
+        return self._cost_cache[key]
 
     def _candidate(
         self,
