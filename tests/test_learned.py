@@ -260,6 +260,12 @@ def test_search_is_deterministic(
     assert [c.prompt for c in first] == [c.prompt for c in second]
 
 
+def test_warm_up_fills_the_gain_cache(scorer: LearnedScorer, catalog: StyleCatalog) -> None:
+    fresh = LearnedScorer(scorer.featurizer, scorer.weights, scorer.bias, {})
+    LearnedMethod(ScorerHolder(fresh)).warm_up(catalog)
+    assert len(fresh._gain_cache) == len(catalog.ids())
+
+
 def test_unavailable_without_model(catalog: StyleCatalog, context: AugmentContext) -> None:
     method = LearnedMethod(ScorerHolder(reason="model file 'x.npz' does not exist"))
     assert "x.npz" in (method.unavailable_reason() or "")

@@ -17,7 +17,7 @@ from pipelines.styles import conflicts
 
 if TYPE_CHECKING:
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.styles import Modifier, Style
+    from pipelines.styles import Modifier, Style, StyleCatalog
 
 REFERENCE_SUBJECT = "a portrait of a person"  # neutral subject the modifier gains are measured on
 
@@ -68,21 +68,23 @@ class LearnedMethod:
             raise MethodUnavailable(str(e)) from None
         cfg, budget = self.config, context.budget
         base = budget.truncate(style.apply(base_prompt))
-        present = context.catalog.find_modifiers(base, style)
-        bank = [
-            m
-            for m in context.catalog.modifiers_for(style)
-            if not any(conflicts(m, p) for p in present)
-        ]
+        bank = context.catalog.modifiers_for(style)
         texts = [m.text for m in bank]
+        # Gains and costs are over the whole bank so their caches hit for every prompt.
         gains = scorer.gains(style.apply(REFERENCE_SUBJECT), texts, style.id)  # (len(bank),)
         # CLIP's BPE never merges across ", " so token counts add up; the final prompt is
         # still checked exactly below.
         base_tokens = budget.count(base)
         cost = self._costs(budget, texts)
+        # Modifiers already in the prompt (template included) exclude themselves and their group.
+        present = context.catalog.find_modifiers(base, style)
         # Best first, ties by text: both the search order and the output are deterministic.
         order = sorted(
-            (i for i in range(len(bank)) if gains[i] > cfg.min_gain),
+            (
+                i
+                for i in range(len(bank))
+                if gains[i] > cfg.min_gain and not any(conflicts(bank[i], p) for p in present)
+            ),
             key=lambda i: (-gains[i], texts[i]),
         )
 
@@ -128,6 +130,15 @@ class LearnedMethod:
             )
             for k in ranked[: cfg.n_candidates]
         ]
+
+    def warm_up(self, catalog: StyleCatalog) -> None:
+        """Precomputes every style's modifier gains (~0.1-0.3 s each) so first calls are fast;
+        call it at start and after a swap, off the request path."""
+        scorer = self.holder.get()
+        for sid in catalog.ids():
+            style = catalog.get(sid)
+            texts = [m.text for m in catalog.modifiers_for(style)]
+            scorer.gains(style.apply(REFERENCE_SUBJECT), texts, style.id)
 
     def _costs(self, budget: TokenBudget, texts: list[str]) -> list[int]:
         """Tokens each ", modifier" adds; cached per tokenizer and bank."""
