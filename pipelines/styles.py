@@ -81,7 +81,7 @@ _COLOR, _COLORS = ParamSpec("color"), ParamSpec("colors")
 _SCALE = _f(0.25, 1.0)  # work resolution of slow filters, as a fraction of the output size
 
 # Preview recipe ops: name -> parameters (all optional; pipelines.preview holds the defaults).
-# "adjust" takes any EFFECTS names as parameters.
+# Spatial parameters are in pixels of a 512 px output; pipelines.preview rescales them.
 PREVIEW_OPS: dict[str, dict[str, ParamSpec]] = {
     "smooth": {"sigma_s": _f(1, 200), "sigma_r": _f(0.01, 1), "scale": _SCALE},
     "bilateral": {"diameter": _i(3, 15), "sigma": _f(1, 200), "passes": _i(1, 6), "scale": _SCALE},
@@ -101,7 +101,8 @@ PREVIEW_OPS: dict[str, dict[str, ParamSpec]] = {
     "neon_edges": {"colors": _COLORS, "width": _i(1, 8), "glow": _f(1, 40), "strength": _f(0, 3)},
     "relight": {"angle": _f(0, 360), "strength": _f(0, 1)},
     "mosaic": {"cells": _i(16, 4000), "border": _i(0, 6), "color": _COLOR},
-    "adjust": {name: _f(lo, hi) for name, (lo, hi) in EFFECTS.items()},
+    # zoom acts on the crop, before any op runs, so a recipe cannot use it
+    "adjust": {name: _f(lo, hi) for name, (lo, hi) in EFFECTS.items() if name != "zoom"},
 }
 
 
@@ -255,15 +256,9 @@ def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
     if not files:
         raise StyleFileError(show(style_dir), None, "no style files (*.json) found")
     loaded: list[tuple[int, Style]] = []
-    ids: dict[str, str] = {}
+    seen_ids: dict[str, str] = {}  # id -> file that defines it
     for path in files:
-        order, style = _load_style(path, show(path), assets_dir / "references")
-        if style.id.lower() in ids:
-            raise StyleFileError(
-                show(path), "id", f"duplicate id {style.id!r} (also in {ids[style.id.lower()]})"
-            )
-        ids[style.id.lower()] = show(path)
-        loaded.append((order, style))
+        loaded.append(_load_style(path, show(path), assets_dir / "references", seen_ids))
     loaded.sort(key=lambda pair: (pair[0], pair[1].id))
     return StyleCatalog({s.id: s for _, s in loaded}, global_bank)
 
@@ -280,13 +275,19 @@ _STYLE_KEYS = {
 }
 
 
-def _load_style(path: Path, shown: str, references: Path) -> tuple[int, Style]:
+def _load_style(
+    path: Path, shown: str, references: Path, seen_ids: dict[str, str]
+) -> tuple[int, Style]:
     doc = _read_json(path, shown)
     v = _Validator(shown)
     v.only_keys(doc, "", _STYLE_KEYS, {"order"})
     style_id = v.text(doc["id"], "id")
     if not _ID.match(style_id):
         v.fail("id", f"{style_id!r} is not allowed: use lowercase letters, digits and '_'")
+    # before the file-name check: a copied file that kept its id is the common mistake
+    if style_id in seen_ids:
+        v.fail("id", f"duplicate id {style_id!r} (also in {seen_ids[style_id]})")
+    seen_ids[style_id] = shown
     if style_id != path.stem:
         v.fail("id", f"{style_id!r} does not match the file name: rename one to {path.stem!r}")
     low, high = IDENTITY_STRENGTH_RANGE
