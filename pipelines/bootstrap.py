@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.augment.base import MethodRegistry, UnknownMethodError
-from pipelines.augment.learned import LearnedScorer, ScorerHolder, default_model_path
+from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
 from pipelines.face import FaceError
 from pipelines.feedback.store import FeedbackError, FeedbackStore
-from pipelines.ratings import RatingService, SessionBoard, SessionConfig, retrain_from_feedback
+from pipelines.ratings import (
+    RatingService,
+    RetrainError,
+    SessionBoard,
+    SessionConfig,
+    retrain_from_feedback,
+)
 from pipelines.service import CompareInputError, ComparisonService
 from pipelines.settings import Settings
 from pipelines.styles import StyleCatalog, UnknownStyleError, load_catalog
@@ -42,7 +48,14 @@ class Services:
     sync: Any = None
     # errors whose message is meant for the person using the app (shown as gr.Error)
     user_errors: tuple[type[BaseException], ...] = field(
-        default=(FaceError, CompareInputError, UnknownStyleError, UnknownMethodError, FeedbackError)
+        default=(
+            FaceError,
+            CompareInputError,
+            UnknownStyleError,
+            UnknownMethodError,
+            FeedbackError,
+            RetrainError,
+        )
     )
 
     def warmup(self) -> None:
@@ -51,15 +64,25 @@ class Services:
             _ = self.engine.face_analyzer
             _ = self.comparison.budget
             _ = getattr(self.engine.renderer, "pipeline", None)
+            self.warm_learned()
         except Exception:  # best effort; the request path reports errors properly
             log.exception("warm-up failed")
 
+    def warm_learned(self) -> None:
+        """Precompute each style's modifier gains so no request pays for it."""
+        if "learned" in self.registry and self.scorer.loaded:
+            method = self.registry.get("learned")
+            if isinstance(method, LearnedMethod):
+                method.warm_up(self.catalog)
+
     def learned_summary(self) -> str:
+        if not self.scorer.loaded:
+            return f"no model loaded ({self.scorer.reason})"
         meta = self.scorer.get().metadata
         sources = ", ".join(
             f"{s.get('name', '?')} ({s.get('rows', '?')} rows)" for s in meta.get("sources", [])
         )
-        return f"model {meta.get('version', '?')} trained {meta.get('created', '?')} on {sources}"
+        return f"{meta.get('kind', 'model')} trained {meta.get('created', '?')} on {sources}"
 
     def check_staff_password(self, password: str) -> bool:
         expected = self.settings.staff_password
@@ -92,13 +115,18 @@ class Services:
         report = retrain_from_feedback(
             self.store, self.scorer, self.settings.learned_dir, [Path(f) for f in extra_files]
         )
-        return report.metadata
+        self.warm_learned()
+        return {
+            **report.metadata,
+            "saved_to": str(report.path),
+            "seconds": round(report.seconds, 2),
+        }
 
 
 def build_services(settings: Settings) -> Services:
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
-    scorer = ScorerHolder(LearnedScorer.load(Path(default_model_path(settings))))
+    scorer = ScorerHolder.from_path(default_model_path(settings))
     registry = build_registry(settings, catalog, scorer, clip_loader=engine.clip_loader)
     comparison = ComparisonService(settings, engine, catalog, registry)
     store = FeedbackStore(settings.ratings_db)

@@ -6,8 +6,6 @@ never from the client, so a rating always describes exactly what was rendered.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import threading
 import time
@@ -17,19 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord
+from pipelines.augment.learned_data import ScoredPrompts
+from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord, image_sha256
 
 if TYPE_CHECKING:
-    from PIL import Image
-
-    from pipelines.augment.learned import LearnedScorer, ScorerHolder
+    from pipelines.augment.learned import ScorerHolder
     from pipelines.service import RecentComparisons
-
-
-def image_hash(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -124,7 +115,7 @@ class RatingService:
         records, images = [], {}
         for method, rating in given.items():
             out = rendered[method]
-            h = image_hash(out.image)  # type: ignore[arg-type]
+            h = image_sha256(out.image)  # type: ignore[arg-type]
             if consent_images:
                 images[h] = out.image
             records.append(
@@ -157,10 +148,31 @@ class RatingService:
         return Receipt(saved=len(records), replaced_earlier=bool(replaced), outputs=outputs)
 
 
+class RetrainError(ValueError):
+    """Retraining cannot run on this data; the message says why and what to do."""
+
+
 @dataclass
 class RetrainReport:
     metadata: dict[str, Any]
     seconds: float
+    path: Path
+
+
+def feedback_training_data(store: FeedbackStore) -> ScoredPrompts:
+    """Every rating as a (final prompt, rating, style) row, the format the scorer trains on."""
+    from pipelines.feedback.export import training_rows
+
+    rows = training_rows(store)
+    return ScoredPrompts(
+        source=f"feedback store {store.path.name}",
+        texts=[r["prompt"] for r in rows],
+        scores=[float(r["score"]) for r in rows],
+        styles=[r["style"] for r in rows],
+        text_col="prompt",
+        score_col="score",
+        style_col="style",
+    )
 
 
 def retrain_from_feedback(
@@ -170,11 +182,22 @@ def retrain_from_feedback(
     extra_files: Sequence[Path] = (),
 ) -> RetrainReport:
     """Train the learned scorer on the ratings (plus optional files) and swap it in live."""
-    from pipelines.augment.learned import train_from_sources
+    from pipelines.augment.learned import LearnedScorer
+    from pipelines.augment.learned_data import read_scored
 
     t0 = time.perf_counter()
-    scorer: LearnedScorer = train_from_sources(store=store, files=list(extra_files))
+    try:
+        sources = [feedback_training_data(store)]
+        sources = [s for s in sources if len(s)] + [read_scored(Path(f)) for f in extra_files]
+        if not sources:
+            raise RetrainError("no ratings yet: rate some comparisons (or add a file) first")
+        scorer = LearnedScorer.train(sources)
+    except RetrainError:
+        raise
+    except ValueError as exc:  # DataError, too few rows, ...
+        raise RetrainError(f"cannot retrain: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    scorer.save(out_dir / "current.json")
+    path = out_dir / "current.npz"
+    scorer.save(path)
     holder.swap(scorer)
-    return RetrainReport(metadata=scorer.metadata, seconds=time.perf_counter() - t0)
+    return RetrainReport(metadata=scorer.metadata, seconds=time.perf_counter() - t0, path=path)

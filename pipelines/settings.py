@@ -43,7 +43,7 @@ class Settings:
     batch_size: int = 0  # 0 = choose by device (see pipelines.runtime)
     data_dir: Path = PROJECT_ROOT / "data"
     assets_dir: Path = ASSETS_DIR
-    learned_model: Path | None = None  # None = data_dir/learned/current.json, else the bundled one
+    learned_model: Path | None = None  # None = data_dir/learned/current.npz, else the bundled one
     feedback_repo: str = ""  # HF dataset repo id for syncing ratings; empty = local only
     feedback_token: str = field(default="", repr=False)
     staff_password: str = field(default="", repr=False)
