@@ -319,8 +319,9 @@ def _ratings_for(writer: int, i: int) -> dict[str, int]:
     return {m: 1 + (writer + i + j) % 5 for j, m in enumerate(METHODS)}
 
 
-def _write_many(path: str, writer: int, n: int) -> None:
-    store = FeedbackStore(Path(path))
+def _write_many(store: FeedbackStore | str, writer: int, n: int) -> None:
+    if isinstance(store, str):  # a separate process opening the same file
+        store = FeedbackStore(Path(store))
     for i in range(n):
         store.submit(row(f"w{writer}-c{i}", f"rater{writer}", _ratings_for(writer, i), "raw"))
         # everyone also re-votes on one shared row: it must end with exactly one vote each
@@ -342,9 +343,8 @@ def _check_concurrent_result(store: FeedbackStore, writers: int, n: int) -> None
 
 def test_concurrent_threads_lose_no_rows(store):
     writers, n = 8, 15
-    threads = [
-        threading.Thread(target=_write_many, args=(str(store.path), w, n)) for w in range(writers)
-    ]
+    # one store shared by all threads, as Gradio's worker threads share it
+    threads = [threading.Thread(target=_write_many, args=(store, w, n)) for w in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -352,16 +352,36 @@ def test_concurrent_threads_lose_no_rows(store):
     _check_concurrent_result(store, writers, n)
 
 
-def test_concurrent_processes_lose_no_rows(store):
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_concurrent_processes_lose_no_rows(store, start):
     writers, n = 3, 12
-    ctx = mp.get_context("spawn")  # a fresh interpreter, as separate app workers would be
-    procs = [ctx.Process(target=_write_many, args=(str(store.path), w, n)) for w in range(writers)]
+    store.count()  # the parent holds an open connection while children write
+    # spawn: fresh interpreters opening the file; fork: children inheriting the store object
+    target = str(store.path) if start == "spawn" else store
+    ctx = mp.get_context(start)
+    procs = [ctx.Process(target=_write_many, args=(target, w, n)) for w in range(writers)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0] * writers
     _check_concurrent_result(store, writers, n)
+
+
+def _child_reconnects(store: FeedbackStore, q) -> None:
+    inherited = store._local.conn
+    store.count()
+    q.put(store._local.conn is not inherited and inherited is not None)
+
+
+def test_forked_child_never_uses_the_parents_connection(store):
+    store.count()  # SQLite forbids using a connection across fork()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_reconnects, args=(store, q))
+    p.start()
+    assert q.get(timeout=30) is True
+    p.join(timeout=30)
 
 
 # export

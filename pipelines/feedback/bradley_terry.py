@@ -88,7 +88,7 @@ def _newton(w: np.ndarray, prior: float, max_iter: int, tol: float) -> np.ndarra
     b, k, _ = w.shape
     games = w + w.transpose(0, 2, 1)  # (B, k, k) N_ij
     s = np.zeros((b, k))
-    steps = 0.5 ** np.arange(30)  # (T,) backtracking step sizes
+    steps = 0.5 ** np.arange(30)  # (T,) step sizes: 1, 1/2, 1/4, ...
     for _ in range(max_iter):
         p = 1.0 / (1.0 + np.exp(s[:, None, :] - s[:, :, None]))  # (B, k, k) P(i beats j)
         q = 1.0 / (1.0 + np.exp(-s))  # (B, k) P(i beats the reference)
@@ -101,12 +101,17 @@ def _newton(w: np.ndarray, prior: float, max_iter: int, tol: float) -> np.ndarra
         else:  # shift-invariant: pin the last item, centre afterwards
             step = np.zeros_like(s)
             step[:, :-1] = np.linalg.solve(neg_hess[:, :-1, :-1], grad[:, :-1, None])[..., 0]
-        # backtracking: the largest step size that does not lower the objective
-        trial = s[:, None, :] + steps[None, :, None] * step[:, None, :]  # (B, T, k)
-        gain = _objective(w, prior, trial) - _objective(w, prior, s[:, None, :])[:, :1]
-        ok = gain >= -1e-12 * (1.0 + np.abs(gain))  # (B, T)
-        first = np.where(ok.any(-1), ok.argmax(-1), len(steps) - 1)  # (B,)
-        move = steps[first][:, None] * step  # (B, k)
+        # full Newton step where it does not lower the objective, else backtrack (rare)
+        current = _objective(w, prior, s)  # (B,)
+        ok = _objective(w, prior, s + step) >= current - 1e-12 * (1.0 + np.abs(current))
+        move = step.copy()  # (B, k)
+        if not ok.all():
+            bad = ~ok
+            trial = s[bad, None, :] + steps[None, 1:, None] * step[bad, None, :]  # (b, T-1, k)
+            gain = _objective(w[bad], prior, trial) - current[bad, None]
+            fine = gain >= -1e-12 * (1.0 + np.abs(current[bad, None]))  # (b, T-1)
+            first = np.where(fine.any(-1), fine.argmax(-1), len(steps) - 2)
+            move[bad] = steps[1:][first][:, None] * step[bad]
         s = s + move
         if np.max(np.abs(move)) < tol:
             break

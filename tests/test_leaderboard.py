@@ -1,0 +1,267 @@
+"""Leaderboard statistics and the Bradley–Terry fit, against hand-worked numbers and simulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pipelines.feedback.bradley_terry import (
+    BradleyTerryError,
+    fit_bradley_terry,
+    row_win_matrices,
+)
+from pipelines.feedback.leaderboard import (
+    LeaderboardRow,
+    format_table,
+    leaderboard,
+    leaderboard_frame,
+    to_frame,
+)
+from pipelines.feedback.store import FeedbackStore, FilterError, RatingRecord
+
+
+def row(cid, rater, ratings, best=None, blind=False, style="watercolor", **kw):
+    return [
+        RatingRecord(
+            rater=rater,
+            comparison_id=cid,
+            style=style,
+            method=m,
+            final_prompt=m,
+            seed=0,
+            rating=r,
+            is_best=m == best,
+            blind=blind,
+            **kw,
+        )
+        for m, r in ratings.items()
+    ]
+
+
+# The hand-worked example. Methods A, B, C in one style, labelled (non-blind) votes:
+#   row 1 (c1, alice): A=4 B=3 C=4, best A
+#   row 2 (c1, bob):   A=3 B=4 C=2, best B
+#   row 3 (c2, alice): A=3 B=4,      no pick
+#   row 4 (c3, carol): A=4 B=5 C=3, best B
+OPEN = (
+    row("c1", "alice", {"A": 4, "B": 3, "C": 4}, best="A")
+    + row("c1", "bob", {"A": 3, "B": 4, "C": 2}, best="B")
+    + row("c2", "alice", {"A": 3, "B": 4})
+    + row("c3", "carol", {"A": 4, "B": 5, "C": 3}, best="B")
+)
+# Blind votes, which must never mix with the ones above:
+BLIND = row("c4", "dave", {"A": 1, "B": 5, "C": 3}, best="B", blind=True) + row(
+    "c5", "erin", {"A": 2, "B": 4}, best="A", blind=True
+)
+# Pairwise outcomes by hand (row: pairs), the pick beating everyone in its row:
+#   1: A>B, A>C (pick overrides the A=C tie), C>B     2: B>A, B>C, A>C
+#   3: B>A                                            4: B>A, B>C, A>C
+HAND_WINS = np.array(
+    [
+        [0, 1, 3],  # A beat B once (row 1), C three times
+        [3, 0, 2],  # B beat A in rows 2, 3, 4; C in rows 2, 4
+        [0, 1, 0],  # C beat B in row 1
+    ],
+    dtype=float,
+)
+
+
+def by_method(rows: list[LeaderboardRow]) -> dict[str, LeaderboardRow]:
+    return {r.method: r for r in rows}
+
+
+def test_hand_worked_means_intervals_and_pick_rates():
+    got = by_method(leaderboard(OPEN + BLIND, blind=False, n_boot=0))
+    a, b, c = got["A"], got["B"], got["C"]
+    assert (a.ratings, b.ratings, c.ratings) == (4, 4, 3)
+    # A: 4,3,3,4 -> mean 3.5, sd 0.57735, t(0.975, 3) = 3.18245, half-width 0.91869
+    assert a.mean == pytest.approx(3.5)
+    assert (a.mean_low, a.mean_high) == pytest.approx((2.58131, 4.41869), abs=1e-5)
+    # B: 3,4,4,5 -> mean 4, sd 0.81650, half-width 1.29923 -> (2.70077, 5.29923), clipped to 5
+    assert b.mean == pytest.approx(4.0)
+    assert (b.mean_low, b.mean_high) == pytest.approx((2.70077, 5.0), abs=1e-5)
+    # C: 4,2,3 -> mean 3, sd 1, t(0.975, 2) = 4.30265 -> (0.51586, 5.48414), clipped to 1..5
+    assert c.mean == pytest.approx(3.0)
+    assert (c.mean_low, c.mean_high) == (1.0, 5.0)
+    # picks / rows with a pick that showed the method (rows 1, 2, 4)
+    assert (a.picks, a.rows, a.pick_rate) == (1, 3, pytest.approx(1 / 3))
+    assert (b.picks, b.rows, b.pick_rate) == (2, 3, pytest.approx(2 / 3))
+    assert (c.picks, c.rows, c.pick_rate) == (0, 3, 0.0)
+    assert (a.comparisons, b.comparisons, c.comparisons) == (7.0, 7.0, 6.0)
+    assert all(r.bt_low is None and r.bt_high is None for r in got.values())  # n_boot=0
+
+
+def test_pairs_extracted_from_rows_match_the_hand_count():
+    ratings = np.array([[4, 3, 4], [3, 4, 2], [3, 4, np.nan], [4, 5, 3]])
+    best = np.array([0, 1, -1, 1])
+    per_row = row_win_matrices(ratings, best)
+    assert per_row.shape == (4, 3, 3)
+    np.testing.assert_array_equal(per_row.sum(0), HAND_WINS)
+    # a tie without a pick is half a win each way
+    tie = row_win_matrices(np.array([[3.0, 3.0]]), np.array([-1]))
+    np.testing.assert_array_equal(tie[0], [[0, 0.5], [0.5, 0]])
+
+
+def test_bt_strengths_come_from_the_hand_counted_wins():
+    got = by_method(leaderboard(OPEN, n_boot=0))
+    expected = fit_bradley_terry(HAND_WINS)
+    assert [got[m].bt_strength for m in "ABC"] == pytest.approx(list(expected), abs=1e-9)
+    assert got["B"].bt_strength > got["A"].bt_strength > got["C"].bt_strength
+    assert sum(r.bt_strength for r in got.values()) == pytest.approx(0.0, abs=1e-12)
+    # the rows come sorted by strength
+    assert [r.method for r in leaderboard(OPEN, n_boot=0)] == ["B", "A", "C"]
+
+
+def test_mle_satisfies_the_score_equations():
+    s = fit_bradley_terry(HAND_WINS, prior=0)
+    games = HAND_WINS + HAND_WINS.T
+    p = 1 / (1 + np.exp(-(s[:, None] - s[None, :])))  # P(i beats j)
+    # at the MLE, each item's expected wins equal its observed wins
+    np.testing.assert_allclose((games * p).sum(1), HAND_WINS.sum(1), atol=1e-8)
+    # two items, 3 wins to 1: strengths +-ln(3)/2
+    assert fit_bradley_terry(np.array([[0, 3], [1, 0]]), prior=0) == pytest.approx(
+        [np.log(3) / 2, -np.log(3) / 2]
+    )
+
+
+def test_blind_and_open_votes_are_kept_apart():
+    both = leaderboard(OPEN + BLIND, n_boot=50)
+    open_only = leaderboard(OPEN, n_boot=50)
+    blind_only = leaderboard(BLIND, n_boot=50)
+    assert [r for r in both if not r.blind] == open_only  # blind votes change nothing here
+    assert [r for r in both if r.blind] == blind_only
+    assert leaderboard(OPEN + BLIND, blind=True, n_boot=50) == blind_only
+    assert leaderboard(OPEN + BLIND, blind=False, n_boot=50) == open_only
+    b = by_method(blind_only)
+    assert (b["A"].ratings, b["A"].mean, b["A"].picks, b["A"].rows) == (2, 1.5, 1, 2)
+    assert (b["C"].ratings, b["C"].mean_low, b["C"].pick_rate) == (1, None, 0.0)  # n=1: no CI
+
+
+def test_filters_by_style_session_and_date():
+    recs = (
+        row("c1", "a", {"A": 5, "B": 1}, session_tag="s1", created_at="2025-01-10T00:00:00+00:00")
+        + row("c2", "a", {"A": 1, "B": 5}, session_tag="s2", created_at="2025-02-10T00:00:00+00:00")
+        + row("c3", "a", {"A": 3, "B": 3}, style="anime", created_at="2025-03-10T00:00:00+00:00")
+    )
+    assert {r.style for r in leaderboard(recs, n_boot=0)} == {"watercolor", "anime"}
+    assert {r.style for r in leaderboard(recs, style="anime", n_boot=0)} == {"anime"}
+    s1 = by_method(leaderboard(recs, session_tag="s1", n_boot=0))
+    assert (s1["A"].mean, s1["B"].mean) == (5.0, 1.0)
+    feb = by_method(leaderboard(recs, since="2025-02-01", until="2025-03-01", n_boot=0))
+    assert (feb["A"].mean, feb["B"].mean) == (1.0, 5.0)
+    assert leaderboard(recs, since="2026-01-01") == []
+    with pytest.raises(FilterError, match="until='soon'"):
+        leaderboard(recs, until="soon")
+    with pytest.raises(FilterError, match="n_boot=-1"):
+        leaderboard(recs, n_boot=-1)
+
+
+def test_bootstrap_interval_matches_binomial_theory_and_is_seeded():
+    # two methods, one pair per row: A wins 300 of 400 rows -> A's centred strength is
+    # logit(0.75) / 2 = 0.549 with standard error 1 / (2 sqrt(n p (1 - p))) = 0.0577
+    recs = []
+    for i in range(400):
+        a_wins = i < 300
+        recs += row(f"c{i}", "r", {"A": 5 if a_wins else 2, "B": 2 if a_wins else 5})
+    rows = by_method(leaderboard(recs, n_boot=400, seed=1, prior=0.01))
+    a = rows["A"]
+    assert a.bt_strength == pytest.approx(np.log(3) / 2, abs=1e-3)
+    half = (a.bt_high - a.bt_low) / 2
+    assert half == pytest.approx(1.96 * 0.0577, rel=0.25)
+    assert a.bt_low < a.bt_strength < a.bt_high
+    assert leaderboard(recs, n_boot=50, seed=3) == leaderboard(recs, n_boot=50, seed=3)
+    assert leaderboard(recs, n_boot=50, seed=3) != leaderboard(recs, n_boot=50, seed=4)
+
+
+def test_an_unbeaten_method_keeps_a_finite_strength():
+    recs = []
+    for i in range(5):
+        recs += row(f"c{i}", "r", {"A": 5, "B": 2, "C": 1}, best="A")
+    got = by_method(leaderboard(recs, n_boot=100))
+    assert np.isfinite(got["A"].bt_strength) and got["A"].bt_strength < 5
+    assert np.isfinite(got["A"].bt_high)
+    assert got["A"].bt_strength > got["B"].bt_strength > got["C"].bt_strength
+
+
+def _simulate_wins(strengths, games_per_pair, rng):
+    k = len(strengths)
+    wins = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            p = 1 / (1 + np.exp(-(strengths[i] - strengths[j])))
+            w = rng.binomial(games_per_pair, p)
+            wins[i, j], wins[j, i] = w, games_per_pair - w
+    return wins
+
+
+def test_bt_recovers_known_strengths():
+    rng = np.random.default_rng(0)
+    true = np.array([-1.2, -0.5, 0.0, 0.3, 0.6, 0.8])
+    true -= true.mean()
+    est = fit_bradley_terry(_simulate_wins(true, 600, rng))
+    assert np.max(np.abs(est - true)) < 0.12
+    assert stats.spearmanr(est, true).statistic == pytest.approx(1.0)
+    # batched over replicates, each fit is the same as fitting alone
+    batch = np.stack([_simulate_wins(true, 200, rng) for _ in range(8)])
+    together = fit_bradley_terry(batch)
+    alone = np.stack([fit_bradley_terry(w) for w in batch])
+    np.testing.assert_allclose(together, alone, atol=1e-8)
+    assert np.mean(np.abs(together.mean(0) - true)) < 0.1
+
+
+def test_newton_and_mm_agree():
+    rng = np.random.default_rng(1)
+    wins = _simulate_wins(np.array([-0.7, 0.1, 0.2, 0.4]), 50, rng)
+    np.testing.assert_allclose(
+        fit_bradley_terry(wins, method="newton"), fit_bradley_terry(wins, method="mm"), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        fit_bradley_terry(wins, prior=0, method="newton"),
+        fit_bradley_terry(wins, prior=0, method="mm"),
+        atol=1e-6,
+    )
+
+
+def test_leaderboard_ranks_simulated_methods_in_true_order():
+    rng = np.random.default_rng(2)
+    quality = {"raw": 2.4, "template": 3.0, "learned": 3.4, "ensemble": 3.9}
+    recs = []
+    for i in range(300):
+        noisy = {m: q + rng.normal(0, 0.8) for m, q in quality.items()}
+        ratings = {m: int(np.clip(np.rint(v), 1, 5)) for m, v in noisy.items()}
+        recs += row(f"c{i}", f"r{i % 7}", ratings, best=max(noisy, key=noisy.get))
+    got = leaderboard(recs, n_boot=100)
+    assert [r.method for r in got] == ["ensemble", "learned", "template", "raw"]
+    assert [r.method for r in sorted(got, key=lambda r: -r.mean)] == [r.method for r in got]
+    assert all(r.bt_low < r.bt_strength < r.bt_high for r in got)
+
+
+@pytest.mark.parametrize(
+    ("wins", "kwargs", "words"),
+    [
+        (np.zeros((2, 3)), {}, "shape (2, 3)"),
+        (np.array([[0, -1], [1, 0]]), {}, "negative"),
+        (np.array([[0, 2], [0, 0]]), {"prior": 0}, "never won or never lost"),
+        (np.zeros((2, 2)), {"prior": -1}, "prior=-1"),
+        (np.zeros((2, 2)), {"method": "sgd"}, "method='sgd'"),
+    ],
+)
+def test_bt_bad_input(wins, kwargs, words):
+    with pytest.raises(BradleyTerryError) as err:
+        fit_bradley_terry(wins, **kwargs)
+    assert words in str(err.value)
+
+
+def test_frame_and_table_for_the_ui(tmp_path):
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    for key in {(r.comparison_id, r.rater) for r in OPEN + BLIND}:
+        store.submit([r for r in OPEN + BLIND if (r.comparison_id, r.rater) == key])
+    df = leaderboard_frame(store, blind=False, n_boot=20)
+    assert list(df.columns) == list(LeaderboardRow.__dataclass_fields__)
+    assert list(df["method"]) == ["B", "A", "C"] and int(df["ratings"].sum()) == 11
+    assert df["bt_strength"].tolist() == pytest.approx(
+        list(fit_bradley_terry(HAND_WINS)[[1, 0, 2]])
+    )
+    assert to_frame([]).empty
+    assert "watercolor" in format_table(leaderboard(OPEN, n_boot=0))
