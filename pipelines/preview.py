@@ -577,7 +577,7 @@ def apply_effects(img: np.ndarray, ctx: _Ctx, effects: Mapping[str, float]) -> n
     img = img.astype(np.float32, copy=True)
     # spatial
     if "blur" in e:
-        img = _gauss(img, ctx.px(4.0 * e["blur"]))
+        img = _gauss(img, ctx.px(8.0 * e["blur"]))
     if "sharpen" in e:
         img = img + 1.5 * e["sharpen"] * (img - _gauss(img, ctx.px(1.5)))
     if "focus" in e:  # shallow depth of field around the face
