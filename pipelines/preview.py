@@ -27,6 +27,7 @@ from pipelines.styles import EFFECTS, Style, StyleCatalog
 FACE_EXPAND = 1.8  # crop side = face box side * this (before zoom)
 REF_SIZE = 512  # spatial op parameters are given in pixels of a 512 px output
 MIN_SIZE, MAX_SIZE = 64, 2048
+_EXIF_ORIENTATION = 0x0112
 
 
 class PreviewInputError(ValueError):
@@ -79,9 +80,10 @@ def render_preview(
     found = catalog.find_modifiers(prompt, style)
     effects = combine_effects(m.effects for m in found)
 
-    rgb = ImageOps.exif_transpose(image).convert("RGB")
-    box = crop_box(rgb.size, face_bbox, effects.get("zoom", 0.0))
-    crop = np.asarray(rgb.crop(box))  # (s, s, 3) uint8
+    if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # transposing copies: only when needed
+        image = ImageOps.exif_transpose(image)
+    box = crop_box(image.size, face_bbox, effects.get("zoom", 0.0))
+    crop = np.asarray(image.crop(box).convert("RGB"))  # (s, s, 3) uint8
     interp = cv2.INTER_AREA if crop.shape[0] >= size else cv2.INTER_CUBIC
     img = cv2.resize(crop, (size, size), interpolation=interp).astype(np.float32) / 255.0
 
@@ -94,10 +96,10 @@ def render_preview(
 
     for step in style.preview["recipe"]:
         params = {k: v for k, v in step.items() if k != "op"}
-        img = np.clip(OPS[step["op"]](img, ctx, **params), 0.0, 1.0)
+        img = _clip01(OPS[step["op"]](img, ctx, **params))
     img = apply_effects(img, ctx, effects)
 
-    out = Image.fromarray((img * 255.0 + 0.5).astype(np.uint8), "RGB")
+    out = Image.fromarray(_u8(img), "RGB")
     applied = [(m.text, dict(m.effects)) for m in found]
     return PreviewResult(image=out, applied=applied, effects=effects, crop_box=box)
 
@@ -176,15 +178,38 @@ def _check_inputs(
 
 
 def _u8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    scaled = img * np.float32(255.0) + np.float32(0.5)
+    return np.clip(scaled, 0.0, 255.0, out=scaled).astype(np.uint8)
 
 
 def _f32(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
+_LUMA = np.array([[0.299, 0.587, 0.114]], dtype=np.float32)
+
+
 def _luma(img: np.ndarray) -> np.ndarray:
-    return img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # (S, S)
+    return cv2.transform(img, _LUMA)  # (S, S)
+
+
+# numpy broadcasting over a last axis of 3 is ~10x slower than these OpenCV calls
+
+
+def _mul(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``img * mask`` per pixel. (S, S, 3) x (S, S) -> (S, S, 3)"""
+    return cv2.multiply(img, cv2.merge([mask, mask, mask]))
+
+
+def _over(img: np.ndarray, color: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Paint ``color`` (3,) over ``img`` with coverage ``mask`` (S, S) in [0, 1]."""
+    flat = np.empty_like(img)
+    flat[:] = color
+    return img + _mul(flat - img, mask)
+
+
+def _scale_channels(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    return cv2.transform(img, np.diag(gains).astype(np.float32))
 
 
 def _hex(color: str) -> np.ndarray:
@@ -213,10 +238,22 @@ def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
 
 def _radius_map(ctx: _Ctx, from_face: bool) -> np.ndarray:
     """Distance from the face centre (or image centre), 1.0 = half the diagonal. (S, S)"""
-    s = ctx.size
-    cx, cy = ctx.center if from_face else (s / 2, s / 2)
-    xs, ys = _grid(s)
-    return np.hypot(xs - cx, ys - cy) / (s * 0.7071)
+    cx, cy = ctx.center if from_face else (ctx.size / 2, ctx.size / 2)
+    return _radius_cached(ctx.size, round(cx), round(cy))
+
+
+@functools.lru_cache(maxsize=16)
+def _radius_cached(size: int, cx: int, cy: int) -> np.ndarray:
+    xs, ys = _grid(size)
+    r = np.hypot(xs - cx, ys - cy) / (size * 0.7071)
+    r.setflags(write=False)
+    return r
+
+
+def _clip01(img: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1], in place when allowed (saves an allocation per op)."""
+    out = img if img.flags.writeable and img.dtype == np.float32 else img.astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _gauss(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -242,14 +279,26 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _noise_texture(ctx: _Ctx, purpose: str, feature: float) -> np.ndarray:
-    """Seeded paper-like relief in about [-1, 1]: blotches of ``feature`` px plus fine fibres."""
-    rng, s = ctx.rng(purpose), ctx.size
+    """Seeded paper-like relief in about [-1, 1]: blotches of ``feature`` px plus fine fibres.
+
+    Cached by (seed, purpose, size, feature): the comparison renders one seed many times.
+    (S, S) float32, read-only.
+    """
+    return _noise_cached(ctx.seed, purpose, ctx.size, float(feature))
+
+
+@functools.lru_cache(maxsize=16)
+def _noise_cached(seed: int, purpose: str, s: int, feature: float) -> np.ndarray:
+    ctx = _Ctx(seed=seed, size=s, center=(s / 2, s / 2))
+    rng = ctx.rng(purpose)
     coarse_side = max(2, int(s / max(ctx.px(feature), 1.0)))
     coarse = rng.standard_normal((coarse_side, coarse_side)).astype(np.float32)
     coarse = cv2.resize(coarse, (s, s), interpolation=cv2.INTER_CUBIC)
     fine = _gauss(rng.standard_normal((s, s)).astype(np.float32), ctx.px(0.8))
     fine /= fine.std() + 1e-6
-    return np.clip(0.6 * coarse + 0.4 * fine, -2.5, 2.5) / 2.5
+    relief = np.clip(0.6 * coarse + 0.4 * fine, -2.5, 2.5) / 2.5
+    relief.setflags(write=False)
+    return relief
 
 
 def _ink_mask(img: np.ndarray, ctx: _Ctx, block: int, offset: float, thickness: int) -> np.ndarray:
@@ -343,7 +392,7 @@ def op_pencil(
         strokes = np.clip(strokes / (strokes.std() + 1e-6), 0.0, 2.0) / 2.0
         shadow = _smoothstep(0.2, 0.8, 1.0 - _gauss(grey, ctx.px(3)))
         sketch = sketch * (1.0 - hatching * 0.6 * shadow * strokes)
-    return np.repeat(sketch[..., None], 3, axis=2)
+    return cv2.merge([sketch, sketch, sketch])
 
 
 def op_quantize(img: np.ndarray, ctx: _Ctx, colors: int = 12) -> np.ndarray:
@@ -367,17 +416,16 @@ def op_outline(
     color: str = "#000000",
 ) -> np.ndarray:
     """Dark ink lines along edges, drawn over the image."""
-    mask = _ink_mask(img, ctx, block, offset, thickness)[..., None]
-    return img * (1.0 - mask) + _hex(color) * mask
+    return _over(img, _hex(color), _ink_mask(img, ctx, block, offset, thickness))
 
 
 def op_color_bleed(img: np.ndarray, ctx: _Ctx, sigma: float = 6, amount: float = 0.7) -> np.ndarray:
     """Colour running past edges: blur the chroma, keep most of the lightness."""
-    lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
-    bled = _gauss(lab, ctx.px(sigma))
-    lab[..., 1:] = lab[..., 1:] * (1 - amount) + bled[..., 1:] * amount
-    lab[..., 0] = lab[..., 0] * (1 - amount * 0.3) + bled[..., 0] * amount * 0.3
-    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)
+    bled = _gauss(ycc, ctx.px(sigma))
+    weights = np.array([amount * 0.3, amount, amount], np.float32)  # per channel: Y, Cr, Cb
+    ycc = ycc + _scale_channels(bled - ycc, weights)
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
 
 
 def op_wet_edges(img: np.ndarray, ctx: _Ctx, strength: float = 0.4, width: float = 2) -> np.ndarray:
@@ -387,7 +435,7 @@ def op_wet_edges(img: np.ndarray, ctx: _Ctx, strength: float = 0.4, width: float
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1)
     edge = _gauss(np.hypot(gx, gy), ctx.px(width))
     edge /= np.percentile(edge, 99) + 1e-6
-    return img * (1.0 - strength * 0.5 * np.clip(edge, 0.0, 1.0))[..., None]
+    return _mul(img, 1.0 - strength * 0.5 * np.clip(edge, 0.0, 1.0))
 
 
 def op_paper(
@@ -395,7 +443,7 @@ def op_paper(
 ) -> np.ndarray:
     """Paper: tint the whites to ``tone`` and add seeded fibre relief."""
     relief = _noise_texture(ctx, "paper", scale)
-    return img * _hex(tone) * (1.0 + strength * 0.3 * relief)[..., None]
+    return _mul(_scale_channels(img, _hex(tone)), 1.0 + strength * 0.3 * relief)
 
 
 def op_canvas(img: np.ndarray, ctx: _Ctx, strength: float = 0.3, period: int = 4) -> np.ndarray:
@@ -407,7 +455,7 @@ def op_canvas(img: np.ndarray, ctx: _Ctx, strength: float = 0.3, period: int = 4
     warp = np.sin(2 * np.pi * (xs + jitter) / p)
     weft = np.sin(2 * np.pi * (ys - jitter) / p)
     weave = 0.5 * (warp * np.sign(weft) + weft * np.sign(warp))  # over-under threads
-    return img * (1.0 + strength * 0.18 * weave)[..., None]
+    return _mul(img, (1.0 + strength * 0.18 * weave).astype(np.float32))
 
 
 def op_halftone(
@@ -424,7 +472,7 @@ def op_halftone(
     darkness = 1.0 - _gauss(_luma(img), c / 2)
     radius = 0.62 * np.sqrt(np.clip(darkness, 0.0, 1.0))
     dots = np.clip((radius - dist) * c, 0.0, 1.0)  # ~1 px anti-aliasing
-    return img * (1.0 - strength * dots)[..., None]
+    return _mul(img, (1.0 - strength * dots).astype(np.float32))
 
 
 def op_palette(
@@ -456,11 +504,31 @@ def op_gradient_map(
     img: np.ndarray, ctx: _Ctx, colors: tuple[str, ...] = (), mix: float = 0.7
 ) -> np.ndarray:
     """Map lightness onto a colour ramp, dark to light."""
+    grey = _u8(_luma(img))
+    lut = _ramp(tuple(colors), 256).reshape(256, 1, 3)  # (256, 1, 3) float32
+    mapped = cv2.LUT(cv2.merge([grey, grey, grey]), lut)
+    return cv2.addWeighted(img, 1 - mix, mapped, mix, 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _ramp(colors: tuple[str, ...], n: int) -> np.ndarray:
+    """``n`` colours evenly interpolated through ``colors``. (n, 3) float32, read-only"""
     pal = np.stack([_hex(c) for c in colors])  # (K, 3)
     stops = np.linspace(0.0, 1.0, len(pal))
-    lum = _luma(img)
-    mapped = np.stack([np.interp(lum, stops, pal[:, ch]) for ch in range(3)], axis=-1)
-    return img * (1 - mix) + mapped.astype(np.float32) * mix
+    t = np.linspace(0.0, 1.0, n)
+    ramp = np.stack([np.interp(t, stops, pal[:, ch]) for ch in range(3)], -1).astype(np.float32)
+    ramp.setflags(write=False)
+    return ramp
+
+
+@functools.lru_cache(maxsize=8)
+def _diagonal_ramp(colors: tuple[str, ...], size: int) -> np.ndarray:
+    """``colors`` running from the top-left to the bottom-right corner. (S, S, 3), read-only"""
+    ramp = _ramp(colors, 2 * size - 1)
+    xs, ys = _grid(size)
+    out = ramp[(xs + ys).astype(np.int64)]
+    out.setflags(write=False)
+    return out
 
 
 def op_neon_edges(
@@ -478,15 +546,9 @@ def op_neon_edges(
     k = max(1, round(ctx.px(width)))
     if k > 1:
         edges = cv2.dilate(edges, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    s = ctx.size
-    pal = np.stack([_hex(c) for c in colors])
-    xs, ys = _grid(s)
-    t = (xs + ys) / (2 * s - 2)
-    stops = np.linspace(0.0, 1.0, len(pal))
-    ramp = np.stack([np.interp(t, stops, pal[:, ch]) for ch in range(3)], -1).astype(np.float32)
-    light = edges[..., None] * ramp
-    light = np.clip(strength * (light + 1.5 * _gauss(light, ctx.px(glow))), 0.0, 1.0)
-    return 1.0 - (1.0 - img) * (1.0 - light)
+    light = _mul(_diagonal_ramp(tuple(colors), ctx.size), edges)
+    light = _clip01(strength * (light + 1.5 * _gauss(light, ctx.px(glow))))
+    return 1.0 - cv2.multiply(1.0 - img, 1.0 - light)
 
 
 def op_relight(
@@ -501,7 +563,7 @@ def op_relight(
     form = _gauss(lum, ctx.px(12)) - _gauss(lum, ctx.px(40))  # large-scale shape
     shade = 1.0 + strength * (0.35 * ramp + 1.2 * form)
     highlight = _smoothstep(0.55, 1.0, _gauss(lum, ctx.px(6))) * strength * 0.3
-    return img * shade[..., None] + highlight[..., None]
+    return _mul(img, shade.astype(np.float32)) + cv2.merge([highlight] * 3).astype(np.float32)
 
 
 def op_mosaic(
@@ -530,8 +592,7 @@ def op_mosaic(
         lead[1:, :] += labels[1:, :] != labels[:-1, :]
         k = max(1, round(ctx.px(border)))
         lead = cv2.dilate(np.minimum(lead, 1.0), np.ones((k, k), np.uint8))
-        lead = _gauss(lead, 0.6)[..., None]
-        out = out * (1.0 - lead) + _hex(color) * lead
+        out = _over(out, _hex(color), _gauss(lead, 0.6))
     return out
 
 
@@ -567,84 +628,99 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
 _SEPIA = np.array(
     [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32
 )
+_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float64
+)
+_GREY = np.repeat(_LUMA.astype(np.float64), 3, axis=0)  # (3, 3): every channel -> luma
 
 
 def apply_effects(img: np.ndarray, ctx: _Ctx, effects: Mapping[str, float]) -> np.ndarray:
-    """Apply effects in a fixed order: spatial, colour, tone, light, surface. (S, S, 3) -> same."""
-    e = {k: float(v) for k, v in effects.items() if v}
+    """Apply effects in a fixed order: spatial, colour and tone, light, surface.
+
+    (S, S, 3) float32 in [0, 1] -> same. Colour and tone effects are all affine in RGB, so
+    they are composed into one 3x4 matrix and applied in a single pass.
+    """
+    e = {k: float(v) for k, v in effects.items() if v and k != "zoom"}
     if not e:
         return img
-    img = img.astype(np.float32, copy=True)
+    img = np.array(img, dtype=np.float32)  # a copy: the clips below work in place
     # spatial
     if "blur" in e:
         img = _gauss(img, ctx.px(8.0 * e["blur"]))
     if "sharpen" in e:
-        img = img + 1.5 * e["sharpen"] * (img - _gauss(img, ctx.px(1.5)))
+        img = cv2.addWeighted(
+            img, 1 + 1.5 * e["sharpen"], _gauss(img, ctx.px(1.5)), -1.5 * e["sharpen"], 0
+        )
     if "focus" in e:  # shallow depth of field around the face
-        far = _smoothstep(0.25, 0.75, _radius_map(ctx, from_face=True))[..., None]
-        img = img * (1 - far) + _gauss(img, ctx.px(8.0 * e["focus"])) * far
+        far = _smoothstep(0.25, 0.75, _radius_map(ctx, from_face=True)).astype(np.float32)
+        img = img + _mul(_gauss(img, ctx.px(8.0 * e["focus"])) - img, far)
     if "posterize" in e:
         levels = round(24 - 21 * e["posterize"])
-        img = np.round(np.clip(img, 0, 1) * (levels - 1)) / (levels - 1)
+        img = np.round(_clip01(img) * (levels - 1)) / (levels - 1)
     if "edges" in e:
-        ink = _ink_mask(img, ctx, 9, 6, 1)[..., None] * e["edges"]
-        img = img * (1.0 - ink) + 0.08 * ink
-    # colour
-    if "hue" in e:
-        img = _rotate_hue(img, e["hue"])
-    if "saturation" in e:
-        grey = _luma(img)[..., None]
-        img = grey + (img - grey) * (1.0 + e["saturation"])
-    if "warmth" in e:
-        w = e["warmth"]
-        img = img * np.array([1 + 0.22 * w, 1 + 0.04 * w, 1 - 0.22 * w], np.float32)
-    if "tint" in e:
-        t = e["tint"]
-        img = img * np.array([1 + 0.12 * t, 1 - 0.15 * t, 1 + 0.12 * t], np.float32)
-    if "monochrome" in e:
-        m = e["monochrome"]
-        img = img * (1 - m) + _luma(img)[..., None] * m
-    if "sepia" in e:
-        sp = e["sepia"]
-        img = img * (1 - sp) + (img @ _SEPIA.T) * sp
-    if "pastel" in e:
-        p = e["pastel"]
-        grey = _luma(img)[..., None]
-        img = (grey + (img - grey) * (1 - 0.45 * p)) * (1 - 0.35 * p) + 0.35 * p
-    # tone
-    if "brightness" in e:
-        b = e["brightness"]
-        img = img + b * 0.35 * ((1.0 - img) if b > 0 else img)
-    if "contrast" in e:
-        img = (img - 0.5) * (1.0 + e["contrast"]) + 0.5
-    if "fade" in e:
-        f = e["fade"]
-        img = img * (1 - 0.28 * f) + 0.18 * f
-    img = np.clip(img, 0.0, 1.0)
+        img = _over(img, np.full(3, 0.08, np.float32), _ink_mask(img, ctx, 9, 6, 1) * e["edges"])
+    # colour and tone
+    affine = _color_matrix(e)
+    if affine is not None:
+        img = cv2.transform(img, affine)
+    img = _clip01(img)
     # light
     if "glow" in e:
         bloom = _gauss(np.clip(img - 0.55, 0.0, 1.0) / 0.45, ctx.px(14)) * e["glow"]
-        img = 1.0 - (1.0 - img) * (1.0 - np.clip(bloom, 0.0, 1.0))
+        img = 1.0 - cv2.multiply(1.0 - img, 1.0 - np.clip(bloom, 0.0, 1.0))
     if "vignette" in e:
         fall = _smoothstep(0.35, 1.0, _radius_map(ctx, from_face=False))
-        img = img * (1.0 - 0.65 * e["vignette"] * fall)[..., None]
+        img = _mul(img, (1.0 - 0.65 * e["vignette"] * fall).astype(np.float32))
     # surface
     if "texture" in e:
-        img = img * (1.0 + 0.3 * e["texture"] * _noise_texture(ctx, "texture", 5))[..., None]
+        relief = _noise_texture(ctx, "texture", 5)
+        img = _mul(img, (1.0 + 0.3 * e["texture"] * relief).astype(np.float32))
     if "grain" in e:
-        noise = ctx.rng("grain").standard_normal(img.shape[:2]).astype(np.float32)
-        img = img + 0.09 * e["grain"] * noise[..., None]
-    return np.clip(img, 0.0, 1.0)
+        noise = ctx.rng("grain").standard_normal(img.shape[:2], dtype=np.float32)
+        noise *= 0.09 * e["grain"]
+        img = img + cv2.merge([noise, noise, noise])
+    return _clip01(img)
 
 
-def _rotate_hue(img: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate hue by ``degrees`` about the grey axis (YIQ rotation, keeps luma)."""
-    a = math.radians(degrees)
-    to_yiq = np.array(
-        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32
-    )
-    rot = np.array(
-        [[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]], np.float32
-    )
-    m = np.linalg.inv(to_yiq) @ rot @ to_yiq
-    return img @ m.T.astype(np.float32)
+def _color_matrix(e: Mapping[str, float]) -> np.ndarray | None:
+    """Compose the colour and tone effects, in order, into one (3, 4) affine RGB map."""
+    m = np.eye(4)  # homogeneous: rows act on (r, g, b, 1)
+
+    def then(linear: np.ndarray, offset: float = 0.0) -> None:
+        step = np.eye(4)
+        step[:3, :3] = linear
+        step[:3, 3] = offset
+        m[:] = step @ m
+
+    eye = np.eye(3)
+    if "hue" in e:  # rotate about the grey axis in YIQ: keeps luma
+        a = math.radians(e["hue"])
+        rot = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+        then(np.linalg.inv(_TO_YIQ) @ rot @ _TO_YIQ)
+    if "saturation" in e:
+        then(_GREY + (eye - _GREY) * (1.0 + e["saturation"]))
+    if "warmth" in e:
+        w = e["warmth"]
+        then(np.diag([1 + 0.22 * w, 1 + 0.04 * w, 1 - 0.22 * w]))
+    if "tint" in e:
+        t = e["tint"]
+        then(np.diag([1 + 0.12 * t, 1 - 0.15 * t, 1 + 0.12 * t]))
+    if "monochrome" in e:
+        then(eye * (1 - e["monochrome"]) + _GREY * e["monochrome"])
+    if "sepia" in e:
+        then(eye * (1 - e["sepia"]) + _SEPIA * e["sepia"])
+    if "pastel" in e:  # desaturate, then lift toward white
+        p = e["pastel"]
+        then((_GREY + (eye - _GREY) * (1 - 0.45 * p)) * (1 - 0.35 * p), 0.35 * p)
+    if "brightness" in e:  # + : toward white, - : toward black
+        b = e["brightness"]
+        then(eye * (1 - 0.35 * abs(b)), 0.35 * b if b > 0 else 0.0)
+    if "contrast" in e:  # about mid grey
+        c = 1.0 + e["contrast"]
+        then(eye * c, 0.5 * (1 - c))
+    if "fade" in e:  # lifted blacks, dimmer whites
+        f = e["fade"]
+        then(eye * (1 - 0.28 * f), 0.18 * f)
+    if np.allclose(m, np.eye(4)):
+        return None
+    return m[:3].astype(np.float32)
