@@ -15,6 +15,7 @@ from pipelines.augment.__main__ import main
 from pipelines.augment.base import AugmentContext, AugmentMethod, MethodUnavailable
 from pipelines.augment.learned import (
     BUNDLED_MODEL,
+    FORMAT_VERSION,
     LearnedScorer,
     ModelFileError,
     NoModelError,
@@ -23,6 +24,7 @@ from pipelines.augment.learned import (
     default_model_path,
 )
 from pipelines.augment.learned_data import DataError, ScoredPrompts, read_scored
+from pipelines.augment.learned_features import FeatureConfig
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -121,7 +123,8 @@ def test_scorer_learns_and_reports_metadata(scorer: LearnedScorer, catalog: Styl
     assert metrics["pearson"] > 0.7, metrics
     assert set(metrics) == {"pearson", "kendall", "spearman", "n"}
     md = scorer.metadata
-    assert md["format_version"] == 1
+    assert md["format_version"] == FORMAT_VERSION
+    assert md["wordvec"]["words"] > 1000 and md["features"]["wordvec_dim"] == 64
     assert md["sources"][0]["name"] == "synthetic.csv" and md["sources"][0]["rows"] == 900
     assert md["styles"] == ["alpha", "beta"]
     assert md["train_seconds"] < 30
@@ -162,6 +165,53 @@ def test_load_rejects_bad_files(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match=r"junk\.npz"):
         LearnedScorer.load(junk)
+
+
+def test_load_rejects_an_older_format(scorer: LearnedScorer, tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"
+    scorer.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    md = json.loads(arrays["metadata"].tobytes())
+    md["format_version"] = 1
+    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=r"format_version 1.*retrain"):
+        LearnedScorer.load(path)
+
+
+def test_word_vectors_generalise_to_unseen_synonyms(tmp_path: Path) -> None:
+    # "puppy" and "motorcycle" never occur in training: char n-grams carry a little signal to
+    # them, the MiniLM word vectors ("puppy" ~ "dog") roughly double it.
+    animals, vehicles = ["dog", "cat", "horse", "cow", "sheep"], ["car", "truck", "bus", "train"]
+    rng = random.Random(0)
+    texts, scores = [], []
+    for _ in range(300):
+        good = rng.random() < 0.5
+        texts.append(f"a {rng.choice(animals if good else vehicles)} in a field")
+        scores.append((1.0 if good else 0.0) + rng.gauss(0, 0.1))
+    data = ScoredPrompts("syn.csv", texts, scores, [None] * 300, "prompt", "score", None)
+    probe = ["a puppy in a field", "a motorcycle in a field"]
+    with_wv = LearnedScorer.train([data], TrainConfig(alpha=1.0))
+    without = LearnedScorer.train(
+        [data], TrainConfig(alpha=1.0, features=FeatureConfig(wordvec_dim=0))
+    )
+    gap_wv, gap_ngram = (-np.diff(m.score(probe))[0] for m in (with_wv, without))
+    assert gap_wv > 0.6 and gap_wv > 1.5 * gap_ngram, (gap_wv, gap_ngram)
+    assert without.metadata["wordvec"] is None
+    # The n-gram-only model still round-trips without a table.
+    without.save(tmp_path / "nowv.npz")
+    np.testing.assert_allclose(
+        LearnedScorer.load(tmp_path / "nowv.npz").score(probe), without.score(probe), atol=1e-6
+    )
+
+
+def test_missing_word_vector_table_is_a_clear_error(tmp_path: Path) -> None:
+    data = ScoredPrompts(
+        "s.csv", ["a b", "c d", "e f", "g h", "i j"], [1, 2, 3, 4, 5], [None] * 5, "p", "s", None
+    )
+    with pytest.raises(ModelFileError, match=r"nowhere\.npz.*wordvec_dim=0"):
+        LearnedScorer.train([data], TrainConfig(wordvec_path=tmp_path / "nowhere.npz"))
 
 
 def test_style_interaction_is_learned(scorer: LearnedScorer) -> None:

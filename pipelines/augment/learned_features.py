@@ -1,5 +1,6 @@
 """Prompt features for the learned scorer: hashed word and character n-grams, style x word
-interactions and a few hand features about what makes a caption hard to render.
+interactions, hand features about what makes a caption hard to render, and the mean of static
+MiniLM word vectors (see learned_wordvec.py).
 
 Everything is pure Python + numpy/scipy so a model loads in milliseconds and scores a prompt
 in well under a millisecond; nothing is downloaded.
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from pipelines.augment.learned_wordvec import WordVectors
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -29,16 +32,33 @@ def _wordset(text: str) -> frozenset[str]:
 # counts, written text, many objects in relation to each other, and long captions.
 _COUNT_WORDS = _wordset(
     "two three four five six seven eight nine ten eleven twelve dozen several many multiple "
-    "couple pair group bunch few numerous"
+    "couple pair group bunch few numerous lots"
 )
 _PEOPLE_WORDS = _wordset(
     "man men woman women person people boy boys girl girls child children kid kids player "
     "players guy guys lady ladies baby babies someone crowd family he she his her him they "
-    "skier surfer skateboarder batter catcher pitcher rider tennis snowboarder"
+    "skier skiers surfer surfers skateboarder skateboarders batter catcher pitcher rider riders "
+    "tennis snowboarder umpire chef cook friends teenager teen adult adults mother father mom "
+    "dad son daughter toddler student students soldier officer police worker workers tourists "
+    "team spectators fans gentleman female male young old elderly"
+)
+_ANIMAL_WORDS = _wordset(
+    "dog dogs cat cats horse horses cow cows sheep elephant elephants giraffe giraffes zebra "
+    "zebras bear bears bird birds duck ducks goose geese pigeon pigeons puppy kitten animal "
+    "animals cattle bull calf lamb seagull teddy"
 )
 _TEXT_WORDS = _wordset(
     "sign signs text reads says saying written words word letters letter logo label menu "
-    "banner newspaper poster book books"
+    "banner newspaper poster book books writing billboard screen laptop computer monitor phone "
+    "clock"
+)
+_FOOD_WORDS = _wordset(
+    "pizza sandwich cake donut donuts doughnut doughnuts banana bananas food plate broccoli hot "
+    "dog meal vegetables fruit orange oranges apple apples salad bowl"
+)
+_ACTION_WORDS = _wordset(
+    "holding eating playing riding sitting standing walking looking talking throwing swinging "
+    "catching hitting flying carrying cutting brushing wearing watching waiting"
 )
 _RELATION_WORDS = _wordset(
     "on in with of at near next behind under above beside between holding while front top "
@@ -49,12 +69,20 @@ HAND_FEATURES = (
     "log_words",
     "count_words",
     "people_words",
+    "has_people",
     "text_words",
     "relation_words",
     "and_words",
     "plural_words",
     "digits",
     "commas",
+    "animal_words",
+    "has_animal",
+    "food_words",
+    "action_words",
+    "mean_word_len",
+    "inner_capitals",
+    "ends_with_period",
 )
 
 
@@ -68,6 +96,8 @@ class FeatureConfig:
     char_weight: float = 1.0  # scale of the char block relative to the word block
     style_weight: float = 1.0  # scale of the style x word interaction block
     hand_weight: float = 0.1  # scale of the standardised hand features
+    wordvec_dim: int = 64  # width of the MiniLM word-vector mean block; 0 turns it off
+    wordvec_weight: float = 1.0  # scale of that (L2-normalised) block
 
     def __post_init__(self) -> None:
         if not 10 <= self.hash_bits <= 24:
@@ -76,10 +106,12 @@ class FeatureConfig:
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi <= 6:
                 raise ValueError(f"{name}=({lo}, {hi}) is not allowed: use 1 <= lo <= hi <= 6")
+        if self.wordvec_dim < 0:
+            raise ValueError(f"wordvec_dim={self.wordvec_dim} is not allowed: use 0 (off) or more")
 
     @property
     def dim(self) -> int:
-        return (1 << self.hash_bits) + len(HAND_FEATURES)
+        return (1 << self.hash_bits) + len(HAND_FEATURES) + self.wordvec_dim
 
     def to_dict(self) -> dict:
         """JSON-ready: tuples become lists, as they would after a JSON round trip."""
@@ -102,17 +134,27 @@ def hand_features(text: str) -> list[float]:
     """Raw hand features, in the order of :data:`HAND_FEATURES`."""
     ws = words(text)
     n = len(ws)
+    people = sum(w in _PEOPLE_WORDS for w in ws)
+    animals = sum(w in _ANIMAL_WORDS for w in ws)
     return [
         float(n),
         math.log1p(n),
         float(sum(w in _COUNT_WORDS for w in ws)),
-        float(sum(w in _PEOPLE_WORDS for w in ws)),
+        float(people),
+        float(people > 0),
         float(sum(w in _TEXT_WORDS for w in ws)),
         float(sum(w in _RELATION_WORDS for w in ws)),
         float(ws.count("and")),
         float(sum(len(w) > 3 and w.endswith("s") and not w.endswith("ss") for w in ws)),
         float(sum(c.isdigit() for c in text)),
         float(text.count(",")),
+        float(animals),
+        float(animals > 0),
+        float(sum(w in _FOOD_WORDS for w in ws)),
+        float(sum(w in _ACTION_WORDS for w in ws)),
+        sum(map(len, ws)) / n if n else 0.0,
+        float(sum(c.isupper() for c in text[1:])),
+        float(text.rstrip().endswith(".")),
     ]
 
 
@@ -148,18 +190,36 @@ def _word_ngrams(ws: list[str], lo: int, hi: int) -> list[str]:
 class Featurizer:
     """Maps (prompt, style) pairs to sparse rows of width ``config.dim``."""
 
-    def __init__(self, config: FeatureConfig, hand_mean: np.ndarray, hand_std: np.ndarray):
+    def __init__(
+        self,
+        config: FeatureConfig,
+        hand_mean: np.ndarray,
+        hand_std: np.ndarray,
+        wordvec: WordVectors | None = None,
+    ):
+        if hand_mean.shape != (len(HAND_FEATURES),) or hand_std.shape != hand_mean.shape:
+            raise ValueError(
+                f"hand feature stats have shapes {hand_mean.shape}/{hand_std.shape}, "
+                f"need ({len(HAND_FEATURES)},)"
+            )
+        if config.wordvec_dim and (wordvec is None or wordvec.dim != config.wordvec_dim):
+            got = None if wordvec is None else wordvec.dim
+            raise ValueError(f"config needs {config.wordvec_dim}-d word vectors, got {got}")
         self.config = config
         self.hand_mean = hand_mean  # (n_hand,)
         self.hand_std = hand_std  # (n_hand,)
+        self.wordvec = wordvec if config.wordvec_dim else None
 
     @classmethod
-    def fit(cls, config: FeatureConfig, texts: Sequence[str]) -> Featurizer:
+    def fit(
+        cls, config: FeatureConfig, texts: Sequence[str], wordvec: WordVectors | None = None
+    ) -> Featurizer:
         """Learns only the hand features' mean and std; n-grams are hashed, nothing to fit."""
-        h = np.array([hand_features(t) for t in texts], dtype=np.float64).reshape(-1, 10)
+        n_hand = len(HAND_FEATURES)
+        h = np.array([hand_features(t) for t in texts], dtype=np.float64).reshape(-1, n_hand)
         mean = h.mean(0) if len(h) else np.zeros(len(HAND_FEATURES))
         std = h.std(0) if len(h) else np.ones(len(HAND_FEATURES))
-        return cls(config, mean, np.where(std > 1e-9, std, 1.0))
+        return cls(config, mean, np.where(std > 1e-9, std, 1.0), wordvec)
 
     def row(self, text: str, style: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices, values) of one prompt's features; an index may repeat (values add up)."""
@@ -180,6 +240,11 @@ class Featurizer:
         z = (np.asarray(hand_features(text)) - self.hand_mean) / self.hand_std  # (n_hand,)
         base = 1 << cfg.hash_bits
         blocks.append((np.arange(base, base + len(z)), cfg.hand_weight * z))
+        if self.wordvec is not None:
+            # Dense semantics the n-grams lack (e.g. "puppy" ~ "dog"), at lookup cost.
+            start = base + len(z)
+            v = self.wordvec.mean(ws)  # (wordvec_dim,)
+            blocks.append((np.arange(start, start + len(v)), cfg.wordvec_weight * v))
         return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
     def transform(
