@@ -1,0 +1,63 @@
+"""Shared fixtures: the photos insightface ships, and the app on the tiny engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.settings import Settings
+
+
+def _insightface_image(name: str) -> Path:
+    import insightface
+
+    path = Path(insightface.__file__).parent / "data" / "images" / name
+    assert path.exists(), f"insightface no longer ships {name}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    """A real portrait bundled with insightface (112 px, greyscale)."""
+    return _insightface_image("Tom_Hanks_54745.png")
+
+
+@pytest.fixture(scope="session")
+def group_path() -> Path:
+    """A real colour group photo bundled with insightface (1280x886)."""
+    return _insightface_image("t1.jpg")
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data = tmp_path_factory.mktemp("become-data")
+    return Settings.from_env(
+        {
+            "BECOME_ENGINE": "tiny",
+            "BECOME_DATA_DIR": str(data),
+            "BECOME_STEPS": "2",
+            "BECOME_SIZE": "64",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_services(tiny_settings: Settings):
+    from pipelines.bootstrap import build_services
+
+    return build_services(tiny_settings)
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_services):
+    """The real app (demo.layout.build_demo) served on a free local port, tiny engine."""
+    from demo import build_demo
+
+    demo = build_demo(tiny_services)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()

@@ -1,0 +1,66 @@
+"""The named API endpoints, driven with gradio_client against the app on the tiny engine."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def test_api_lists_the_named_endpoints(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/compare", "/rate", "/leaderboard"} <= names
+
+
+def test_compare_rate_leaderboard_round_trip(client, group_path):
+    images, meta = client.predict(
+        handle_file(str(group_path)),
+        "watercolor",
+        "a portrait of a person",
+        ["raw", "template", "learned"],
+        42,
+        api_name="/compare",
+    )
+    assert [img["caption"] for img in images] == ["raw", "template", "learned"]
+    assert meta["seed"] == 42 and meta["engine"] == "tiny"
+    prompts = {o["method"]: o["prompt"] for o in meta["outputs"]}
+    assert prompts["raw"] == "a portrait of a person"
+    assert prompts["learned"].startswith(prompts["template"])
+
+    saved = client.predict(
+        meta["comparison_id"],
+        {"raw": 2, "template": 4, "learned": 5},
+        "api-rater",
+        "learned",
+        "api-session",
+        "",
+        False,
+        False,
+        api_name="/rate",
+    )
+    assert saved["saved"] == 3
+
+    rows = client.predict("watercolor", "api-session", "", "", "open", api_name="/leaderboard")
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["learned"]["ratings"] == 1 and by_method["learned"]["mean"] == 5
+
+
+def test_compare_errors_are_human_messages(client, group_path):
+    with pytest.raises(AppError, match="Unknown method 'magic'"):
+        client.predict(
+            handle_file(str(group_path)), "anime", "a person", ["magic"], 1, api_name="/compare"
+        )
+    with pytest.raises(AppError, match="vaporwave"):
+        client.predict(
+            handle_file(str(group_path)), "vaporwave", "a person", ["raw"], 1, api_name="/compare"
+        )
+
+
+def test_rate_unknown_comparison_is_refused(client):
+    with pytest.raises(AppError, match="not in memory"):
+        client.predict("nope", {"raw": 3}, "x", "", "", "", False, False, api_name="/rate")

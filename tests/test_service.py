@@ -1,0 +1,117 @@
+"""The comparison service end to end on the tiny engine: real face code, real pipeline class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.face import NoFaceError
+from pipelines.service import CompareInputError
+from pipelines.styles import UnknownStyleError
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def svc(tiny_services):
+    return tiny_services.comparison
+
+
+def test_one_call_renders_one_image_per_method(svc, group_path):
+    res = svc.compare(group_path, "watercolor", "a portrait of a person", ["raw", "template"], 7)
+    assert [o.method for o in res.outputs] == ["raw", "template"]
+    assert all(o.image is not None and o.image.size == (64, 64) for o in res.outputs)
+    assert res.seed == 7 and res.engine == "tiny" and res.num_faces == 1
+    # different prompts, same face and seed -> different pixels
+    assert np.abs(pixels(res.outputs[0].image) - pixels(res.outputs[1].image)).mean() > 1
+
+
+def test_same_seed_same_pixels_and_prompts_are_what_was_rendered(svc, group_path, monkeypatch):
+    seen = []
+    render = svc.engine.renderer.render
+
+    def spy(job, progress=None):
+        seen.append(list(job.prompts))
+        return render(job, progress)
+
+    monkeypatch.setattr(svc.engine.renderer, "render", spy)
+    a = svc.compare(group_path, "anime", "a portrait of a person", ["template", "learned"], 3)
+    b = svc.compare(group_path, "anime", "a portrait of a person", ["template", "learned"], 3)
+    assert len(seen) == 2  # one batched render per comparison
+    assert seen[0] == [o.prompt for o in a.outputs]
+    for x, y in zip(a.outputs, b.outputs, strict=True):
+        assert np.array_equal(pixels(x.image), pixels(y.image))
+    assert svc.engine.face_analyzer.cache_info().hits >= 1  # the second call skipped detection
+
+
+def test_identity_strength_changes_the_output(svc, group_path):
+    kw = {"style_id": "oil_painting", "base_prompt": "a person", "methods": ["raw"], "seed": 5}
+    zero = svc.compare(group_path, identity_strength=0.0, **kw).outputs[0].image
+    one = svc.compare(group_path, identity_strength=1.0, **kw).outputs[0].image
+    assert not np.array_equal(pixels(zero), pixels(one))
+
+
+def test_learned_prompt_fits_the_token_budget_and_has_a_trace(svc, group_path):
+    res = svc.compare(group_path, "pop_art", "a portrait of a person", ["learned"], 1)
+    out = res.outputs[0]
+    assert out.error is None and out.score is not None
+    assert svc.budget.count(out.prompt) <= 77 == svc.budget.max_tokens
+    assert any(t.source != "template" for t in out.trace)
+
+
+def test_unavailable_method_reports_why_instead_of_failing(svc, group_path):
+    # the tiny catalog's styles ship no reference images: inversion needs one
+    res = svc.compare(group_path, "watercolor", "a person", ["raw", "inversion"], 2)
+    inv = res.outputs[1]
+    assert inv.image is None and "reference" in inv.error
+    assert res.outputs[0].image is not None
+
+
+def test_reference_image_makes_inversion_render(svc, group_path):
+    ref = Image.open(group_path).convert("RGB")
+    res = svc.compare(
+        group_path, "watercolor", "a person", ["inversion"], 2, reference_images=[ref]
+    )
+    out = res.outputs[0]
+    assert out.error is None and out.image is not None
+    assert out.prompt.startswith("a person")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base_prompt": "   "}, "base prompt is empty"),
+        ({"methods": []}, "at least one method"),
+        ({"methods": ["magic"]}, "Unknown method 'magic'"),
+        ({"seed": -1}, "seed=-1"),
+        ({"steps": 0}, "steps=0"),
+        ({"size": 100}, "size=100"),
+        ({"identity_strength": 3.0}, "identity strength=3.0"),
+    ],
+)
+def test_bad_requests_name_the_bad_value(svc, group_path, kwargs, match):
+    args = {"style_id": "anime", "base_prompt": "a person", "methods": ["raw"], "seed": 1}
+    args.update(kwargs)
+    with pytest.raises(CompareInputError, match=match):
+        svc.compare(group_path, **args)
+
+
+def test_unknown_style_and_faceless_photo_are_typed_errors(svc, group_path):
+    with pytest.raises(UnknownStyleError, match="vaporwave"):
+        svc.compare(group_path, "vaporwave", "a person", ["raw"], 1)
+    blank = Image.new("RGB", (256, 256), (200, 180, 160))
+    with pytest.raises(NoFaceError):
+        svc.compare(blank, "anime", "a person", ["raw"], 1)
+
+
+def test_result_json_carries_prompts_and_metadata(svc, group_path):
+    res = svc.compare(group_path, "ukiyo_e", "a person", ["raw", "template"], 11)
+    data = res.to_json()
+    assert data["seed"] == 11 and data["style"] == "ukiyo_e"
+    assert [o["prompt"] for o in data["outputs"]] == [o.prompt for o in res.outputs]
+    assert data["outputs"][1]["negative_prompt"]  # the style's negative prompt
+    assert set(data["timings"]) >= {"face", "augment", "render", "total"}
+    assert svc.recent.get(res.comparison_id).outputs[0].prompt == res.outputs[0].prompt
