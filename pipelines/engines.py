@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -203,6 +203,18 @@ class DiffusionRenderer:
         return RenderOutput(images=list(out.images), timings=dict(out.timings))
 
 
+def mentions_style(prompt: str, style: Style) -> bool:
+    """Whether ``prompt`` asks for ``style``: its name, or the template's words before the subject.
+
+    A diffusion model given a plain prompt renders a photo-like image, so the preview engine
+    applies the style's recipe only to prompts that ask for the style.
+    """
+    text = " ".join(prompt.lower().split())
+    lead = style.template.split("{prompt}")[0].lower().replace(" portrait of", "").strip(" ,")
+    keys = {style.name.lower(), style.id.replace("_", " ").lower(), lead}
+    return any(k and k in text for k in keys)
+
+
 class PreviewRenderer:
     """Weight-free stylisation of the selfie; each prompt's modifiers change the result."""
 
@@ -215,10 +227,11 @@ class PreviewRenderer:
 
         t0 = time.perf_counter()
         images = []
+        plain = replace(job.style, preview={**job.style.preview, "recipe": []})
         for i, prompt in enumerate(job.prompts):
             result = render_preview(
                 job.image,
-                job.style,
+                job.style if mentions_style(prompt, job.style) else plain,
                 prompt,
                 self._catalog,
                 face_bbox=tuple(float(v) for v in job.face.bbox),
@@ -269,10 +282,15 @@ def _tokenizer_from(path_or_id: str | Path, local_only: bool) -> Any | None:
     from transformers import CLIPTokenizer
 
     try:
-        return CLIPTokenizer.from_pretrained(str(path_or_id), local_files_only=local_only)
+        tokenizer = CLIPTokenizer.from_pretrained(str(path_or_id), local_files_only=local_only)
     except (OSError, ValueError) as exc:
         log.info("no tokenizer at %s (%s): token budget is estimated", path_or_id, exc)
         return None
+    # transformers 5 builds an empty tokenizer (2 special tokens) when the files are missing
+    if len(tokenizer) < 100:
+        log.info("no tokenizer files for %s: token budget is estimated", path_or_id)
+        return None
+    return tokenizer
 
 
 def build_engine(

@@ -28,6 +28,7 @@ MIN_GLOBAL_MODIFIERS = 150
 IDENTITY_STRENGTH_RANGE = (0.0, 1.5)
 MAX_MODIFIER_CHARS = 60
 DEFAULT_SUBJECT = "a person"  # what Style.apply uses for an empty prompt
+_PORTRAIT_LEAD = re.compile(r"^(?:an? )?portrait of ", re.IGNORECASE)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -153,6 +154,8 @@ class Style:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         subject = " ".join(prompt.split()) or DEFAULT_SUBJECT
+        if "portrait of {prompt}" in self.template:  # not "portrait of a portrait of a person"
+            subject = _PORTRAIT_LEAD.sub("", subject) or subject
         # str.format does not re-parse substituted values, so "{" in the prompt is safe
         return self.template.format(prompt=subject)
 
