@@ -166,6 +166,10 @@ class DiffusionRenderer:
         self._pipe: Any = None
         self._load_lock = threading.Lock()
         self.model_ids: dict[str, str] = {}
+        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls.
+        from pipelines.runtime import gpu_decorator
+
+        self.render = gpu_decorator()(self._render)  # type: ignore[method-assign]
 
     @property
     def pipeline(self) -> Any:
@@ -185,7 +189,7 @@ class DiffusionRenderer:
     def tokenizer(self) -> Any:
         return self.pipeline.tokenizer
 
-    def render(self, job: RenderJob, progress: ProgressFn | None = None) -> RenderOutput:
+    def _render(self, job: RenderJob, progress: ProgressFn | None = None) -> RenderOutput:
         pipe = self.pipeline
         out = pipe(
             prompt=list(job.prompts),

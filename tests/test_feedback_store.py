@@ -585,3 +585,35 @@ def test_cli_runs_as_a_module(store):
     )
     assert done.returncode == 0, done.stderr
     assert "watercolor" in done.stdout and "template" in done.stdout
+
+
+def test_fresh_disk_restores_ratings_from_the_dataset(store, tmp_path):
+    # an earlier run synced a log (a changed vote included) to the dataset repo
+    old = FeedbackStore(tmp_path / "old" / "r.sqlite3")
+    sync = FeedbackSync(tmp_path / "hub" / "ratings", FakeScheduler())
+    old.add_listener(sync)
+    old.submit(row("c1", "a", {"raw": 2}))
+    old.submit(row("c1", "a", {"raw": 5, "template": 4}))
+    old.submit(row("c2", "b", {"raw": 1}))
+    asked = {}
+
+    def downloader(**kw):
+        asked.update(kw)
+        return str(tmp_path / "hub")
+
+    settings = _settings(tmp_path / "new", "org/ratings", "hf_x")
+    new_sync = start_sync(settings, store, scheduler_factory=FakeScheduler, downloader=downloader)
+    assert asked["repo_id"] == "org/ratings" and asked["repo_type"] == "dataset"
+    got = sorted((r.comparison_id, r.rater, r.method, r.rating) for r in store.records())
+    assert got == [("c1", "a", "raw", 5), ("c1", "a", "template", 4), ("c2", "b", "raw", 1)]
+    # restored ratings are not appended to the new log a second time
+    assert not new_sync.path.exists() or new_sync.path.read_text() == ""
+
+
+def test_restore_failure_starts_empty(store, tmp_path):
+    def downloader(**kw):
+        raise OSError("repo not found")
+
+    settings = _settings(tmp_path, "org/ratings", "hf_x")
+    assert start_sync(settings, store, scheduler_factory=FakeScheduler, downloader=downloader)
+    assert store.count() == 0

@@ -92,6 +92,7 @@ def start_sync(
     *,
     scheduler_factory: SchedulerFactory | None = None,
     every: float = EVERY_MINUTES,
+    downloader: Callable[..., str] | None = None,
 ) -> FeedbackSync | None:
     """Start syncing ``store`` to ``settings.feedback_repo``; None when sync is not configured.
 
@@ -108,6 +109,8 @@ def start_sync(
             "(a dataset repo id like 'org/become-ratings' and a write token) or neither"
         )
     _check_repo_id(repo)
+    if store.count() == 0:  # a fresh Space disk: bring back what earlier runs synced
+        restore_from_hub(repo, token, store, downloader=downloader)
     if scheduler_factory is None:
         from huggingface_hub import CommitScheduler
 
@@ -131,6 +134,41 @@ def start_sync(
     store.add_listener(sync)
     log.info("feedback sync to dataset %s every %s min", repo, every)
     return sync
+
+
+def restore_from_hub(
+    repo: str,
+    token: str,
+    store: FeedbackStore,
+    *,
+    downloader: Callable[..., str] | None = None,
+) -> int:
+    """Load the dataset repo's synced logs into an empty store; returns the ratings restored.
+
+    Runs before the sync listener is attached, so restored ratings are not logged twice.
+    """
+    if downloader is None:
+        from huggingface_hub import snapshot_download
+
+        downloader = snapshot_download
+    try:
+        folder = downloader(
+            repo_id=repo,
+            repo_type="dataset",
+            allow_patterns=[f"{PATH_IN_REPO}/*.jsonl"],
+            token=token,
+        )
+    except Exception as exc:  # no repo yet, no network: start empty, say so
+        log.warning("no ratings restored from %s: %s", repo, exc)
+        return 0
+    records = read_log(sorted(Path(folder).glob(f"{PATH_IN_REPO}/*.jsonl")))
+    rows: dict[tuple[str, str], list[RatingRecord]] = {}
+    for r in records:
+        rows.setdefault((r.comparison_id, r.rater), []).append(r)
+    for submission in rows.values():
+        store.submit(submission)
+    log.info("restored %d ratings from dataset %s", len(records), repo)
+    return len(records)
 
 
 def _check_repo_id(repo: str) -> None:

@@ -1,0 +1,131 @@
+"""/compare latency: 4 methods in one batched call vs 4 sequential calls, and face cache hit vs miss.
+
+Runs the real ComparisonService (face analysis, augmentation, rendering) on
+  * the tiny engine (tiny random weights, 64 px), and
+  * with --full, a full-size random-initialised SD-1.5 (UNet/VAE/CLIP-L) + FaceID adapter:
+    256 px fp32 on CPU, 512 px fp16 on CUDA.
+Prints one table per engine; every ratio is measured within the same run.
+
+    python bench/bench_compare.py            # tiny only
+    python bench/bench_compare.py --full     # + full-size SD-1.5 (CPU: a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pipelines.bootstrap import build_services  # noqa: E402
+from pipelines.engines import DiffusionRenderer  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+
+METHODS = ["raw", "template", "learned", "inversion"]
+
+
+def photo() -> Path:
+    import insightface
+
+    return Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench(services, label: str, size: int, steps: int, repeats: int) -> None:
+    svc = services.comparison
+    selfie = photo()
+    ref = [Image.open(selfie).convert("RGB")]
+    kw = {"steps": steps, "size": size, "reference_images": ref}
+
+    def batched() -> None:
+        svc.compare(selfie, "watercolor", "a portrait of a person", METHODS, 1, **kw)
+
+    def sequential() -> None:
+        for m in METHODS:
+            svc.compare(selfie, "watercolor", "a portrait of a person", [m], 1, **kw)
+
+    batched()  # warm-up: loads the pipeline, CLIP, the learned gains
+    rows = []
+    renderer = svc.engine.renderer
+    for bs in (1, 4):
+        renderer._settings = replace(services.settings, batch_size=bs)
+        t = statistics.median(timed(batched, repeats))
+        rows.append((f"1 call, 4 methods, UNet batch {bs}", t, t / 4))
+    renderer._settings = replace(services.settings, batch_size=1)
+    t = statistics.median(timed(sequential, repeats))
+    rows.append(("4 calls, 1 method each", t, t / 4))
+
+    analyzer = svc.engine.face_analyzer
+
+    def face_miss() -> float:
+        analyzer.clear_cache()
+        return svc.compare(selfie, "anime", "a person", ["raw"], 1, **kw).timings["face"]
+
+    def face_hit() -> float:
+        return svc.compare(selfie, "anime", "a person", ["raw"], 1, **kw).timings["face"]
+
+    miss = statistics.median(face_miss() for _ in range(repeats))
+    hit = statistics.median(face_hit() for _ in range(repeats))
+
+    print(f"\n## {label} ({size} px, {steps} steps, device {renderer.pipeline.device})")
+    print("| run | total s | s per output |")
+    print("|---|---|---|")
+    for name, total, per in rows:
+        print(f"| {name} | {total:.3f} | {per:.3f} |")
+    base = rows[-1][1]
+    print(f"\nbatched (UNet batch 1) / sequential = {rows[0][1] / base:.2f}")
+    print(f"batched (UNet batch 4) / sequential = {rows[1][1] / base:.2f}")
+    print(f"face stage: miss {miss * 1000:.1f} ms, hit {hit * 1000:.1f} ms, ratio {miss / hit:.1f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also full-size random SD-1.5")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=4)
+    args = ap.parse_args()
+
+    data = Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    settings = Settings.from_env({"BECOME_ENGINE": "tiny", "BECOME_DATA_DIR": str(data)})
+    services = build_services(settings)
+    bench(services, "tiny engine", 64, args.steps, args.repeats)
+
+    if args.full:
+        from pipelines.generation import PortraitPipeline
+        from pipelines.tiny_models import build_random_sd15
+
+        cuda = torch.cuda.is_available()
+        dtype = torch.float16 if cuda else torch.float32
+        rsd = build_random_sd15(seed=0, dtype=dtype)
+        services.engine.renderer = DiffusionRenderer(
+            lambda: PortraitPipeline.from_components(
+                rsd.pipe,
+                rsd.adapter_state_dict,
+                model_ids={"base": "random SD-1.5", "adapter": "random FaceID"},
+                dtype="float16" if cuda else "float32",
+            ),
+            settings,
+        )
+        bench(
+            services, "full-size random SD-1.5", 512 if cuda else 256, args.steps, args.repeats
+        )
+
+
+if __name__ == "__main__":
+    main()
