@@ -297,6 +297,29 @@ def _tokenizer_from(path_or_id: str | Path, local_only: bool) -> Any | None:
     return tokenizer
 
 
+def _pipeline_renderer(
+    settings: Settings,
+    base: str | Path,
+    adapter: str | Path,
+    weight: str,
+    *,
+    local_only: bool | None,
+) -> DiffusionRenderer:
+    def load() -> Any:
+        from pipelines.generation import PortraitPipeline
+
+        return PortraitPipeline.from_pretrained(
+            base,
+            adapter,
+            weight,
+            device=settings.device,
+            dtype=settings.dtype,
+            local_files_only=local_only,
+        )
+
+    return DiffusionRenderer(load, settings)
+
+
 def build_engine(
     settings: Settings, catalog: StyleCatalog, choice: EngineChoice | None = None
 ) -> Engine:
@@ -307,20 +330,12 @@ def build_engine(
     det = settings.face_det_size
 
     if choice.name == "tiny":
-        from pipelines.generation import PortraitPipeline
         from pipelines.tiny_models import ensure_tiny_models
 
         paths = ensure_tiny_models(settings.cache_dir / "tiny")
-        renderer = DiffusionRenderer(
-            lambda: PortraitPipeline.from_pretrained(
-                paths.sd_dir,
-                paths.adapter_dir,
-                paths.adapter_weight,
-                device=settings.device,
-                dtype=settings.dtype,
-                local_files_only=True,
-            ),
-            settings,
+        # the very same loading code as real weights, pointed at the tiny folders
+        renderer = _pipeline_renderer(
+            settings, paths.sd_dir, paths.adapter_dir, paths.adapter_weight, local_only=True
         )
         return Engine(
             choice=choice,
@@ -333,19 +348,13 @@ def build_engine(
         )
 
     if choice.name == "diffusers":
-        from pipelines.generation import PortraitPipeline
-
         local_only = _hub_offline() or None
-        renderer = DiffusionRenderer(
-            lambda: PortraitPipeline.from_pretrained(
-                settings.base_model,
-                settings.faceid_adapter,
-                settings.faceid_weight,
-                device=settings.device,
-                dtype=settings.dtype,
-                local_files_only=local_only,
-            ),
+        renderer = _pipeline_renderer(
             settings,
+            settings.base_model,
+            settings.faceid_adapter,
+            settings.faceid_weight,
+            local_only=local_only,
         )
         return Engine(
             choice=choice,
