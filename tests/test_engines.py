@@ -1,0 +1,76 @@
+"""Engine choice (auto falls back to preview, and says why) and the preview renderer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.engines import build_engine, mentions_style, missing_weights, resolve_engine
+from pipelines.settings import Settings
+from pipelines.styles import load_catalog
+from pipelines.tiny_face import write_tiny_face_pack
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def settings_for(tmp_path, **env) -> Settings:
+    base = {"BECOME_DATA_DIR": str(tmp_path / "data"), "BECOME_FACE_ROOT": str(tmp_path / "if")}
+    return Settings.from_env({**base, **env})
+
+
+def test_auto_without_weights_falls_back_to_preview_naming_what_is_missing(tmp_path, offline):
+    s = settings_for(tmp_path, BECOME_BASE_MODEL=str(tmp_path / "no-such-model"))
+    choice = resolve_engine(s)
+    assert choice.name == "preview" and choice.is_preview
+    assert "BECOME_BASE_MODEL" in choice.reason and "buffalo_l" in choice.reason
+    assert "not AI results" in choice.reason
+
+
+def test_auto_with_local_weights_picks_diffusers(tmp_path, offline):
+    model = tmp_path / "sd15"
+    model.mkdir()
+    (model / "model_index.json").write_text("{}")
+    adapter = tmp_path / "faceid"
+    adapter.mkdir()
+    (adapter / "ip-adapter-faceid_sd15.bin").write_bytes(b"x")
+    write_tiny_face_pack(tmp_path / "if" / "models" / "buffalo_l")
+    s = settings_for(tmp_path, BECOME_BASE_MODEL=str(model), BECOME_FACEID_ADAPTER=str(adapter))
+    assert missing_weights(s) == []
+    assert resolve_engine(s).name == "diffusers"
+
+
+@pytest.mark.parametrize("engine", ["tiny", "preview", "diffusers"])
+def test_explicit_engine_is_honoured(tmp_path, offline, engine):
+    assert resolve_engine(settings_for(tmp_path, BECOME_ENGINE=engine)).name == engine
+
+
+def test_mentions_style():
+    catalog = load_catalog()
+    anime = catalog.get("anime")
+    assert mentions_style(anime.apply("a person"), anime)
+    assert mentions_style("an Anime girl, smiling", anime)
+    assert not mentions_style("a portrait of a person, golden hour lighting", anime)
+
+
+def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, offline, group_path):
+    catalog = load_catalog()
+    s = settings_for(tmp_path, BECOME_ENGINE="preview", BECOME_SIZE="128")
+    engine = build_engine(s, catalog)
+    assert engine.choice.is_preview and any("stand-in" in n for n in engine.notes)
+    from pipelines.engines import RenderJob
+    from pipelines.face import load_image
+
+    img = load_image(group_path)
+    face = engine.face_analyzer.analyze(img)
+    style = catalog.get("pop_art")
+    prompts = ["a person", style.apply("a person"), style.apply("a person") + ", black and white"]
+    job = RenderJob(prompts, ["", "", ""], face, img, style, 3, 1, 1.0, 0.8, 128)
+    out = engine.renderer.render(job)
+    a, b, c = (np.asarray(i, dtype=np.int16) for i in out.images)
+    assert all(i.size == (128, 128) for i in out.images)
+    assert np.abs(a - b).mean() > 5  # the style's recipe applies only when asked for
+    assert np.abs(b - c).mean() > 5  # and a modifier changes it further
+    assert np.array_equal(b, np.asarray(engine.renderer.render(job).images[1], dtype=np.int16))
