@@ -369,23 +369,29 @@ def build_engine(
             clip_loader=_clip_loader(settings.clip_model, local_only),
         )
 
-    # preview: real face models when present, else the generated stand-ins
+    # preview: real face models when present, else generated stand-ins (KBs, written on first use)
     notes = []
     pack = face_pack_dir(settings.face_pack, settings.face_root)
-    real_pack = pack is not None
-    if pack is None:
-        from pipelines.tiny_models import ensure_tiny_models
 
-        pack = ensure_tiny_models(settings.cache_dir / "tiny").face_pack_dir
+    def face_loader() -> FaceAnalyzer:
+        if pack is not None:
+            return FaceAnalyzer(pack, det_size=det)
+        from pipelines.tiny_face import write_tiny_face_pack
+
+        stand_in = settings.cache_dir / "stand-in-face"
+        if face_pack_dir(stand_in, settings.face_root) is None:
+            write_tiny_face_pack(stand_in)
+        return FaceAnalyzer(stand_in, det_size=320)
+
+    if pack is None:
         notes.append(
             f"face detection uses stand-in models ({settings.face_pack} not found in "
             f"{settings.face_root}): the crop is centred, not detected"
         )
-    face_pack = pack
     return Engine(
         choice=choice,
         renderer=PreviewRenderer(catalog),
-        face_loader=lambda: FaceAnalyzer(face_pack, det_size=det if real_pack else 320),
+        face_loader=face_loader,
         tokenizer_loader=lambda: _tokenizer_from(settings.clip_model, True),
         clip_loader=_clip_loader(settings.clip_model, True),
         notes=notes,
