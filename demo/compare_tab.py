@@ -108,6 +108,11 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 reference = gr.Image(
                     label="Style reference for inversion (optional)", type="pil", height=160
                 )
+                gr.Markdown(
+                    "Inversion and ensemble also use the style's reference images and its "
+                    "top-rated outputs that raters agreed to keep. Neither the selfie nor this "
+                    "reference is stored."
+                )
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Row():
                 face = gr.Image(label="Detected face", height=140, interactive=False)
@@ -127,7 +132,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                         caption = gr.Markdown(elem_id=f"out-caption-{i}")
                         final = gr.Textbox(
                             label="Final prompt (exactly what was rendered)",
-                            lines=3,
+                            lines=4,
                             interactive=False,
                             buttons=["copy"],
                             elem_id=f"out-prompt-{i}",

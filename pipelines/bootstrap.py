@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from pipelines.augment.base import MethodRegistry, UnknownMethodError
 from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.registry import build_registry
@@ -128,8 +130,12 @@ def build_services(settings: Settings) -> Services:
     engine = build_engine(settings, catalog)
     scorer = ScorerHolder.from_path(default_model_path(settings))
     registry = build_registry(settings, catalog, scorer, clip_loader=engine.clip_loader)
-    comparison = ComparisonService(settings, engine, catalog, registry)
     store = FeedbackStore(settings.ratings_db)
+
+    def rated_targets(style_id: str) -> list[Image.Image]:
+        return [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
+
+    comparison = ComparisonService(settings, engine, catalog, registry, rated_targets)
     ratings = RatingService(store, comparison.recent)
     sessions = SessionBoard(settings.data_dir / "session.json")
     services = Services(

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
+CLIP_METHODS = {"inversion", "ensemble"}  # methods that use reference images as CLIP targets
 MAX_PROMPT_CHARS = 500
 
 # progress(fraction 0..1, message)
@@ -163,8 +164,11 @@ class ComparisonService:
         engine: Engine,
         catalog: StyleCatalog,
         registry: MethodRegistry,
+        rated_targets: Callable[[str], list[Image.Image]] | None = None,
     ) -> None:
         self.settings = settings
+        # top-rated consented outputs of a style: extra targets for the CLIP-based methods
+        self.rated_targets = rated_targets
         self.engine = engine
         self.catalog = catalog
         self.registry = registry
@@ -264,6 +268,9 @@ class ComparisonService:
 
         # 2. Prompts: each method proposes ranked candidates; the best one is rendered
         t0 = time.perf_counter()
+        reference_images = list(reference_images)
+        if self.rated_targets is not None and set(methods) & CLIP_METHODS:
+            reference_images += self.rated_targets(style.id)
         outputs = [
             self._augment(m, base_prompt, style, reference_images, seed, report) for m in methods
         ]
