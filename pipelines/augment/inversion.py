@@ -51,7 +51,7 @@ END_OF_WORD = "</w>"
 # Words this short are kept only if they are real words; other 1-2 letter pieces are BPE noise.
 SHORT_WORDS = frozenset(
     {"a", "an", "as", "at", "by", "in", "is", "it", "of", "on", "or", "to", "up", "no",
-     "2d", "3d", "4k", "8k", "hd", "tv", "uv"}
+     "hd", "tv", "uv"}
 )  # fmt: skip
 Progress = Callable[[float, str], None]
 
