@@ -18,7 +18,10 @@ def create_compare_api(
         selfie = gr.Image(type="filepath", label="selfie")
         style = gr.Textbox(label="style")
         prompt = gr.Textbox(label="base_prompt")
-        chosen = gr.Dropdown(choices=list(methods), multiselect=True, label="methods")
+        # custom values pass through so the service's own message names an unknown method
+        chosen = gr.Dropdown(
+            choices=list(methods), multiselect=True, allow_custom_value=True, label="methods"
+        )
         seed = gr.Number(precision=0, label="seed")
         gallery = gr.Gallery(label="images")
         meta = gr.JSON(label="comparison")

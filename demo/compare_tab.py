@@ -104,7 +104,9 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 guidance = gr.Slider(0.0, 15.0, value=cb.guidance, step=0.5, label="Guidance")
                 use_style_strength = gr.Checkbox(value=True, label="Style's identity strength")
                 strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="Identity strength")
-                size = gr.Dropdown(choices=SIZES, value=cb.size, label="Size (px)")
+                size = gr.Dropdown(
+                    choices=sorted({*SIZES, cb.size}), value=cb.size, label="Size (px)"
+                )
                 reference = gr.Image(
                     label="Style reference for inversion (optional)", type="pil", height=160
                 )

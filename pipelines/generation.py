@@ -229,7 +229,8 @@ class PortraitPipeline:
     @staticmethod
     def _check_face(face_embedding: np.ndarray | torch.Tensor) -> torch.Tensor:
         if isinstance(face_embedding, np.ndarray):
-            face = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32))
+            # a copy: cached face embeddings are read-only and shared between requests
+            face = torch.from_numpy(np.array(face_embedding, dtype=np.float32))
         elif isinstance(face_embedding, torch.Tensor):
             face = face_embedding.detach().float().cpu()
         else:
