@@ -34,15 +34,21 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def page(app_url, tmp_path_factory):
+def browser():
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(app_url)
-        yield pg
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url)
+    yield pg
+    context.close()
 
 
 def generate(page: Page, photo: str) -> None:
@@ -51,7 +57,7 @@ def generate(page: Page, photo: str) -> None:
     page.locator("#generate").click()
 
 
-def test_upload_generate_and_see_captioned_images(page, group_path, tmp_path_factory):
+def test_upload_generate_and_see_captioned_images(page, group_path):
     expect(page.locator("#engine-banner")).to_contain_text("Tiny engine")
     generate(page, str(group_path))
     for i, method in enumerate(["raw", "template", "learned"]):
@@ -59,8 +65,6 @@ def test_upload_generate_and_see_captioned_images(page, group_path, tmp_path_fac
         expect(page.locator(f"#out-image-{i} img")).to_be_visible()
     expect(page.locator("#out-prompt-0 textarea")).to_have_value("a portrait of a person")
     expect(page.locator("#face-info")).to_contain_text("1 face found")
-    shots = tmp_path_factory.mktemp("shots")
-    page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
 
 def test_rate_then_leaderboard_updates(page):
@@ -93,11 +97,9 @@ def test_blind_mode_hides_then_reveals(page, group_path):
     expect(page.locator("#out-prompt-0 textarea")).not_to_have_value("")
 
 
-def test_generate_without_selfie_shows_a_human_error(app_url):
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page()
-        pg.goto(app_url)
-        pg.locator("#generate").click()
-        expect(pg.get_by_text("Upload a selfie")).to_be_visible(timeout=30_000)
-        browser.close()
+def test_generate_without_selfie_shows_a_human_error(browser, app_url):
+    pg = browser.new_page()
+    pg.goto(app_url)
+    pg.locator("#generate").click()
+    expect(pg.get_by_text("Upload a selfie")).to_be_visible(timeout=30_000)
+    pg.close()
