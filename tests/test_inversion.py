@@ -94,6 +94,19 @@ def test_features_are_normalised_and_typed_errors(clip, refs):
         clip.text_features("a bare string")
 
 
+def test_text_features_are_memoised_per_text(clip, monkeypatch):
+    texts = ["soft light", "a person, golden hour", "soft light"]
+    first = clip.text_features(texts)
+    torch.testing.assert_close(first[0], first[2])
+    encoded: list[list[str]] = []
+    real = clip._encode_texts
+    monkeypatch.setattr(clip, "_encode_texts", lambda t: encoded.append(t) or real(t))
+    again = clip.text_features(["a person, golden hour", "new text", "soft light"])
+    assert encoded == [["new text"]]  # only the unseen text ran through the model
+    torch.testing.assert_close(again[0], first[1])
+    torch.testing.assert_close(again[1], real(["new text"])[0])
+
+
 def test_load_clip_is_memoised(clip_dir, clip):
     assert load_clip(str(clip_dir), local_files_only=True, device="cpu") is clip
 

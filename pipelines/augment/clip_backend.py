@@ -7,8 +7,9 @@ encoder, so a prompt that is close to an image in this CLIP space is one SD-1.5 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 TEXT_BATCH = 64  # texts per forward pass; bounds memory on CPU for CLIP-L
+TEXT_CACHE = 8192  # memoised text features per backend (8192 x 768 floats = 25 MB)
 
 
 class ClipUnavailable(MethodUnavailable):
@@ -44,6 +46,8 @@ class ClipBackend:
     processor: Any  # image processor: PIL -> pixel_values
     model_id: str
     device: torch.device
+    _text_cache: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -74,15 +78,35 @@ class ClipBackend:
         out = self.model.get_image_features(pixel_values=pixels)
         return _normalise(out.pooler_output.float())  # (n, d)
 
-    @torch.no_grad()
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        """(n, d) normalised text features; texts longer than the encoder are truncated."""
+        """(n, d) normalised text features; texts longer than the encoder are truncated.
+
+        Features are memoised per text (LRU, :data:`TEXT_CACHE` entries): fast-mode inversion
+        and the ensemble re-encode the same modifier bank and prompts on every request.
+        """
         if isinstance(texts, str) or len(texts) == 0:
             raise ClipInputError(f"text_features needs a non-empty list of texts, got {texts!r}")
+        texts = [str(t) for t in texts]
+        with self._cache_lock:
+            known = {t: self._text_cache[t] for t in texts if t in self._text_cache}
+            for t in known:
+                self._text_cache.move_to_end(t)
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if todo:
+            fresh = self._encode_texts(todo)  # (m, d)
+            with self._cache_lock:
+                for t, f in zip(todo, fresh, strict=True):
+                    known[t] = self._text_cache[t] = f
+                while len(self._text_cache) > TEXT_CACHE:
+                    self._text_cache.popitem(last=False)
+        return torch.stack([known[t] for t in texts])  # (n, d)
+
+    @torch.no_grad()
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         chunks = []
         for i in range(0, len(texts), TEXT_BATCH):
             batch = self.tokenizer(
-                list(texts[i : i + TEXT_BATCH]),
+                texts[i : i + TEXT_BATCH],
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
@@ -92,7 +116,7 @@ class ClipBackend:
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
             )
             chunks.append(out.pooler_output.float())
-        return _normalise(torch.cat(chunks))  # (n, d)
+        return _normalise(torch.cat(chunks))  # (m, d)
 
     def text_features_from_embeds(
         self, inputs_embeds: torch.Tensor, eos_index: torch.Tensor
