@@ -115,6 +115,8 @@ def test_missing_clip_raises_a_typed_human_reason(tmp_path):
     missing = tmp_path / "no-such-clip"
     with pytest.raises(ClipUnavailable, match="does not exist"):
         load_clip(str(missing), local_files_only=True)
+    with pytest.raises(ClipInputError, match="device='gpu0'"):
+        load_clip(str(missing), device="gpu0")
     with pytest.raises(ClipUnavailable) as e:
         load_clip("openai/clip-vit-large-patch14-not-cached", local_files_only=True)
     msg = str(e.value)
@@ -321,6 +323,8 @@ def test_missing_clip_reason_is_memoised(tmp_path):
     assert m.unavailable_reason() == reason and len(calls) == 1
     with pytest.raises(ClipUnavailable):
         LazyClip(loader).get()
+    broken = LazyClip(lambda: {}["missing"])  # a loader bug disables the method only
+    assert broken.reason() == "CLIP could not be loaded: KeyError: 'missing'"
 
 
 def test_fast_candidate_fits_budget_and_traces_modifiers(clip, catalog, refs, tmp_path):

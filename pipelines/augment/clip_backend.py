@@ -6,6 +6,7 @@ encoder, so a prompt that is close to an image in this CLIP space is one SD-1.5 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from pipelines.augment.base import MethodUnavailable
 if TYPE_CHECKING:
     from PIL import Image
     from transformers import CLIPModel, CLIPTokenizer
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 TEXT_BATCH = 64  # texts per forward pass; bounds memory on CPU for CLIP-L
@@ -193,7 +196,12 @@ def load_clip(
     from pipelines.runtime import pick_device
 
     model_id = str(model_id)
-    dev = pick_device("auto") if device is None else torch.device(device)
+    try:
+        dev = pick_device("auto") if device is None else torch.device(device)
+    except RuntimeError:
+        raise ClipInputError(
+            f"device={device!r} is not a torch device: use cpu, cuda, ..."
+        ) from None
     key = (model_id, local_files_only, str(dev))
     with _load_lock:  # one load at a time: two threads must not both read 1.7 GB
         if key in _loaded:
@@ -255,6 +263,10 @@ class LazyClip:
                     self._clip = self._loader()
                 except (MethodUnavailable, OSError) as exc:
                     self._reason = str(exc)
+                    raise ClipUnavailable(self._reason) from exc
+                except Exception as exc:  # a broken loader must disable the method, not the app
+                    log.exception("CLIP loader failed")
+                    self._reason = f"CLIP could not be loaded: {type(exc).__name__}: {exc}"
                     raise ClipUnavailable(self._reason) from exc
             return self._clip
 
