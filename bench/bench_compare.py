@@ -1,4 +1,4 @@
-"""/compare latency: 4 methods in one batched call vs 4 sequential calls, and face cache hit vs miss.
+"""/compare latency: 4 methods in one batched call vs 4 sequential calls; face cache hit vs miss.
 
 Runs the real ComparisonService (face analysis, augmentation, rendering) on
   * the tiny engine (tiny random weights, 64 px), and
@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-from pipelines.bootstrap import build_services  # noqa: E402
-from pipelines.engines import DiffusionRenderer  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from pipelines.bootstrap import build_services
+from pipelines.engines import DiffusionRenderer
+from pipelines.settings import Settings
 
 METHODS = ["raw", "template", "learned", "inversion"]
 
@@ -91,7 +91,9 @@ def bench(services, label: str, size: int, steps: int, repeats: int) -> None:
     base = rows[-1][1]
     print(f"\nbatched (UNet batch 1) / sequential = {rows[0][1] / base:.2f}")
     print(f"batched (UNet batch 4) / sequential = {rows[1][1] / base:.2f}")
-    print(f"face stage: miss {miss * 1000:.1f} ms, hit {hit * 1000:.1f} ms, ratio {miss / hit:.1f}x")
+    print(
+        f"face stage: miss {miss * 1000:.1f} ms, hit {hit * 1000:.1f} ms, ratio {miss / hit:.1f}x"
+    )
 
 
 def main() -> None:
@@ -122,9 +124,7 @@ def main() -> None:
             ),
             settings,
         )
-        bench(
-            services, "full-size random SD-1.5", 512 if cuda else 256, args.steps, args.repeats
-        )
+        bench(services, "full-size random SD-1.5", 512 if cuda else 256, args.steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 choices=list(cb.methods),
                 value=list(cb.default_methods),
                 label="Methods to compare",
-                info=_availability_info(cb.availability()),
+                info="Checking which methods can run here…",  # set on page load: may load CLIP
                 elem_id="methods",
             )
             with gr.Row():
@@ -251,6 +251,6 @@ def render_result(res: Any, blind: bool, n_slots: int) -> list[Any]:
     return values
 
 
-def _availability_info(av: dict[str, str | None]) -> str:
+def availability_info(av: dict[str, str | None]) -> str:
     missing = [f"{m}: {why}" for m, why in av.items() if why]
     return "Unavailable here — " + " · ".join(missing) if missing else "All methods available."

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from demo.api import create_compare_api, create_feedback_api
-from demo.compare_tab import CompareCallbacks, create_compare_tab
+from demo.compare_tab import CompareCallbacks, availability_info, create_compare_tab
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.staff_tab import StaffCallbacks, create_staff_tab
@@ -113,7 +113,10 @@ def build_demo(services: Services) -> gr.Blocks:
             session = services.sessions.get()
             allowed = [c for c in styles if not session.styles or c[1] in session.styles]
             style_update = gr.update(choices=allowed, value=allowed[0][1])
-            return [style_update, list(session.methods), *rater_load.fn(saved)]
+            methods_update = gr.update(
+                value=list(session.methods), info=availability_info(registry.availability())
+            )
+            return [style_update, methods_update, *rater_load.fn(saved)]
 
         demo.load(
             on_load,

@@ -67,6 +67,7 @@ class Services:
             _ = self.comparison.budget
             _ = getattr(self.engine.renderer, "pipeline", None)
             self.warm_learned()
+            self.registry.availability()  # loads CLIP for inversion/ensemble
         except Exception:  # best effort; the request path reports errors properly
             log.exception("warm-up failed")
 

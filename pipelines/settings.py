@@ -14,6 +14,7 @@ from pathlib import Path
 ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+INVERSION_MODES = ("fast", "pez")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -35,6 +36,8 @@ class Settings:
     face_root: Path = Path("~/.insightface").expanduser()
     face_det_size: int = 640
     clip_model: str = "openai/clip-vit-large-patch14"
+    inversion_mode: str = "fast"  # "fast" (rank the modifier banks) or "pez" (hard-prompt opt.)
+    pez_steps: int = 300
     device: str = "auto"
     dtype: str = "auto"
     steps: int = 30
@@ -54,6 +57,8 @@ class Settings:
         _check_choice("BECOME_ENGINE", self.engine, ENGINES)
         _check_choice("BECOME_DEVICE", self.device, DEVICES)
         _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
+        _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
+        _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
         _check_range("BECOME_STEPS", self.steps, 1, 200)
         _check_range("BECOME_GUIDANCE", self.guidance, 0.0, 30.0)
         _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)

@@ -6,7 +6,7 @@ from pipelines.augment.tokens import TokenBudget
 class CountingTokenizer:
     """One token per whitespace word plus start/end, like a toy CLIP tokenizer."""
 
-    def __call__(self, text, truncation=False):
+    def __call__(self, text, truncation=False, verbose=True):
         return {"input_ids": [0, *range(len(text.split())), 1]}
 
 

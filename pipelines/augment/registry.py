@@ -46,7 +46,12 @@ def build_registry(
     clip_loader = clip_loader or default_clip_loader(settings)
     raw, template = RawMethod(), TemplateMethod()
     learned = LearnedMethod(scorer_holder)
-    inversion = InversionMethod(clip_loader, cache_dir=settings.cache_dir / "inversion")
+    inversion = InversionMethod(
+        clip_loader,
+        cache_dir=settings.cache_dir / "inversion",
+        mode=settings.inversion_mode,
+        pez_steps=settings.pez_steps,
+    )
     ensemble = EnsembleMethod(
         [template, learned, inversion], scorer=scorer_holder.get, clip_loader=clip_loader
     )

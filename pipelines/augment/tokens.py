@@ -33,7 +33,8 @@ class TokenBudget:
     def count(self, text: str) -> int:
         """Tokens ``text`` takes, start and end tokens included."""
         if self.tokenizer is not None:
-            return len(self.tokenizer(text, truncation=False)["input_ids"])
+            # verbose=False: over-long prompts are expected here, that is what we measure
+            return len(self.tokenizer(text, truncation=False, verbose=False)["input_ids"])
         pieces = _PIECES.findall(text)
         return 2 + sum(max(1, math.ceil(len(p) / 5)) for p in pieces)
 
