@@ -6,7 +6,8 @@ Layout::
     assets/styles/<id>.json      one style: template, negative prompt, its own bank, preview recipe
     assets/references/<id>/      optional reference images (targets for the inversion method)
 
-A modifier is ``"text"`` or ``{"text": ..., "group": ..., "effects": {...}}``. ``group`` marks
+A modifier is ``"text"`` or ``{"text": ..., "group": ..., "excludes": [...], "effects": {...}}``;
+``excludes`` names other groups it contradicts. ``group`` marks
 mutually exclusive modifiers ("black and white" vs "vibrant colors"); ``effects`` are what the
 weight-free preview engine does when the modifier appears in a prompt. The effect and recipe-op
 vocabulary lives here so that a typo in an asset fails at load time, not mid-render.
@@ -133,6 +134,7 @@ class Modifier:
     group: str | None  # mutually-exclusive group: at most one modifier of a group per prompt
     effects: Mapping[str, float] = field(hash=False)  # preview effects, e.g. {"warmth": 0.3}
     source: str = "global"  # "global" or the style id
+    excludes: tuple[str, ...] = ()  # other groups it contradicts ("starry night sky": time_of_day)
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,8 @@ class StyleCatalog:
 def conflicts(a: Modifier, b: Modifier) -> bool:
     """True when ``a`` and ``b`` should not both be in one prompt."""
     same_text = a.text.lower() == b.text.lower()
-    return same_text or (a.group is not None and a.group == b.group)
+    same_group = a.group is not None and a.group == b.group
+    return same_text or same_group or a.group in b.excludes or b.group in a.excludes
 
 
 def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
@@ -403,7 +406,7 @@ class _Validator:
     def modifier(self, item: object, key: str, category: str, source: str) -> Modifier:
         if isinstance(item, str):
             item = {"text": item}
-        self.only_keys(item, key, {"text"}, {"group", "effects"})
+        self.only_keys(item, key, {"text"}, {"group", "effects", "excludes"})
         text = self.text(item["text"], _join(key, "text"))
         if len(text) > MAX_MODIFIER_CHARS or any(c in text for c in ",\n\t"):
             self.fail(
@@ -414,8 +417,14 @@ class _Validator:
         if group is not None and (not isinstance(group, str) or not _NAME.match(group)):
             reason = f"{group!r} is not allowed: use a lowercase name or omit the key"
             self.fail(_join(key, "group"), reason)
+        excludes = item.get("excludes", [])
+        if not isinstance(excludes, list) or not all(
+            isinstance(g, str) and _NAME.match(g) for g in excludes
+        ):
+            reason = f"{excludes!r} is not allowed: use a list of lowercase group names"
+            self.fail(_join(key, "excludes"), reason)
         effects = self.effects(item.get("effects", {}), _join(key, "effects"))
-        return Modifier(text, category, group, effects, source)
+        return Modifier(text, category, group, effects, source, tuple(excludes))
 
     def effects(self, value: object, key: str) -> Mapping[str, float]:
         if not isinstance(value, dict):

@@ -377,3 +377,23 @@ def test_reference_images_lists_images_only(assets: Path) -> None:
 def test_order_key_sets_display_order(assets: Path) -> None:
     _edit(assets / "styles" / "renaissance.json", _set("order", -1))
     assert load_catalog(assets).ids()[0] == "renaissance"
+
+
+def test_excludes_marks_contradictions_across_groups():
+    catalog = load_catalog()
+    bank = {m.text: m for m in catalog.global_modifiers}
+    night_sky, sunset = bank["starry night sky"], bank["sunset glow"]
+    assert night_sky.group != sunset.group
+    assert conflicts(night_sky, sunset) and conflicts(sunset, night_sky)
+    assert not conflicts(night_sky, bank["cozy"])
+
+
+def test_loader_rejects_bad_excludes(tmp_path):
+    assets = tmp_path / "assets"
+    shutil.copytree(ASSETS_DIR, assets)
+    path = assets / "modifiers.json"
+    text = path.read_text().replace('"excludes": ["time_of_day"]', '"excludes": "time_of_day"', 1)
+    path.write_text(text)
+    json.loads(text)
+    with pytest.raises(StyleFileError, match="excludes"):
+        load_catalog(assets)
