@@ -64,3 +64,39 @@ def test_compare_errors_are_human_messages(client, group_path):
 def test_rate_unknown_comparison_is_refused(client):
     with pytest.raises(AppError, match="not in memory"):
         client.predict("nope", {"raw": 3}, "x", "", "", "", False, False, api_name="/rate")
+
+
+def test_thirty_raters_at_once_lose_no_vote(client, app_url, group_path, tiny_services):
+    """A 30-person session: concurrent /rate calls on one row all land in the store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, meta = client.predict(
+        handle_file(str(group_path)),
+        "anime",
+        "a person",
+        ["raw", "template"],
+        3,
+        api_name="/compare",
+    )
+    cid = meta["comparison_id"]
+
+    def rate(i: int) -> int:
+        own = Client(app_url, verbose=False)
+        out = own.predict(
+            cid,
+            {"raw": 1 + i % 5, "template": 5 - i % 5},
+            f"rater-{i}",
+            "raw",
+            "load-test",
+            "",
+            True,
+            False,
+            api_name="/rate",
+        )
+        return out["saved"]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        saved = list(pool.map(rate, range(30)))
+    assert saved == [2] * 30
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert len(rows) == 60 and len({r.rater for r in rows}) == 30
