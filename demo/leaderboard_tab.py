@@ -55,7 +55,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         if df.empty:
             return "No ratings match these filters yet.", None, df
         n = int(df["ratings"].sum())
-        return f"{n} ratings across {len(df)} style × method pairs.", df, df
+        return f"{n} ratings across {len(df)} style × method pairs.", df, readable(df)
 
     inputs = [style, tag, since, until, blind]
     outputs = [summary, chart, table]
@@ -63,3 +63,32 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     tab.select(compute, inputs, outputs, api_name=False)
     for control in (style, blind):
         control.change(compute, inputs, outputs, api_name=False)
+
+
+def _interval(low: Any, high: Any) -> str:
+    if low != low or high != high:  # NaN: too few ratings for an interval
+        return "—"
+    return f"{low:.2f} – {high:.2f}"
+
+
+def readable(df: Any) -> Any:
+    """The leaderboard as people read it: rounded, intervals as ranges, plain column names."""
+    import pandas as pd
+
+    def ranges(low: str, high: str) -> list[str]:
+        return [_interval(a, b) for a, b in zip(df[low], df[high], strict=True)]
+
+    return pd.DataFrame(
+        {
+            "votes": df["blind"].map({True: "blind", False: "labelled"}),
+            "style": df["style"],
+            "method": df["method"],
+            "ratings": df["ratings"],
+            "mean rating": df["mean"].round(2),
+            "mean 95% CI": ranges("mean_low", "mean_high"),
+            "best-pick rate": df["pick_rate"].round(2),
+            "picks / rows": [f"{p} / {r}" for p, r in zip(df["picks"], df["rows"], strict=True)],
+            "Bradley–Terry": df["bt_strength"].round(2),
+            "BT 95% CI": ranges("bt_low", "bt_high"),
+        }
+    ).sort_values(["votes", "style", "Bradley–Terry"], ascending=[True, True, False])
