@@ -66,7 +66,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
 
 
 def _interval(low: Any, high: Any) -> str:
-    if low != low or high != high:  # NaN: too few ratings for an interval
+    if low is None or high is None or low != low or high != high:  # too few ratings (None/NaN)
         return "—"
     return f"{low:.2f} – {high:.2f}"
 
