@@ -14,6 +14,7 @@ services = build_services(settings)  # cheap: models load on first use or in war
 demo = build_demo(services)
 
 if __name__ == "__main__":
+    services.start_sync()  # restore + sync ratings to a HF dataset, when configured
     threading.Thread(target=services.warmup, daemon=True).start()
     demo.queue(
         default_concurrency_limit=settings.queue_concurrency, max_size=settings.max_queue

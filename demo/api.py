@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
+
+log = logging.getLogger(__name__)
 
 
 def create_compare_api(
@@ -42,6 +45,9 @@ def create_compare_api(
             )
         except user_errors as exc:
             raise gr.Error(str(exc)) from None
+        except Exception as exc:  # never a bare traceback for API clients either
+            log.exception("/compare failed")
+            raise gr.Error(f"The comparison failed: {exc}") from None
         images = [(o.image, o.method) for o in res.outputs if o.image is not None]
         return images, res.to_json()
 
@@ -80,7 +86,7 @@ def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], .
                 blind=blind,
                 consent_images=keep_images,
             )
-        except (*user_errors, TypeError) as exc:
+        except (*user_errors, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
         return {
             "saved": receipt.saved,

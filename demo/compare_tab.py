@@ -11,10 +11,10 @@ from typing import Any
 import gradio as gr
 
 from demo.formatting import caption_md, trace_md
+from pipelines.settings import GUIDANCE_RANGE, MAX_SEED, SIZE_RANGE, STEPS_RANGE
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**32 - 1
 SIZES = [256, 384, 512, 640, 768]
 
 
@@ -100,12 +100,16 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 elem_id="blind",
             )
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(1, 100, value=cb.steps, step=1, label="Steps")
-                guidance = gr.Slider(0.0, 15.0, value=cb.guidance, step=0.5, label="Guidance")
+                steps = gr.Slider(*STEPS_RANGE, value=cb.steps, step=1, label="Steps")
+                guidance = gr.Slider(*GUIDANCE_RANGE, value=cb.guidance, step=0.5, label="Guidance")
                 use_style_strength = gr.Checkbox(value=True, label="Style's identity strength")
                 strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="Identity strength")
                 size = gr.Dropdown(
-                    choices=sorted({*SIZES, cb.size}), value=cb.size, label="Size (px)"
+                    choices=sorted(
+                        {*(x for x in SIZES if SIZE_RANGE[0] <= x <= SIZE_RANGE[1]), cb.size}
+                    ),
+                    value=cb.size,
+                    label="Size (px)",
                 )
                 reference = gr.Image(
                     label="Style reference for inversion (optional)", type="pil", height=160

@@ -45,7 +45,10 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             tag = gr.Textbox(label="Session tag", elem_id="session-tag", max_length=80)
             consent = gr.Checkbox(
                 value=False,
-                label="Keep these generated images with my ratings (your selfie is never kept)",
+                label=(
+                    "Keep these generated images with my ratings; top-rated ones may guide the "
+                    "inversion method for this style (your selfie is never kept)"
+                ),
                 elem_id="consent",
             )
         submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")

@@ -66,7 +66,8 @@ def build_demo(services: Services) -> gr.Blocks:
         size=s.size,
         user_errors=errors,
     )
-    with gr.Blocks(title="Become Lab") as demo:
+    # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
+    with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
         gr.Markdown("# Become Lab\nOne selfie, one seed, several prompt-augmentation methods.")
         gr.Markdown(
             engine_banner(services),
@@ -111,10 +112,12 @@ def build_demo(services: Services) -> gr.Blocks:
 
         def on_load(saved: Any) -> list[Any]:
             session = services.sessions.get()
-            allowed = [c for c in styles if not session.styles or c[1] in session.styles]
+            # a saved session may name styles or methods that no longer exist: ignore those
+            allowed = [c for c in styles if c[1] in session.styles] or list(styles)
+            chosen = [m for m in session.methods if m in registry] or ["raw", "template"]
             style_update = gr.update(choices=allowed, value=allowed[0][1])
             methods_update = gr.update(
-                value=list(session.methods), info=availability_info(registry.availability())
+                value=chosen, info=availability_info(registry.availability())
             )
             return [style_update, methods_update, *rater_load.fn(saved)]
 

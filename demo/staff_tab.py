@@ -27,6 +27,11 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
     password = gr.Textbox(
         label="Staff password", type="password", visible=cb.password_required, elem_id="staff-pw"
     )
+    if not cb.password_required:
+        gr.Markdown(
+            "⚠️ No `BECOME_STAFF_PASSWORD` is set: anyone who can open this page can export "
+            "the ratings (rater names, comments) and retrain the learned method."
+        )
 
     def guard(pw: str) -> None:
         if not cb.check_password(pw or ""):
@@ -50,7 +55,10 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
         guard(pw)
         if not ms:
             raise gr.Error("Tick at least one method for the session.")
-        cb.set_session(t.strip(), st, ms, b)
+        try:
+            cb.set_session(t.strip(), st, ms, b)
+        except cb.user_errors as exc:
+            raise gr.Error(str(exc)) from None
         return f"Session **{t.strip() or '(untagged)'}** is live: new pages open with it."
 
     start.click(on_start, [password, tag, styles, methods, blind], session_status, api_name=False)
@@ -63,7 +71,10 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
 
     def on_export(pw: str, f: str) -> str:
         guard(pw)
-        return cb.export(f)
+        try:
+            return cb.export(f)
+        except (*cb.user_errors, OSError) as exc:
+            raise gr.Error(f"Export failed: {exc}") from None
 
     export.click(on_export, [password, fmt], export_file, api_name=False)
 

@@ -15,11 +15,13 @@ from typing import Any
 from PIL import Image
 
 from pipelines.augment.base import MethodRegistry, UnknownMethodError
+from pipelines.augment.inversion import InversionInputError
 from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
 from pipelines.face import FaceError
 from pipelines.feedback.store import FeedbackError, FeedbackStore
+from pipelines.generation import PortraitInputError
 from pipelines.ratings import (
     RatingService,
     RetrainError,
@@ -57,8 +59,16 @@ class Services:
             UnknownMethodError,
             FeedbackError,
             RetrainError,
+            PortraitInputError,
+            InversionInputError,
         )
     )
+
+    def start_sync(self) -> None:
+        """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
+        from pipelines.feedback.sync import start_sync
+
+        self.sync = start_sync(self.settings, self.store)
 
     def warmup(self) -> None:
         """Load the face models, tokenizer and pipeline so the first request is fast."""
@@ -139,10 +149,6 @@ def build_services(settings: Settings) -> Services:
     comparison = ComparisonService(settings, engine, catalog, registry, rated_targets)
     ratings = RatingService(store, comparison.recent)
     sessions = SessionBoard(settings.data_dir / "session.json")
-    services = Services(
+    return Services(
         settings, catalog, engine, scorer, registry, comparison, store, ratings, sessions
     )
-    from pipelines.feedback.sync import start_sync
-
-    services.sync = start_sync(settings, store)
-    return services

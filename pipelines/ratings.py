@@ -109,6 +109,8 @@ class RatingService:
                 )
         if best is not None and best not in rendered:
             raise RatingError(f"best pick {best!r} is not one of {', '.join(rendered)}")
+        if best is not None and best not in given:
+            raise RatingError(f"you picked {best!r} as best: rate it too (1 to 5), then submit")
         n_rendered = max(len(rendered), 1)
         latency = result.timings.get("render", 0.0) / n_rendered
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")

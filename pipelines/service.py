@@ -26,7 +26,14 @@ from pipelines.augment.base import (
 from pipelines.augment.tokens import TokenBudget
 from pipelines.engines import Engine, RenderJob
 from pipelines.face import load_image
-from pipelines.settings import Settings
+from pipelines.settings import (
+    GUIDANCE_RANGE,
+    IDENTITY_RANGE,
+    MAX_SEED,
+    SIZE_RANGE,
+    STEPS_RANGE,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**32 - 1
 CLIP_METHODS = {"inversion", "ensemble"}  # methods that use reference images as CLIP targets
 MAX_PROMPT_CHARS = 500
 
@@ -216,16 +222,20 @@ class ComparisonService:
                 )
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise CompareInputError(f"seed={seed} is out of range: use 0 to {MAX_SEED}.")
-        if not 1 <= steps <= 150:
-            raise CompareInputError(f"steps={steps} is out of range: use 1 to 150.")
-        if not 0.0 <= guidance <= 30.0:
-            raise CompareInputError(f"guidance={guidance} is out of range: use 0 to 30.")
-        if identity_strength is not None and not 0.0 <= identity_strength <= 2.0:
+        (s_lo, s_hi), (g_lo, g_hi), (i_lo, i_hi) = STEPS_RANGE, GUIDANCE_RANGE, IDENTITY_RANGE
+        if not s_lo <= steps <= s_hi:
+            raise CompareInputError(f"steps={steps} is out of range: use {s_lo} to {s_hi}.")
+        if not g_lo <= guidance <= g_hi:
+            raise CompareInputError(f"guidance={guidance} is out of range: use {g_lo} to {g_hi}.")
+        if identity_strength is not None and not i_lo <= identity_strength <= i_hi:
             raise CompareInputError(
-                f"identity strength={identity_strength} is out of range: use 0 to 2."
+                f"identity strength={identity_strength} is out of range: use {i_lo} to {i_hi}."
             )
-        if size % 8 or not 64 <= size <= 1024:
-            raise CompareInputError(f"size={size} is not allowed: use a multiple of 8, 64 to 1024.")
+        if size % 8 or not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+            raise CompareInputError(
+                f"size={size} is not allowed: use a multiple of 8, {SIZE_RANGE[0]} to "
+                f"{SIZE_RANGE[1]}."
+            )
 
     # ------------------------------------------------------------------ the comparison
 

@@ -15,6 +15,12 @@ ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 INVERSION_MODES = ("fast", "pez")
+# One table of request limits, shared by the settings check, the service and the UI widgets.
+STEPS_RANGE = (1, 150)
+GUIDANCE_RANGE = (0.0, 30.0)
+SIZE_RANGE = (64, 1024)  # and a multiple of 8 (the VAE downsamples by 8)
+IDENTITY_RANGE = (0.0, 2.0)
+MAX_SEED = 2**32 - 1
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -59,15 +65,16 @@ class Settings:
         _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
         _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
         _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
-        _check_range("BECOME_STEPS", self.steps, 1, 200)
-        _check_range("BECOME_GUIDANCE", self.guidance, 0.0, 30.0)
+        _check_range("BECOME_STEPS", self.steps, *STEPS_RANGE)
+        _check_range("BECOME_GUIDANCE", self.guidance, *GUIDANCE_RANGE)
         _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, 64)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
         _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
-        if self.size % 8 or not 64 <= self.size <= 2048:
+        if self.size % 8 or not SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]:
             raise SettingsError(
-                f"BECOME_SIZE={self.size} is not allowed: use a multiple of 8 between 64 and 2048"
+                f"BECOME_SIZE={self.size} is not allowed: use a multiple of 8 between "
+                f"{SIZE_RANGE[0]} and {SIZE_RANGE[1]}"
             )
         if self.face_det_size % 32:
             raise SettingsError(

@@ -92,11 +92,12 @@ def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path)
         ({"ratings": {}, "rater": "bo"}, "no rating given"),
         ({"ratings": {"ensemble": 3}, "rater": "bo"}, "'ensemble' has no output"),
         ({"ratings": {"raw": 3}, "rater": "bo", "best": "learned"}, "best pick 'learned'"),
+        ({"ratings": {"raw": 3, "template": None}, "rater": "bo", "best": "template"}, "rate it"),
         ({"ratings": {"raw": 9}, "rater": "bo"}, "9"),
     ],
 )
 def test_bad_ratings_are_refused_with_a_reason(tiny_services, group_path, kwargs, match):
-    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw"], 1)
+    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw", "template"], 1)
     ratings = kwargs.pop("ratings")
     with pytest.raises(RatingError, match=match):
         RatingService(tiny_services.store, tiny_services.comparison.recent).submit(
