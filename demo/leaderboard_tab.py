@@ -33,7 +33,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     chart = gr.BarPlot(
         x="method",
         y="bt_strength",
-        color="style",
+        color="series",
         title="Bradley–Terry strength (log scale, 0 = average)",
         height=280,
     )
@@ -55,7 +55,10 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         if df.empty:
             return "No ratings match these filters yet.", None, df
         n = int(df["ratings"].sum())
-        return f"{n} ratings across {len(df)} style × method pairs.", df, readable(df)
+        # one bar per style and kind of vote: blind and labelled votes are never pooled
+        votes_kind = df["blind"].map({True: "blind", False: "labelled"})
+        chart_df = df.assign(series=df["style"] + " · " + votes_kind)
+        return f"{n} ratings across {len(df)} style × method pairs.", chart_df, readable(df)
 
     inputs = [style, tag, since, until, blind]
     outputs = [summary, chart, table]
