@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 import torch
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
+from pipelines.settings import DEVICES
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -191,9 +191,6 @@ class ComparisonService:
                     self._budget = TokenBudget(self.engine.tokenizer_loader())
         return self._budget
 
-    def method_availability(self) -> dict[str, str | None]:
-        return self.registry.availability()
-
     # ------------------------------------------------------------------ validation
 
     def _check(
