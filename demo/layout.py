@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,15 +111,23 @@ def build_demo(services: Services) -> gr.Blocks:
         create_compare_api(services.comparison.compare, registry.names(), errors)
         create_feedback_api(services, errors)
 
+        checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
+
+        def availability_now() -> str:
+            # checking inversion may mean loading CLIP: never hold a page load for that
+            pending = checker.submit(registry.availability)
+            try:
+                return availability_info(pending.result(timeout=1.0))
+            except TimeoutError:  # concurrent.futures raises the builtin since 3.11
+                return "Checking which methods can run here (CLIP is loading)…"
+
         def on_load(saved: Any) -> list[Any]:
             session = services.sessions.get()
             # a saved session may name styles or methods that no longer exist: ignore those
             allowed = [c for c in styles if c[1] in session.styles] or list(styles)
             chosen = [m for m in session.methods if m in registry] or ["raw", "template"]
             style_update = gr.update(choices=allowed, value=allowed[0][1])
-            methods_update = gr.update(
-                value=chosen, info=availability_info(registry.availability())
-            )
+            methods_update = gr.update(value=chosen, info=availability_now())
             return [style_update, methods_update, *rater_load.fn(saved)]
 
         demo.load(
