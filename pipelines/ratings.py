@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +113,7 @@ class RatingService:
             raise RatingError(f"you picked {best!r} as best: rate it too (1 to 5), then submit")
         n_rendered = max(len(rendered), 1)
         latency = result.timings.get("render", 0.0) / n_rendered
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         records, images = [], {}
         for method, rating in given.items():
             out = rendered[method]

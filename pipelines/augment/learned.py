@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,7 +157,7 @@ class LearnedScorer:
         metadata = {
             "format_version": FORMAT_VERSION,
             "kind": MODEL_KIND,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "sources": source_meta,
             "rows": len(y),
             "styles": sorted({s for s in styles if s}),
