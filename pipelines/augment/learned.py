@@ -101,6 +101,7 @@ class LearnedScorer:
         self.bias = bias
         self.metadata = metadata
         self._gain_cache: dict[tuple, np.ndarray] = {}
+        self._gain_lock = threading.Lock()
 
     # -- training -----------------------------------------------------------------------------
 
@@ -209,9 +210,10 @@ class LearnedScorer:
         if hit is None:
             s = self.score([reference, *(f"{reference}, {a}" for a in additions)], style)
             hit = s[1:] - s[0]
-            if len(self._gain_cache) > 256:  # bounded: one entry per (style, bank) in practice
-                self._gain_cache.clear()
-            self._gain_cache[key] = hit
+            with self._gain_lock:  # requests and the warm-up thread fill it concurrently
+                if len(self._gain_cache) > 256:  # bounded: one entry per (style, bank)
+                    self._gain_cache.clear()
+                self._gain_cache[key] = hit
         return hit
 
     def evaluate(self, data: ScoredPrompts) -> dict[str, float]:

@@ -8,6 +8,7 @@ The best beams of every depth are then scored exactly, and ranked on that exact 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,7 @@ class LearnedMethod:
         self.holder = holder
         self.config = config or SearchConfig()
         self._cost_cache: dict[tuple, list[int]] = {}
+        self._cache_lock = threading.Lock()
 
     def unavailable_reason(self) -> str | None:
         return self.holder.reason
@@ -143,11 +145,13 @@ class LearnedMethod:
     def _costs(self, budget: TokenBudget, texts: list[str]) -> list[int]:
         """Tokens each ", modifier" adds; cached per tokenizer and bank."""
         key = (id(budget.tokenizer), tuple(texts))
-        if key not in self._cost_cache:
-            if len(self._cost_cache) > 64:
-                self._cost_cache.clear()
-            self._cost_cache[key] = [budget.count(", " + t) - 2 for t in texts]
-        return self._cost_cache[key]
+        with self._cache_lock:  # shared by concurrent requests and the warm-up thread
+            costs = self._cost_cache.get(key)
+            if costs is None:
+                if len(self._cost_cache) > 64:
+                    self._cost_cache.clear()
+                costs = self._cost_cache[key] = [budget.count(", " + t) - 2 for t in texts]
+        return costs
 
     def _candidate(
         self,
