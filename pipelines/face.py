@@ -292,7 +292,10 @@ class FaceAnalyzer:
 
     def analyze(self, image: ImageSource) -> FaceResult:
         """The largest face in ``image``; raises a ``FaceError`` subclass when there is none."""
-        img = load_image(image)
+        return self.analyze_loaded(load_image(image))
+
+    def analyze_loaded(self, img: Image.Image) -> FaceResult:
+        """:meth:`analyze` for an image that :func:`load_image` already decoded (no second pass)."""
         key = image_hash(img)
         with self._lock:
             cached = self._cache.get(key)

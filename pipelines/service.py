@@ -270,7 +270,7 @@ class ComparisonService:
         report(0.02, "Finding the face")
         t0 = time.perf_counter()
         selfie = load_image(image)
-        face = self.engine.face_analyzer.analyze(selfie)
+        face = self.engine.face_analyzer.analyze_loaded(selfie)
         timings["face"] = time.perf_counter() - t0
 
         # 2. Prompts: each method proposes ranked candidates; the best one is rendered

@@ -386,10 +386,9 @@ def load_targets(style: Style, context: AugmentContext) -> list[Image.Image]:
 
 def image_digest(image: Image.Image) -> str:
     """sha256 of an image's RGB pixels and size: the cache key part, never the image itself."""
-    rgb = np.asarray(image.convert("RGB"))
-    h = hashlib.sha256(f"{rgb.shape}".encode())
-    h.update(np.ascontiguousarray(rgb).tobytes())
-    return h.hexdigest()
+    from pipelines.face import image_hash
+
+    return image_hash(image.convert("RGB"))
 
 
 @dataclass(frozen=True)
