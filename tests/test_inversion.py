@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -364,6 +365,29 @@ def test_cache_hit_does_no_optimisation(clip, catalog, refs, tmp_path, monkeypat
     for f in files:  # recovered text and numbers only: no image, no embedding
         record = json.loads(f.read_text())
         assert set(record) >= {"mode", "recovered", "similarity"} and f.stat().st_size < 4000
+
+
+def test_cache_keeps_the_most_recently_used_records(clip, catalog, refs, tmp_path):
+    style = catalog.get("watercolor")
+    m = _method(clip, tmp_path, max_cache_entries=2)
+    images = [refs, _images(1, 1), _images(2, 1)]
+    m.augment("a person", style, _ctx(catalog, clip, images[0]))
+    m.augment("a person", style, _ctx(catalog, clip, images[1]))
+    files = sorted((tmp_path / "cache").glob("*.json"), key=lambda f: f.stat().st_mtime_ns)
+    assert len(files) == 2
+    for age, f in enumerate(files):  # both old, the first-written one older
+        os.utime(f, (1_000 + age, 1_000 + age))
+    assert m.augment("a person", style, _ctx(catalog, clip, images[0]))[0].meta["cached"]
+    m.augment("a person", style, _ctx(catalog, clip, images[2]))  # a third record: one must go
+    left = {f.name for f in (tmp_path / "cache").glob("*.json")}
+    assert len(left) == 2 and files[0].name in left and files[1].name not in left
+    assert m.augment("a person", style, _ctx(catalog, clip, images[0]))[0].meta["cached"]
+    assert not m.augment("a person", style, _ctx(catalog, clip, images[1]))[0].meta["cached"]
+
+
+def test_cache_size_must_be_positive(clip, tmp_path):
+    with pytest.raises(InversionInputError, match="max_cache_entries=0"):
+        InversionMethod(lambda: clip, tmp_path, max_cache_entries=0)
 
 
 def test_pez_mode_candidate_cache_and_seed(clip, catalog, refs, tmp_path, monkeypatch):

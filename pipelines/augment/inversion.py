@@ -15,6 +15,7 @@ The result is the user's prompt + ", " + the recovered text, cut to the token bu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -428,6 +429,7 @@ class InversionMethod:
         pez: PezConfig | None = None,
         max_modifiers: int = 8,
         pool: int = 48,
+        max_cache_entries: int = 1000,
     ) -> None:
         if mode not in MODES:
             raise InversionInputError(
@@ -436,12 +438,14 @@ class InversionMethod:
         _check_int("pez_steps", pez_steps, 1, 100_000)
         _check_int("max_modifiers", max_modifiers, 0, 64)
         _check_int("pool", pool, 1, 10_000)
+        _check_int("max_cache_entries", max_cache_entries, 1, 1_000_000)
         self.clip_loader = clip_loader
         self.cache_dir = Path(cache_dir)
         self.mode = mode
         self.pez = pez or PezConfig(steps=pez_steps)  # a full config wins over pez_steps
         self.max_modifiers = max_modifiers
         self.pool = pool
+        self.max_cache_entries = max_cache_entries  # records are ~2 kB: 1000 is ~2 MB on disk
         self._clip = LazyClip(clip_loader)
         self._run_lock = threading.Lock()  # one optimisation at a time: they saturate the CPU
 
@@ -489,12 +493,15 @@ class InversionMethod:
     def _read_cache(self, key: str) -> dict[str, Any] | None:
         path = self.cache_dir / f"{key}.json"
         try:
-            return json.loads(path.read_text("utf-8"))
+            record = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:  # a corrupt entry is recomputed, not fatal
             log.warning("ignoring unreadable inversion cache %s: %s", path, exc)
             return None
+        with contextlib.suppress(OSError):  # evicted meanwhile, read-only disk: still a hit
+            os.utime(path)  # the least recently *used* records are the ones evicted
+        return record
 
     def _write_cache(self, key: str, record: dict[str, Any]) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -502,6 +509,21 @@ class InversionMethod:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record, f)
         os.replace(tmp, self.cache_dir / f"{key}.json")  # atomic: readers never see half a file
+        self._evict()
+
+    def _evict(self) -> None:
+        """Keep the ``max_cache_entries`` most recently used records; a Space's disk is small."""
+        entries = []
+        for path in self.cache_dir.glob("*.json"):
+            if path.name.startswith("."):  # another writer's temp file, not yet a record
+                continue
+            try:
+                entries.append((path.stat().st_mtime, path))
+            except FileNotFoundError:  # another process evicted it first
+                continue
+        entries.sort(reverse=True)
+        for _, path in entries[self.max_cache_entries :]:
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def _bank(style: Style, context: AugmentContext) -> tuple[Modifier, ...]:
