@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -278,9 +278,14 @@ class ComparisonService:
         reference_images = list(reference_images)
         if self.rated_targets is not None and set(methods) & CLIP_METHODS:
             reference_images += self.rated_targets(style.id)
-        outputs = [
-            self._augment(m, base_prompt, style, reference_images, seed, report) for m in methods
-        ]
+        done: dict[str, MethodOutput] = {}
+        computed: dict[str, Sequence[Candidate]] = {}  # what the ensemble pools, run once
+        for m in sorted(methods, key=lambda m: m == "ensemble"):  # the ensemble goes last
+            out = self._augment(m, base_prompt, style, reference_images, seed, report, computed)
+            done[m] = out
+            if out.candidates:
+                computed[m] = out.candidates
+        outputs = [done[m] for m in methods]
         timings["augment"] = time.perf_counter() - t0
 
         # 3. One batched render: same face embedding and seed for every prompt
@@ -341,6 +346,7 @@ class ComparisonService:
         reference_images: Sequence[Image.Image],
         seed: int,
         report: Progress,
+        computed: Mapping[str, Sequence[Candidate]],
     ) -> MethodOutput:
         method = self.registry.get(name)
         reason = method.unavailable_reason()
@@ -352,6 +358,7 @@ class ComparisonService:
             reference_images=reference_images,
             progress=lambda f, m: report(0.05 + 0.25 * f, f"{name}: {m}"),
             seed=seed,
+            computed=dict(computed),
         )
         try:
             candidates = method.augment(base_prompt, style, context)

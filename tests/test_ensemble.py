@@ -192,6 +192,21 @@ def test_unavailable_methods_are_skipped_with_their_reason(catalog):
     assert progress[-1] == 1.0 and progress == sorted(progress)
 
 
+def test_candidates_already_computed_for_the_request_are_reused(catalog):
+    style = catalog.get("watercolor")
+    fresh = FakeMethod("learned", [cand(style.apply("a person") + ", fresh", "learned", 1.0)])
+    reused = [cand(style.apply("a person") + ", from the row", "learned", 2.0)]
+    ens = EnsembleMethod([fresh], scorer=None, clip_loader=None)
+    ctx = _ctx(catalog)
+    ctx.computed = {"learned": reused}
+    out = ens.augment("a person", style, ctx)
+    assert fresh.calls == 0
+    assert {c.prompt for c in out} == {
+        reused[0].prompt,
+        TokenBudget().truncate(style.apply("a person")),
+    }
+
+
 def test_missing_scorer_is_recorded_not_fatal(catalog):
     style = catalog.get("anime")
 

@@ -80,6 +80,21 @@ def test_reference_image_makes_inversion_render(svc, group_path):
     assert out.prompt.startswith("a person")
 
 
+def test_ensemble_reuses_the_rows_candidates(svc, group_path, monkeypatch):
+    learned = svc.registry.get("learned")
+    calls = []
+    real = learned.augment
+    monkeypatch.setattr(learned, "augment", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # ensemble listed first: it still runs last, pooling what learned proposed for this row
+    res = svc.compare(group_path, "anime", "a person", ["ensemble", "learned"], 3)
+    assert [o.method for o in res.outputs] == ["ensemble", "learned"]
+    assert len(calls) == 1
+    pooled = {c.prompt for c in res.outputs[0].candidates if c.meta.get("from_method") == "learned"}
+    assert pooled == {c.prompt for c in res.outputs[1].candidates}
+    svc.compare(group_path, "anime", "a person", ["ensemble"], 3)  # alone: it runs learned itself
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

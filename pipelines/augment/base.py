@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -45,6 +45,9 @@ class AugmentContext:
     reference_images: Sequence[Image.Image] = ()  # uploaded in the UI or top-rated outputs
     progress: Callable[[float, str], None] | None = None  # fraction done, message
     seed: int = 0
+    # candidates other methods already proposed for this same request, by method name: the
+    # ensemble pools these instead of running those methods a second time
+    computed: Mapping[str, Sequence[Candidate]] = field(default_factory=dict)
 
 
 class MethodUnavailable(RuntimeError):

@@ -266,7 +266,10 @@ class EnsembleMethod:
             try:
                 if reason:
                     raise MethodUnavailable(reason)
-                candidates = method.augment(base_prompt, style, sub)
+                if method.name in context.computed:  # this request's row already ran it
+                    candidates = list(context.computed[method.name])
+                else:
+                    candidates = method.augment(base_prompt, style, sub)
             except MethodUnavailable as exc:
                 skipped[method.name] = str(exc)
                 continue
