@@ -16,7 +16,14 @@ from PIL import Image
 
 from pipelines.augment.base import MethodRegistry, UnknownMethodError
 from pipelines.augment.inversion import InversionInputError
-from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
+from pipelines.augment.learned import (
+    CURRENT_MODEL,
+    LearnedMethod,
+    LearnedScorer,
+    ModelFileError,
+    ScorerHolder,
+    default_model_path,
+)
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
 from pipelines.face import FaceError
@@ -68,7 +75,20 @@ class Services:
         """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
         from pipelines.feedback.sync import start_sync
 
-        self.sync = start_sync(self.settings, self.store)
+        self.sync = start_sync(self.settings, self.store, on_model=self.use_synced_model)
+
+    def use_synced_model(self, path: Path) -> None:
+        """Keep and load the retrained model an earlier run synced (a fresh Space disk)."""
+        try:
+            scorer = LearnedScorer.load(path)
+        except ModelFileError as exc:  # keep what is loaded; say why
+            log.warning("ignoring the synced learned model %s: %s", path, exc)
+            return
+        self.settings.learned_dir.mkdir(parents=True, exist_ok=True)
+        scorer.save(self.settings.learned_dir / CURRENT_MODEL)
+        self.scorer.swap(scorer)
+        self.warm_learned()
+        log.info("restored the retrained learned model from the feedback dataset")
 
     def warmup(self) -> None:
         """Load the face models, tokenizer and pipeline so the first request is fast."""
@@ -129,9 +149,12 @@ class Services:
             self.store, self.scorer, self.settings.learned_dir, [Path(f) for f in extra_files]
         )
         self.warm_learned()
+        if self.sync is not None:  # so a restarted Space gets it back (see start_sync)
+            self.sync.save_model(report.path)
         return {
             **report.metadata,
             "saved_to": str(report.path),
+            "synced_to": self.settings.feedback_repo if self.sync is not None else None,
             "seconds": round(report.seconds, 2),
         }
 

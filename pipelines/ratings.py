@@ -184,7 +184,7 @@ def retrain_from_feedback(
     extra_files: Sequence[Path] = (),
 ) -> RetrainReport:
     """Train the learned scorer on the ratings (plus optional files) and swap it in live."""
-    from pipelines.augment.learned import LearnedScorer
+    from pipelines.augment.learned import CURRENT_MODEL, LearnedScorer
     from pipelines.augment.learned_data import read_scored
 
     t0 = time.perf_counter()
@@ -199,7 +199,7 @@ def retrain_from_feedback(
     except ValueError as exc:  # DataError, too few rows, ...
         raise RetrainError(f"cannot retrain: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "current.npz"
+    path = out_dir / CURRENT_MODEL
     scorer.save(path)
     holder.swap(scorer)
     return RetrainReport(metadata=scorer.metadata, seconds=time.perf_counter() - t0, path=path)

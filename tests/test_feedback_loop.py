@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,6 +14,7 @@ from pipelines.augment.base import AugmentContext
 from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord
+from pipelines.feedback.sync import PATH_IN_REPO, FeedbackSync, start_sync
 from pipelines.ratings import RatingService, RetrainError, retrain_from_feedback
 from pipelines.styles import load_catalog
 
@@ -21,19 +26,12 @@ def learned_prompt(method: LearnedMethod, catalog, style_id: str) -> str:
     return method.augment("a portrait of a person", catalog.get(style_id), ctx)[0].prompt
 
 
-def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path):
-    catalog = load_catalog(tiny_settings.assets_dir)
+def rate_planted(store: FeedbackStore, catalog, rows: int = 80) -> None:
+    """Simulated raters: outputs whose prompt has the planted modifier get 4-5, others 1-3."""
     style = catalog.get("watercolor")
-    holder = ScorerHolder.from_path(default_model_path(tiny_settings))
-    method = LearnedMethod(holder)
-    before = learned_prompt(method, catalog, "watercolor")
-    assert PLANTED not in before  # otherwise the test proves nothing
-
-    # Simulated raters: outputs whose prompt carries the planted modifier get 4-5, others 1-3.
     rng = random.Random(0)
     bank = [m.text for m in catalog.modifiers_for(style)]
-    store = FeedbackStore(tmp_path / "ratings.sqlite3")
-    for row in range(80):
+    for row in range(rows):
         mods = rng.sample(bank, 3)
         if row % 2 and PLANTED not in mods:
             mods[0] = PLANTED
@@ -54,10 +52,67 @@ def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path)
             ]
         )
 
+
+def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path):
+    catalog = load_catalog(tiny_settings.assets_dir)
+    holder = ScorerHolder.from_path(default_model_path(tiny_settings))
+    method = LearnedMethod(holder)
+    before = learned_prompt(method, catalog, "watercolor")
+    assert PLANTED not in before  # otherwise the test proves nothing
+
+    store = FeedbackStore(tmp_path / "ratings.sqlite3")
+    rate_planted(store, catalog)
+
     report = retrain_from_feedback(store, holder, tmp_path / "learned")
     assert report.path.exists() and report.metadata["rows"] == 80
     after = learned_prompt(method, catalog, "watercolor")
     assert PLANTED in after  # swapped in live, no restart
+
+
+def _services(settings, data_dir):
+    from pipelines.bootstrap import build_services
+
+    return build_services(
+        replace(settings, data_dir=data_dir, feedback_repo="org/r", feedback_token="hf_x")
+    )
+
+
+def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_settings, tmp_path):
+    hub = tmp_path / "hub"  # what CommitScheduler uploads from the sync folder lands here
+    first = _services(tiny_settings, tmp_path / "run1")
+    first.sync = FeedbackSync(hub / PATH_IN_REPO, SimpleNamespace(lock=threading.Lock()))
+    first.store.add_listener(first.sync)
+    rate_planted(first.store, first.catalog)
+    report = first.retrain([])
+    assert report["synced_to"] == "org/r"
+    assert (hub / PATH_IN_REPO / "learned" / "current.npz").read_bytes() == Path(
+        report["saved_to"]
+    ).read_bytes()
+
+    # the Space restarts on an empty disk: the bundled model until the dataset is read
+    second = _services(tiny_settings, tmp_path / "run2")
+    learned = second.registry.get("learned")
+    assert PLANTED not in learned_prompt(learned, second.catalog, "watercolor")
+    start_sync(
+        second.settings,
+        second.store,
+        scheduler_factory=lambda **kw: SimpleNamespace(lock=threading.Lock()),
+        downloader=lambda **kw: str(hub),
+        on_model=second.use_synced_model,
+    )
+    assert second.store.count() == 80
+    assert PLANTED in learned_prompt(learned, second.catalog, "watercolor")
+    assert (tmp_path / "run2" / "learned" / "current.npz").is_file()  # kept for the next start
+
+
+def test_a_broken_synced_model_is_ignored(tiny_settings, tmp_path):
+    services = _services(tiny_settings, tmp_path)
+    before = services.scorer.get()
+    bad = tmp_path / "current.npz"
+    bad.write_bytes(b"not a model")
+    services.use_synced_model(bad)
+    assert services.scorer.get() is before
+    assert not (tmp_path / "learned" / "current.npz").exists()
 
 
 def test_retrain_without_ratings_says_what_to_do(tiny_settings, tmp_path):

@@ -480,6 +480,7 @@ def test_sync_logs_submissions_for_the_dataset(store, tmp_path):
         True,
     )
     assert Path(kw["folder_path"]) == tmp_path / "feedback_sync" and kw["every"] > 0
+    assert kw["allow_patterns"] == ["*.jsonl", "learned/*.npz"]  # ratings log + retrained model
     assert not Path(kw["folder_path"]).samefile(store.path.parent)  # the db is not uploaded
 
     img = _image((9, 9, 9))

@@ -33,6 +33,7 @@ FORMAT_VERSION = 2  # 2: more hand features, word-vector block stored in the mod
 MODEL_KIND = "hashed-ngram-wordvec-style-ridge"
 MODEL_SUFFIX = ".npz"
 BUNDLED_MODEL = "pqpp-v2.npz"  # under <assets>/learned/
+CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retrained model
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[2] / "assets" / "learned" / WORDVEC_FILE
 
 
@@ -334,7 +335,7 @@ def default_model_path(settings: Settings) -> Path:
     else the bundled PQPP model."""
     if settings.learned_model is not None:
         return settings.learned_model
-    current = settings.learned_dir / f"current{MODEL_SUFFIX}"
+    current = settings.learned_dir / CURRENT_MODEL
     if current.is_file():
         return current
     return bundled_model_path(settings)

@@ -8,13 +8,17 @@ writers never share a file.
 
 The log is append-only: a changed vote appears again with a later ``submitted_at``. Readers keep,
 for each (comparison_id, rater), the lines of the latest submission (see :func:`read_log`).
-Output images are not uploaded; their hash is.
+Output images are not uploaded; their hash is. A model retrained from the ratings is copied to
+``learned/current.npz`` in the same folder, so a restarted Space can bring it back too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 SYNC_FOLDER = "feedback_sync"  # under settings.data_dir, next to (not containing) the db
 PATH_IN_REPO = "ratings"
 EVERY_MINUTES = 5.0
+MODEL_FOLDER = "learned"  # the retrained model, under the sync folder and PATH_IN_REPO
 _LOCAL_ONLY = ("image_path",)  # a path on this machine means nothing in the dataset
 
 
@@ -68,6 +73,19 @@ class FeedbackSync:
 
     __call__ = append  # a FeedbackStore listener
 
+    def save_model(self, path: Path) -> Path:
+        """Queue the retrained model file at ``path`` for upload (replacing the last one)."""
+        from pipelines.augment.learned import CURRENT_MODEL
+
+        dest = self.folder / MODEL_FOLDER / CURRENT_MODEL
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-", suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(path, tmp)  # copied outside the lock: an upload is not held up
+        with self.scheduler.lock:
+            os.replace(tmp, dest)
+        return dest
+
     def flush(self) -> Any:
         """Ask for an upload now (returns the scheduler's future)."""
         return self.scheduler.trigger()
@@ -93,11 +111,14 @@ def start_sync(
     scheduler_factory: SchedulerFactory | None = None,
     every: float = EVERY_MINUTES,
     downloader: Callable[..., str] | None = None,
+    on_model: Callable[[Path], None] | None = None,
 ) -> FeedbackSync | None:
     """Start syncing ``store`` to ``settings.feedback_repo``; None when sync is not configured.
 
     Needs both BECOME_FEEDBACK_REPO and BECOME_FEEDBACK_TOKEN; one without the other is a
     :class:`SyncConfigError`. If the Hub cannot be reached at start, ratings stay local (logged).
+    On a fresh disk (no ratings, no retrained model) what earlier runs synced is restored first;
+    a synced model file is handed to ``on_model`` (which checks, keeps and loads it).
     """
     repo, token = settings.feedback_repo.strip(), settings.feedback_token.strip()
     if not repo and not token:
@@ -111,6 +132,10 @@ def start_sync(
     _check_repo_id(repo)
     if store.count() == 0:  # a fresh Space disk: bring back what earlier runs synced
         restore_from_hub(repo, token, store, downloader=downloader)
+    if on_model is not None and _no_retrained_model(settings):
+        model = restore_model_from_hub(repo, token, downloader=downloader)
+        if model is not None:
+            on_model(model)
     if scheduler_factory is None:
         from huggingface_hub import CommitScheduler
 
@@ -125,7 +150,7 @@ def start_sync(
             every=every,
             token=token,
             private=True,  # ratings name their raters; only applies when the repo is created
-            allow_patterns=["*.jsonl"],
+            allow_patterns=["*.jsonl", f"{MODEL_FOLDER}/*.npz"],
         )
     except Exception as exc:  # no network, bad token: keep the app up, ratings stay local
         log.warning("feedback sync to %s not started, ratings stay local: %s", repo, exc)
@@ -169,6 +194,32 @@ def restore_from_hub(
         store.submit(submission)
     log.info("restored %d ratings from dataset %s", len(records), repo)
     return len(records)
+
+
+def _no_retrained_model(settings: Settings) -> bool:
+    from pipelines.augment.learned import CURRENT_MODEL
+
+    return settings.learned_model is None and not (settings.learned_dir / CURRENT_MODEL).is_file()
+
+
+def restore_model_from_hub(
+    repo: str, token: str, *, downloader: Callable[..., str] | None = None
+) -> Path | None:
+    """The retrained model an earlier run synced (a path in the Hub cache), or None."""
+    from pipelines.augment.learned import CURRENT_MODEL
+
+    if downloader is None:
+        from huggingface_hub import snapshot_download
+
+        downloader = snapshot_download
+    name = f"{PATH_IN_REPO}/{MODEL_FOLDER}/{CURRENT_MODEL}"
+    try:
+        folder = downloader(repo_id=repo, repo_type="dataset", allow_patterns=[name], token=token)
+    except Exception as exc:  # no repo yet, no network: keep the bundled model
+        log.warning("no learned model restored from %s: %s", repo, exc)
+        return None
+    path = Path(folder) / name
+    return path if path.is_file() else None
 
 
 def _check_repo_id(repo: str) -> None:
