@@ -46,7 +46,9 @@ def pick_dtype(device: torch.device | str, preference: str = "auto") -> torch.dt
     device = torch.device(device)
     if preference == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # native bf16 only: torch counts a T4's slow emulated bf16 as supported by default
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+            return torch.bfloat16 if native else torch.float16
         return torch.float16 if device.type == "mps" else torch.float32
     if preference not in DTYPES:
         raise RuntimeChoiceError(

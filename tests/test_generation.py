@@ -247,9 +247,12 @@ def test_pick_device_and_dtype_with_gpus(monkeypatch) -> None:
     monkeypatch.setattr(runtime, "_mps_available", lambda: True)
     assert runtime.pick_device() == torch.device("cuda")  # cuda before mps
     assert runtime.pick_device("mps") == torch.device("mps")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert runtime.pick_dtype("cuda") == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert runtime.pick_dtype("cuda") == torch.bfloat16  # Ampere and newer
+    # a T4 (a common Space GPU) runs bf16 only emulated, many times slower than its fp16
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
     assert runtime.pick_dtype("cuda") == torch.float16
     assert runtime.pick_dtype("mps") == torch.float16
     assert runtime.pick_dtype("cuda", "float32") == torch.float32
