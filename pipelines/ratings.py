@@ -6,6 +6,7 @@ never from the client, so a rating always describes exactly what was rendered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.augment.learned_data import ScoredPrompts
-from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord, image_sha256
+from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord, png_bytes
 
 if TYPE_CHECKING:
     from pipelines.augment.learned import ScorerHolder
@@ -117,9 +118,15 @@ class RatingService:
         records, images = [], {}
         for method, rating in given.items():
             out = rendered[method]
-            h = image_sha256(out.image)  # type: ignore[arg-type]
-            if consent_images:
-                images[h] = out.image
+            # PNG-encoding a 512 px output costs ~50-100 ms: once per output for its hash (kept
+            # on the row for later raters), and again only to keep it for a consenting rater
+            data = None
+            if out.image_hash is None or consent_images:
+                data = png_bytes(out.image)  # type: ignore[arg-type]
+                out.image_hash = hashlib.sha256(data).hexdigest()
+            h = out.image_hash
+            if data is not None and consent_images:
+                images[h] = data
             records.append(
                 RatingRecord(
                     created_at=created,

@@ -70,6 +70,7 @@ class MethodOutput:
     candidates: list[Candidate] = field(default_factory=list)
     tokens: int | None = None
     error: str | None = None  # why this method produced no image
+    image_hash: str | None = None  # sha256 of the image's PNG, set when it is first rated
 
 
 @dataclass

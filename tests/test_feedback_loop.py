@@ -140,6 +140,26 @@ def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path)
     assert rows[0].image_path  # consented: the generated output (never the selfie) is kept
 
 
+def test_outputs_are_png_encoded_once_per_need(tiny_services, group_path, monkeypatch):
+    from pipelines import ratings as ratings_module
+    from pipelines.feedback.store import image_sha256
+
+    encoded = []
+    real = ratings_module.png_bytes
+    monkeypatch.setattr(ratings_module, "png_bytes", lambda im: encoded.append(1) or real(im))
+    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw", "template"], 5)
+    ratings = tiny_services.ratings
+    ratings.submit(res.comparison_id, {"raw": 3, "template": 4}, rater="a", consent_images=True)
+    assert len(encoded) == 2  # hash and the kept file share one encoding per output
+    ratings.submit(res.comparison_id, {"raw": 1, "template": 2}, rater="b")
+    assert len(encoded) == 2  # the hash is kept on the row: later raters pay nothing
+    rows = tiny_services.store.records(comparison_id=res.comparison_id)
+    by_method = {o.method: image_sha256(o.image) for o in res.outputs}
+    assert {r.image_hash for r in rows} == set(by_method.values()) and len(rows) == 4
+    kept = [r for r in rows if r.image_path]
+    assert len(kept) == 2 and all(Path(r.image_path).stem == r.image_hash for r in kept)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -82,7 +82,7 @@ class RatingRecord:
 
 def image_sha256(image: Image.Image) -> str:
     """sha256 of the image's PNG bytes, as stored: ``images/<hash>.png`` hashes to its own name."""
-    return hashlib.sha256(_png_bytes(image)).hexdigest()
+    return hashlib.sha256(png_bytes(image)).hexdigest()
 
 
 def utc_now() -> str:
@@ -290,13 +290,14 @@ class FeedbackStore:
         self,
         records: Sequence[RatingRecord],
         *,
-        images: Mapping[str, Image.Image] | None = None,
+        images: Mapping[str, Image.Image | bytes] | None = None,
     ) -> int:
         """Store one submission; returns how many earlier ratings it replaced (0 = first vote).
 
         Earlier votes of the same (comparison_id, rater) are replaced. ``images`` maps an
-        ``image_hash`` to its output image and is passed only for raters who consented to storing
-        outputs; those images are written to ``images_dir/<hash>.png``.
+        ``image_hash`` to its output image (or its :func:`png_bytes`, to skip a second encoding)
+        and is passed only for raters who consented to storing outputs; those images are written
+        to ``images_dir/<hash>.png``.
         """
         records = validate(records)
         images = dict(images or {})
@@ -306,7 +307,9 @@ class FeedbackStore:
                 f"images given for hash(es) {', '.join(h[:12] for h in unknown)} that no rating "
                 "refers to: key each image by the image_hash of its rating"
             )
-        encoded = {h: _png_bytes(img) for h, img in images.items()}  # CPU work outside the lock
+        encoded = {  # CPU work outside the lock
+            h: img if isinstance(img, bytes) else png_bytes(img) for h, img in images.items()
+        }
         for h, data in encoded.items():
             actual = hashlib.sha256(data).hexdigest()
             if actual != h:
@@ -533,7 +536,8 @@ def _from_row(row: Sequence[Any]) -> RatingRecord:
     return RatingRecord(**d)
 
 
-def _png_bytes(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
+    """The PNG encoding that :func:`image_sha256` hashes and the store writes."""
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
