@@ -24,7 +24,8 @@ from pipelines.augment.learned import (
     default_model_path,
 )
 from pipelines.augment.learned_data import DataError, ScoredPrompts, read_scored
-from pipelines.augment.learned_features import FeatureConfig
+from pipelines.augment.learned_features import FeatureConfig, words
+from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -180,6 +181,76 @@ def test_load_rejects_an_older_format(scorer: LearnedScorer, tmp_path: Path) -> 
         LearnedScorer.load(path)
 
 
+def test_version_2_files_load_as_the_linear_part(catalog: StyleCatalog, tmp_path: Path) -> None:
+    linear = LearnedScorer.train(
+        [_synthetic(catalog, n=300)], TrainConfig(kernel=KernelConfig(weight=0.0))
+    )
+    assert linear.kernel is None and linear.metadata["kernel"] is None
+    path = tmp_path / "v2.npz"
+    linear.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    assert not any(k.startswith("k_") for k in arrays)
+    md = json.loads(arrays["metadata"].tobytes())
+    md["format_version"] = 2  # what a model retrained before the kernel head looks like
+    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
+    np.savez(path, **arrays)
+    loaded = LearnedScorer.load(path)
+    probe = ["a watercolor of a dog", "a person, sharp focus"]
+    np.testing.assert_allclose(loaded.score(probe, "alpha"), linear.score(probe, "alpha"))
+
+
+def test_kernel_head_fits_what_a_linear_model_cannot() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((600, 8))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)  # like the word-vector means
+    y = np.sign(z[:, 0] * z[:, 1])  # XOR of two directions: no linear signal at all
+    head = KernelHead.fit(z[:500], y[:500], KernelConfig(gamma=3.0, alpha=0.1))
+    pred = head.predict(z[500:])  # (100,)
+    assert pred.shape == (100,)
+    assert np.corrcoef(pred, y[500:])[0, 1] > 0.6
+    w = np.linalg.lstsq(z[:500], y[:500], rcond=None)[0]
+    assert abs(np.corrcoef(z[500:] @ w, y[500:])[0, 1]) < 0.3
+    small = KernelHead.fit(z, y, KernelConfig(max_rows=50))
+    assert small.support.shape == (50, 8)  # a capped, deterministic subset
+    np.testing.assert_array_equal(
+        small.support, KernelHead.fit(z, y, KernelConfig(max_rows=50)).support
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"weight": 1.5}, "weight=1.5"),
+        ({"gamma": 0}, "gamma=0"),
+        ({"alpha": -1}, "alpha=-1"),
+        ({"max_rows": 1}, "max_rows=1"),
+    ],
+)
+def test_kernel_config_names_the_bad_value(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        KernelConfig(**kwargs)
+
+
+def test_scorer_blends_the_kernel_head_and_cross_validates_it(catalog: StyleCatalog) -> None:
+    data = _synthetic(catalog, n=400)
+    cfg = TrainConfig(alpha=1.0, cv_folds=3)
+    blended = LearnedScorer.train([data], cfg)
+    linear = LearnedScorer.train(
+        [data], TrainConfig(alpha=1.0, cv_folds=3, kernel=KernelConfig(weight=0))
+    )
+    assert blended.metadata["kernel"]["support_rows"] == 400
+    assert blended.metadata["kernel"]["weight"] == KernelConfig().weight
+    probe = data.texts[:10]
+    head = blended.kernel.predict(
+        np.stack([blended.featurizer.wordvec.mean(words(t)) for t in probe])
+    )
+    w = blended.kernel_weight
+    lin = linear.score(probe, "alpha")
+    np.testing.assert_allclose(blended.score(probe, "alpha"), (1 - w) * lin + w * head, atol=1e-6)
+    assert blended.metadata["cv"] != linear.metadata["cv"]  # the head is refitted per fold
+
+
 def test_word_vectors_generalise_to_unseen_synonyms(tmp_path: Path) -> None:
     # "puppy" and "motorcycle" never occur in training: char n-grams carry a little signal to
     # them, the MiniLM word vectors ("puppy" ~ "dog") roughly double it.
@@ -298,20 +369,24 @@ def test_tight_budget_and_present_modifiers(scorer: LearnedScorer, catalog: Styl
     assert "soft lighting" not in best.meta["modifiers"]
 
 
+def _copy(s: LearnedScorer) -> LearnedScorer:
+    return LearnedScorer(s.featurizer, s.weights, s.bias, {}, s.kernel, s.kernel_weight)
+
+
 def test_search_is_deterministic(
     scorer: LearnedScorer, catalog: StyleCatalog, context: AugmentContext
 ) -> None:
     method = LearnedMethod(ScorerHolder(scorer))
     first = method.augment("a child", catalog.get("beta"), context)
     again = LearnedMethod(
-        ScorerHolder(LearnedScorer(scorer.featurizer, scorer.weights, scorer.bias, {}))
+        ScorerHolder(_copy(scorer))  # a fresh instance: no cache shared with the first
     )
     second = again.augment("a child", catalog.get("beta"), context)
     assert [c.prompt for c in first] == [c.prompt for c in second]
 
 
 def test_warm_up_fills_the_gain_cache(scorer: LearnedScorer, catalog: StyleCatalog) -> None:
-    fresh = LearnedScorer(scorer.featurizer, scorer.weights, scorer.bias, {})
+    fresh = _copy(scorer)
     LearnedMethod(ScorerHolder(fresh)).warm_up(catalog)
     assert len(fresh._gain_cache) == len(catalog.ids())
 
@@ -390,7 +465,7 @@ def test_bundled_model_loads_and_reports_pqpp_validation() -> None:
     scorer = LearnedScorer.load(path)
     md = scorer.metadata
     assert [s["name"] for s in md["sources"]] == ["train.csv"]
-    assert md["sources"][0]["rows"] > 5000
+    assert md["sources"][0]["rows"] > 5000 and md["kernel"]["support_rows"] > 5000
     assert md["validation"]["validation.csv"]["pearson"] > 0.5
     # PQPP signal: GLIDE could not draw people and both models fail at counts and text.
     easy, hard = scorer.score(

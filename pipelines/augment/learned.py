@@ -1,5 +1,6 @@
 """The learned prompt scorer: ridge regression on hashed n-grams, style interactions, hand
-features and a mean of static MiniLM word vectors.
+features and a mean of static MiniLM word vectors, blended with an RBF kernel-ridge head on that
+mean (learned_kernel.py).
 
 Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
 JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
@@ -23,16 +24,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipelines.augment.learned_data import ScoredPrompts
-from pipelines.augment.learned_features import FeatureConfig, Featurizer
+from pipelines.augment.learned_features import FeatureConfig, Featurizer, words
+from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_wordvec import WORDVEC_FILE, WordVectors
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
 
-FORMAT_VERSION = 2  # 2: more hand features, word-vector block stored in the model
-MODEL_KIND = "hashed-ngram-wordvec-style-ridge"
+FORMAT_VERSION = 3  # 3: kernel head; 2: more hand features, word-vector block in the model
+READABLE_VERSIONS = (2, 3)  # a version-2 file is the linear part alone
+MODEL_KIND = "hashed-ngram-wordvec-style-ridge+wordvec-rbf-krr"
 MODEL_SUFFIX = ".npz"
-BUNDLED_MODEL = "pqpp-v2.npz"  # under <assets>/learned/
+BUNDLED_MODEL = "pqpp-v3.npz"  # under <assets>/learned/
 CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retrained model
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[2] / "assets" / "learned" / WORDVEC_FILE
 
@@ -50,6 +53,8 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     alpha: float = 5.0  # ridge penalty, chosen by 5-fold CV on PQPP train (3, 5, 8, 12, 20)
     cv_folds: int = 0  # >= 2: also report k-fold CV metrics in the metadata
+    # blended with the ridge; needs the word-vector block (features.wordvec_dim > 0)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
     wordvec_path: Path = DEFAULT_WORDVEC  # table used when features.wordvec_dim > 0
 
     def __post_init__(self) -> None:
@@ -92,7 +97,11 @@ class LearnedScorer:
         weights: np.ndarray,  # (dim,) float32
         bias: float,
         metadata: dict,
+        kernel: KernelHead | None = None,
+        kernel_weight: float = 0.0,
     ) -> None:
+        if kernel is not None and featurizer.wordvec is None:
+            raise ModelFileError("a kernel head needs the word-vector block, which is off")
         if weights.shape != (featurizer.config.dim,):
             raise ModelFileError(
                 f"weights have shape {weights.shape}, features need ({featurizer.config.dim},)"
@@ -101,6 +110,8 @@ class LearnedScorer:
         self.weights = weights
         self.bias = bias
         self.metadata = metadata
+        self.kernel = kernel
+        self.kernel_weight = kernel_weight if kernel is not None else 0.0
         self._gain_cache: dict[tuple, np.ndarray] = {}
         self._gain_lock = threading.Lock()
 
@@ -152,10 +163,12 @@ class LearnedScorer:
             wordvec = WordVectors.load(config.wordvec_path)
         featurizer = Featurizer.fit(config.features, texts, wordvec)
         x = featurizer.transform(texts, styles)  # (n, dim) sparse
+        z = _vectors(featurizer, texts) if _uses_kernel(featurizer, config) else None  # (n, d)
         cv = None
         if config.cv_folds >= 2:
-            cv = cls._cross_validate(x, y, config)
+            cv = cls._cross_validate(x, z, y, config)
         weights, bias = _fit_ridge(x, y, config.alpha)
+        kernel = None if z is None else KernelHead.fit(z, y, config.kernel)
         metadata = {
             "format_version": FORMAT_VERSION,
             "kind": MODEL_KIND,
@@ -165,6 +178,9 @@ class LearnedScorer:
             "styles": sorted({s for s in styles if s}),
             "features": config.features.to_dict(),
             "alpha": config.alpha,
+            "kernel": None
+            if kernel is None
+            else {**config.kernel.to_dict(), "support_rows": len(kernel.support)},
             "wordvec": None
             if wordvec is None
             else {"file": Path(config.wordvec_path).name, "words": len(wordvec.vocab)},
@@ -173,19 +189,25 @@ class LearnedScorer:
             "cv": cv,
             "validation": {},
         }
-        scorer = cls(featurizer, weights, bias, metadata)
+        scorer = cls(featurizer, weights, bias, metadata, kernel, config.kernel.weight)
         for v in validation:
             scorer.metadata["validation"][v.source] = scorer.evaluate(v)
         return scorer
 
     @staticmethod
-    def _cross_validate(x, y: np.ndarray, config: TrainConfig) -> dict:
+    def _cross_validate(x, z: np.ndarray | None, y: np.ndarray, config: TrainConfig) -> dict:
+        """k-fold CV of the whole model (ridge and kernel head refitted per fold)."""
         rng = np.random.default_rng(0)
         folds = rng.permutation(len(y)) % config.cv_folds
         pred = np.zeros_like(y)
         for k in range(config.cv_folds):
-            w, b = _fit_ridge(x[folds != k], y[folds != k], config.alpha)
-            pred[folds == k] = x[folds == k] @ w + b
+            tr, te = folds != k, folds == k
+            w, b = _fit_ridge(x[tr], y[tr], config.alpha)
+            pred[te] = x[te] @ w + b
+            if z is not None:
+                head = KernelHead.fit(z[tr], y[tr], config.kernel)
+                wk = config.kernel.weight
+                pred[te] = (1 - wk) * pred[te] + wk * head.predict(z[te])
         return {"folds": config.cv_folds, **correlations(pred, y)}
 
     # -- inference ----------------------------------------------------------------------------
@@ -202,7 +224,11 @@ class LearnedScorer:
         if not prompts:
             return np.zeros(0, np.float32)
         x = self.featurizer.transform(prompts, styles)  # (n, dim)
-        return (x @ self.weights + self.bias).astype(np.float64)
+        linear = (x @ self.weights + self.bias).astype(np.float64)
+        if self.kernel is None:
+            return linear
+        head = self.kernel.predict(_vectors(self.featurizer, prompts))
+        return (1 - self.kernel_weight) * linear + self.kernel_weight * head
 
     def gains(self, reference: str, additions: Sequence[str], style: str | None) -> np.ndarray:
         """(len(additions),) score change of appending each addition to ``reference``; cached."""
@@ -233,6 +259,12 @@ class LearnedScorer:
         extra = (
             {} if wv is None else {"wv_vocab": wv.vocab, "wv_table": wv.table.astype(np.float16)}
         )
+        if self.kernel is not None:
+            extra |= {
+                "k_support": self.kernel.support.astype(np.float16),
+                "k_dual": self.kernel.dual.astype(np.float32),
+                "k_offset": np.float64(self.kernel.offset),
+            }
         np.savez_compressed(
             buf,
             **extra,
@@ -256,10 +288,10 @@ class LearnedScorer:
             with np.load(path, allow_pickle=False) as z:
                 metadata = json.loads(z["metadata"].tobytes().decode("utf-8"))
                 version = metadata.get("format_version")
-                if version != FORMAT_VERSION:
+                if version not in READABLE_VERSIONS:
                     raise ModelFileError(
                         f"model file {str(path)!r} has format_version {version!r}; "
-                        f"this code reads version {FORMAT_VERSION}: retrain it"
+                        f"this code reads versions {READABLE_VERSIONS}: retrain it"
                     )
                 config = FeatureConfig.from_dict(metadata["features"])
                 weights = np.zeros(config.dim, np.float32)
@@ -269,13 +301,34 @@ class LearnedScorer:
                     wordvec = WordVectors(z["wv_vocab"], z["wv_table"].astype(np.float32))
                 featurizer = Featurizer(config, z["hand_mean"], z["hand_std"], wordvec)
                 bias = float(z["bias"])
+                kernel, kernel_weight = None, 0.0
+                if "k_support" in z:
+                    meta = metadata["kernel"]
+                    kernel = KernelHead(
+                        z["k_support"].astype(np.float32),
+                        z["k_dual"].astype(np.float32),
+                        float(z["k_offset"]),
+                        float(meta["gamma"]),
+                    )
+                    kernel_weight = float(meta["weight"])
         except ModelFileError:
             raise
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             raise ModelFileError(
                 f"model file {str(path)!r} is not a learned-scorer model: {e}"
             ) from None
-        return cls(featurizer, weights, bias, metadata)
+        return cls(featurizer, weights, bias, metadata, kernel, kernel_weight)
+
+
+def _uses_kernel(featurizer: Featurizer, config: TrainConfig) -> bool:
+    return featurizer.wordvec is not None and config.kernel.weight > 0
+
+
+def _vectors(featurizer: Featurizer, texts: Sequence[str]) -> np.ndarray:
+    """(n, wordvec_dim) the L2-normalised mean word vector of each text: the kernel's input."""
+    wv = featurizer.wordvec
+    assert wv is not None  # callers check
+    return np.stack([wv.mean(words(t)) for t in texts])
 
 
 class ScorerHolder:
