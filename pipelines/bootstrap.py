@@ -81,11 +81,11 @@ class Services:
         """Keep and load the retrained model an earlier run synced (a fresh Space disk)."""
         try:
             scorer = LearnedScorer.load(path)
-        except ModelFileError as exc:  # keep what is loaded; say why
+            self.settings.learned_dir.mkdir(parents=True, exist_ok=True)
+            scorer.save(self.settings.learned_dir / CURRENT_MODEL)
+        except (ModelFileError, OSError) as exc:  # best effort at start: keep what is loaded
             log.warning("ignoring the synced learned model %s: %s", path, exc)
             return
-        self.settings.learned_dir.mkdir(parents=True, exist_ok=True)
-        scorer.save(self.settings.learned_dir / CURRENT_MODEL)
         self.scorer.swap(scorer)
         self.warm_learned()
         log.info("restored the retrained learned model from the feedback dataset")
@@ -149,12 +149,18 @@ class Services:
             self.store, self.scorer, self.settings.learned_dir, [Path(f) for f in extra_files]
         )
         self.warm_learned()
+        synced_to = None
         if self.sync is not None:  # so a restarted Space gets it back (see start_sync)
-            self.sync.save_model(report.path)
+            try:
+                self.sync.save_model(report.path)
+                synced_to = self.settings.feedback_repo
+            except OSError as exc:  # the model is saved and live; only its upload failed
+                log.warning("retrained model not queued for upload: %s", exc)
+                synced_to = f"not synced: {exc}"
         return {
             **report.metadata,
             "saved_to": str(report.path),
-            "synced_to": self.settings.feedback_repo if self.sync is not None else None,
+            "synced_to": synced_to,
             "seconds": round(report.seconds, 2),
         }
 

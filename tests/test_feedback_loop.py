@@ -108,10 +108,12 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
 def test_a_broken_synced_model_is_ignored(tiny_settings, tmp_path):
     services = _services(tiny_settings, tmp_path)
     before = services.scorer.get()
-    bad = tmp_path / "current.npz"
-    bad.write_bytes(b"not a model")
-    services.use_synced_model(bad)
-    assert services.scorer.get() is before
+    good = default_model_path(services.settings).read_bytes()
+    for name, data in [("junk.npz", b"not a model"), ("cut.npz", good[: len(good) // 2])]:
+        bad = tmp_path / name
+        bad.write_bytes(data)
+        services.use_synced_model(bad)  # logged, never raised: the app must still start
+        assert services.scorer.get() is before
     assert not (tmp_path / "learned" / "current.npz").exists()
 
 

@@ -166,6 +166,11 @@ def test_load_rejects_bad_files(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match=r"junk\.npz"):
         LearnedScorer.load(junk)
+    bundled = (PROJECT_ROOT / "assets" / "learned" / BUNDLED_MODEL).read_bytes()
+    cut = tmp_path / "cut.npz"  # e.g. an upload interrupted half way
+    cut.write_bytes(bundled[: len(bundled) // 2])
+    with pytest.raises(ModelFileError, match=r"cut\.npz"):
+        LearnedScorer.load(cut)
 
 
 def test_load_rejects_an_older_format(scorer: LearnedScorer, tmp_path: Path) -> None:

@@ -509,7 +509,10 @@ class InversionMethod:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record, f)
         os.replace(tmp, self.cache_dir / f"{key}.json")  # atomic: readers never see half a file
-        self._evict()
+        try:
+            self._evict()
+        except OSError as exc:  # best effort: never lose the result just computed
+            log.warning("inversion cache eviction in %s failed: %s", self.cache_dir, exc)
 
     def _evict(self) -> None:
         """Keep the ``max_cache_entries`` most recently used records; a Space's disk is small."""

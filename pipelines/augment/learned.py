@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -313,7 +314,7 @@ class LearnedScorer:
                     kernel_weight = float(meta["weight"])
         except ModelFileError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as e:
             raise ModelFileError(
                 f"model file {str(path)!r} is not a learned-scorer model: {e}"
             ) from None

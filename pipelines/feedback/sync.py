@@ -82,6 +82,9 @@ class FeedbackSync:
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-", suffix=".tmp")
         os.close(fd)
         shutil.copyfile(path, tmp)  # copied outside the lock: an upload is not held up
+        # The lock keeps the swap out of the scheduler's file listing; an upload already under
+        # way can still read a mix of old and new (it sized the old file), which the next
+        # upload repairs and a restore rejects as a broken model file.
         with self.scheduler.lock:
             os.replace(tmp, dest)
         return dest
