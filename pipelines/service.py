@@ -281,11 +281,16 @@ class ComparisonService:
             reference_images += self.rated_targets(style.id)
         done: dict[str, MethodOutput] = {}
         computed: dict[str, Sequence[Candidate]] = {}  # what the ensemble pools, run once
+        failed: dict[str, str] = {}
         for m in sorted(methods, key=lambda m: m == "ensemble"):  # the ensemble goes last
-            out = self._augment(m, base_prompt, style, reference_images, seed, report, computed)
+            out = self._augment(
+                m, base_prompt, style, reference_images, seed, report, computed, failed
+            )
             done[m] = out
             if out.candidates:
                 computed[m] = out.candidates
+            elif out.error:
+                failed[m] = out.error
         outputs = [done[m] for m in methods]
         timings["augment"] = time.perf_counter() - t0
 
@@ -348,6 +353,7 @@ class ComparisonService:
         seed: int,
         report: Progress,
         computed: Mapping[str, Sequence[Candidate]],
+        failed: Mapping[str, str],
     ) -> MethodOutput:
         method = self.registry.get(name)
         reason = method.unavailable_reason()
@@ -360,6 +366,7 @@ class ComparisonService:
             progress=lambda f, m: report(0.05 + 0.25 * f, f"{name}: {m}"),
             seed=seed,
             computed=dict(computed),
+            failed=dict(failed),
         )
         try:
             candidates = method.augment(base_prompt, style, context)

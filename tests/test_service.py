@@ -95,6 +95,22 @@ def test_ensemble_reuses_the_rows_candidates(svc, group_path, monkeypatch):
     assert len(calls) == 2
 
 
+def test_ensemble_does_not_rerun_a_method_that_failed_in_the_row(svc, group_path, monkeypatch):
+    learned = svc.registry.get("learned")
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        raise RuntimeError("scorer exploded")
+
+    monkeypatch.setattr(learned, "augment", broken)
+    res = svc.compare(group_path, "anime", "a person", ["learned", "ensemble"], 3)
+    row, ens = res.outputs
+    assert row.error == "learned failed: scorer exploded" and len(calls) == 1
+    assert ens.error is None and ens.image is not None  # the ensemble still renders its best
+    assert ens.candidates[0].meta["skipped"]["learned"] == "learned failed: scorer exploded"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

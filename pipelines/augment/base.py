@@ -48,6 +48,7 @@ class AugmentContext:
     # candidates other methods already proposed for this same request, by method name: the
     # ensemble pools these instead of running those methods a second time
     computed: Mapping[str, Sequence[Candidate]] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)  # ... or why they proposed none
 
 
 class MethodUnavailable(RuntimeError):

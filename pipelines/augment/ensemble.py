@@ -266,6 +266,8 @@ class EnsembleMethod:
             try:
                 if reason:
                     raise MethodUnavailable(reason)
+                if method.name in context.failed:  # failed in this row: not paid for twice
+                    raise MethodUnavailable(context.failed[method.name])
                 if method.name in context.computed:  # this request's row already ran it
                     candidates = list(context.computed[method.name])
                 else:
