@@ -186,6 +186,19 @@ def test_load_rejects_an_older_format(scorer: LearnedScorer, tmp_path: Path) -> 
         LearnedScorer.load(path)
 
 
+def test_load_rejects_a_kernel_head_that_does_not_fit(
+    scorer: LearnedScorer, tmp_path: Path
+) -> None:
+    path = tmp_path / "odd.npz"
+    scorer.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["k_dual"] = arrays["k_dual"][:-1]
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=r"kernel head.*retrain"):
+        LearnedScorer.load(path)
+
+
 def test_version_2_files_load_as_the_linear_part(catalog: StyleCatalog, tmp_path: Path) -> None:
     linear = LearnedScorer.train(
         [_synthetic(catalog, n=300)], TrainConfig(kernel=KernelConfig(weight=0.0))

@@ -311,6 +311,13 @@ class LearnedScorer:
                         float(z["k_offset"]),
                         float(meta["gamma"]),
                     )
+                    m, d = kernel.support.shape
+                    if kernel.dual.shape != (m,) or wordvec is None or d != wordvec.dim:
+                        raise ModelFileError(
+                            f"model file {str(path)!r} has a kernel head of {m} x {d} support "
+                            f"and {kernel.dual.shape[0]} coefficients that does not fit its "
+                            "word vectors: retrain it"
+                        )
                     kernel_weight = float(meta["weight"])
         except ModelFileError:
             raise

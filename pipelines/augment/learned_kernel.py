@@ -36,9 +36,14 @@ class KernelConfig:
 
 
 def rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """(n, d), (m, d) -> (n, m) exp(-gamma * |a_i - b_j|^2)."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.exp(-gamma * np.maximum(sq, 0.0))
+    """(n, d), (m, d) -> (n, m) exp(-gamma * |a_i - b_j|^2), in one (n, m) buffer."""
+    k = a @ b.T
+    k *= 2.0
+    k -= (a * a).sum(1)[:, None]
+    k -= (b * b).sum(1)[None, :]  # now -|a_i - b_j|^2, up to rounding
+    np.minimum(k, 0.0, out=k)
+    k *= gamma
+    return np.exp(k, out=k)
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,12 @@ class KernelHead:
         # fitted on the float16 values the model file stores, so a loaded model predicts the same
         z = np.asarray(z, np.float16).astype(np.float32)
         offset = float(y.mean())
-        k = rbf(z.astype(np.float64), z.astype(np.float64), config.gamma)  # (m, m)
-        k[np.diag_indices_from(k)] += config.alpha
-        dual = np.linalg.solve(k, y - offset)  # symmetric positive definite
+        from scipy.linalg import cho_factor, cho_solve
+
+        z64 = z.astype(np.float64)
+        k = rbf(z64, z64, config.gamma)  # (m, m)
+        k[np.diag_indices_from(k)] += config.alpha  # >= alpha on the diagonal: well conditioned
+        dual = cho_solve(cho_factor(k, overwrite_a=True), y - offset)  # K is SPD
         return cls(z, dual.astype(np.float32), offset, config.gamma)
 
     def predict(self, z: np.ndarray) -> np.ndarray:
