@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from huggingface_hub.utils import filter_repo_objects
 
 from pipelines.augment.base import AugmentContext
 from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord
-from pipelines.feedback.sync import PATH_IN_REPO, FeedbackSync, start_sync
+from pipelines.feedback.sync import PATH_IN_REPO, start_sync
 from pipelines.ratings import RatingService, RetrainError, retrain_from_feedback
 from pipelines.styles import load_catalog
 
@@ -77,17 +79,50 @@ def _services(settings, data_dir):
     )
 
 
+class FakeHub:
+    """A dataset repo on disk that honours the patterns the app passes, as the Hub does."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.schedulers: list[dict] = []
+
+    def scheduler(self, **kw) -> SimpleNamespace:
+        self.schedulers.append(kw)
+        return SimpleNamespace(lock=threading.Lock())
+
+    def push(self) -> None:
+        """What CommitScheduler uploads from each sync folder."""
+        for kw in self.schedulers:
+            self._copy(
+                Path(kw["folder_path"]), self.root / kw["path_in_repo"], kw["allow_patterns"]
+            )
+
+    def download(self, **kw) -> str:
+        """What snapshot_download returns: a folder with the matching files only."""
+        out = self.root.parent / f"snapshot-{len(list(self.root.parent.glob('snapshot-*')))}"
+        self._copy(self.root, out, kw["allow_patterns"])
+        return str(out)
+
+    @staticmethod
+    def _copy(src: Path, dest: Path, patterns: list[str]) -> None:
+        files = [f.relative_to(src).as_posix() for f in src.rglob("*") if f.is_file()]
+        for rel in filter_repo_objects(files, allow_patterns=patterns):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, dest / rel)
+
+
 def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_settings, tmp_path):
-    hub = tmp_path / "hub"  # what CommitScheduler uploads from the sync folder lands here
+    hub = FakeHub(tmp_path / "hub" / "repo")
     first = _services(tiny_settings, tmp_path / "run1")
-    first.sync = FeedbackSync(hub / PATH_IN_REPO, SimpleNamespace(lock=threading.Lock()))
-    first.store.add_listener(first.sync)
+    first.sync = start_sync(
+        first.settings, first.store, scheduler_factory=hub.scheduler, downloader=hub.download
+    )
     rate_planted(first.store, first.catalog)
     report = first.retrain([])
     assert report["synced_to"] == "org/r"
-    assert (hub / PATH_IN_REPO / "learned" / "current.npz").read_bytes() == Path(
-        report["saved_to"]
-    ).read_bytes()
+    hub.push()
+    synced = hub.root / PATH_IN_REPO / "learned" / "current.npz"
+    assert synced.read_bytes() == Path(report["saved_to"]).read_bytes()
 
     # the Space restarts on an empty disk: the bundled model until the dataset is read
     second = _services(tiny_settings, tmp_path / "run2")
@@ -96,8 +131,8 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
     start_sync(
         second.settings,
         second.store,
-        scheduler_factory=lambda **kw: SimpleNamespace(lock=threading.Lock()),
-        downloader=lambda **kw: str(hub),
+        scheduler_factory=hub.scheduler,
+        downloader=hub.download,
         on_model=second.use_synced_model,
     )
     assert second.store.count() == 80
