@@ -115,7 +115,13 @@ class Services:
         sources = ", ".join(
             f"{s.get('name', '?')} ({s.get('rows', '?')} rows)" for s in meta.get("sources", [])
         )
-        return f"{meta.get('kind', 'model')} trained {meta.get('created', '?')} on {sources}"
+        created = str(meta.get("created", "?"))[:10]  # the date is what a facilitator needs
+        held_out = "; ".join(
+            f"Pearson {m['pearson']:.3f} on held-out {name}"
+            for name, m in (meta.get("validation") or {}).items()
+            if isinstance(m, dict) and "pearson" in m
+        )
+        return f"trained {created} on {sources}" + (f"; {held_out}" if held_out else "")
 
     def check_staff_password(self, password: str) -> bool:
         expected = self.settings.staff_password

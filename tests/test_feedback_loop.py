@@ -118,8 +118,13 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
         first.settings, first.store, scheduler_factory=hub.scheduler, downloader=hub.download
     )
     rate_planted(first.store, first.catalog)
+    assert first.learned_summary().endswith(
+        "on train.csv (6000 rows); Pearson 0.552 on held-out validation.csv"
+    )  # the bundled model, as the banner states it
     report = first.retrain([])
     assert report["synced_to"] == "org/r"
+    today = report["created"][:10]
+    assert first.learned_summary() == f"trained {today} on feedback store ratings.sqlite3 (80 rows)"
     hub.push()
     synced = hub.root / PATH_IN_REPO / "learned" / "current.npz"
     assert synced.read_bytes() == Path(report["saved_to"]).read_bytes()
