@@ -25,6 +25,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.augment.learned import CURRENT_MODEL
 from pipelines.feedback.store import FeedbackError, FeedbackStore, RatingRecord, utc_now
 from pipelines.settings import Settings
 
@@ -75,8 +76,6 @@ class FeedbackSync:
 
     def save_model(self, path: Path) -> Path:
         """Queue the retrained model file at ``path`` for upload (replacing the last one)."""
-        from pipelines.augment.learned import CURRENT_MODEL
-
         dest = self.folder / MODEL_FOLDER / CURRENT_MODEL
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-", suffix=".tmp")
@@ -200,8 +199,6 @@ def restore_from_hub(
 
 
 def _no_retrained_model(settings: Settings) -> bool:
-    from pipelines.augment.learned import CURRENT_MODEL
-
     return settings.learned_model is None and not (settings.learned_dir / CURRENT_MODEL).is_file()
 
 
@@ -209,8 +206,6 @@ def restore_model_from_hub(
     repo: str, token: str, *, downloader: Callable[..., str] | None = None
 ) -> Path | None:
     """The retrained model an earlier run synced (a path in the Hub cache), or None."""
-    from pipelines.augment.learned import CURRENT_MODEL
-
     if downloader is None:
         from huggingface_hub import snapshot_download
 
