@@ -11,6 +11,11 @@ A modifier is ``"text"`` or ``{"text": ..., "group": ..., "excludes": [...], "ef
 mutually exclusive modifiers ("black and white" vs "vibrant colors"); ``effects`` are what the
 weight-free preview engine does when the modifier appears in a prompt. The effect and recipe-op
 vocabulary lives here so that a typo in an asset fails at load time, not mid-render.
+
+A style's own ``excludes`` lists the global groups and modifiers its template already decides
+("monochrome" where the template asks for vibrant colours). A modifier containing a phrase of the
+style's negative prompt ("dslr photo" against "photo") contradicts it too. The bank a method may
+draw from (``StyleCatalog.modifiers_for``) leaves both out.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _PORTRAIT_LEAD = re.compile(r"^(?:an? )?portrait of ", re.IGNORECASE)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+_WORD = re.compile(r"[a-z0-9]+")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # categories, groups
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -150,6 +156,7 @@ class Style:
     modifiers: tuple[Modifier, ...]
     preview: Mapping[str, Any] = field(hash=False)  # {"recipe": ({"op": ..., **params}, ...)}
     reference_dir: Path = Path()  # assets/references/<id>/ (may be empty or missing)
+    excludes: tuple[str, ...] = ()  # global groups and modifier texts (lowercase) it rules out
 
     def apply(self, prompt: str) -> str:
         """The template around ``prompt``; braces in ``prompt`` are kept literally."""
@@ -160,6 +167,21 @@ class Style:
             subject = _PORTRAIT_LEAD.sub("", subject) or subject
         # str.format does not re-parse substituted values, so "{" in the prompt is safe
         return self.template.format(prompt=subject)
+
+    def rules_out(self, modifier: Modifier) -> str | None:
+        """Why ``modifier`` contradicts this style, or None: it contains all the words of a
+        negative-prompt phrase, or (for a global modifier) the style excludes its group or text."""
+        words = _words(modifier.text)
+        for phrase in self.negative_prompt.split(","):
+            needed = _words(phrase)
+            if needed and needed <= words:
+                return f"the negative prompt has {phrase.strip()!r}"
+        if modifier.source == "global":
+            if modifier.group is not None and modifier.group in self.excludes:
+                return f"the style excludes the {modifier.group!r} group"
+            if modifier.text.lower() in self.excludes:
+                return f"the style excludes {modifier.text!r}"
+        return None
 
     def reference_images(self) -> list[Path]:
         """Image files in ``reference_dir``, sorted by name; empty when there are none."""
@@ -179,6 +201,7 @@ class StyleCatalog:
         self.styles = styles
         self.global_modifiers = global_modifiers
         self._banks: dict[str, tuple[Modifier, ...]] = {}
+        self._full_banks: dict[str, tuple[Modifier, ...]] = {}
         self._patterns: dict[str, tuple[re.Pattern[str], dict[str, Modifier]]] = {}
 
     def get(self, style_id: str) -> Style:
@@ -191,27 +214,34 @@ class StyleCatalog:
         return list(self.styles)
 
     def modifiers_for(self, style: Style | str) -> tuple[Modifier, ...]:
-        """The style's bank, then the global bank, deduplicated by text (the style's wins)."""
+        """The modifiers a method may add for ``style``: its bank, then the global bank,
+        deduplicated by text (the style's wins), less those the style rules out."""
         st = self._resolve(style)
         if st.id not in self._banks:
+            self._banks[st.id] = tuple(m for m in self._full_bank(st) if st.rules_out(m) is None)
+        return self._banks[st.id]
+
+    def _full_bank(self, st: Style) -> tuple[Modifier, ...]:
+        if st.id not in self._full_banks:
             seen: set[str] = set()
             bank = []
             for m in (*st.modifiers, *self.global_modifiers):
                 if m.text.lower() not in seen:
                     seen.add(m.text.lower())
                     bank.append(m)
-            self._banks[st.id] = tuple(bank)
-        return self._banks[st.id]
+            self._full_banks[st.id] = tuple(bank)
+        return self._full_banks[st.id]
 
     def find_modifiers(self, prompt: str, style: Style | str) -> list[Modifier]:
         """Bank modifiers occurring in ``prompt`` as whole words, case-insensitive, in order.
 
         Longer modifiers win over ones they contain ("golden hour lighting" over "golden hour"),
-        and each occurrence counts once.
+        and each occurrence counts once. Modifiers the style rules out are found too: a user may
+        still type them, and their groups and preview effects still apply.
         """
         st = self._resolve(style)
         if st.id not in self._patterns:
-            by_text = {m.text.lower(): m for m in self.modifiers_for(st)}
+            by_text = {m.text.lower(): m for m in self._full_bank(st)}
             # alternation tries left to right, so longest first gives the longest match
             alts = sorted(by_text, key=len, reverse=True)
             body = "|".join(re.escape(t) for t in alts)
@@ -234,6 +264,14 @@ def conflicts(a: Modifier, b: Modifier) -> bool:
     same_text = a.text.lower() == b.text.lower()
     same_group = a.group is not None and a.group == b.group
     return same_text or same_group or a.group in b.excludes or b.group in a.excludes
+
+
+def _words(text: str) -> frozenset[str]:
+    """Lowercase words, a plural "s" dropped, so "vibrant colors" contains "color"."""
+    return frozenset(
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in _WORD.findall(text.lower())
+    )
 
 
 def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
@@ -264,7 +302,8 @@ def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
     loaded: list[tuple[int, Style]] = []
     seen_ids: dict[str, str] = {}  # id -> file that defines it
     for path in files:
-        loaded.append(_load_style(path, show(path), assets_dir / "references", seen_ids))
+        style = _load_style(path, show(path), assets_dir / "references", seen_ids, global_bank)
+        loaded.append(style)
     loaded.sort(key=lambda pair: (pair[0], pair[1].id))
     return StyleCatalog({s.id: s for _, s in loaded}, global_bank)
 
@@ -282,11 +321,15 @@ _STYLE_KEYS = {
 
 
 def _load_style(
-    path: Path, shown: str, references: Path, seen_ids: dict[str, str]
+    path: Path,
+    shown: str,
+    references: Path,
+    seen_ids: dict[str, str],
+    global_bank: tuple[Modifier, ...],
 ) -> tuple[int, Style]:
     doc = _read_json(path, shown)
     v = _Validator(shown)
-    v.only_keys(doc, "", _STYLE_KEYS, {"order"})
+    v.only_keys(doc, "", _STYLE_KEYS, {"order", "excludes"})
     style_id = v.text(doc["id"], "id")
     if not _ID.match(style_id):
         v.fail("id", f"{style_id!r} is not allowed: use lowercase letters, digits and '_'")
@@ -311,7 +354,13 @@ def _load_style(
         modifiers=v.bank(doc["modifiers"], "modifiers", style_id, MIN_STYLE_MODIFIERS),
         preview=v.preview(doc["preview"], "preview"),
         reference_dir=references / style_id,
+        excludes=v.style_excludes(doc.get("excludes", []), "excludes", global_bank),
     )
+    for m in style.modifiers:
+        # its own bank is curated for it: a clash with its negative prompt is a mistake
+        reason = style.rules_out(m)
+        if reason is not None:
+            v.fail("modifiers", f"{m.text!r} contradicts the style: {reason}")
     return order, style
 
 
@@ -425,6 +474,21 @@ class _Validator:
             self.fail(_join(key, "excludes"), reason)
         effects = self.effects(item.get("effects", {}), _join(key, "effects"))
         return Modifier(text, category, group, effects, source, tuple(excludes))
+
+    def style_excludes(
+        self, value: object, key: str, global_bank: tuple[Modifier, ...]
+    ) -> tuple[str, ...]:
+        groups = {m.group for m in global_bank if m.group}
+        texts = {m.text.lower() for m in global_bank}
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            self.fail(key, f"{value!r} is not allowed: use a list of global groups or modifiers")
+        for i, name in enumerate(value):
+            if name not in groups and name.lower() not in texts:
+                self.fail(
+                    f"{key}[{i}]",
+                    f"{name!r} is neither a group nor a modifier of the global bank",
+                )
+        return tuple(x.lower() for x in value)
 
     def effects(self, value: object, key: str) -> Mapping[str, float]:
         if not isinstance(value, dict):

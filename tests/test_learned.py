@@ -29,9 +29,12 @@ from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.styles import Modifier, Style, StyleCatalog, conflicts
+from pipelines.styles import Modifier, Style, StyleCatalog, conflicts, load_catalog
 
 PLANTED = "magic glow"  # helps style "alpha", hurts style "beta"
+
+
+BUNDLED_PATH = PROJECT_ROOT / "assets" / "learned" / BUNDLED_MODEL
 
 
 def _mod(text: str, group: str | None = None, source: str = "global") -> Modifier:
@@ -375,6 +378,24 @@ def test_candidates_ranked_within_budget_without_conflicts(
             assert not any(conflicts(a, b) for i, a in enumerate(mods) for b in mods[i + 1 :])
 
 
+def test_bundled_model_adds_nothing_that_contradicts_the_style() -> None:
+    # The PQPP model likes scene and colour words: unfiltered, it gave the 3D, anime and oil
+    # styles "black and white" and the oil painting its own negative "flat colors".
+    catalog = load_catalog()
+    method = LearnedMethod(ScorerHolder(LearnedScorer.load(BUNDLED_PATH)))
+    ctx = AugmentContext(catalog=catalog, budget=TokenBudget())
+    for sid in catalog.ids():
+        style = catalog.get(sid)
+        by_text = {m.text: m for m in (*style.modifiers, *catalog.global_modifiers)}
+        in_template = catalog.find_modifiers(style.apply("a woman smiling"), style)
+        for cand in method.augment("a woman smiling", style, ctx):
+            mods = [by_text[t] for t in cand.meta["modifiers"]]
+            assert mods, sid
+            assert [(m.text, style.rules_out(m)) for m in mods if style.rules_out(m)] == [], sid
+            mods += in_template
+            assert not any(conflicts(a, b) for i, a in enumerate(mods) for b in mods[i + 1 :]), sid
+
+
 def test_tight_budget_and_present_modifiers(scorer: LearnedScorer, catalog: StyleCatalog) -> None:
     tight = AugmentContext(catalog=catalog, budget=TokenBudget(max_tokens=16))
     method = LearnedMethod(ScorerHolder(scorer))
@@ -478,7 +499,7 @@ def test_default_model_path(tmp_path: Path) -> None:
 
 
 def test_bundled_model_loads_and_reports_pqpp_validation() -> None:
-    path = PROJECT_ROOT / "assets" / "learned" / BUNDLED_MODEL
+    path = BUNDLED_PATH
     assert path.stat().st_size < 2_000_000
     scorer = LearnedScorer.load(path)
     md = scorer.metadata

@@ -121,8 +121,46 @@ def test_modifiers_for_joins_banks_and_style_wins(catalog: StyleCatalog) -> None
     bank = catalog.modifiers_for("anime")
     assert bank[: len(anime.modifiers)] == anime.modifiers
     assert len({m.text.lower() for m in bank}) == len(bank)
-    assert len(bank) == len(anime.modifiers) + len(catalog.global_modifiers)  # no overlap
+    usable = [m for m in catalog.global_modifiers if anime.rules_out(m) is None]
+    assert bank[len(anime.modifiers) :] == tuple(usable)  # no overlap
+    assert len(usable) < len(catalog.global_modifiers)  # anime rules some out
     assert catalog.modifiers_for(anime) is bank  # cached
+
+
+def test_bundled_styles_rule_out_what_contradicts_them(catalog: StyleCatalog) -> None:
+    texts = {sid: {m.text for m in catalog.modifiers_for(sid)} for sid in catalog.ids()}
+    # negative prompt: oil painting avoids "flat colors", every painted style avoids "photo"
+    assert "flat colors" not in texts["oil_painting"] and "flat colors" in texts["pop_art"]
+    assert not {"dslr photo", "polaroid photo"} & texts["watercolor"]
+    assert "dslr photo" in texts["neon_cyberpunk"]  # its negative prompt allows photos
+    # excludes: the vivid styles take no black and white, the monochrome one no colour
+    assert "black and white" not in texts["3d_animated"] and "black and white" not in texts["anime"]
+    assert not {"vibrant colors", "warm color palette"} & texts["pencil_sketch"]
+    assert "charcoal drawing" not in texts["watercolor"]  # another medium
+    # each style's own bank is kept whole
+    for sid in catalog.ids():
+        assert {m.text for m in catalog.get(sid).modifiers} <= texts[sid], sid
+
+
+def test_rules_out_says_why(catalog: StyleCatalog) -> None:
+    by_text = {m.text: m for m in catalog.global_modifiers}
+    oil, pencil = catalog.get("oil_painting"), catalog.get("pencil_sketch")
+    assert oil.rules_out(by_text["flat colors"]) == "the negative prompt has 'flat colors'"
+    # plural-insensitive: "color" in the negative prompt rules out "vibrant colors"
+    assert pencil.rules_out(by_text["vibrant colors"]) == "the negative prompt has 'color'"
+    assert oil.rules_out(by_text["charcoal drawing"]) == "the style excludes the 'medium' group"
+    assert oil.rules_out(by_text["digital painting"]) == "the style excludes 'digital painting'"
+    assert oil.rules_out(by_text["golden hour lighting"]) is None
+    # whole words only: "text" in a negative prompt does not rule out "canvas texture"
+    assert "text" in [p.strip() for p in oil.negative_prompt.split(",")]
+    assert oil.rules_out(by_text["canvas texture"]) is None
+
+
+def test_find_modifiers_still_sees_ruled_out_modifiers(catalog: StyleCatalog) -> None:
+    # a user may type one; its preview effects and its group still apply
+    found = catalog.find_modifiers("a portrait, black and white", "anime")
+    assert [m.text for m in found] == ["black and white"]
+    assert found[0] not in catalog.modifiers_for("anime")
 
 
 def test_find_modifiers_order_case_and_longest_match(catalog: StyleCatalog) -> None:
@@ -153,8 +191,9 @@ def test_find_modifiers_counts_each_modifier_once(catalog: StyleCatalog) -> None
 
 
 def test_conflicts_by_group_and_text(catalog: StyleCatalog) -> None:
-    by_text = {m.text: m for m in catalog.modifiers_for("pop_art")}
+    by_text = {m.text: m for m in (*catalog.get("pop_art").modifiers, *catalog.global_modifiers)}
     assert conflicts(by_text["black and white"], by_text["vibrant colors"])
+    assert conflicts(by_text["black and white"], by_text["warm color palette"])
     assert conflicts(by_text["golden hour lighting"], by_text["moonlight"])
     assert conflicts(by_text["85mm lens"], by_text["fisheye lens"])
     assert conflicts(by_text["close-up portrait"], by_text["full body shot"])
@@ -386,6 +425,24 @@ def test_excludes_marks_contradictions_across_groups():
     assert night_sky.group != sunset.group
     assert conflicts(night_sky, sunset) and conflicts(sunset, night_sky)
     assert not conflicts(night_sky, bank["cozy"])
+
+
+def test_loader_rejects_unknown_style_excludes(assets: Path) -> None:
+    _edit(assets / "styles" / "anime.json", _set("excludes", ["monochrome", "sepia-ish"]))
+    with pytest.raises(StyleFileError, match=r"excludes\[1\].*'sepia-ish' is neither a group"):
+        load_catalog(assets)
+    _edit(assets / "styles" / "anime.json", _set("excludes", "monochrome"))
+    with pytest.raises(StyleFileError, match="excludes"):
+        load_catalog(assets)
+
+
+def test_loader_rejects_a_style_modifier_its_negative_prompt_forbids(assets: Path) -> None:
+    def add(doc: dict[str, Any]) -> None:
+        doc["modifiers"]["linework"].append("sketchy line art")
+
+    _edit(assets / "styles" / "anime.json", add)
+    with pytest.raises(StyleFileError, match=r"'sketchy line art'.*'sketchy lines'"):
+        load_catalog(assets)
 
 
 def test_loader_rejects_bad_excludes(tmp_path):
