@@ -301,9 +301,9 @@ def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
         raise StyleFileError(show(style_dir), None, "no style files (*.json) found")
     loaded: list[tuple[int, Style]] = []
     seen_ids: dict[str, str] = {}  # id -> file that defines it
+    references = assets_dir / "references"
     for path in files:
-        style = _load_style(path, show(path), assets_dir / "references", seen_ids, global_bank)
-        loaded.append(style)
+        loaded.append(_load_style(path, show(path), references, seen_ids, global_bank))
     loaded.sort(key=lambda pair: (pair[0], pair[1].id))
     return StyleCatalog({s.id: s for _, s in loaded}, global_bank)
 
