@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from pipelines.errors import InputError
+
 log = logging.getLogger(__name__)
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
@@ -30,7 +32,7 @@ FACE_MODULES = ["detection", "recognition"]
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-class FaceError(ValueError):
+class FaceError(InputError):
     """The photo cannot give a usable face; the message says what to do."""
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pipelines.errors import InputError
 from pipelines.runtime import default_batch_size, pick_device, pick_dtype
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ MAX_GUIDANCE = 30.0
 MAX_IP_SCALE = 2.0
 
 
-class PortraitInputError(ValueError):
+class PortraitInputError(InputError):
     """An argument of :class:`PortraitPipeline` that it cannot render."""
 
 

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from pipelines.errors import InputError
 from pipelines.styles import EFFECTS, Style, StyleCatalog
 
 FACE_EXPAND = 1.8  # crop side = face box side * this (before zoom)
@@ -30,7 +31,7 @@ MIN_SIZE, MAX_SIZE = 64, 2048
 _EXIF_ORIENTATION = 0x0112
 
 
-class PreviewInputError(ValueError):
+class PreviewInputError(InputError):
     """A render_preview argument the engine cannot use; the message names it."""
 
 

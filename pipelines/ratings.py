@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.augment.learned_data import ScoredPrompts
+from pipelines.errors import InputError
 from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord, png_bytes
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class RatingService:
         return Receipt(saved=len(records), replaced_earlier=bool(replaced), outputs=outputs)
 
 
-class RetrainError(ValueError):
+class RetrainError(InputError):
     """Retraining cannot run on this data; the message says why and what to do."""
 
 

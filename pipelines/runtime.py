@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from pipelines.errors import InputError
 from pipelines.settings import DEVICES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -14,7 +15,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RuntimeChoiceError(ValueError):
+class RuntimeChoiceError(InputError):
     """A device or dtype preference that is unknown or unusable on this machine."""
 
 

@@ -25,6 +25,7 @@ from pipelines.augment.base import (
 )
 from pipelines.augment.tokens import TokenBudget
 from pipelines.engines import Engine, RenderJob
+from pipelines.errors import InputError
 from pipelines.face import load_image
 from pipelines.settings import (
     GUIDANCE_RANGE,
@@ -49,7 +50,7 @@ MAX_PROMPT_CHARS = 500
 Progress = Callable[[float, str], None]
 
 
-class CompareInputError(ValueError):
+class CompareInputError(InputError):
     """A comparison request with a value the app cannot use; the message names it."""
 
 

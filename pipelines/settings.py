@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from pipelines.errors import InputError
+
 ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -26,7 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """An environment variable holds a value the app cannot use."""
 
 

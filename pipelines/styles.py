@@ -29,6 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from pipelines.errors import InputError
+
 MIN_STYLE_MODIFIERS = 15
 MIN_GLOBAL_MODIFIERS = 150
 IDENTITY_STRENGTH_RANGE = (0.0, 1.5)
@@ -114,7 +116,7 @@ PREVIEW_OPS: dict[str, dict[str, ParamSpec]] = {
 }
 
 
-class StyleFileError(ValueError):
+class StyleFileError(InputError):
     """An asset file is broken; names the file, the key (dotted path) and the reason."""
 
     def __init__(self, file: str, key: str | None, reason: str) -> None:
@@ -123,7 +125,7 @@ class StyleFileError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-class UnknownStyleError(ValueError):
+class UnknownStyleError(InputError):
     """A style id that is not in the catalog."""
 
     def __init__(self, style_id: object, known: list[str]) -> None:

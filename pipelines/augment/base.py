@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from pipelines.errors import InputError, UnavailableError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -51,7 +53,7 @@ class AugmentContext:
     failed: Mapping[str, str] = field(default_factory=dict)  # ... or why they proposed none
 
 
-class MethodUnavailable(RuntimeError):
+class MethodUnavailable(UnavailableError):
     """A method cannot run here; the message says why in words a user understands."""
 
 
@@ -67,7 +69,7 @@ class AugmentMethod(Protocol):
         """Ranked candidates, best first. Raises MethodUnavailable when it cannot run."""
 
 
-class UnknownMethodError(KeyError):
+class UnknownMethodError(InputError, KeyError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         super().__init__(f"unknown method {name!r}: use one of {', '.join(known)}")
         self.name = name

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from pipelines.augment.base import MethodUnavailable
+from pipelines.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -33,7 +34,7 @@ class ClipUnavailable(MethodUnavailable):
     """CLIP weights cannot be loaded here; the message says what to do."""
 
 
-class ClipInputError(ValueError):
+class ClipInputError(InputError):
     """Bad input to a :class:`ClipBackend` call (empty list, wrong shape, ...)."""
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
 from pipelines.augment.clip_backend import LazyClip
 from pipelines.augment.inversion import join_prompt, load_targets
+from pipelines.errors import InputError
 
 if TYPE_CHECKING:
     from pipelines.augment.base import AugmentMethod
@@ -41,7 +42,7 @@ OWN = "own"  # the signal built from each candidate's own score, normalised per 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"learned": 1.0, "clip": 1.0, OWN: 0.5}
 
 
-class FusionInputError(ValueError):
+class FusionInputError(InputError):
     """Signals or weights that do not fit the candidates; names the bad one."""
 
 

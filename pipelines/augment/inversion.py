@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
 from pipelines.augment.clip_backend import LazyClip
+from pipelines.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -57,7 +58,7 @@ SHORT_WORDS = frozenset(
 Progress = Callable[[float, str], None]
 
 
-class InversionInputError(ValueError):
+class InversionInputError(InputError):
     """A bad argument to the inversion functions or method; names the value and what is allowed."""
 
 

@@ -28,6 +28,7 @@ from pipelines.augment.learned_data import ScoredPrompts
 from pipelines.augment.learned_features import FeatureConfig, Featurizer, words
 from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_wordvec import WORDVEC_FILE, WordVectors
+from pipelines.errors import InputError, UnavailableError
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
@@ -41,11 +42,11 @@ CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retr
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[2] / "assets" / "learned" / WORDVEC_FILE
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError):
     """A model file is missing, corrupt or of an unsupported format version."""
 
 
-class NoModelError(RuntimeError):
+class NoModelError(UnavailableError):
     """The holder has no scorer loaded yet."""
 
 

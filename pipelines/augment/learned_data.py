@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.errors import InputError
+
 TEXT_COLUMNS = ("prompt", "best_caption", "text")
 SCORE_COLUMNS = ("score", "avg_generative_score", "rating")
 STYLE_COLUMNS = ("style",)
 SUFFIXES = (".csv", ".jsonl", ".json")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A training or evaluation file cannot be used; the message names the file and the fix."""
 
 

@@ -28,6 +28,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.errors import InputError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -39,7 +41,7 @@ BUSY_TIMEOUT_MS = 30_000  # 30 raters submitting at once queue for milliseconds,
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InputError):
     """Bad input to the feedback store or its statistics; the message says what is allowed."""
 
 
