@@ -90,8 +90,8 @@ def _i(low: int, high: int) -> ParamSpec:
 _COLOR, _COLORS = ParamSpec("color"), ParamSpec("colors")
 _SCALE = _f(0.25, 1.0)  # work resolution of slow filters, as a fraction of the output size
 
-# Preview recipe ops: name -> parameters (all optional; pipelines.preview holds the defaults).
-# Spatial parameters are in pixels of a 512 px output; pipelines.preview rescales them.
+# Preview recipe ops: name -> parameters (all optional; pipelines.preview_ops holds the defaults).
+# Spatial parameters are in pixels of a 512 px output; pipelines.preview_ops rescales them.
 PREVIEW_OPS: dict[str, dict[str, ParamSpec]] = {
     "smooth": {"sigma_s": _f(1, 200), "sigma_r": _f(0.01, 1), "scale": _SCALE},
     "bilateral": {"diameter": _i(3, 15), "sigma": _f(1, 200), "passes": _i(1, 6), "scale": _SCALE},

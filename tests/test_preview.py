@@ -16,14 +16,14 @@ from PIL import Image
 
 from pipelines.preview import (
     FACE_EXPAND,
-    OPS,
     PreviewInputError,
     PreviewResult,
-    _Ctx,
-    apply_effects,
     crop_box,
     render_preview,
 )
+from pipelines.preview_effects import apply_effects
+from pipelines.preview_ops import OPS
+from pipelines.preview_pixels import _Ctx
 from pipelines.styles import EFFECTS, PREVIEW_OPS, StyleCatalog, load_catalog
 
 PORTRAIT = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
