@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.feedback.leaderboard import leaderboard
-from pipelines.feedback.store import FeedbackStore, RatingRecord
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.store import FeedbackStore
 
 METHODS = {"raw": 2.5, "template": 3.1, "learned": 3.5, "inversion": 3.0, "ensemble": 3.8}
 STYLES = ("watercolor", "3d-cartoon", "anime", "oil", "pixel", "sketch")

@@ -27,7 +27,8 @@ from pipelines.augment.learned import (
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
 from pipelines.face import FaceError
-from pipelines.feedback.store import FeedbackError, FeedbackStore
+from pipelines.feedback.errors import FeedbackError
+from pipelines.feedback.store import FeedbackStore
 from pipelines.generation import PortraitInputError
 from pipelines.ratings import (
     RatingService,

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.augment.learned_data import ScoredPrompts
 from pipelines.errors import InputError
-from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord, png_bytes
+from pipelines.feedback.errors import RatingError
+from pipelines.feedback.records import RatingRecord, png_bytes
+from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
     from pipelines.augment.learned import ScorerHolder

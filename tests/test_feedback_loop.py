@@ -15,7 +15,9 @@ from huggingface_hub.utils import filter_repo_objects
 from pipelines.augment.base import AugmentContext
 from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
 from pipelines.augment.tokens import TokenBudget
-from pipelines.feedback.store import FeedbackStore, RatingError, RatingRecord
+from pipelines.feedback.errors import RatingError
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import PATH_IN_REPO, start_sync
 from pipelines.ratings import RatingService, RetrainError, retrain_from_feedback
 from pipelines.styles import load_catalog
@@ -184,7 +186,7 @@ def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path)
 
 def test_outputs_are_png_encoded_once_per_need(tiny_services, group_path, monkeypatch):
     from pipelines import ratings as ratings_module
-    from pipelines.feedback.store import image_sha256
+    from pipelines.feedback.records import image_sha256
 
     encoded = []
     real = ratings_module.png_bytes

@@ -18,22 +18,16 @@ import pytest
 from PIL import Image
 
 from pipelines.feedback import __main__ as cli
+from pipelines.feedback.errors import FilterError, RatingError, SchemaError
 from pipelines.feedback.export import (
     TRAINING_COLUMNS,
     export_csv,
     export_jsonl,
     training_rows,
 )
-from pipelines.feedback.store import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    FeedbackStore,
-    FilterError,
-    RatingError,
-    RatingRecord,
-    SchemaError,
-    image_sha256,
-)
+from pipelines.feedback.records import RatingRecord, image_sha256
+from pipelines.feedback.schema import MIGRATIONS, SCHEMA_VERSION
+from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import FeedbackSync, SyncConfigError, read_log, start_sync
 from pipelines.settings import Settings
 

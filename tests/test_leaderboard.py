@@ -11,6 +11,7 @@ from pipelines.feedback.bradley_terry import (
     fit_bradley_terry,
     row_win_matrices,
 )
+from pipelines.feedback.errors import FilterError
 from pipelines.feedback.leaderboard import (
     LeaderboardRow,
     format_table,
@@ -18,7 +19,8 @@ from pipelines.feedback.leaderboard import (
     leaderboard_frame,
     to_frame,
 )
-from pipelines.feedback.store import FeedbackStore, FilterError, RatingRecord
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.store import FeedbackStore
 
 
 def row(cid, rater, ratings, best=None, blind=False, style="watercolor", **kw):

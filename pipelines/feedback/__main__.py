@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.feedback.store import FeedbackError, FeedbackStore, RecordFilter
+from pipelines.feedback.errors import FeedbackError
+from pipelines.feedback.store import FeedbackStore, RecordFilter
 
 BLIND = {"yes": True, "no": False, "all": None}
 

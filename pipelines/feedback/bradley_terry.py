@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.feedback.store import FeedbackError
+from pipelines.feedback.errors import FeedbackError
 
 METHODS = ("newton", "mm")
 

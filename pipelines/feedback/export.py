@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from pipelines.feedback.store import FeedbackStore, RatingRecord, RecordFilter
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.store import FeedbackStore, RecordFilter
 
 TRAINING_COLUMNS = (
     "prompt",

@@ -22,7 +22,9 @@ import numpy as np
 from scipy import stats
 
 from pipelines.feedback.bradley_terry import fit_bradley_terry, row_win_matrices
-from pipelines.feedback.store import FeedbackStore, FilterError, RatingRecord, RecordFilter
+from pipelines.feedback.errors import FilterError
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.store import FeedbackStore, RecordFilter
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,109 +8,41 @@ reading, so replacing a rater's earlier votes and inserting the new ones is atom
 
 Selfies are never stored. An output image is written to ``images/<sha256>.png`` only when the
 caller passes it to :meth:`FeedbackStore.submit`, which it does only when the rater consented.
+
+What a rating is and how it is validated lives in :mod:`pipelines.feedback.records`; connection
+settings and schema migrations in :mod:`pipelines.feedback.schema`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import math
 import os
-import re
 import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import InputError
+from pipelines.feedback.errors import FilterError, RatingError
+from pipelines.feedback.records import (
+    BOOL_COLUMNS,
+    RatingRecord,
+    png_bytes,
+    to_utc_iso,
+    utc_now,
+    validate,
+)
+from pipelines.feedback.schema import connect, migrate
 
 if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
-
-MAX_TEXT = 4000  # prompts, comments: generous, but a bound keeps a pasted novel out of the db
-MAX_NAME = 100  # rater, session tag, style, method, ids
-BUSY_TIMEOUT_MS = 30_000  # 30 raters submitting at once queue for milliseconds, not seconds
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class FeedbackError(InputError):
-    """Bad input to the feedback store or its statistics; the message says what is allowed."""
-
-
-class RatingError(FeedbackError):
-    """A submitted rating is invalid."""
-
-
-class FilterError(FeedbackError):
-    """A query filter (date, blind flag, ...) is invalid."""
-
-
-class SchemaError(FeedbackError):
-    """The database was written by a newer version of the app."""
-
-
-@dataclass(frozen=True)
-class RatingRecord:
-    """One rater's rating of one output in one comparison row."""
-
-    rater: str
-    comparison_id: str  # one row of outputs: same face, style, seed
-    style: str
-    method: str
-    final_prompt: str  # exactly what was rendered
-    seed: int
-    rating: int  # 1..5
-    is_best: bool = False  # the rater's "best of this row" pick
-    base_prompt: str = ""
-    negative_prompt: str = ""
-    engine: str = ""
-    model_id: str = ""
-    image_hash: str = ""  # sha256 of the output image, see image_sha256(); "" if unknown
-    latency_s: float = 0.0
-    comment: str = ""
-    blind: bool = False  # rated with outputs shuffled and unlabelled
-    session_tag: str = ""  # groups a facilitated meeting
-    created_at: str = ""  # UTC ISO 8601; "" = stamped at submission
-    image_path: str | None = None  # set by the store when the image was stored (consent)
-
-
-def image_sha256(image: Image.Image) -> str:
-    """sha256 of the image's PNG bytes, as stored: ``images/<hash>.png`` hashes to its own name."""
-    return hashlib.sha256(png_bytes(image)).hexdigest()
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def to_utc_iso(value: str | datetime | date, what: str = "created_at") -> str:
-    """Normalise a time to ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` so that text order is time order.
-
-    Naive times and plain dates are taken as UTC.
-    """
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise FilterError(
-                f"{what}={value!r} is not a date: use ISO 8601, e.g. 2025-03-01 or "
-                "2025-03-01T14:30:00+00:00"
-            ) from None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if not isinstance(value, datetime):
-        raise FilterError(f"{what}={value!r} is not a date: use a datetime or an ISO 8601 string")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -157,6 +89,7 @@ class RecordFilter:
         return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
     def match(self, r: RatingRecord) -> bool:
+        """Whether ``r`` passes this filter, in memory, as :meth:`sql` would in SQLite."""
         for column in ("style", "session_tag", "rater", "comparison_id", "blind"):
             value = getattr(self, column)
             if value is not None and getattr(r, column) != value:
@@ -169,78 +102,7 @@ class RecordFilter:
         return not (self.until is not None and created >= self.until)
 
 
-# Schema history. Each step moves the database from version i to i + 1 and is never edited once
-# shipped; a new column or index is a new step appended at the end.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # v1: the first ratings table
-    (
-        """CREATE TABLE ratings (
-            id INTEGER PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            rater TEXT NOT NULL,
-            comparison_id TEXT NOT NULL,
-            style TEXT NOT NULL,
-            method TEXT NOT NULL,
-            prompt TEXT NOT NULL,
-            seed INTEGER NOT NULL,
-            rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
-            is_best INTEGER NOT NULL DEFAULT 0,
-            comment TEXT NOT NULL DEFAULT ''
-        )""",
-    ),
-    # v2: provenance of each output, blind mode, session tags, consented images
-    (
-        "ALTER TABLE ratings RENAME COLUMN prompt TO final_prompt",
-        "ALTER TABLE ratings ADD COLUMN session_tag TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN base_prompt TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN negative_prompt TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN engine TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN model_id TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN image_hash TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE ratings ADD COLUMN latency_s REAL NOT NULL DEFAULT 0",
-        "ALTER TABLE ratings ADD COLUMN blind INTEGER NOT NULL DEFAULT 0",  # v1 was never blind
-        "ALTER TABLE ratings ADD COLUMN image_path TEXT",
-    ),
-    # v3: one vote per (row, rater, method); v1 appended re-submissions, keep the latest
-    (
-        """DELETE FROM ratings WHERE id NOT IN (
-            SELECT MAX(id) FROM ratings GROUP BY comparison_id, rater, method)""",
-        "CREATE UNIQUE INDEX ratings_vote ON ratings (comparison_id, rater, method)",
-        "CREATE INDEX ratings_style_time ON ratings (style, created_at)",
-        "CREATE INDEX ratings_session ON ratings (session_tag)",
-        "CREATE INDEX ratings_image ON ratings (image_hash)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 _COLUMNS = tuple(f.name for f in fields(RatingRecord))
-_BOOL_COLUMNS = ("is_best", "blind")
-
-
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Bring the database to ``target`` (PRAGMA user_version); returns the version found.
-
-    Runs in one ``BEGIN IMMEDIATE`` transaction, so two processes opening a fresh file at once
-    do not both apply a step.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > len(MIGRATIONS):
-            raise SchemaError(
-                f"ratings database has schema version {found}, newer than this app's "
-                f"{len(MIGRATIONS)}: upgrade the app or use another BECOME_DATA_DIR"
-            )
-        for steps in MIGRATIONS[found:target]:
-            for sql in steps:
-                conn.execute(sql)
-        if target > found:
-            conn.execute(f"PRAGMA user_version = {int(target)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return found
 
 
 Listener = Callable[[Sequence[RatingRecord]], None]
@@ -265,9 +127,7 @@ class FeedbackStore:
         # open: closing the last one checkpoints the WAL, which made each submission ~10x slower.
         local = self._local
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode
+            conn = connect(self.path)
             local.conn, local.pid = conn, os.getpid()
         yield local.conn
 
@@ -279,6 +139,7 @@ class FeedbackStore:
         self._local.conn = None
 
     def schema_version(self) -> int:
+        """The schema version of the database file (PRAGMA user_version)."""
         with self._connect() as conn:
             return conn.execute("PRAGMA user_version").fetchone()[0]
 
@@ -404,6 +265,7 @@ class FeedbackStore:
         return self.query(flt)
 
     def query(self, flt: RecordFilter) -> list[RatingRecord]:
+        """Ratings matching ``flt``, oldest first."""
         where, params = flt.sql()
         sql = f"SELECT {', '.join(_COLUMNS)} FROM ratings{where} ORDER BY created_at, id"
         with self._connect() as conn:
@@ -417,9 +279,11 @@ class FeedbackStore:
             return conn.execute(f"SELECT COUNT(*) FROM ratings{where}", params).fetchone()[0]
 
     def styles(self) -> list[str]:
+        """Every style that has ratings, sorted."""
         return self._distinct("style")
 
     def session_tags(self) -> list[str]:
+        """Every non-empty session tag that has ratings, sorted."""
         return [t for t in self._distinct("session_tag") if t]
 
     def _distinct(self, column: str) -> list[str]:
@@ -446,103 +310,18 @@ class FeedbackStore:
         return paths[:k]
 
 
-def validate(records: Sequence[RatingRecord]) -> list[RatingRecord]:
-    """Check a submission and return it with text fields stripped; raises :class:`RatingError`."""
-    if isinstance(records, RatingRecord) or not isinstance(records, Sequence):
-        raise RatingError(f"records={records!r} is not allowed: pass a list of RatingRecord")
-    if not records:
-        raise RatingError("empty submission: rate at least one output")
-    out = [_check_record(r) for r in records]
-    rows: dict[tuple[str, str], list[RatingRecord]] = {}
-    for r in out:
-        rows.setdefault((r.comparison_id, r.rater), []).append(r)
-    for (cid, rater), group in rows.items():
-        where = f"comparison {cid!r} rated by {rater!r}"
-        methods = [r.method for r in group]
-        dupes = sorted({m for m in methods if methods.count(m) > 1})
-        if dupes:
-            raise RatingError(f"{where} rates method(s) {', '.join(dupes)} twice: one rating each")
-        best = [r.method for r in group if r.is_best]
-        if len(best) > 1:
-            raise RatingError(
-                f"{where} picks {len(best)} bests ({', '.join(best)}): pick at most one per row"
-            )
-        for column in ("style", "blind"):
-            values = sorted({str(getattr(r, column)) for r in group})
-            if len(values) > 1:
-                raise RatingError(f"{where} mixes {column} values {values}: one row has one")
-    return out
-
-
-def _check_record(r: RatingRecord) -> RatingRecord:
-    if not isinstance(r, RatingRecord):
-        raise RatingError(f"{r!r} is not a RatingRecord")
-    texts = {f.name: getattr(r, f.name) for f in fields(r) if f.type in ("str", str)}
-    for name, value in texts.items():
-        if not isinstance(value, str):
-            raise RatingError(f"{name}={value!r} is not allowed: use a string")
-    r = replace(r, **{k: v.strip() for k, v in texts.items()})
-    for name in ("rater", "comparison_id", "style", "method"):
-        value = getattr(r, name)
-        if not value:
-            hint = " (your name or the session tag)" if name == "rater" else ""
-            raise RatingError(f"{name} is empty: give a non-empty {name}{hint}")
-        if len(value) > MAX_NAME:
-            raise RatingError(f"{name}={value[:20]!r}… is {len(value)} characters: max {MAX_NAME}")
-    if len(r.session_tag) > MAX_NAME:
-        raise RatingError(f"session_tag is {len(r.session_tag)} characters: max {MAX_NAME}")
-    for name in ("final_prompt", "base_prompt", "negative_prompt", "comment", "model_id"):
-        if len(getattr(r, name)) > MAX_TEXT:
-            raise RatingError(f"{name} is {len(getattr(r, name))} characters: max {MAX_TEXT}")
-    if isinstance(r.rating, bool) or not isinstance(r.rating, int) or not 1 <= r.rating <= 5:
-        raise RatingError(
-            f"rating={r.rating!r} for method {r.method!r} is not allowed: use an integer 1 to 5"
-        )
-    for name in _BOOL_COLUMNS:
-        if not isinstance(getattr(r, name), bool):
-            raise RatingError(f"{name}={getattr(r, name)!r} is not allowed: use True or False")
-    if isinstance(r.seed, bool) or not isinstance(r.seed, int) or r.seed < 0:
-        raise RatingError(f"seed={r.seed!r} is not allowed: use an integer >= 0")
-    lat = r.latency_s
-    if isinstance(lat, bool) or not isinstance(lat, (int, float)) or not math.isfinite(lat):
-        raise RatingError(f"latency_s={lat!r} is not allowed: use a finite number of seconds >= 0")
-    if lat < 0:
-        raise RatingError(f"latency_s={lat!r} is not allowed: use a finite number of seconds >= 0")
-    if r.image_hash and not _HEX64.match(r.image_hash):
-        raise RatingError(
-            f"image_hash={r.image_hash[:20]!r} is not allowed: use 64 lowercase hex digits "
-            "(image_sha256) or an empty string"
-        )
-    if r.image_path is not None:
-        raise RatingError(
-            f"image_path={r.image_path!r} is set by the store: pass the image in submit(images=...)"
-        )
-    try:
-        created = to_utc_iso(r.created_at) if r.created_at else ""
-    except FilterError as e:
-        raise RatingError(str(e)) from None
-    return replace(r, created_at=created, latency_s=float(lat))
-
-
 def _to_row(r: RatingRecord) -> tuple[Any, ...]:
     d = asdict(r)
-    for name in _BOOL_COLUMNS:
+    for name in BOOL_COLUMNS:
         d[name] = int(d[name])
     return tuple(d[c] for c in _COLUMNS)
 
 
 def _from_row(row: Sequence[Any]) -> RatingRecord:
     d = dict(zip(_COLUMNS, row, strict=True))
-    for name in _BOOL_COLUMNS:
+    for name in BOOL_COLUMNS:
         d[name] = bool(d[name])
     return RatingRecord(**d)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """The PNG encoding that :func:`image_sha256` hashes and the store writes."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

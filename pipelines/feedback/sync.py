@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.augment.learned import CURRENT_MODEL
-from pipelines.feedback.store import FeedbackError, FeedbackStore, RatingRecord, utc_now
+from pipelines.feedback.errors import FeedbackError
+from pipelines.feedback.records import RatingRecord, utc_now
+from pipelines.feedback.store import FeedbackStore
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,171 @@
+"""What one rating is: :class:`RatingRecord`, its validation, time stamps and image hashing.
+
+A submission is checked by :func:`validate` before the store writes it; ``created_at`` times are
+normalised by :func:`to_utc_iso` so that text order is time order. :func:`image_sha256` hashes
+the PNG bytes of :func:`png_bytes`, which is what the store keeps for consented outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from pipelines.feedback.errors import FilterError, RatingError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+MAX_TEXT = 4000  # prompts, comments: generous, but a bound keeps a pasted novel out of the db
+MAX_NAME = 100  # rater, session tag, style, method, ids
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    """One rater's rating of one output in one comparison row."""
+
+    rater: str
+    comparison_id: str  # one row of outputs: same face, style, seed
+    style: str
+    method: str
+    final_prompt: str  # exactly what was rendered
+    seed: int
+    rating: int  # 1..5
+    is_best: bool = False  # the rater's "best of this row" pick
+    base_prompt: str = ""
+    negative_prompt: str = ""
+    engine: str = ""
+    model_id: str = ""
+    image_hash: str = ""  # sha256 of the output image, see image_sha256(); "" if unknown
+    latency_s: float = 0.0
+    comment: str = ""
+    blind: bool = False  # rated with outputs shuffled and unlabelled
+    session_tag: str = ""  # groups a facilitated meeting
+    created_at: str = ""  # UTC ISO 8601; "" = stamped at submission
+    image_path: str | None = None  # set by the store when the image was stored (consent)
+
+
+BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
+
+
+def image_sha256(image: Image.Image) -> str:
+    """sha256 of the image's PNG bytes, as stored: ``images/<hash>.png`` hashes to its own name."""
+    return hashlib.sha256(png_bytes(image)).hexdigest()
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with microseconds, the store's ``created_at`` format."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def to_utc_iso(value: str | datetime | date, what: str = "created_at") -> str:
+    """Normalise a time to ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` so that text order is time order.
+
+    Naive times and plain dates are taken as UTC.
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise FilterError(
+                f"{what}={value!r} is not a date: use ISO 8601, e.g. 2025-03-01 or "
+                "2025-03-01T14:30:00+00:00"
+            ) from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        raise FilterError(f"{what}={value!r} is not a date: use a datetime or an ISO 8601 string")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def validate(records: Sequence[RatingRecord]) -> list[RatingRecord]:
+    """Check a submission and return it with text fields stripped; raises :class:`RatingError`."""
+    if isinstance(records, RatingRecord) or not isinstance(records, Sequence):
+        raise RatingError(f"records={records!r} is not allowed: pass a list of RatingRecord")
+    if not records:
+        raise RatingError("empty submission: rate at least one output")
+    out = [_check_record(r) for r in records]
+    rows: dict[tuple[str, str], list[RatingRecord]] = {}
+    for r in out:
+        rows.setdefault((r.comparison_id, r.rater), []).append(r)
+    for (cid, rater), group in rows.items():
+        where = f"comparison {cid!r} rated by {rater!r}"
+        methods = [r.method for r in group]
+        dupes = sorted({m for m in methods if methods.count(m) > 1})
+        if dupes:
+            raise RatingError(f"{where} rates method(s) {', '.join(dupes)} twice: one rating each")
+        best = [r.method for r in group if r.is_best]
+        if len(best) > 1:
+            raise RatingError(
+                f"{where} picks {len(best)} bests ({', '.join(best)}): pick at most one per row"
+            )
+        for column in ("style", "blind"):
+            values = sorted({str(getattr(r, column)) for r in group})
+            if len(values) > 1:
+                raise RatingError(f"{where} mixes {column} values {values}: one row has one")
+    return out
+
+
+def _check_record(r: RatingRecord) -> RatingRecord:
+    if not isinstance(r, RatingRecord):
+        raise RatingError(f"{r!r} is not a RatingRecord")
+    texts = {f.name: getattr(r, f.name) for f in fields(r) if f.type in ("str", str)}
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise RatingError(f"{name}={value!r} is not allowed: use a string")
+    r = replace(r, **{k: v.strip() for k, v in texts.items()})
+    for name in ("rater", "comparison_id", "style", "method"):
+        value = getattr(r, name)
+        if not value:
+            hint = " (your name or the session tag)" if name == "rater" else ""
+            raise RatingError(f"{name} is empty: give a non-empty {name}{hint}")
+        if len(value) > MAX_NAME:
+            raise RatingError(f"{name}={value[:20]!r}… is {len(value)} characters: max {MAX_NAME}")
+    if len(r.session_tag) > MAX_NAME:
+        raise RatingError(f"session_tag is {len(r.session_tag)} characters: max {MAX_NAME}")
+    for name in ("final_prompt", "base_prompt", "negative_prompt", "comment", "model_id"):
+        if len(getattr(r, name)) > MAX_TEXT:
+            raise RatingError(f"{name} is {len(getattr(r, name))} characters: max {MAX_TEXT}")
+    if isinstance(r.rating, bool) or not isinstance(r.rating, int) or not 1 <= r.rating <= 5:
+        raise RatingError(
+            f"rating={r.rating!r} for method {r.method!r} is not allowed: use an integer 1 to 5"
+        )
+    for name in BOOL_COLUMNS:
+        if not isinstance(getattr(r, name), bool):
+            raise RatingError(f"{name}={getattr(r, name)!r} is not allowed: use True or False")
+    if isinstance(r.seed, bool) or not isinstance(r.seed, int) or r.seed < 0:
+        raise RatingError(f"seed={r.seed!r} is not allowed: use an integer >= 0")
+    lat = r.latency_s
+    if isinstance(lat, bool) or not isinstance(lat, (int, float)) or not math.isfinite(lat):
+        raise RatingError(f"latency_s={lat!r} is not allowed: use a finite number of seconds >= 0")
+    if lat < 0:
+        raise RatingError(f"latency_s={lat!r} is not allowed: use a finite number of seconds >= 0")
+    if r.image_hash and not _HEX64.match(r.image_hash):
+        raise RatingError(
+            f"image_hash={r.image_hash[:20]!r} is not allowed: use 64 lowercase hex digits "
+            "(image_sha256) or an empty string"
+        )
+    if r.image_path is not None:
+        raise RatingError(
+            f"image_path={r.image_path!r} is set by the store: pass the image in submit(images=...)"
+        )
+    try:
+        created = to_utc_iso(r.created_at) if r.created_at else ""
+    except FilterError as e:
+        raise RatingError(str(e)) from None
+    return replace(r, created_at=created, latency_s=float(lat))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The PNG encoding that :func:`image_sha256` hashes and the store writes."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
