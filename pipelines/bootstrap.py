@@ -18,12 +18,12 @@ from pipelines.augment.base import MethodRegistry, UnknownMethodError
 from pipelines.augment.inversion import InversionInputError
 from pipelines.augment.learned import (
     CURRENT_MODEL,
-    LearnedMethod,
     LearnedScorer,
     ModelFileError,
     ScorerHolder,
     default_model_path,
 )
+from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
 from pipelines.face import FaceError

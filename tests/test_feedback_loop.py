@@ -13,7 +13,8 @@ import pytest
 from huggingface_hub.utils import filter_repo_objects
 
 from pipelines.augment.base import AugmentContext
-from pipelines.augment.learned import LearnedMethod, ScorerHolder, default_model_path
+from pipelines.augment.learned import ScorerHolder, default_model_path
+from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.errors import RatingError
 from pipelines.feedback.records import RatingRecord

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.augment.learned_data import ScoredPrompts
+from pipelines.augment.learned_data import ScoredPrompts, correlations
 from pipelines.augment.learned_features import FeatureConfig, Featurizer, words
 from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_wordvec import WORDVEC_FILE, WordVectors
@@ -52,6 +52,8 @@ class NoModelError(UnavailableError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How :meth:`LearnedScorer.train` fits: features, ridge penalty, CV folds, kernel head."""
+
     features: FeatureConfig = field(default_factory=FeatureConfig)
     alpha: float = 5.0  # ridge penalty, chosen by 5-fold CV on PQPP train (3, 5, 8, 12, 20)
     cv_folds: int = 0  # >= 2: also report k-fold CV metrics in the metadata
@@ -64,23 +66,6 @@ class TrainConfig:
             raise ValueError(f"alpha={self.alpha} is not allowed: use a positive number")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise ValueError(f"cv_folds={self.cv_folds} is not allowed: use 0 (off) or >= 2")
-
-
-def correlations(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
-    """Pearson, Kendall (tau-b) and Spearman correlation, and the row count."""
-    from scipy.stats import kendalltau, pearsonr, spearmanr
-
-    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    if len(p) != len(t) or len(p) < 3:
-        raise ValueError(f"need at least 3 paired values to correlate, got {len(p)}/{len(t)}")
-    if np.ptp(p) == 0 or np.ptp(t) == 0:
-        raise ValueError("cannot correlate a constant series (all predictions or targets equal)")
-    return {
-        "pearson": round(float(pearsonr(p, t)[0]), 4),
-        "kendall": round(float(kendalltau(p, t)[0]), 4),
-        "spearman": round(float(spearmanr(p, t)[0]), 4),
-        "n": len(p),
-    }
 
 
 def _fit_ridge(x, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
@@ -283,6 +268,7 @@ class LearnedScorer:
 
     @classmethod
     def load(cls, path: str | Path) -> LearnedScorer:
+        """Reads a model saved by :meth:`save`; raises :class:`ModelFileError` if unusable."""
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"model file {str(path)!r} does not exist")
@@ -358,12 +344,14 @@ class ScorerHolder:
             return cls(None, reason=str(e))
 
     def get(self) -> LearnedScorer:
+        """The live scorer; raises :class:`NoModelError` when none is loaded."""
         with self._lock:
             if self._scorer is None:
                 raise NoModelError(self._reason)
             return self._scorer
 
     def swap(self, scorer: LearnedScorer) -> None:
+        """Replaces the live scorer and bumps :attr:`version`."""
         if not isinstance(scorer, LearnedScorer):
             raise TypeError(f"expected a LearnedScorer, got {type(scorer).__name__}")
         with self._lock:
@@ -372,6 +360,7 @@ class ScorerHolder:
 
     @property
     def loaded(self) -> bool:
+        """Whether a scorer is loaded."""
         with self._lock:
             return self._scorer is not None
 
@@ -389,6 +378,7 @@ class ScorerHolder:
 
 
 def bundled_model_path(settings: Settings) -> Path:
+    """The PQPP model shipped under ``<assets>/learned/``."""
     return settings.assets_dir / "learned" / BUNDLED_MODEL
 
 
@@ -401,13 +391,3 @@ def default_model_path(settings: Settings) -> Path:
     if current.is_file():
         return current
     return bundled_model_path(settings)
-
-
-def __getattr__(name: str):
-    # LearnedMethod lives in learned_search.py (keeps this file about the scorer); re-exported
-    # lazily so `from pipelines.augment.learned import LearnedMethod` works without a cycle.
-    if name in ("LearnedMethod", "SearchConfig"):
-        from pipelines.augment import learned_search
-
-        return getattr(learned_search, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

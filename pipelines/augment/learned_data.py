@@ -1,4 +1,5 @@
-"""Reads scored prompts (CSV or JSONL) for the learned scorer, with column auto-detection."""
+"""Reads scored prompts (CSV or JSONL) for the learned scorer, with column auto-detection, and
+correlates predictions with their scores."""
 
 from __future__ import annotations
 
@@ -116,3 +117,21 @@ def read_scored(
             f"{str(path)!r} has no usable row: need a non-empty {tcol!r} and a numeric {scol!r}"
         )
     return ScoredPrompts(path.name, texts, scores, styles, tcol, scol, ycol)
+
+
+def correlations(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
+    """Pearson, Kendall (tau-b) and Spearman correlation, and the row count."""
+    import numpy as np
+    from scipy.stats import kendalltau, pearsonr, spearmanr
+
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if len(p) != len(t) or len(p) < 3:
+        raise ValueError(f"need at least 3 paired values to correlate, got {len(p)}/{len(t)}")
+    if np.ptp(p) == 0 or np.ptp(t) == 0:
+        raise ValueError("cannot correlate a constant series (all predictions or targets equal)")
+    return {
+        "pearson": round(float(pearsonr(p, t)[0]), 4),
+        "kendall": round(float(kendalltau(p, t)[0]), 4),
+        "spearman": round(float(spearmanr(p, t)[0]), 4),
+        "n": len(p),
+    }

@@ -111,6 +111,7 @@ class FeatureConfig:
 
     @property
     def dim(self) -> int:
+        """Feature-vector length: hashed n-gram buckets, hand features, word-vector block."""
         return (1 << self.hash_bits) + len(HAND_FEATURES) + self.wordvec_dim
 
     def to_dict(self) -> dict:
@@ -119,6 +120,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
+        """Inverse of :meth:`to_dict`: lists become tuples again."""
         d = dict(d)
         for k in ("word_ngrams", "char_ngrams"):
             if k in d:
@@ -127,6 +129,7 @@ class FeatureConfig:
 
 
 def words(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``."""
     return _WORD.findall(text.lower())
 
 

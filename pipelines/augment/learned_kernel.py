@@ -15,6 +15,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class KernelConfig:
+    """Blend weight, RBF width, ridge penalty and support-row cap of the kernel head."""
+
     # weight, gamma and alpha by 5-fold CV on PQPP train (0.4-0.6 x 0.75-3 x 0.5-4: flat within
     # +-0.003 Pearson around these)
     weight: float = 0.4  # share of the kernel head in the blended score; 0 turns it off
@@ -32,6 +34,7 @@ class KernelConfig:
             raise ValueError(f"kernel max_rows={self.max_rows} is not allowed: use 2 or more")
 
     def to_dict(self) -> dict:
+        """JSON-ready copy, stored in the model metadata."""
         return {k: getattr(self, k) for k in ("weight", "gamma", "alpha", "max_rows")}
 
 
@@ -48,6 +51,8 @@ def rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KernelHead:
+    """A fitted RBF kernel-ridge head: predicts from its support rows' word-vector means."""
+
     support: np.ndarray  # (m, d) float32 word-vector means of the training rows kept
     dual: np.ndarray  # (m,) float32 dual coefficients
     offset: float  # mean target of the support rows

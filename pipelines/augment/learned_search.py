@@ -25,6 +25,8 @@ REFERENCE_SUBJECT = "a portrait of a person"  # neutral subject the modifier gai
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """Beam-search limits: width, depth, candidates returned and exact re-scores per depth."""
+
     beam_width: int = 4
     max_modifiers: int = 6
     n_candidates: int = 3  # candidates returned, best first
@@ -61,9 +63,11 @@ class LearnedMethod:
         self._cache_lock = threading.Lock()
 
     def unavailable_reason(self) -> str | None:
+        """None when a scorer is loaded, else why not."""
         return self.holder.reason
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """Up to ``n_candidates`` prompts, best predicted score first, each with its trace."""
         try:
             scorer = self.holder.get()
         except NoModelError as e:

@@ -19,6 +19,8 @@ WORDVEC_FILE = "wordvec-minilm-pca64.npz"  # under <assets>/learned/
 
 @dataclass(frozen=True)
 class WordVectors:
+    """A static word-vector table (words and their vectors), looked up by word."""
+
     vocab: np.ndarray  # (v,) str
     table: np.ndarray  # (v, d) float32, centred
 
@@ -31,6 +33,7 @@ class WordVectors:
 
     @property
     def dim(self) -> int:
+        """Vector length."""
         return self.table.shape[1]
 
     def mean(self, words: Sequence[str]) -> np.ndarray:
@@ -44,10 +47,12 @@ class WordVectors:
 
     @classmethod
     def load(cls, path: str | Path) -> WordVectors:
+        """Reads a table written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             return cls(z["vocab"], z["table"].astype(np.float32))
 
     def save(self, path: str | Path) -> None:
+        """Writes the table as float16 to a compressed ``.npz``."""
         np.savez_compressed(path, vocab=self.vocab, table=self.table.astype(np.float16))
 
 

@@ -44,7 +44,7 @@ def build_registry(
     """raw, template, learned, inversion and ensemble, in the order the UI shows them."""
     from pipelines.augment.ensemble import EnsembleMethod
     from pipelines.augment.inversion import InversionMethod
-    from pipelines.augment.learned import LearnedMethod
+    from pipelines.augment.learned_search import LearnedMethod
 
     clip_loader = clip_loader or default_clip_loader(settings)
     raw, template = RawMethod(), TemplateMethod()
