@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.errors import InputError
-from pipelines.styles import EFFECTS, Style, StyleCatalog
+from pipelines.modifiers import EFFECTS
+from pipelines.styles import Style, StyleCatalog
 
 FACE_EXPAND = 1.8  # crop side = face box side * this (before zoom)
 REF_SIZE = 512  # spatial op parameters are given in pixels of a 512 px output
