@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipelines.errors import InputError
+from pipelines.modifiers import EFFECTS
 from pipelines.preview_effects import apply_effects
 from pipelines.preview_ops import OPS
 from pipelines.preview_pixels import _clip01, _Ctx, _u8
-from pipelines.styles import EFFECTS, Style, StyleCatalog
+from pipelines.styles import Style, StyleCatalog
 
 FACE_EXPAND = 1.8  # crop side = face box side * this (before zoom)
 MIN_SIZE, MAX_SIZE = 64, 2048

@@ -26,7 +26,8 @@ from pipelines.augment.ensemble import (
 )
 from pipelines.augment.learned import NoModelError
 from pipelines.augment.tokens import TokenBudget
-from pipelines.styles import conflicts, load_catalog
+from pipelines.modifiers import conflicts
+from pipelines.styles import load_catalog
 from pipelines.tiny_models import write_tiny_clip
 
 

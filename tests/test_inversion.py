@@ -25,7 +25,8 @@ from pipelines.augment.inversion import (
     readable_token_mask,
 )
 from pipelines.augment.tokens import TokenBudget
-from pipelines.styles import Modifier, conflicts, load_catalog
+from pipelines.modifiers import Modifier, conflicts
+from pipelines.styles import load_catalog
 from pipelines.tiny_models import write_tiny_clip
 
 

@@ -28,8 +28,9 @@ from pipelines.augment.learned_features import FeatureConfig, words
 from pipelines.augment.learned_kernel import KernelConfig, KernelHead
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
+from pipelines.modifiers import Modifier, conflicts
 from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.styles import Modifier, Style, StyleCatalog, conflicts, load_catalog
+from pipelines.styles import Style, StyleCatalog, load_catalog
 
 PLANTED = "magic glow"  # helps style "alpha", hurts style "beta"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.modifiers import EFFECTS
 from pipelines.preview import (
     FACE_EXPAND,
     PreviewInputError,
@@ -24,7 +25,8 @@ from pipelines.preview import (
 from pipelines.preview_effects import apply_effects
 from pipelines.preview_ops import OPS
 from pipelines.preview_pixels import _Ctx
-from pipelines.styles import EFFECTS, PREVIEW_OPS, StyleCatalog, load_catalog
+from pipelines.style_checks import PREVIEW_OPS
+from pipelines.styles import StyleCatalog, load_catalog
 
 PORTRAIT = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
 SIZE = 160  # small renders keep the file fast; the recipes are size-independent

@@ -10,17 +10,15 @@ from typing import Any
 
 import pytest
 
+from pipelines.modifiers import EFFECTS, Modifier, conflicts
 from pipelines.settings import ASSETS_DIR
 from pipelines.styles import (
-    EFFECTS,
     MIN_GLOBAL_MODIFIERS,
     MIN_STYLE_MODIFIERS,
-    Modifier,
     Style,
     StyleCatalog,
     StyleFileError,
     UnknownStyleError,
-    conflicts,
     load_catalog,
 )
 

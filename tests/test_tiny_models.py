@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from pipelines import tiny_models as tm
+from pipelines import tiny_tokenizer as tt
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> tm.TinyModelPaths:
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from transformers import CLIPTokenizer
 
-    directory = tm.write_tiny_clip_tokenizer(
+    directory = tt.write_tiny_clip_tokenizer(
         tmp_path_factory.mktemp("tok"), extra_words=["becomelab", "Zyxwine"]
     )
     return CLIPTokenizer.from_pretrained(directory)
@@ -63,7 +64,7 @@ def test_tokenizer_encodes_any_text_losslessly(tokenizer, text: str) -> None:
 
 
 def test_portrait_and_extra_words_are_single_tokens(tokenizer) -> None:
-    words = tm._normalise_words([*tm.PORTRAIT_WORDS, "becomelab", "Zyxwine"])
+    words = tt._normalise_words([*tt.PORTRAIT_WORDS, "becomelab", "Zyxwine"])
     assert len(words) > 300
     multi = [w for w in words if len(tokenizer(w, add_special_tokens=False)["input_ids"]) != 1]
     assert multi == []
@@ -77,8 +78,8 @@ def test_unknown_words_split_into_pieces(tokenizer) -> None:
 
 
 def test_tokenizer_files_are_deterministic(tmp_path) -> None:
-    a = tm.write_tiny_clip_tokenizer(tmp_path / "a")
-    b = tm.write_tiny_clip_tokenizer(tmp_path / "b")
+    a = tt.write_tiny_clip_tokenizer(tmp_path / "a")
+    b = tt.write_tiny_clip_tokenizer(tmp_path / "b")
     for name in ("vocab.json", "merges.txt"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 

@@ -171,7 +171,7 @@ def merge_parts(
     (``meta["recovered"]`` with ``meta["mode"] == "pez"``); a modifier that conflicts with
     one already in is skipped. None when no part could be added.
     """
-    from pipelines.styles import conflicts
+    from pipelines.modifiers import conflicts
 
     bank = {m.text.lower(): m for m in context.catalog.modifiers_for(style)}
     taken = list(context.catalog.find_modifiers(template_prompt, style))

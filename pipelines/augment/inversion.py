@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
     from pipelines.augment.clip_backend import ClipBackend
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.styles import Modifier, Style
+    from pipelines.modifiers import Modifier
+    from pipelines.styles import Style
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ def interrogate(
     that conflicts with one already chosen or present in the base prompt, or that would not
     fit ``budget``. Stops when no candidate raises the similarity.
     """
-    from pipelines.styles import conflicts
+    from pipelines.modifiers import conflicts
 
     targets = _check_targets(clip, target_features)
     _check_int("max_modifiers", max_modifiers, 0, 64)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
 from pipelines.augment.learned import LearnedScorer, NoModelError, ScorerHolder
-from pipelines.styles import conflicts
+from pipelines.modifiers import conflicts
 
 if TYPE_CHECKING:
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.styles import Modifier, Style, StyleCatalog
+    from pipelines.modifiers import Modifier
+    from pipelines.styles import Style, StyleCatalog
 
 REFERENCE_SUBJECT = "a portrait of a person"  # neutral subject the modifier gains are measured on
 
