@@ -23,7 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.augment.clip_backend import ClipBackend, load_clip
-from pipelines.augment.inversion import interrogate, pez_invert
+from pipelines.augment.interrogate import interrogate
+from pipelines.augment.pez import pez_invert
 from pipelines.augment.tokens import TokenBudget
 from pipelines.styles import load_catalog
 from pipelines.tiny_models import CLIP_L_TEXT, CLIP_L_VOCAB, write_tiny_clip

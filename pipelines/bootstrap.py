@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from pipelines.augment.base import MethodRegistry, UnknownMethodError
-from pipelines.augment.inversion import InversionInputError
+from pipelines.augment.inversion_args import InversionInputError
 from pipelines.augment.learned import (
     CURRENT_MODEL,
     LearnedScorer,

@@ -15,15 +15,10 @@ from PIL import Image
 from pipelines.augment import inversion
 from pipelines.augment.base import AugmentContext, AugmentMethod, MethodUnavailable
 from pipelines.augment.clip_backend import ClipInputError, ClipUnavailable, LazyClip, load_clip
-from pipelines.augment.inversion import (
-    InversionInputError,
-    InversionMethod,
-    PezConfig,
-    decode_clean,
-    interrogate,
-    pez_invert,
-    readable_token_mask,
-)
+from pipelines.augment.interrogate import interrogate, join_prompt
+from pipelines.augment.inversion import InversionMethod, PezConfig
+from pipelines.augment.inversion_args import InversionInputError
+from pipelines.augment.pez import decode_clean, pez_invert, readable_token_mask
 from pipelines.augment.tokens import TokenBudget
 from pipelines.modifiers import Modifier, conflicts
 from pipelines.styles import load_catalog
@@ -260,9 +255,7 @@ def test_interrogate_beats_random_modifier_selections(clip, targets, catalog):
         for i in rng.permutation(len(bank)):
             if len(picked) < k and not any(conflicts(bank[i], p) for p in picked):
                 picked.append(bank[i])
-        prompt = budget.truncate(
-            inversion.join_prompt("a person", ", ".join(m.text for m in picked))
-        )
+        prompt = budget.truncate(join_prompt("a person", ", ".join(m.text for m in picked)))
         randoms.append(float((targets @ clip.text_features([prompt]).T).mean()))
     assert res.similarity > max(randoms)
     assert res.base_similarity is not None and res.similarity > res.base_similarity
@@ -349,7 +342,7 @@ def test_fast_candidate_fits_budget_and_traces_modifiers(clip, catalog, refs, tm
 
 def test_cache_hit_does_no_optimisation(clip, catalog, refs, tmp_path, monkeypatch):
     calls = []
-    real = inversion.interrogate
+    real = interrogate
     monkeypatch.setattr(inversion, "interrogate", lambda *a, **k: calls.append(1) or real(*a, **k))
     style = catalog.get("watercolor")
     m = _method(clip, tmp_path)
@@ -398,7 +391,7 @@ def test_cache_size_must_be_positive(clip, tmp_path):
 
 def test_pez_mode_candidate_cache_and_seed(clip, catalog, refs, tmp_path, monkeypatch):
     calls = []
-    real = inversion.pez_invert
+    real = pez_invert
     monkeypatch.setattr(
         inversion, "pez_invert", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k)
     )

@@ -27,7 +27,8 @@ import numpy as np
 
 from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
 from pipelines.augment.clip_backend import LazyClip
-from pipelines.augment.inversion import join_prompt, load_targets
+from pipelines.augment.interrogate import join_prompt
+from pipelines.augment.inversion import load_targets
 from pipelines.errors import InputError
 
 if TYPE_CHECKING:

@@ -11,6 +11,10 @@ Two modes:
   applying the gradient taken at the projection to the continuous ones (straight-through).
 
 The result is the user's prompt + ", " + the recovered text, cut to the token budget.
+
+This module holds the method (mode choice, reference images, disk cache); the modes themselves
+are in ``interrogate.py`` (fast) and ``pez.py`` (PEZ), their shared argument checks and
+:class:`InversionInputError` in ``inversion_args.py``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
-import re
 import tempfile
 import threading
 import time
@@ -30,19 +32,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
 from pipelines.augment.clip_backend import LazyClip
-from pipelines.errors import InputError
+from pipelines.augment.interrogate import _mean_similarity, _occurs, interrogate, join_prompt
+from pipelines.augment.inversion_args import (
+    InversionInputError,
+    Progress,
+    _check_int,
+    _check_positive,
+)
+from pipelines.augment.pez import pez_invert
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.augment.clip_backend import ClipBackend
-    from pipelines.augment.tokens import TokenBudget
     from pipelines.modifiers import Modifier
     from pipelines.styles import Style
 
@@ -50,319 +56,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("fast", "pez")
 CACHE_VERSION = 1  # bump when the cached record or the algorithms change
-END_OF_WORD = "</w>"
-# Words this short are kept only if they are real words; other 1-2 letter pieces are BPE noise.
-SHORT_WORDS = frozenset(
-    {"a", "an", "as", "at", "by", "in", "is", "it", "of", "on", "or", "to", "up", "no",
-     "hd", "tv", "uv"}
-)  # fmt: skip
-Progress = Callable[[float, str], None]
-
-
-class InversionInputError(InputError):
-    """A bad argument to the inversion functions or method; names the value and what is allowed."""
-
-
-# ----------------------------------------------------------------------------- vocabulary
-
-
-def readable_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
-    """(vocab_size,) bool: tokens PEZ may pick. Whole lower-case ASCII words only.
-
-    Excludes start/end/pad tokens, byte fragments, punctuation, non-ASCII pieces and
-    word-start pieces (no ``</w>``), which would glue onto the next token when decoded.
-    Rows beyond the tokenizer's vocabulary (a padded embedding matrix) are excluded too.
-    """
-    mask = torch.zeros(vocab_size, dtype=torch.bool)
-    n = min(vocab_size, len(tokenizer))
-    specials = set(tokenizer.all_special_ids)
-    for i, tok in enumerate(tokenizer.convert_ids_to_tokens(list(range(n)))):
-        if i in specials or tok is None or not tok.endswith(END_OF_WORD):
-            continue
-        word = tok[: -len(END_OF_WORD)]
-        if word.isascii() and word.isalpha() and (len(word) >= 3 or word in SHORT_WORDS):
-            mask[i] = True
-    return mask
-
-
-def _readable_word(word: str) -> bool:
-    if not (word.isascii() and word.isalnum()) or not any(c.isalpha() for c in word):
-        return False  # punctuation, non-ASCII, bare numbers
-    return len(word) >= 3 or word.lower() in SHORT_WORDS
-
-
-def decode_clean(tokenizer: Any, ids: Sequence[int]) -> str:
-    """Readable text for token ``ids``: no special tokens, no ``</w>``, no unreadable pieces.
-
-    Tokens are joined into words at ``</w>`` boundaries; words that are non-ASCII, lone
-    punctuation, bare numbers or 1-2 letter BPE fragments are dropped, and immediate
-    repeats collapsed.
-    """
-    specials = set(tokenizer.all_special_ids)
-    words: list[str] = []
-    piece: list[int] = []
-
-    def flush() -> None:
-        if piece:  # decode() undoes the byte-level alphabet and strips </w>
-            words.append(tokenizer.decode(piece).strip())
-            piece.clear()
-
-    ids = [int(i) for i in ids]
-    for i, tok in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True):
-        if tok is None or i in specials:
-            flush()  # a special token ends the current word
-            continue
-        piece.append(i)
-        if tok.endswith(END_OF_WORD):
-            flush()
-    flush()
-    kept: list[str] = []
-    for w in (w for text in words for w in text.split()):
-        if _readable_word(w) and (not kept or kept[-1].lower() != w.lower()):
-            kept.append(w)
-    return " ".join(kept)
-
-
-# ----------------------------------------------------------------------------- PEZ
-
-
-@dataclass(frozen=True)
-class PezResult:
-    text: str  # decode_clean of token_ids
-    token_ids: tuple[int, ...]  # best projected prompt, without start/end tokens
-    similarity: float  # mean cosine of the best projected prompt to all targets
-    initial_similarity: float  # the same for the random initial prompt
-    steps: int
-    history: tuple[float, ...]  # best-of-batch similarity of the projected prompt, per step
-
-
-def _check_targets(clip: ClipBackend, target_features: torch.Tensor) -> torch.Tensor:
-    if not isinstance(target_features, torch.Tensor) or target_features.dim() != 2:
-        shape = getattr(target_features, "shape", type(target_features).__name__)
-        raise InversionInputError(
-            f"target_features must be a (n, {clip.embed_dim}) tensor, got {shape}"
-        )
-    if target_features.shape[0] == 0 or target_features.shape[1] != clip.embed_dim:
-        raise InversionInputError(
-            f"target_features must be (n >= 1, {clip.embed_dim}), "
-            f"got {tuple(target_features.shape)}"
-        )
-    t = target_features.to(clip.device, torch.float32)
-    return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (n, d)
-
-
-def _check_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InversionInputError(f"{name}={value!r} is not allowed: use an integer {low}..{high}")
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InversionInputError(f"{name}={value!r} is not allowed: use a finite number {bound}")
-
-
-def pez_invert(
-    clip: ClipBackend,
-    target_features: torch.Tensor,
-    *,
-    prompt_len: int = 16,
-    steps: int = 300,
-    lr: float = 0.1,
-    weight_decay: float = 0.1,
-    seed: int = 0,
-    batch_size: int = 1,
-    num_prompts: int = 1,
-    progress: Progress | None = None,
-    print_every: int = 50,
-) -> PezResult:
-    """Find ``prompt_len`` vocabulary tokens whose CLIP text features match the targets.
-
-    Follows the paper's reference loop (``optimize_prompt_loop``): ``num_prompts`` prompts
-    are optimised in parallel, each step samples ``batch_size`` of the targets for the loss
-    (the paper's default: one), and the best projected prompt over all targets is kept.
-    Deterministic for a ``seed`` on a given device.
-    """
-    targets = _check_targets(clip, target_features)  # (n, d)
-    _check_int("prompt_len", prompt_len, 1, clip.max_length - 2)
-    _check_int("steps", steps, 1, 100_000)
-    _check_int("batch_size", batch_size, 1, 100_000)
-    _check_int("num_prompts", num_prompts, 1, 256)
-    _check_int("print_every", print_every, 1, 100_000)
-    _check_positive("lr", lr)
-    _check_positive("weight_decay", weight_decay, allow_zero=True)
-
-    device, tok = clip.device, clip.tokenizer
-    vocab = clip.token_embedding.detach().float()  # (V, h)
-    allowed_ids = readable_token_mask(tok, vocab.shape[0]).nonzero().squeeze(1)  # (A,)
-    if len(allowed_ids) == 0:
-        raise InversionInputError(f"the tokenizer of {clip.model_id} has no readable word tokens")
-    allowed_ids = allowed_ids.to(device)
-    allowed_unit = F.normalize(vocab[allowed_ids], dim=-1)  # (A, h)
-
-    gen = torch.Generator().manual_seed(seed)  # CPU generator: same draws on every device
-    start = torch.randint(len(allowed_ids), (num_prompts, prompt_len), generator=gen)
-    prompt_embeds = vocab[allowed_ids[start.to(device)]].clone().requires_grad_(True)  # (p, L, h)
-    optimizer = torch.optim.AdamW([prompt_embeds], lr=lr, weight_decay=weight_decay)
-
-    p, h = num_prompts, vocab.shape[1]
-    bos = vocab[tok.bos_token_id].expand(p, 1, h)
-    eos = vocab[tok.eos_token_id].expand(p, 1, h)
-    eos_index = torch.full((p,), prompt_len + 1, device=device)  # <bos> prompt <eos>
-
-    n = targets.shape[0]
-    best_sim, best_ids = -math.inf, torch.empty(0, dtype=torch.long)
-    history: list[float] = []
-    for step in range(steps):
-        with torch.no_grad():  # nearest readable token by cosine, as nn_project in the paper
-            sims = F.normalize(prompt_embeds, dim=-1) @ allowed_unit.T  # (p, L, A)
-            ids = allowed_ids[sims.argmax(dim=-1)]  # (p, L)
-        projected = vocab[ids].requires_grad_(True)  # (p, L, h) leaf: gradient is taken here
-        feats = clip.text_features_from_embeds(torch.cat([bos, projected, eos], 1), eos_index)
-        if batch_size < n:
-            sample = torch.randperm(n, generator=gen)[:batch_size].to(device)
-            batch = targets[sample]  # (b, d)
-        else:
-            batch = targets
-        loss = 1 - (batch @ feats.T).mean()  # (b, p) cosines
-        (grad,) = torch.autograd.grad(loss, [projected])
-        prompt_embeds.grad = grad  # straight-through: the projected prompt's gradient
-        optimizer.step()
-        optimizer.zero_grad()
-
-        with torch.no_grad():  # text features do not depend on the targets: reuse them
-            universal = (targets @ feats.detach().T).mean(dim=0)  # (p,)
-        sim, k = universal.max().item(), int(universal.argmax())
-        history.append(sim)
-        if sim > best_sim:
-            best_sim, best_ids = sim, ids[k].detach().cpu()
-        if (step + 1) % print_every == 0 or step + 1 == steps:
-            msg = f"PEZ step {step + 1}/{steps}: CLIP similarity {sim:.3f} (best {best_sim:.3f})"
-            log.debug(msg)
-            if progress is not None:
-                progress((step + 1) / steps, msg)
-    token_ids = tuple(int(i) for i in best_ids)
-    return PezResult(
-        text=decode_clean(tok, token_ids),
-        token_ids=token_ids,
-        similarity=best_sim,
-        initial_similarity=history[0],
-        steps=steps,
-        history=tuple(history),
-    )
-
-
-# ----------------------------------------------------------------------------- fast mode
-
-
-@dataclass(frozen=True)
-class ModifierChoice:
-    text: str
-    source: str  # "global" or the style id, as Modifier.source
-    similarity: float  # the whole prompt's similarity once this modifier is in
-    gain: float  # how much adding it raised that similarity
-
-
-@dataclass(frozen=True)
-class InterrogateResult:
-    text: str  # chosen modifiers joined by ", "
-    prompt: str  # base prompt + ", " + text
-    chosen: tuple[ModifierChoice, ...]
-    similarity: float  # of ``prompt``
-    base_similarity: float | None  # of the base prompt alone; None when it is empty
-    evaluated: int  # prompts encoded by CLIP
-
-
-def join_prompt(base: str, addition: str) -> str:
-    base, addition = base.strip().rstrip(","), addition.strip()
-    return f"{base}, {addition}" if base and addition else base or addition
-
-
-def _mean_similarity(clip: ClipBackend, targets: torch.Tensor, texts: Sequence[str]) -> np.ndarray:
-    feats = clip.text_features(texts)  # (m, d)
-    return (targets @ feats.T).mean(dim=0).cpu().numpy()  # (m,)
-
-
-def _occurs(text: str, prompt: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(text)}(?!\w)", prompt, re.IGNORECASE) is not None
-
-
-def interrogate(
-    clip: ClipBackend,
-    target_features: torch.Tensor,
-    modifiers: Sequence[Modifier],
-    budget: TokenBudget,
-    max_modifiers: int = 8,
-    *,
-    base_prompt: str = "",
-    pool: int = 48,
-    progress: Progress | None = None,
-) -> InterrogateResult:
-    """Greedy CLIP-Interrogator-style prompt from a modifier bank.
-
-    The ``pool`` modifiers most similar to the targets on their own are the candidates; each
-    round appends the one that raises the full prompt's mean similarity most, skipping any
-    that conflicts with one already chosen or present in the base prompt, or that would not
-    fit ``budget``. Stops when no candidate raises the similarity.
-    """
-    from pipelines.modifiers import conflicts
-
-    targets = _check_targets(clip, target_features)
-    _check_int("max_modifiers", max_modifiers, 0, 64)
-    _check_int("pool", pool, 1, 10_000)
-    bank = [m for m in dict.fromkeys(modifiers) if not _occurs(m.text, base_prompt)]
-    present = [m for m in modifiers if _occurs(m.text, base_prompt)]
-    if not budget.fits(base_prompt):
-        base_prompt = budget.truncate(base_prompt)
-
-    evaluated = 0
-    if bank:
-        alone = _mean_similarity(clip, targets, [m.text for m in bank])
-        evaluated += len(bank)
-        order = np.argsort(-alone, kind="stable")[:pool]
-        bank = [bank[i] for i in order]
-    base_sim = None
-    if base_prompt.strip():
-        base_sim = float(_mean_similarity(clip, targets, [base_prompt])[0])
-        evaluated += 1
-    current, current_sim = base_prompt, -math.inf if base_sim is None else base_sim
-    chosen: list[tuple[Modifier, float, float]] = []
-    for round_ in range(max_modifiers):
-        taken = [m for m, _, _ in chosen] + present
-        options = [
-            (m, join_prompt(current, m.text))
-            for m in bank
-            if m not in taken and not any(conflicts(m, t) for t in taken)
-        ]
-        options = [(m, text) for m, text in options if budget.fits(text)]
-        if not options:
-            break
-        sims = _mean_similarity(clip, targets, [text for _, text in options])
-        evaluated += len(options)
-        k = int(np.argmax(sims))
-        if sims[k] <= current_sim:
-            break  # nothing raises the similarity: more words would only dilute
-        gain = float(sims[k] - current_sim) if math.isfinite(current_sim) else float(sims[k])
-        current, current_sim = options[k][1], float(sims[k])
-        chosen.append((options[k][0], current_sim, gain))
-        if progress is not None:
-            progress((round_ + 1) / max_modifiers, f"added {options[k][0].text!r}")
-    if progress is not None:
-        progress(1.0, f"{len(chosen)} modifier(s) chosen, CLIP similarity {current_sim:.3f}")
-    if not math.isfinite(current_sim):  # empty base and nothing fitted
-        current_sim = float(_mean_similarity(clip, targets, [current])[0]) if current else 0.0
-    return InterrogateResult(
-        text=", ".join(m.text for m, _, _ in chosen),
-        prompt=current,
-        chosen=tuple(ModifierChoice(m.text, m.source, s, g) for m, s, g in chosen),
-        similarity=current_sim,
-        base_similarity=base_sim,
-        evaluated=evaluated,
-    )
-
-
-# ----------------------------------------------------------------------------- the method
 
 
 def load_targets(style: Style, context: AugmentContext) -> list[Image.Image]:
@@ -396,6 +89,8 @@ def image_digest(image: Image.Image) -> str:
 
 @dataclass(frozen=True)
 class PezConfig:
+    """The PEZ settings the method runs :func:`pez_invert` with; validated on creation."""
+
     steps: int = 300
     prompt_len: int = 16
     lr: float = 0.1
@@ -458,9 +153,11 @@ class InversionMethod:
         return self._clip.get()
 
     def unavailable_reason(self) -> str | None:
+        """None when CLIP loads, else why not (loads it on the first call)."""
         return self._clip.reason()
 
     def targets(self, style: Style, context: AugmentContext) -> list[Image.Image]:
+        """The reference images the prompt is recovered from (see :func:`load_targets`)."""
         return load_targets(style, context)
 
     def cache_key(
@@ -537,6 +234,7 @@ class InversionMethod:
     # -- augment
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """One candidate: ``base_prompt`` + the text recovered in this mode (cached on disk)."""
         images = self.targets(style, context)
         if not images:
             raise MethodUnavailable(
