@@ -19,14 +19,17 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 from PIL import Image
 
-from pipelines.bootstrap import build_services
-from pipelines.engines import DiffusionRenderer
+from pipelines.bootstrap import Services, build_services
+from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
+from pipelines.request import CompareRequest
+from pipelines.service import ComparisonService
 from pipelines.settings import Settings
 
 METHODS = ["raw", "template", "learned", "inversion"]
@@ -47,41 +50,56 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
-def bench(services, label: str, size: int, steps: int, repeats: int) -> None:
-    svc = services.comparison
+def with_renderer(services: Services, load: Any, batch_size: int) -> ComparisonService:
+    """The app's comparison service, rendering with ``load()``'s pipeline at a UNet batch size."""
+    renderer = DiffusionRenderer(load, RuntimeOptions(batch_size=batch_size))
+    engine = replace(services.engine, renderer=renderer)
+    return ComparisonService(engine, services.catalog, services.registry)
+
+
+def bench(services: Services, load: Any, label: str, size: int, steps: int, repeats: int) -> None:
     selfie = photo()
-    ref = [Image.open(selfie).convert("RGB")]
-    kw = {"steps": steps, "size": size, "reference_images": ref}
+    ref = (Image.open(selfie).convert("RGB"),)
 
-    def batched() -> None:
-        svc.compare(selfie, "watercolor", "a portrait of a person", METHODS, 1, **kw)
+    def request(style: str, prompt: str, methods: list[str]) -> CompareRequest:
+        return CompareRequest.from_settings(
+            services.settings,
+            style=style,
+            prompt=prompt,
+            methods=methods,
+            seed=1,
+            num_inference_steps=steps,
+            height=size,
+            width=size,
+            reference_images=ref,
+        )
 
-    def sequential() -> None:
-        for m in METHODS:
-            svc.compare(selfie, "watercolor", "a portrait of a person", [m], 1, **kw)
-
-    batched()  # warm-up: loads the pipeline, CLIP, the learned gains
+    row = request("watercolor", "a portrait of a person", METHODS)
+    singles = [request("watercolor", "a portrait of a person", [m]) for m in METHODS]
+    by_batch = {bs: with_renderer(services, load, bs) for bs in (1, 4)}
+    by_batch[1].compare(selfie, row)  # warm-up: loads the pipeline, CLIP, the learned gains
     rows = []
-    renderer = svc.engine.renderer
-    for bs in (1, 4):
-        renderer._settings = replace(services.settings, batch_size=bs)
-        t = statistics.median(timed(batched, repeats))
+    for bs, svc in by_batch.items():
+        t = statistics.median(timed(lambda svc=svc: svc.compare(selfie, row), repeats))
         rows.append((f"1 call, 4 methods, UNet batch {bs}", t, t / 4))
-    renderer._settings = replace(services.settings, batch_size=1)
-    t = statistics.median(timed(sequential, repeats))
+    svc = by_batch[1]
+    t = statistics.median(timed(lambda: [svc.compare(selfie, r) for r in singles], repeats))
     rows.append(("4 calls, 1 method each", t, t / 4))
 
-    analyzer = svc.engine.face_analyzer
+    analyzer = svc.engine.face.get()
+    raw = request("anime", "a person", ["raw"])
 
     def face_miss() -> float:
         analyzer.clear_cache()
-        return svc.compare(selfie, "anime", "a person", ["raw"], 1, **kw).timings["face"]
+        return svc.compare(selfie, raw).timings["face"]
 
     def face_hit() -> float:
-        return svc.compare(selfie, "anime", "a person", ["raw"], 1, **kw).timings["face"]
+        return svc.compare(selfie, raw).timings["face"]
 
     miss = statistics.median(face_miss() for _ in range(repeats))
     hit = statistics.median(face_hit() for _ in range(repeats))
+    renderer = svc.engine.renderer
+    assert isinstance(renderer, DiffusionRenderer)
 
     print(f"\n## {label} ({size} px, {steps} steps, device {renderer.pipeline.device})")
     print("| run | total s | s per output |")
@@ -106,7 +124,9 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     settings = Settings.from_env({"BECOME_ENGINE": "tiny", "BECOME_DATA_DIR": str(data)})
     services = build_services(settings)
-    bench(services, "tiny engine", 64, args.steps, args.repeats)
+    tiny = services.engine.renderer
+    assert isinstance(tiny, DiffusionRenderer)
+    bench(services, lambda: tiny.pipeline, "tiny engine", 64, args.steps, args.repeats)
 
     if args.full:
         from pipelines.generation import PortraitPipeline
@@ -115,16 +135,14 @@ def main() -> None:
         cuda = torch.cuda.is_available()
         dtype = torch.float16 if cuda else torch.float32
         rsd = build_random_sd15(seed=0, dtype=dtype)
-        services.engine.renderer = DiffusionRenderer(
-            lambda: PortraitPipeline.from_components(
-                rsd.pipe,
-                rsd.adapter_state_dict,
-                model_ids={"base": "random SD-1.5", "adapter": "random FaceID"},
-                dtype="float16" if cuda else "float32",
-            ),
-            settings,
+        pipe = PortraitPipeline.from_components(
+            rsd.pipe,
+            rsd.adapter_state_dict,
+            model_ids={"base": "random SD-1.5", "adapter": "random FaceID"},
+            dtype="float16" if cuda else "float32",
         )
-        bench(services, "full-size random SD-1.5", 512 if cuda else 256, args.steps, args.repeats)
+        size = 512 if cuda else 256
+        bench(services, lambda: pipe, "full-size random SD-1.5", size, args.steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 
-log = logging.getLogger(__name__)
+from demo.compare_tab import Compare
+from demo.errors import user_errors
+from pipelines.feedback.leaderboard import LeaderboardQuery
+from pipelines.feedback.ratings import SubmitRatings
+from pipelines.feedback.store import RecordFilter
+from pipelines.request import CompareRequest, no_progress
+from pipelines.settings import Settings
 
 
-def create_compare_api(
-    compare: Callable[..., Any],
-    methods: Sequence[str],
-    user_errors: tuple[type[BaseException], ...],
-) -> None:
+def create_compare_api(compare: Compare, methods: Sequence[str], settings: Settings) -> None:
     """``/compare``: (selfie, style id, base prompt, methods, seed) -> (images, JSON)."""
     with gr.Column(visible=False):
         selfie = gr.Image(type="filepath", label="selfie")
@@ -31,23 +32,15 @@ def create_compare_api(
         trigger = gr.Button("compare")
 
     def api_compare(
-        selfie_path: str | None, style_id: str, base_prompt: str, names: list[str], seed_value: Any
+        selfie: str | None, style: str, prompt: str, methods: list[str], seed: Any
     ) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
-        if not selfie_path:
+        if not selfie:
             raise gr.Error("selfie is required: pass handle_file('photo.jpg')")
-        try:
-            res = compare(
-                selfie_path,
-                style_id,
-                base_prompt,
-                list(names or []),
-                None if seed_value is None else int(seed_value),
+        with user_errors("The comparison"):
+            request = CompareRequest.from_settings(
+                settings, style=style, prompt=prompt, methods=list(methods or []), seed=seed
             )
-        except user_errors as exc:
-            raise gr.Error(str(exc)) from None
-        except Exception as exc:  # never a bare traceback for API clients either
-            log.exception("/compare failed")
-            raise gr.Error(f"The comparison failed: {exc}") from None
+            res = compare(selfie, request, no_progress)
         images = [(o.image, o.method) for o in res.outputs if o.image is not None]
         return images, res.to_json()
 
@@ -61,7 +54,7 @@ def create_compare_api(
     )
 
 
-def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], ...]) -> None:
+def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
     """``/rate`` and ``/leaderboard``: JSON in, JSON out."""
 
     def rate(
@@ -75,10 +68,16 @@ def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], .
         keep_images: bool = False,
     ) -> dict[str, Any]:
         """Rate the outputs of a /compare result: {method: 1-5}, optional best method."""
-        try:
-            receipt = services.ratings.submit(
+        with user_errors("Saving the ratings"):
+            try:
+                votes = {
+                    str(k): (None if v is None else int(v)) for k, v in (ratings or {}).items()
+                }
+            except (TypeError, ValueError) as exc:
+                raise gr.Error(f"ratings must map each method to a number 1-5: {exc}") from None
+            receipt = submit(
                 comparison_id,
-                {str(k): (None if v is None else int(v)) for k, v in (ratings or {}).items()},
+                votes,
                 rater=rater,
                 best=best or None,
                 session_tag=session_tag,
@@ -86,12 +85,10 @@ def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], .
                 blind=blind,
                 consent_images=keep_images,
             )
-        except (*user_errors, TypeError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
         return {
             "saved": receipt.saved,
             "replaced_earlier": receipt.replaced_earlier,
-            "outputs": receipt.outputs,
+            "outputs": list(receipt.outputs),
         }
 
     def leaderboard(
@@ -100,16 +97,16 @@ def create_feedback_api(services: Any, user_errors: tuple[type[BaseException], .
         """Per style x method: ratings, mean with 95% CI, win rate, Bradley-Terry strength."""
         if votes not in {"all", "blind", "open"}:
             raise gr.Error(f"votes={votes!r} is not allowed: use all, blind or open")
-        try:
-            df = services.leaderboard_table(
-                style=style or None,
-                session_tag=session_tag or None,
-                since=since or None,
-                until=until or None,
-                blind={"blind": True, "open": False}.get(votes),
+        with user_errors("The leaderboard"):
+            df = table(
+                RecordFilter(
+                    style=style or None,
+                    session_tag=session_tag or None,
+                    since=since or None,
+                    until=until or None,
+                    blind={"blind": True, "open": False}.get(votes),
+                )
             )
-        except user_errors as exc:
-            raise gr.Error(str(exc)) from None
         return df.to_dict(orient="records")
 
     gr.api(rate, api_name="rate", concurrency_limit=None)

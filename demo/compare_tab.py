@@ -2,38 +2,51 @@
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
+from demo.errors import user_errors
 from demo.formatting import caption_md, trace_md
-from pipelines.settings import GUIDANCE_RANGE, MAX_SEED, SIZE_RANGE, STEPS_RANGE
-
-log = logging.getLogger(__name__)
+from pipelines.face import ImageSource
+from pipelines.request import CompareRequest, Progress
+from pipelines.results import ComparisonResult
+from pipelines.settings import LIMITS, MAX_SEED, Settings
 
 SIZES = [256, 384, 512, 640, 768]
+
+Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 
 
 @dataclass(frozen=True)
 class CompareCallbacks:
     """What the tab needs from the app; callables, so the tab never touches a model."""
 
-    compare: Callable[..., Any]  # ComparisonService.compare
+    compare: Compare
     styles: Sequence[tuple[str, str]]  # (display name, id)
     methods: Sequence[str]
-    availability: Callable[[], dict[str, str | None]]
+    availability: Callable[[], dict[str, str | None]]  # method -> None or why it cannot run
     examples: Sequence[str]
     default_prompt: str
     default_methods: Sequence[str]
-    steps: int
-    guidance: float
-    size: int
-    user_errors: tuple[type[BaseException], ...]  # shown as gr.Error with their message
-    method_descriptions: dict[str, str] = field(default_factory=dict)
+    settings: Settings  # request defaults
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: Gradio hashes state to see changes
+class ShownRow:
+    """The row a page shows (its state): the result without images, in the order shown."""
+
+    result: ComparisonResult
+    order: tuple[str, ...]  # methods, left to right
+    blind: bool
+
+    def labels(self) -> list[str]:
+        """What the page calls each output: letters in blind mode, else the method."""
+        return [slot_label(i) for i in range(len(self.order))] if self.blind else list(self.order)
 
 
 @dataclass
@@ -52,7 +65,7 @@ class CompareTab:
     """Handles the feedback panel wires into."""
 
     slots: list[Slot]
-    result: gr.State  # {"comparison": ComparisonResult.to_json(), "order": [...], "blind": bool}
+    result: gr.State  # ShownRow | None
     blind: gr.Checkbox
     style: gr.Dropdown
     methods: gr.CheckboxGroup
@@ -60,11 +73,15 @@ class CompareTab:
 
 
 def slot_label(i: int) -> str:
+    """The blind name of the ``i``-th output: "Output A", "Output B", ..."""
     return f"Output {chr(ord('A') + i)}"
 
 
 def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
+    """The selfie, style, methods and generation controls, and one column per method."""
     n = len(cb.methods)
+    s = cb.settings
+    limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             selfie = gr.Image(
@@ -100,15 +117,24 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 elem_id="blind",
             )
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(*STEPS_RANGE, value=cb.steps, step=1, label="Steps")
-                guidance = gr.Slider(*GUIDANCE_RANGE, value=cb.guidance, step=0.5, label="Guidance")
+                # each control is named as the request field (and diffusers argument) it sets
+                num_inference_steps = gr.Slider(
+                    *limits["num_inference_steps"],
+                    value=s.num_inference_steps,
+                    step=1,
+                    label="Steps",
+                )
+                guidance_scale = gr.Slider(
+                    *limits["guidance_scale"], value=s.guidance_scale, step=0.5, label="Guidance"
+                )
                 use_style_strength = gr.Checkbox(value=True, label="Style's identity strength")
-                strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="Identity strength")
+                ip_adapter_scale = gr.Slider(
+                    *limits["ip_adapter_scale"], value=0.8, step=0.05, label="Identity strength"
+                )
+                low, high = limits["height"]
                 size = gr.Dropdown(
-                    choices=sorted(
-                        {*(x for x in SIZES if SIZE_RANGE[0] <= x <= SIZE_RANGE[1]), cb.size}
-                    ),
-                    value=cb.size,
+                    choices=sorted({*(x for x in SIZES if low <= x <= high), s.size}),
+                    value=s.size,
                     label="Size (px)",
                 )
                 reference = gr.Image(
@@ -151,44 +177,40 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     randomize.click(lambda: random.randint(0, MAX_SEED), outputs=seed, api_name=False)
 
     def run(
-        selfie_img: Any,
-        style_id: str,
-        base_prompt: str,
-        chosen: list[str],
-        seed_value: float | None,
-        blind_mode: bool,
-        n_steps: int,
-        cfg: float,
-        style_strength: bool,
-        strength_value: float,
-        size_value: int,
-        reference_img: Any,
+        selfie: Image.Image | None,
+        style: str,
+        prompt: str,
+        methods: list[str],
+        seed: float | None,
+        blind: bool,
+        num_inference_steps: int,
+        guidance_scale: float,
+        use_style_strength: bool,
+        ip_adapter_scale: float,
+        size: int,
+        reference: Image.Image | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's injection idiom
     ) -> list[Any]:
-        if selfie_img is None:
+        if selfie is None:
             raise gr.Error("Upload a selfie (or pick an example photo) first.")
-        if not chosen:
+        if not methods:
             raise gr.Error("Tick at least one method to compare.")
-        try:
-            res = cb.compare(
-                selfie_img,
-                style_id,
-                base_prompt,
-                [m for m in cb.methods if m in chosen],  # UI order, not click order
-                None if seed_value is None else int(seed_value),
-                steps=int(n_steps),
-                guidance=float(cfg),
-                identity_strength=None if style_strength else float(strength_value),
-                size=int(size_value),
-                reference_images=[reference_img] if reference_img is not None else [],
-                progress=lambda f, msg: progress(f, desc=msg),
+        with user_errors("The comparison"):
+            request = CompareRequest.from_settings(
+                cb.settings,
+                style=style,
+                prompt=prompt,
+                methods=[m for m in cb.methods if m in methods],  # UI order, not click order
+                seed=None if seed is None else int(seed),
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
+                height=size,
+                width=size,
+                reference_images=(reference,) if reference is not None else (),
             )
-        except cb.user_errors as exc:
-            raise gr.Error(str(exc)) from None
-        except Exception as exc:
-            log.exception("comparison failed")
-            raise gr.Error(f"The comparison failed: {exc}") from None
-        return render_result(res, blind_mode, n)
+            res = cb.compare(selfie, request, lambda f, msg: progress(f, desc=msg))
+        return render_result(res, blind, n)
 
     outputs: list[Any] = [status, face, face_info, result]
     for s in slots:
@@ -202,10 +224,10 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
             methods,
             seed,
             blind,
-            steps,
-            guidance,
+            num_inference_steps,
+            guidance_scale,
             use_style_strength,
-            strength,
+            ip_adapter_scale,
             size,
             reference,
         ],
@@ -219,18 +241,17 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     )
 
 
-def render_result(res: Any, blind: bool, n_slots: int) -> list[Any]:
+def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]:
     """Values for [status, face, face_info, result] + 5 per slot."""
-    order = list(range(len(res.outputs)))
-    skipped = [o.method for o in res.outputs if o.image is None]
+    order = list(res.outputs)
+    skipped = [o.method for o in res.outputs if not o.rendered]
     if blind:  # unrendered methods would give themselves away: leave them out of the row
-        order = [i for i in order if res.outputs[i].image is not None]
+        order = [o for o in order if o.rendered]
         random.Random(res.comparison_id).shuffle(order)
-    data = res.to_json()
-    state = {"comparison": data, "order": [res.outputs[i].method for i in order], "blind": blind}
+    row = ShownRow(res.without_images(), tuple(o.method for o in order), blind)
     timings = res.timings
     status = (
-        f"**{res.engine}** engine · seed `{res.seed}` · "
+        f"**{res.engine}** engine · seed `{res.request.seed}` · "
         f"{timings.get('total', 0.0):.1f} s (face {timings.get('face', 0.0):.2f} s, "
         f"prompts {timings.get('augment', 0.0):.2f} s, render {timings.get('render', 0.0):.1f} s)"
     )
@@ -238,23 +259,24 @@ def render_result(res: Any, blind: bool, n_slots: int) -> list[Any]:
         status += " · **blind mode**: methods are revealed after you submit ratings"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    values: list[Any] = [status, res.face_crop, res.face_notice, state]
+    values: list[Any] = [status, res.face_crop, res.face_notice, row]
     for slot in range(n_slots):
         if slot >= len(order):
             values += [gr.update(visible=False), None, "", "", ""]
             continue
-        out = data["outputs"][order[slot]]
-        label = slot_label(slot) if blind else out["method"]
+        out = order[slot]
+        label = slot_label(slot) if blind else out.method
         values += [
             gr.update(visible=True),
-            gr.update(value=res.outputs[order[slot]].image, label=label),
-            caption_md(out, None if blind else out["method"]),
-            "" if blind else (out["prompt"] or ""),
+            gr.update(value=out.image, label=label),
+            caption_md(out, None if blind else out.method),
+            "" if blind else (out.prompt or ""),
             "" if blind else trace_md(out),
         ]
     return values
 
 
 def availability_info(av: dict[str, str | None]) -> str:
+    """One line: every method available, or which are not and why."""
     missing = [f"{m}: {why}" for m, why in av.items() if why]
     return "Unavailable here — " + " · ".join(missing) if missing else "All methods available."

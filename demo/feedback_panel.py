@@ -5,29 +5,31 @@ In blind mode the methods stay hidden until the rater submits; then they are rev
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from demo.compare_tab import CompareTab, slot_label
+from demo.compare_tab import CompareTab, ShownRow, slot_label
+from demo.errors import user_errors
 from demo.formatting import caption_md, trace_md
-
-log = logging.getLogger(__name__)
+from pipelines.feedback.ratings import SubmitRatings
+from pipelines.feedback.sessions import SessionConfig
 
 RATINGS = ["1", "2", "3", "4", "5"]
 
 
 @dataclass(frozen=True)
 class FeedbackCallbacks:
-    submit: Callable[..., Any]  # RatingService.submit(comparison_id, ratings, rater=..., ...)
-    session: Callable[[], Any]  # current SessionConfig
-    user_errors: tuple[type[BaseException], ...]
+    """What the panel needs from the app."""
+
+    submit: SubmitRatings
+    session: Callable[[], SessionConfig]  # the live facilitator session
 
 
 def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
+    """1–5 under each output, best pick, comment, rater name; returns the page-load hook."""
     n = len(tab.slots)
     ratings: list[gr.Radio] = []
     for i, slot in enumerate(tab.slots):
@@ -55,12 +57,12 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         status = gr.Markdown(elem_id="rating-status")
     remembered = gr.BrowserState(["", ""], storage_key="become-lab-rater")
 
-    def reset(state: dict[str, Any] | None) -> list[Any]:
-        if not state:
+    def reset(row: ShownRow | None) -> list[Any]:
+        if row is None:
             hidden = [gr.update(value=None, visible=False)] * n
             return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
-        rendered = _rendered(state)
-        labels = [lbl for lbl, ok in zip(_labels(state), rendered, strict=True) if ok]
+        rendered = [row.result.output(m).rendered for m in row.order]
+        labels = [lbl for lbl, ok in zip(row.labels(), rendered, strict=True) if ok]
         votes = [gr.update(value=None, visible=i < len(rendered) and rendered[i]) for i in range(n)]
         return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
 
@@ -69,7 +71,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
     )
 
     def on_submit(
-        state: dict[str, Any] | None,
+        row: ShownRow | None,
         best_label: str | None,
         comment_text: str,
         rater_name: str,
@@ -77,38 +79,34 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         keep_images: bool,
         *votes: str | None,
     ) -> list[Any]:
-        if not state:
+        if row is None:
             raise gr.Error("Generate a comparison first, then rate it.")
-        order: list[str] = state["order"]
-        labels = _labels(state)
-        by_method = {m: (int(v) if v else None) for m, v in zip(order, votes, strict=False)}
-        best_method = order[labels.index(best_label)] if best_label in labels else None
-        try:
+        labels = row.labels()
+        by_method = {m: (int(v) if v else None) for m, v in zip(row.order, votes, strict=False)}
+        best_method = row.order[labels.index(best_label)] if best_label in labels else None
+        with user_errors("Saving your ratings"):
             receipt = cb.submit(
-                state["comparison"]["comparison_id"],
+                row.result.comparison_id,
                 by_method,
                 rater=rater_name,
                 best=best_method,
                 session_tag=session_tag,
                 comment=comment_text,
-                blind=bool(state["blind"]),
+                blind=row.blind,
                 consent_images=bool(keep_images),
             )
-        except cb.user_errors as exc:
-            raise gr.Error(str(exc)) from None
         verb = "Updated" if receipt.replaced_earlier else "Saved"
         msg = f"✅ {verb} {receipt.saved} rating(s). Submit again to change your vote."
         values: list[Any] = [msg, [rater_name, session_tag]]
-        outputs = {o["method"]: o for o in state["comparison"]["outputs"]}
         for i in range(n):
-            if i >= len(order) or not state["blind"]:
+            if i >= len(row.order) or not row.blind:
                 values += [gr.update(), gr.update(), gr.update(), gr.update()]
                 continue
-            out = outputs[order[i]]  # reveal after the vote
+            out = row.result.output(row.order[i])  # reveal after the vote
             values += [
-                gr.update(label=f"{slot_label(i)} = {out['method']}"),
-                caption_md(out, out["method"]),
-                out["prompt"] or "",
+                gr.update(label=f"{slot_label(i)} = {out.method}"),
+                caption_md(out, out.method),
+                out.prompt or "",
                 trace_md(out),
             ]
         return values
@@ -140,14 +138,3 @@ class PageLoad:
     fn: Callable[..., Any]
     inputs: list[Any]
     outputs: list[Any]
-
-
-def _labels(state: dict[str, Any]) -> list[str]:
-    if state["blind"]:
-        return [slot_label(i) for i in range(len(state["order"]))]
-    return list(state["order"])
-
-
-def _rendered(state: dict[str, Any]) -> list[bool]:
-    by_method = {o["method"]: o["rendered"] for o in state["comparison"]["outputs"]}
-    return [bool(by_method[m]) for m in state["order"]]

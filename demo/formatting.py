@@ -1,31 +1,34 @@
-"""Markdown for captions and traces, from the JSON form of a comparison output."""
+"""Markdown for captions and traces of one comparison output."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.results import MethodOutput
 
 
-def caption_md(out: dict[str, Any], method: str | None) -> str:
+def caption_md(out: MethodOutput, method: str | None, max_tokens: int = 77) -> str:
     """Caption under an image; ``method=None`` hides the method (blind mode)."""
-    if out.get("error"):
+    if out.error:
         name = f"**{method}** — " if method else ""
-        return f"{name}⚠️ not available: {out['error']}"
+        return f"{name}⚠️ not available: {out.error}"
     parts = [f"**{method}**"] if method else ["**?** (hidden until you rate)"]
-    if method and out.get("score") is not None:
-        parts.append(f"score {out['score']:.3f}")
-    if method and out.get("tokens") is not None:
-        parts.append(f"{out['tokens']}/77 tokens")
+    if method and out.score is not None:
+        parts.append(f"score {out.score:.3f}")
+    if method and out.tokens is not None:
+        parts.append(f"{out.tokens}/{max_tokens} tokens")
     return " · ".join(parts)
 
 
-def trace_md(out: dict[str, Any]) -> str:
-    if out.get("error"):
-        return out["error"]
-    rows = out.get("trace") or []
-    if not rows:
+def trace_md(out: MethodOutput) -> str:
+    """Why the final prompt is what it is: one table row per part."""
+    if out.error:
+        return out.error
+    if not out.trace:
         return "No trace."
     lines = ["| part | from | why |", "|---|---|---|"]
-    for t in rows:
-        part = str(t["part"]).replace("|", "\\|")
-        lines.append(f"| {part} | {t['source']} | {t['reason']} |")
+    for t in out.trace:
+        part = str(t.part).replace("|", "\\|")
+        lines.append(f"| {part} | {t.source} | {t.reason} |")
     return "\n".join(lines)

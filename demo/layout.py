@@ -13,6 +13,8 @@ from demo.compare_tab import CompareCallbacks, availability_info, create_compare
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.staff_tab import StaffCallbacks, create_staff_tab
+from pipelines.feedback.export import export_to_temp
+from pipelines.feedback.retrain import describe_model
 
 if TYPE_CHECKING:
     from pipelines.bootstrap import Services
@@ -36,6 +38,7 @@ def example_photos() -> list[str]:
 
 
 def engine_banner(services: Services) -> str:
+    """Which engine renders and why, notes, and the live learned model."""
     choice = services.engine.choice
     if choice.is_preview:
         head = "🖌️ **Preview engine — stylised previews, not AI results.**"
@@ -45,14 +48,14 @@ def engine_banner(services: Services) -> str:
         head = f"✨ **Engine: diffusers** · {services.settings.base_model}"
     lines = [f"{head} {choice.reason}."]
     lines += [f"Note: {n}." for n in services.engine.notes]
-    lines.append(f"Learned method: {services.learned_summary()}.")
+    lines.append(f"Learned method: {describe_model(services.scorer)}.")
     return "  \n".join(lines)
 
 
 def build_demo(services: Services) -> gr.Blocks:
+    """The whole page, wired to ``services``; the caller queues and launches it."""
     s = services.settings
     registry = services.registry
-    errors = services.user_errors
     styles = [(st.name, st.id) for st in services.catalog.styles.values()]
     compare_cb = CompareCallbacks(
         compare=services.comparison.compare,
@@ -62,10 +65,7 @@ def build_demo(services: Services) -> gr.Blocks:
         examples=example_photos(),
         default_prompt="a portrait of a person",
         default_methods=list(services.sessions.get().methods),
-        steps=s.steps,
-        guidance=s.guidance,
-        size=s.size,
-        user_errors=errors,
+        settings=s,
     )
     # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
     with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
@@ -80,36 +80,31 @@ def build_demo(services: Services) -> gr.Blocks:
                 tab = create_compare_tab(compare_cb)
                 rater_load = create_feedback_panel(
                     FeedbackCallbacks(
-                        submit=services.ratings.submit,
-                        session=services.sessions.get,
-                        user_errors=errors,
+                        submit=services.ratings.submit, session=services.sessions.get
                     ),
                     tab,
                 )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(
-                    LeaderboardCallbacks(
-                        table=services.leaderboard_table, styles=styles, user_errors=errors
-                    ),
+                    LeaderboardCallbacks(table=services.leaderboard, styles=styles),
                     board,
                 )
             with gr.Tab("Staff", id="staff"):
                 create_staff_tab(
                     StaffCallbacks(
-                        check_password=services.check_staff_password,
-                        password_required=bool(s.staff_password),
+                        check_password=services.staff.check,
+                        password_required=services.staff.required,
                         session=services.sessions.get,
-                        set_session=services.set_session,
-                        export=services.export_ratings,
-                        retrain=services.retrain,
+                        start_session=services.sessions.start,
+                        export=lambda fmt: export_to_temp(services.store, fmt),
+                        retrain=services.retrainer.retrain,
                         model_metadata=lambda: services.scorer.get().metadata,
                         styles=styles,
                         methods=registry.names(),
-                        user_errors=errors,
                     )
                 )
-        create_compare_api(services.comparison.compare, registry.names(), errors)
-        create_feedback_api(services, errors)
+        create_compare_api(services.comparison.compare, registry.names(), s)
+        create_feedback_api(services.ratings.submit, services.leaderboard)
 
         checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
 

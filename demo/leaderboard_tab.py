@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+
+from demo.errors import user_errors
+from pipelines.feedback.leaderboard import LeaderboardQuery
+from pipelines.feedback.store import RecordFilter
 
 ALL = "all"
 BLIND_CHOICES = [("Blind votes only", "blind"), ("Labelled votes only", "open"), ("Both", ALL)]
@@ -14,10 +18,10 @@ BLIND_CHOICES = [("Blind votes only", "blind"), ("Labelled votes only", "open"),
 
 @dataclass(frozen=True)
 class LeaderboardCallbacks:
-    # (style|None, session tag|None, since ISO|None, until ISO|None, blind True/False/None) -> table
-    table: Callable[..., Any]
+    """What the tab needs from the app."""
+
+    table: LeaderboardQuery  # filter -> per style x method table
     styles: Sequence[tuple[str, str]]
-    user_errors: tuple[type[BaseException], ...]
 
 
 def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
@@ -42,16 +46,16 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     def compute(
         style_id: str, session_tag: str, from_day: str, to_day: str, votes: str
     ) -> tuple[str, Any, Any]:
-        try:
+        with user_errors("The leaderboard"):
             df = cb.table(
-                style=None if style_id == ALL else style_id,
-                session_tag=session_tag.strip() or None,
-                since=from_day.strip() or None,
-                until=to_day.strip() or None,
-                blind={"blind": True, "open": False}.get(votes),
+                RecordFilter(
+                    style=None if style_id == ALL else style_id,
+                    session_tag=session_tag.strip() or None,
+                    since=from_day.strip() or None,
+                    until=to_day.strip() or None,
+                    blind={"blind": True, "open": False}.get(votes),
+                )
             )
-        except cb.user_errors as exc:
-            raise gr.Error(str(exc)) from None
         if df.empty:
             return "No ratings match these filters yet.", None, df
         n = int(df["ratings"].sum())

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from demo.errors import user_errors
+from pipelines.feedback.retrain import RetrainReport
+from pipelines.feedback.sessions import SessionConfig
+
 
 @dataclass(frozen=True)
 class StaffCallbacks:
+    """What the Staff tab needs from the app."""
+
     check_password: Callable[[str], bool]  # always True when no staff password is set
     password_required: bool
-    session: Callable[[], Any]  # current SessionConfig
-    set_session: Callable[[str, list[str], list[str], bool], Any]
-    export: Callable[[str], str]  # format "csv" | "jsonl" -> file path
-    retrain: Callable[[list[str]], dict[str, Any]]  # extra training files -> model metadata
+    session: Callable[[], SessionConfig]
+    start_session: Callable[[str, list[str], list[str], bool], SessionConfig]
+    export: Callable[[str], Path]  # format "csv" | "jsonl" -> file
+    retrain: Callable[[list[Path]], RetrainReport]  # extra training files -> report
     model_metadata: Callable[[], dict[str, Any]]
     styles: Sequence[tuple[str, str]]
     methods: Sequence[str]
-    user_errors: tuple[type[BaseException], ...]
 
 
 def create_staff_tab(cb: StaffCallbacks) -> None:
+    """Facilitate a session, export ratings, retrain the learned method (password-guarded)."""
     password = gr.Textbox(
         label="Staff password", type="password", visible=cb.password_required, elem_id="staff-pw"
     )
@@ -53,13 +60,9 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
 
     def on_start(pw: str, t: str, st: list[str], ms: list[str], b: bool) -> str:
         guard(pw)
-        if not ms:
-            raise gr.Error("Tick at least one method for the session.")
-        try:
-            cb.set_session(t.strip(), st, ms, b)
-        except cb.user_errors as exc:
-            raise gr.Error(str(exc)) from None
-        return f"Session **{t.strip() or '(untagged)'}** is live: new pages open with it."
+        with user_errors("Starting the session"):
+            config = cb.start_session(t, st, ms, b)
+        return f"Session **{config.session_tag or '(untagged)'}** is live: new pages open with it."
 
     start.click(on_start, [password, tag, styles, methods, blind], session_status, api_name=False)
 
@@ -71,10 +74,8 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
 
     def on_export(pw: str, f: str) -> str:
         guard(pw)
-        try:
-            return cb.export(f)
-        except (*cb.user_errors, OSError) as exc:
-            raise gr.Error(f"Export failed: {exc}") from None
+        with user_errors("The export"):
+            return str(cb.export(f))
 
     export.click(on_export, [password, fmt], export_file, api_name=False)
 
@@ -89,9 +90,13 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
 
     def on_retrain(pw: str, files: list[str] | None) -> dict[str, Any]:
         guard(pw)
-        try:
-            return cb.retrain(list(files or []))
-        except cb.user_errors as exc:
-            raise gr.Error(str(exc)) from None
+        with user_errors("Retraining"):
+            report = cb.retrain([Path(f) for f in files or []])
+        return {
+            **report.metadata,
+            "saved_to": str(report.path),
+            "synced_to": report.synced_to,
+            "seconds": round(report.seconds, 2),
+        }
 
     retrain.click(on_retrain, [password, extra], meta, api_name=False, concurrency_limit=1)

@@ -1,190 +1,120 @@
-"""Wires settings into the objects the app shares: catalog, engine, methods, service, ratings.
+"""Wires settings into the objects the app shares; each job lives in its own module.
 
 Construction is cheap: models load on first use (or in :meth:`Services.warmup`), never at import.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from pipelines.augment.base import MethodRegistry, UnknownMethodError
-from pipelines.augment.inversion_args import InversionInputError
-from pipelines.augment.learned import (
-    CURRENT_MODEL,
-    LearnedScorer,
-    ModelFileError,
-    ScorerHolder,
-    default_model_path,
-)
+from pipelines.access import StaffGate
+from pipelines.augment.base import MethodRegistry
+from pipelines.augment.clip_backend import LazyClip, load_clip
+from pipelines.augment.learned import ScorerHolder, default_model_path
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.registry import build_registry
 from pipelines.engines import Engine, build_engine
-from pipelines.face import FaceError
-from pipelines.feedback.errors import FeedbackError
+from pipelines.feedback.leaderboard import filtered_frame
+from pipelines.feedback.ratings import RatingService
+from pipelines.feedback.retrain import Retrainer
+from pipelines.feedback.sessions import SessionBoard
 from pipelines.feedback.store import FeedbackStore
-from pipelines.generation import PortraitInputError
-from pipelines.ratings import (
-    RatingService,
-    RetrainError,
-    SessionBoard,
-    SessionConfig,
-    retrain_from_feedback,
-)
-from pipelines.service import CompareInputError, ComparisonService
+from pipelines.recent import RecentComparisons
+from pipelines.service import ComparisonService
 from pipelines.settings import Settings
-from pipelines.styles import StyleCatalog, UnknownStyleError, load_catalog
+from pipelines.styles import StyleCatalog, load_catalog
+
+if TYPE_CHECKING:
+    from pipelines.feedback.leaderboard import LeaderboardQuery
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     """Everything the UI and the API call. Built once per process by :func:`build_services`."""
 
     settings: Settings
     catalog: StyleCatalog
     engine: Engine
+    clip: LazyClip
     scorer: ScorerHolder
     registry: MethodRegistry
     comparison: ComparisonService
     store: FeedbackStore
     ratings: RatingService
     sessions: SessionBoard
-    sync: Any = None
-    # errors whose message is meant for the person using the app (shown as gr.Error)
-    user_errors: tuple[type[BaseException], ...] = field(
-        default=(
-            FaceError,
-            CompareInputError,
-            UnknownStyleError,
-            UnknownMethodError,
-            FeedbackError,
-            RetrainError,
-            PortraitInputError,
-            InversionInputError,
-        )
-    )
+    retrainer: Retrainer
+    staff: StaffGate
+    leaderboard: LeaderboardQuery
 
     def start_sync(self) -> None:
         """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
         from pipelines.feedback.sync import start_sync
 
-        self.sync = start_sync(self.settings, self.store, on_model=self.use_synced_model)
-
-    def use_synced_model(self, path: Path) -> None:
-        """Keep and load the retrained model an earlier run synced (a fresh Space disk)."""
-        try:
-            scorer = LearnedScorer.load(path)
-            self.settings.learned_dir.mkdir(parents=True, exist_ok=True)
-            scorer.save(self.settings.learned_dir / CURRENT_MODEL)
-        except (ModelFileError, OSError) as exc:  # best effort at start: keep what is loaded
-            log.warning("ignoring the synced learned model %s: %s", path, exc)
-            return
-        self.scorer.swap(scorer)
-        self.warm_learned()
-        log.info("restored the retrained learned model from the feedback dataset")
+        sync = start_sync(self.settings, self.store, on_model=self.retrainer.adopt)
+        self.retrainer.sync_with(sync, self.settings.feedback_repo)
 
     def warmup(self) -> None:
-        """Load the face models, tokenizer and pipeline so the first request is fast."""
+        """Load the face models, tokenizer, pipeline and CLIP so the first request is fast."""
         try:
-            _ = self.engine.face_analyzer
+            self.engine.face.get()
             _ = self.comparison.budget
-            _ = getattr(self.engine.renderer, "pipeline", None)
-            self.warm_learned()
+            getattr(self.engine.renderer, "pipeline", None)
+            warm_learned(self.registry, self.catalog, self.scorer)
             self.registry.availability()  # loads CLIP for inversion/ensemble
         except Exception:  # best effort; the request path reports errors properly
             log.exception("warm-up failed")
 
-    def warm_learned(self) -> None:
-        """Precompute each style's modifier gains so no request pays for it."""
-        if "learned" in self.registry and self.scorer.loaded:
-            method = self.registry.get("learned")
-            if isinstance(method, LearnedMethod):
-                method.warm_up(self.catalog)
 
-    def learned_summary(self) -> str:
-        if not self.scorer.loaded:
-            return f"no model loaded ({self.scorer.reason})"
-        meta = self.scorer.get().metadata
-        sources = ", ".join(
-            f"{s.get('name', '?')} ({s.get('rows', '?')} rows)" for s in meta.get("sources", [])
-        )
-        created = str(meta.get("created", "?"))[:10]  # the date is what a facilitator needs
-        held_out = "; ".join(
-            f"Pearson {m['pearson']:.3f} on held-out {name}"
-            for name, m in (meta.get("validation") or {}).items()
-            if isinstance(m, dict) and "pearson" in m
-        )
-        return f"trained {created} on {sources}" + (f"; {held_out}" if held_out else "")
+def warm_learned(registry: MethodRegistry, catalog: StyleCatalog, scorer: ScorerHolder) -> None:
+    """Precompute each style's modifier gains so no request pays for it."""
+    if "learned" in registry and scorer.loaded:
+        method = registry.get("learned")
+        if isinstance(method, LearnedMethod):
+            method.warm_up(catalog)
 
-    def check_staff_password(self, password: str) -> bool:
-        expected = self.settings.staff_password
-        return not expected or hmac.compare_digest(password.encode(), expected.encode())
 
-    def set_session(
-        self, tag: str, styles: list[str], methods: list[str], blind: bool
-    ) -> SessionConfig:
-        for m in methods:
-            self.registry.get(m)
-        for st in styles:
-            self.catalog.get(st)
-        config = SessionConfig(tag, tuple(styles), tuple(methods), blind)
-        self.sessions.set(config)
-        return config
-
-    def leaderboard_table(self, **filters: Any) -> Any:
-        from pipelines.feedback.leaderboard import leaderboard_frame
-
-        return leaderboard_frame(self.store, **filters)
-
-    def export_ratings(self, fmt: str) -> str:
-        from pipelines.feedback.export import export_csv, export_jsonl
-
-        out = Path(tempfile.mkdtemp(prefix="become-export-")) / f"ratings.{fmt}"
-        {"csv": export_csv, "jsonl": export_jsonl}[fmt](self.store, out)
-        return str(out)
-
-    def retrain(self, extra_files: list[str]) -> dict[str, Any]:
-        report = retrain_from_feedback(
-            self.store, self.scorer, self.settings.learned_dir, [Path(f) for f in extra_files]
-        )
-        self.warm_learned()
-        synced_to = None
-        if self.sync is not None:  # so a restarted Space gets it back (see start_sync)
-            try:
-                self.sync.save_model(report.path)
-                synced_to = self.settings.feedback_repo
-            except OSError as exc:  # the model is saved and live; only its upload failed
-                log.warning("retrained model not queued for upload: %s", exc)
-                synced_to = f"not synced: {exc}"
-        return {
-            **report.metadata,
-            "saved_to": str(report.path),
-            "synced_to": synced_to,
-            "seconds": round(report.seconds, 2),
-        }
+def shared_clip(engine: Engine) -> LazyClip:
+    """The one CLIP the app loads (on first use), from where the engine says it lives."""
+    source = engine.clip
+    return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
 
 
 def build_services(settings: Settings) -> Services:
+    """Every shared object, wired; nothing loads until it is first used."""
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
+    clip = shared_clip(engine)
     scorer = ScorerHolder.from_path(default_model_path(settings))
-    registry = build_registry(settings, catalog, scorer, clip_loader=engine.clip_loader)
+    registry = build_registry(settings, scorer, clip)
     store = FeedbackStore(settings.ratings_db)
 
     def rated_targets(style_id: str) -> list[Image.Image]:
         return [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
 
-    comparison = ComparisonService(settings, engine, catalog, registry, rated_targets)
-    ratings = RatingService(store, comparison.recent)
-    sessions = SessionBoard(settings.data_dir / "session.json")
+    recent = RecentComparisons()
     return Services(
-        settings, catalog, engine, scorer, registry, comparison, store, ratings, sessions
+        settings=settings,
+        catalog=catalog,
+        engine=engine,
+        clip=clip,
+        scorer=scorer,
+        registry=registry,
+        comparison=ComparisonService(engine, catalog, registry, rated_targets, recent),
+        store=store,
+        ratings=RatingService(store, recent),
+        sessions=SessionBoard(
+            settings.data_dir / "session.json", list(catalog.styles), registry.names()
+        ),
+        retrainer=Retrainer(
+            store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
+        ),
+        staff=StaffGate(settings.staff_password),
+        leaderboard=partial(filtered_frame, store),
     )

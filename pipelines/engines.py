@@ -1,4 +1,4 @@
-"""Which engine renders, why, and the renderers behind one small interface.
+"""Which engine renders and why, and the engine bundle: renderer, face analyzer, tokenizer, CLIP.
 
 ``diffusers`` renders with real weights, ``tiny`` runs the same code path on tiny random
 weights built in code, ``preview`` stylises the selfie without any weights, and ``auto``
@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from pipelines.lazy import Lazy
 from pipelines.settings import Settings
 
 if TYPE_CHECKING:
-    from PIL import Image
-
-    from pipelines.augment.clip_backend import ClipBackend
-    from pipelines.face import FaceAnalyzer, FaceResult
-    from pipelines.styles import Style, StyleCatalog
+    from pipelines.face import FaceAnalyzer
+    from pipelines.renderers.base import Renderer
+    from pipelines.styles import StyleCatalog
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -40,36 +34,6 @@ class EngineChoice:
     @property
     def is_preview(self) -> bool:
         return self.name == "preview"
-
-
-@dataclass(frozen=True)
-class RenderJob:
-    """Everything one batched render needs. All prompts share the face, seed and settings."""
-
-    prompts: Sequence[str]
-    negative_prompts: Sequence[str]
-    face: FaceResult
-    image: Image.Image  # the selfie as loaded (used by the preview engine only)
-    style: Style
-    seed: int
-    num_inference_steps: int
-    guidance_scale: float
-    identity_strength: float
-    size: int
-
-
-@dataclass
-class RenderOutput:
-    images: list[Image.Image]
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class Renderer(Protocol):
-    """Renders N prompts with one face and one seed; outputs differ only by prompt."""
-
-    model_ids: dict[str, str]
-
-    def render(self, job: RenderJob, progress: ProgressFn | None = None) -> RenderOutput: ...
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -154,132 +118,27 @@ def resolve_engine(settings: Settings) -> EngineChoice:
     )
 
 
-# ----------------------------------------------------------------------------- renderers
-
-
-class DiffusionRenderer:
-    """The real pipeline (diffusers or tiny weights), loaded once and shared read-only."""
-
-    def __init__(self, loader: Callable[[], Any], settings: Settings) -> None:
-        self._loader = loader
-        self._settings = settings
-        self._pipe: Any = None
-        self._load_lock = threading.Lock()
-        self.model_ids: dict[str, str] = {}
-        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls.
-        from pipelines.runtime import gpu_decorator
-
-        self.render = gpu_decorator()(self._render)  # type: ignore[method-assign]
-
-    @property
-    def pipeline(self) -> Any:
-        if self._pipe is None:
-            with self._load_lock:
-                if self._pipe is None:
-                    t0 = time.perf_counter()
-                    pipe = self._loader()
-                    self.model_ids = dict(pipe.model_ids)
-                    log.info(
-                        "pipeline loaded in %.1fs: %s", time.perf_counter() - t0, pipe.model_ids
-                    )
-                    self._pipe = pipe
-        return self._pipe
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.pipeline.tokenizer
-
-    def _render(self, job: RenderJob, progress: ProgressFn | None = None) -> RenderOutput:
-        pipe = self.pipeline
-        out = pipe(
-            prompt=list(job.prompts),
-            negative_prompt=list(job.negative_prompts),
-            face_embedding=job.face.embedding,
-            ip_adapter_scale=job.identity_strength,
-            num_inference_steps=job.num_inference_steps,
-            guidance_scale=job.guidance_scale,
-            height=job.size,
-            width=job.size,
-            seed=job.seed,
-            batch_size=self._settings.batch_size or None,
-            callback=progress,
-        )
-        return RenderOutput(images=list(out.images), timings=dict(out.timings))
-
-
-def mentions_style(prompt: str, style: Style) -> bool:
-    """Whether ``prompt`` asks for ``style``: its name, or the template's words before the subject.
-
-    A diffusion model given a plain prompt renders a photo-like image, so the preview engine
-    applies the style's recipe only to prompts that ask for the style.
-    """
-    text = " ".join(prompt.lower().split())
-    lead = style.template.split("{prompt}")[0].lower().replace(" portrait of", "").strip(" ,")
-    keys = {style.name.lower(), style.id.replace("_", " ").lower(), lead}
-    return any(k and k in text for k in keys)
-
-
-class PreviewRenderer:
-    """Weight-free stylisation of the selfie; each prompt's modifiers change the result."""
-
-    def __init__(self, catalog: StyleCatalog) -> None:
-        self._catalog = catalog
-        self.model_ids = {"engine": "preview (OpenCV/Pillow, no weights)"}
-
-    def render(self, job: RenderJob, progress: ProgressFn | None = None) -> RenderOutput:
-        from pipelines.preview import render_preview
-
-        t0 = time.perf_counter()
-        images = []
-        plain = replace(job.style, preview={**job.style.preview, "recipe": []})
-        for i, prompt in enumerate(job.prompts):
-            result = render_preview(
-                job.image,
-                job.style if mentions_style(prompt, job.style) else plain,
-                prompt,
-                self._catalog,
-                face_bbox=tuple(float(v) for v in job.face.bbox),
-                seed=job.seed,
-                size=job.size,
-            )
-            images.append(result.image)
-            if progress is not None:
-                progress(i + 1, len(job.prompts))
-        return RenderOutput(images=images, timings={"render": time.perf_counter() - t0})
-
-
 # ----------------------------------------------------------------------------- engine bundle
 
 
-@dataclass
+@dataclass(frozen=True)
+class ModelSource:
+    """A hub id or local folder, and whether to stay off the network (None = HF_HUB_OFFLINE)."""
+
+    model_id: str
+    local_files_only: bool | None
+
+
+@dataclass(frozen=True)
 class Engine:
-    """What the service needs from an engine: renderer, face analyzer, tokenizer and CLIP."""
+    """What the service needs from an engine; models load on first use."""
 
     choice: EngineChoice
     renderer: Renderer
-    face_loader: Callable[[], FaceAnalyzer]
-    tokenizer_loader: Callable[[], Any | None]
-    clip_loader: Callable[[], ClipBackend]
-    notes: list[str] = field(default_factory=list)  # extra lines for the UI banner
-    _face: FaceAnalyzer | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def face_analyzer(self) -> FaceAnalyzer:
-        if self._face is None:
-            with self._lock:
-                if self._face is None:
-                    self._face = self.face_loader()
-        return self._face
-
-
-def _clip_loader(model_id: str | Path, local_only: bool | None) -> Callable[[], ClipBackend]:
-    def load() -> ClipBackend:
-        from pipelines.augment.clip_backend import load_clip
-
-        return load_clip(str(model_id), local_files_only=local_only)
-
-    return load
+    face: Lazy[FaceAnalyzer]
+    tokenizer: Lazy[Any | None]  # the text encoder's tokenizer; None = token counts estimated
+    clip: ModelSource  # CLIP for inversion and ensemble (bootstrap loads it once)
+    notes: tuple[str, ...] = ()  # extra lines for the UI banner
 
 
 def _tokenizer_from(path_or_id: str | Path, local_only: bool) -> Any | None:
@@ -297,76 +156,54 @@ def _tokenizer_from(path_or_id: str | Path, local_only: bool) -> Any | None:
     return tokenizer
 
 
-def _pipeline_renderer(
-    settings: Settings,
-    base: str | Path,
-    adapter: str | Path,
-    weight: str,
-    *,
-    local_only: bool | None,
-) -> DiffusionRenderer:
-    def load() -> Any:
-        from pipelines.generation import PortraitPipeline
-
-        return PortraitPipeline.from_pretrained(
-            base,
-            adapter,
-            weight,
-            device=settings.device,
-            dtype=settings.dtype,
-            local_files_only=local_only,
-        )
-
-    return DiffusionRenderer(load, settings)
-
-
 def build_engine(
     settings: Settings, catalog: StyleCatalog, choice: EngineChoice | None = None
 ) -> Engine:
     """Construct (but do not load) the engine ``settings`` asks for."""
     from pipelines.face import FaceAnalyzer, face_pack_dir
+    from pipelines.renderers.diffusion import DiffusionRenderer, DiffusionWeights, RuntimeOptions
+    from pipelines.renderers.preview import PreviewRenderer
 
     choice = choice or resolve_engine(settings)
     det = settings.face_det_size
+    runtime = RuntimeOptions(settings.device, settings.dtype, settings.batch_size)
 
     if choice.name == "tiny":
         from pipelines.tiny_models import ensure_tiny_models
 
         paths = ensure_tiny_models(settings.cache_dir / "tiny")
         # the very same loading code as real weights, pointed at the tiny folders
-        renderer = _pipeline_renderer(
-            settings, paths.sd_dir, paths.adapter_dir, paths.adapter_weight, local_only=True
-        )
+        weights = DiffusionWeights(paths.sd_dir, paths.adapter_dir, paths.adapter_weight, True)
         return Engine(
             choice=choice,
-            renderer=renderer,
+            renderer=DiffusionRenderer.from_weights(weights, runtime),
             # the stand-in detector's boxes do not depend on det_size; 320 is 2x faster
-            face_loader=lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320),
-            tokenizer_loader=lambda: _tokenizer_from(paths.sd_dir / "tokenizer", True),
-            clip_loader=_clip_loader(paths.clip_dir, True),
-            notes=["tiny engine: random weights and stand-in face models; images are noise"],
+            face=Lazy(lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320), "face models"),
+            tokenizer=Lazy(lambda: _tokenizer_from(paths.sd_dir / "tokenizer", True), "tokenizer"),
+            clip=ModelSource(str(paths.clip_dir), True),
+            notes=("tiny engine: random weights and stand-in face models; images are noise",),
         )
 
     if choice.name == "diffusers":
         local_only = _hub_offline() or None
-        renderer = _pipeline_renderer(
-            settings,
-            settings.base_model,
-            settings.faceid_adapter,
-            settings.faceid_weight,
-            local_only=local_only,
+        weights = DiffusionWeights(
+            settings.base_model, settings.faceid_adapter, settings.faceid_weight, local_only
         )
+        renderer = DiffusionRenderer.from_weights(weights, runtime)
         return Engine(
             choice=choice,
             renderer=renderer,
-            face_loader=lambda: FaceAnalyzer(
-                settings.face_pack,
-                settings.face_root,
-                det_size=det,
-                allow_download=not _hub_offline(),
+            face=Lazy(
+                lambda: FaceAnalyzer(
+                    settings.face_pack,
+                    settings.face_root,
+                    det_size=det,
+                    allow_download=not _hub_offline(),
+                ),
+                "face models",
             ),
-            tokenizer_loader=lambda: renderer.tokenizer,
-            clip_loader=_clip_loader(settings.clip_model, local_only),
+            tokenizer=Lazy(lambda: renderer.pipeline.tokenizer, "tokenizer"),
+            clip=ModelSource(settings.clip_model, local_only),
         )
 
     # preview: real face models when present, else generated stand-ins (KBs, written on first use)
@@ -391,8 +228,9 @@ def build_engine(
     return Engine(
         choice=choice,
         renderer=PreviewRenderer(catalog),
-        face_loader=face_loader,
-        tokenizer_loader=lambda: _tokenizer_from(settings.clip_model, True),
-        clip_loader=_clip_loader(settings.clip_model, True),
-        notes=notes,
+        face=Lazy(face_loader, "face models"),
+        tokenizer=Lazy(lambda: _tokenizer_from(settings.clip_model, True), "tokenizer"),
+        # the preview engine means no Hub: never wait on one
+        clip=ModelSource(settings.clip_model, True),
+        notes=tuple(notes),
     )

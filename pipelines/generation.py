@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from pipelines.errors import InputError
+from pipelines.request import Progress
 from pipelines.runtime import default_batch_size, pick_device, pick_dtype
+from pipelines.settings import LIMITS
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -30,17 +32,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FACE_EMBED_DIM = 512  # ArcFace identity embedding (insightface ``normed_embedding``)
-MAX_SIDE = 2048
-MAX_GUIDANCE = 30.0
-MAX_IP_SCALE = 2.0
 
 
 class PortraitInputError(InputError):
     """An argument of :class:`PortraitPipeline` that it cannot render."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class PortraitPipelineOutput:
+    """The images of one call, in prompt order, with what rendered them and how long it took."""
+
     images: list[Image.Image]  # one per prompt, in prompt order
     prompts: list[str]
     negative_prompts: list[str]
@@ -184,7 +185,7 @@ class PortraitPipeline:
         width: int,
         seed: int,
         batch_size: int | None,
-        callback: Callable[[int, int], None] | None,
+        callback: Progress | None,
     ) -> tuple[list[str], list[str], torch.Tensor]:
         """Validate everything; return (prompts, negative prompts, face embedding (512,) fp32)."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
@@ -211,18 +212,17 @@ class PortraitPipeline:
 
         face = self._check_face(face_embedding)
 
-        _check_number("ip_adapter_scale", ip_adapter_scale, 0.0, MAX_IP_SCALE)
-        _check_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE)
-        _check_int("num_inference_steps", num_inference_steps, 1, 1000)
-        _check_int("seed", seed, 0, 2**63 - 1)
-        for name, side in (("height", height), ("width", width)):
-            _check_int(name, side, 64, MAX_SIDE)
-            if side % 8:
-                raise PortraitInputError(
-                    f"{name}={side} is not a multiple of 8: the VAE works on an /8 latent grid"
-                )
+        _check_number("ip_adapter_scale", ip_adapter_scale)
+        _check_number("guidance_scale", guidance_scale)
+        for name, value in (
+            ("num_inference_steps", num_inference_steps),
+            ("seed", seed),
+            ("height", height),
+            ("width", width),
+        ):
+            _check_int(name, value)
         if batch_size is not None:
-            _check_int("batch_size", batch_size, 1, 64)
+            _check_int("batch_size", batch_size)
         if callback is not None and not callable(callback):
             raise PortraitInputError(f"callback={callback!r} is not callable")
         return prompts, negatives, face
@@ -271,9 +271,30 @@ class PortraitPipeline:
         width: int = 512,
         seed: int = 0,
         batch_size: int | None = None,
-        callback: Callable[[int, int], None] | None = None,
+        callback: Progress | None = None,
     ) -> PortraitPipelineOutput:
-        """Render every prompt with the same face and seed; ``callback(step, total)`` per step."""
+        r"""Render every prompt with the same face and seed.
+
+        Args:
+            prompt (`str` or `list[str]`): the prompt or prompts to render, one image each.
+            negative_prompt (`str` or `list[str]`, *optional*): one per prompt, or one for all.
+            face_embedding (`np.ndarray` or `torch.Tensor` of shape `(512,)`): the L2-normalised
+                ArcFace embedding (insightface's `normed_embedding`) that carries the identity.
+            ip_adapter_scale (`float`, defaults to 0.8): how strongly the identity is imposed.
+            num_inference_steps (`int`, defaults to 30): denoising steps.
+            guidance_scale (`float`, defaults to 6.0): classifier-free guidance; <= 1 turns it off.
+            height, width (`int`, default 512): output size in pixels, multiples of 8.
+            seed (`int`): every output gets its own CPU generator seeded with it, so output `i`
+                depends only on prompt `i` (and not on the batch it was rendered in).
+            batch_size (`int`, *optional*): prompts per UNet call; default by device.
+            callback (`Progress`, *optional*): `callback(fraction, message)` after every step.
+
+        Limits come from `pipelines.settings.LIMITS`; a bad value raises
+        :class:`PortraitInputError` naming it.
+
+        Returns:
+            :class:`PortraitPipelineOutput` with one image per prompt and stage timings.
+        """
         # 0. validate before taking the lock, so bad requests never wait for a render
         prompts, negatives, face = self.check_inputs(
             prompt,
@@ -301,7 +322,7 @@ class PortraitPipeline:
             nonlocal done
             done += 1
             if callback is not None:
-                callback(done, total_steps)
+                callback(done / total_steps, f"Rendering step {done}/{total_steps}")
             return {}  # nothing replaced: diffusers keeps its own latents
 
         t_start = time.perf_counter()
@@ -370,19 +391,19 @@ class PortraitPipeline:
         )
 
 
-def _check_number(name: str, value: float, low: float, high: float) -> None:
+def _check_number(name: str, value: float) -> None:
+    limit = LIMITS[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PortraitInputError(f"{name}={value!r} must be a finite number from {low} to {high}")
-    if not low <= value <= high:
-        raise PortraitInputError(
-            f"{name}={value} is out of range: use a value from {low} to {high}"
-        )
+        raise PortraitInputError(f"{name}={value!r} must be a finite number: use {limit.allowed}")
+    problem = limit.problem(name, value)
+    if problem:
+        raise PortraitInputError(problem)
 
 
-def _check_int(name: str, value: int, low: int, high: int) -> None:
+def _check_int(name: str, value: int) -> None:
+    limit = LIMITS[name]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise PortraitInputError(f"{name}={value!r} must be an integer from {low} to {high}")
-    if not low <= value <= high:
-        raise PortraitInputError(
-            f"{name}={value} is out of range: use a value from {low} to {high}"
-        )
+        raise PortraitInputError(f"{name}={value!r} must be an integer: use {limit.allowed}")
+    problem = limit.problem(name, int(value))
+    if problem:
+        raise PortraitInputError(problem)

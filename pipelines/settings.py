@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 
 from pipelines.errors import InputError
 
@@ -17,12 +18,50 @@ ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 INVERSION_MODES = ("fast", "pez")
-# One table of request limits, shared by the settings check, the service and the UI widgets.
-STEPS_RANGE = (1, 150)
-GUIDANCE_RANGE = (0.0, 30.0)
-SIZE_RANGE = (64, 1024)  # and a multiple of 8 (the VAE downsamples by 8)
-IDENTITY_RANGE = (0.0, 2.0)
-MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of one request value, with the words a person reads it by."""
+
+    low: float
+    high: float
+    label: str  # what the UI calls it
+    multiple_of: int = 1
+
+    def problem(self, name: str, value: float) -> str | None:
+        """None when ``value`` is allowed, else a sentence naming ``name`` and the allowed range."""
+        if not self.low <= value <= self.high:
+            return f"{name}={value!r} is out of range: {self.label} must be {self.allowed}."
+        if self.multiple_of > 1 and value % self.multiple_of:
+            return (
+                f"{name}={value!r} is not a multiple of {self.multiple_of}: {self.label} must be "
+                f"{self.allowed}."
+            )
+        return None
+
+    @property
+    def allowed(self) -> str:
+        """The allowed values in words: "a multiple of 8 from 64 to 1024"."""
+        step = f"a multiple of {self.multiple_of} " if self.multiple_of > 1 else "a value "
+        return f"{step}from {self.low} to {self.high}"
+
+
+# The one table of request limits: the request, the settings, the pipeline, the style files and
+# the UI widgets all read these. Keys are the request's (and diffusers') argument names.
+LIMITS: Mapping[str, Limit] = MappingProxyType(
+    {
+        "num_inference_steps": Limit(1, 150, "steps"),
+        "guidance_scale": Limit(0.0, 30.0, "guidance"),
+        "ip_adapter_scale": Limit(0.0, 1.5, "identity strength"),
+        "height": Limit(64, 1024, "height in px", multiple_of=8),  # the VAE works on /8 latents
+        "width": Limit(64, 1024, "width in px", multiple_of=8),
+        "seed": Limit(0, 2**32 - 1, "seed"),
+        "prompt": Limit(1, 500, "characters in the base prompt"),  # the encoder reads 77 tokens
+        "batch_size": Limit(1, 64, "prompts per UNet call"),
+    }
+)
+MAX_SEED = int(LIMITS["seed"].high)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -48,9 +87,10 @@ class Settings:
     pez_steps: int = 300
     device: str = "auto"
     dtype: str = "auto"
-    steps: int = 30
-    guidance: float = 6.0
-    size: int = 512
+    # request defaults, named as the request names them; env names kept (BECOME_STEPS, ...)
+    num_inference_steps: int = field(default=30, metadata={"env": "BECOME_STEPS"})
+    guidance_scale: float = field(default=6.0, metadata={"env": "BECOME_GUIDANCE"})
+    size: int = 512  # default height and width
     batch_size: int = 0  # 0 = choose by device (see pipelines.runtime)
     data_dir: Path = PROJECT_ROOT / "data"
     assets_dir: Path = ASSETS_DIR
@@ -67,17 +107,17 @@ class Settings:
         _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
         _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
         _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
-        _check_range("BECOME_STEPS", self.steps, *STEPS_RANGE)
-        _check_range("BECOME_GUIDANCE", self.guidance, *GUIDANCE_RANGE)
+        for name, var, value in (
+            ("num_inference_steps", "BECOME_STEPS", self.num_inference_steps),
+            ("guidance_scale", "BECOME_GUIDANCE", self.guidance_scale),
+            ("height", "BECOME_SIZE", self.size),
+        ):
+            if LIMITS[name].problem(name, value):
+                raise SettingsError(f"{var}={value} is out of range: use {LIMITS[name].allowed}")
         _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
-        _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, 64)
+        _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
         _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
-        if self.size % 8 or not SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]:
-            raise SettingsError(
-                f"BECOME_SIZE={self.size} is not allowed: use a multiple of 8 between "
-                f"{SIZE_RANGE[0]} and {SIZE_RANGE[1]}"
-            )
         if self.face_det_size % 32:
             raise SettingsError(
                 f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
@@ -89,7 +129,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
-            name = env_name(f.name)
+            name = f.metadata.get("env", env_name(f.name))
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from pipelines.errors import InputError
 from pipelines.modifiers import EFFECTS, Modifier
 
 MAX_MODIFIER_CHARS = 60
@@ -68,15 +69,24 @@ PREVIEW_OPS: dict[str, dict[str, ParamSpec]] = {
 }
 
 
+class StyleFileError(InputError):
+    """An asset file is broken; names the file, the key (dotted path) and the reason."""
+
+    def __init__(self, file: str, key: str | None, reason: str) -> None:
+        self.file, self.key, self.reason = file, key, reason
+        where = f"{file}: key '{key}'" if key else file
+        super().__init__(f"{where}: {reason}")
+
+
 class FileChecks:
-    """Type and range checks for one asset file; a subclass's ``fail`` raises its error."""
+    """Type and range checks for one asset file; every failure is a :class:`StyleFileError`."""
 
     def __init__(self, file: str) -> None:
         self.file = file
 
     def fail(self, key: str, reason: str) -> NoReturn:
-        """Raise the error for a bad value at ``key``; a subclass names the error type."""
-        raise NotImplementedError
+        """Raise :class:`StyleFileError` naming this file, ``key`` and ``reason``."""
+        raise StyleFileError(self.file, key, reason)
 
     def only_keys(
         self, obj: object, key: str, required: set[str], optional: set[str] = frozenset()

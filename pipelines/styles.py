@@ -23,30 +23,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pipelines.errors import InputError
 from pipelines.modifiers import Modifier
-from pipelines.style_checks import FileChecks
+from pipelines.settings import LIMITS
+from pipelines.style_checks import FileChecks, StyleFileError
 
 MIN_STYLE_MODIFIERS = 15
 MIN_GLOBAL_MODIFIERS = 150
-IDENTITY_STRENGTH_RANGE = (0.0, 1.5)
 DEFAULT_SUBJECT = "a person"  # what Style.apply uses for an empty prompt
 _PORTRAIT_LEAD = re.compile(r"^(?:an? )?portrait of ", re.IGNORECASE)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-class StyleFileError(InputError):
-    """An asset file is broken; names the file, the key (dotted path) and the reason."""
-
-    def __init__(self, file: str, key: str | None, reason: str) -> None:
-        self.file, self.key, self.reason = file, key, reason
-        where = f"{file}: key '{key}'" if key else file
-        super().__init__(f"{where}: {reason}")
 
 
 class UnknownStyleError(InputError):
@@ -200,7 +191,7 @@ def load_catalog(assets_dir: Path | None = None) -> StyleCatalog:
 
     bank_path = assets_dir / "modifiers.json"
     doc = _read_json(bank_path, show(bank_path))
-    v = _Validator(show(bank_path))
+    v = FileChecks(show(bank_path))
     v.only_keys(doc, "", {"modifiers"}, {"description"})
     global_bank = v.bank(doc["modifiers"], "modifiers", "global", MIN_GLOBAL_MODIFIERS)
 
@@ -237,7 +228,7 @@ def _load_style(
     global_bank: tuple[Modifier, ...],
 ) -> tuple[int, Style]:
     doc = _read_json(path, shown)
-    v = _Validator(shown)
+    v = FileChecks(shown)
     v.only_keys(doc, "", _STYLE_KEYS, {"order", "excludes"})
     style_id = v.text(doc["id"], "id")
     if not _ID.match(style_id):
@@ -248,7 +239,7 @@ def _load_style(
     seen_ids[style_id] = shown
     if style_id != path.stem:
         v.fail("id", f"{style_id!r} does not match the file name: rename one to {path.stem!r}")
-    low, high = IDENTITY_STRENGTH_RANGE
+    low, high = LIMITS["ip_adapter_scale"].low, LIMITS["ip_adapter_scale"].high
     strength = v.number(doc["identity_strength"], "identity_strength", low, high)
     order = doc.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
@@ -288,11 +279,3 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise StyleFileError(shown, None, f"must hold a JSON object, got {type(doc).__name__}")
     return doc
-
-
-class _Validator(FileChecks):
-    """Type and range checks that raise StyleFileError for one file."""
-
-    def fail(self, key: str, reason: str) -> NoReturn:
-        """Raise StyleFileError naming this file, ``key`` and ``reason``."""
-        raise StyleFileError(self.file, key, reason)

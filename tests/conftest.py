@@ -61,3 +61,17 @@ def app_url(tiny_services):
         yield demo.local_url
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def make_request(tiny_settings: Settings):
+    """``make_request(style, prompt, methods, seed, **fields)``: a CompareRequest with the tiny
+    settings' defaults, as the UI and the API build it."""
+    from pipelines.request import CompareRequest
+
+    def build(style: str, prompt: str, methods: list[str], seed: int | None = None, **fields):
+        return CompareRequest.from_settings(
+            tiny_settings, style=style, prompt=prompt, methods=methods, seed=seed, **fields
+        )
+
+    return build

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.engines import build_engine, mentions_style, missing_weights, resolve_engine
+from pipelines.engines import build_engine, missing_weights, resolve_engine
+from pipelines.renderers.preview import mentions_style
 from pipelines.settings import Settings
 from pipelines.styles import load_catalog
 from pipelines.tiny_face import write_tiny_face_pack
@@ -60,17 +61,23 @@ def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, o
     s = settings_for(tmp_path, BECOME_ENGINE="preview", BECOME_SIZE="128")
     engine = build_engine(s, catalog)
     assert engine.choice.is_preview and any("stand-in" in n for n in engine.notes)
-    from pipelines.engines import RenderJob
     from pipelines.face import load_image
+    from pipelines.renderers.base import RenderJob
+    from pipelines.request import CompareRequest, no_progress
 
     img = load_image(group_path)
-    face = engine.face_analyzer.analyze(img)
+    face = engine.face.get().analyze(img)
     style = catalog.get("pop_art")
-    prompts = ["a person", style.apply("a person"), style.apply("a person") + ", black and white"]
-    job = RenderJob(prompts, ["", "", ""], face, img, style, 3, 1, 1.0, 0.8, 128)
-    out = engine.renderer.render(job)
+    prompts = ("a person", style.apply("a person"), style.apply("a person") + ", black and white")
+    request = CompareRequest.from_settings(
+        s, style="pop_art", prompt="a person", methods=["raw"], seed=3, ip_adapter_scale=0.8
+    )
+    job = RenderJob(request, prompts, ("", "", ""), face, img, style)
+    out = engine.renderer.render(job, no_progress)
     a, b, c = (np.asarray(i, dtype=np.int16) for i in out.images)
     assert all(i.size == (128, 128) for i in out.images)
     assert np.abs(a - b).mean() > 5  # the style's recipe applies only when asked for
     assert np.abs(b - c).mean() > 5  # and a modifier changes it further
-    assert np.array_equal(b, np.asarray(engine.renderer.render(job).images[1], dtype=np.int16))
+    assert np.array_equal(
+        b, np.asarray(engine.renderer.render(job, no_progress).images[1], dtype=np.int16)
+    )

@@ -16,7 +16,7 @@ from pipelines.augment.base import (
     MethodUnavailable,
     TraceStep,
 )
-from pipelines.augment.clip_backend import load_clip
+from pipelines.augment.clip_backend import LazyClip, load_clip
 from pipelines.augment.ensemble import (
     EnsembleMethod,
     FusionInputError,
@@ -175,7 +175,7 @@ def test_unavailable_methods_are_skipped_with_their_reason(catalog):
     off = FakeMethod("inversion", reason="CLIP weights are not available locally")
     refuses = FakeMethod("other", raises="add a reference image for Watercolor")
     scorer = LengthScorer()
-    ens = EnsembleMethod([ok, off, refuses], scorer=lambda: scorer, clip_loader=None)
+    ens = EnsembleMethod([ok, off, refuses], scorer=lambda: scorer, clip=None)
     assert isinstance(ens, AugmentMethod) and ens.unavailable_reason() is None
     progress: list[float] = []
     out = ens.augment("a person", style, _ctx(catalog, progress=lambda f, m: progress.append(f)))
@@ -197,7 +197,7 @@ def test_candidates_already_computed_for_the_request_are_reused(catalog):
     style = catalog.get("watercolor")
     fresh = FakeMethod("learned", [cand(style.apply("a person") + ", fresh", "learned", 1.0)])
     reused = [cand(style.apply("a person") + ", from the row", "learned", 2.0)]
-    ens = EnsembleMethod([fresh], scorer=None, clip_loader=None)
+    ens = EnsembleMethod([fresh], scorer=None, clip=None)
     ctx = _ctx(catalog)
     ctx.computed = {"learned": reused}
     out = ens.augment("a person", style, ctx)
@@ -224,7 +224,7 @@ def test_duplicate_prompts_are_pooled_once(catalog):
     style = catalog.get("anime")
     prompt = TokenBudget().truncate(style.apply("a person"))
     template = FakeMethod("template", [Candidate(prompt, "template")])
-    ens = EnsembleMethod([template], scorer=None, clip_loader=None)
+    ens = EnsembleMethod([template], scorer=None, clip=None)
     (only,) = ens.augment("a person", style, _ctx(catalog))
     assert only.meta["also_from"] == ["template"]
 
@@ -269,7 +269,7 @@ def test_clip_signal_ranks_by_similarity_to_references(catalog, clip):
     refs = [Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))]
     prompts = ["a person, neon city", "a person, soft light", "a person, golden hour"]
     method = FakeMethod("inversion", [cand(p, "inversion") for p in prompts])
-    ens = EnsembleMethod([method], scorer=None, clip_loader=lambda: clip, weights={"clip": 1.0})
+    ens = EnsembleMethod([method], scorer=None, clip=LazyClip(lambda: clip), weights={"clip": 1.0})
     budget = TokenBudget(clip.tokenizer)
     out = ens.augment("a person", style, _ctx(catalog, budget, refs))
     feats = clip.image_features(refs)
@@ -287,6 +287,6 @@ def test_clip_unavailable_is_recorded(catalog, tmp_path: Path):
     def loader():
         return load_clip(str(tmp_path / "absent"), local_files_only=True)
 
-    ens = EnsembleMethod([], scorer=None, clip_loader=loader)
+    ens = EnsembleMethod([], scorer=None, clip=LazyClip(loader))
     (only,) = ens.augment("a person", style, _ctx(catalog, refs=refs))
     assert "does not exist" in only.meta["signals_missing"]["clip"]

@@ -17,10 +17,11 @@ from pipelines.augment.learned import ScorerHolder, default_model_path
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.errors import RatingError
+from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.retrain import Retrainer, RetrainError, describe_model
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import PATH_IN_REPO, start_sync
-from pipelines.ratings import RatingService, RetrainError, retrain_from_feedback
 from pipelines.styles import load_catalog
 
 PLANTED = "salt texture"  # a watercolor-bank modifier the simulated raters love
@@ -68,7 +69,7 @@ def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path)
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     rate_planted(store, catalog)
 
-    report = retrain_from_feedback(store, holder, tmp_path / "learned")
+    report = Retrainer(store, holder, tmp_path / "learned").retrain()
     assert report.path.exists() and report.metadata["rows"] == 80
     after = learned_prompt(method, catalog, "watercolor")
     assert PLANTED in after  # swapped in live, no restart
@@ -117,20 +118,24 @@ class FakeHub:
 def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_settings, tmp_path):
     hub = FakeHub(tmp_path / "hub" / "repo")
     first = _services(tiny_settings, tmp_path / "run1")
-    first.sync = start_sync(
+    sync = start_sync(
         first.settings, first.store, scheduler_factory=hub.scheduler, downloader=hub.download
     )
+    first.retrainer.sync_with(sync, first.settings.feedback_repo)
     rate_planted(first.store, first.catalog)
-    assert first.learned_summary().endswith(
+    assert describe_model(first.scorer).endswith(
         "on train.csv (6000 rows); Pearson 0.552 on held-out validation.csv"
     )  # the bundled model, as the banner states it
-    report = first.retrain([])
-    assert report["synced_to"] == "org/r"
-    today = report["created"][:10]
-    assert first.learned_summary() == f"trained {today} on feedback store ratings.sqlite3 (80 rows)"
+    report = first.retrainer.retrain([])
+    assert report.synced_to == "org/r"
+    today = report.metadata["created"][:10]
+    assert (
+        describe_model(first.scorer)
+        == f"trained {today} on feedback store ratings.sqlite3 (80 rows)"
+    )
     hub.push()
     synced = hub.root / PATH_IN_REPO / "learned" / "current.npz"
-    assert synced.read_bytes() == Path(report["saved_to"]).read_bytes()
+    assert synced.read_bytes() == report.path.read_bytes()
 
     # the Space restarts on an empty disk: the bundled model until the dataset is read
     second = _services(tiny_settings, tmp_path / "run2")
@@ -141,7 +146,7 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
         second.store,
         scheduler_factory=hub.scheduler,
         downloader=hub.download,
-        on_model=second.use_synced_model,
+        on_model=second.retrainer.adopt,
     )
     assert second.store.count() == 80
     assert PLANTED in learned_prompt(learned, second.catalog, "watercolor")
@@ -155,7 +160,7 @@ def test_a_broken_synced_model_is_ignored(tiny_settings, tmp_path):
     for name, data in [("junk.npz", b"not a model"), ("cut.npz", good[: len(good) // 2])]:
         bad = tmp_path / name
         bad.write_bytes(data)
-        services.use_synced_model(bad)  # logged, never raised: the app must still start
+        services.retrainer.adopt(bad)  # logged, never raised: the app must still start
         assert services.scorer.get() is before
     assert not (tmp_path / "learned" / "current.npz").exists()
 
@@ -163,11 +168,13 @@ def test_a_broken_synced_model_is_ignored(tiny_settings, tmp_path):
 def test_retrain_without_ratings_says_what_to_do(tiny_settings, tmp_path):
     holder = ScorerHolder.from_path(default_model_path(tiny_settings))
     with pytest.raises(RetrainError, match="no ratings yet"):
-        retrain_from_feedback(FeedbackStore(tmp_path / "r.sqlite3"), holder, tmp_path)
+        Retrainer(FeedbackStore(tmp_path / "r.sqlite3"), holder, tmp_path).retrain()
 
 
-def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path):
-    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw", "template"], 9)
+def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path, make_request):
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 9)
+    )
     ratings = tiny_services.ratings
     receipt = ratings.submit(
         res.comparison_id, {"raw": 2, "template": 5}, rater="ana", best="template", blind=True
@@ -185,17 +192,21 @@ def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path)
     assert rows[0].image_path  # consented: the generated output (never the selfie) is kept
 
 
-def test_outputs_are_png_encoded_once_per_need(tiny_services, group_path, monkeypatch):
-    from pipelines import ratings as ratings_module
+def test_outputs_are_png_encoded_once_per_need(
+    tiny_services, group_path, make_request, monkeypatch
+):
+    from pipelines.feedback import ratings as ratings_module
     from pipelines.feedback.records import image_sha256
 
     encoded = []
     real = ratings_module.png_bytes
     monkeypatch.setattr(ratings_module, "png_bytes", lambda im: encoded.append(1) or real(im))
-    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw", "template"], 5)
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 5)
+    )
     ratings = tiny_services.ratings
     ratings.submit(res.comparison_id, {"raw": 3, "template": 4}, rater="a", consent_images=True)
-    assert len(encoded) == 2  # hash and the kept file share one encoding per output
+    assert len(encoded) == 2  # one encoding per kept output: the hash was taken at render time
     ratings.submit(res.comparison_id, {"raw": 1, "template": 2}, rater="b")
     assert len(encoded) == 2  # the hash is kept on the row: later raters pay nothing
     rows = tiny_services.store.records(comparison_id=res.comparison_id)
@@ -216,8 +227,12 @@ def test_outputs_are_png_encoded_once_per_need(tiny_services, group_path, monkey
         ({"ratings": {"raw": 9}, "rater": "bo"}, "9"),
     ],
 )
-def test_bad_ratings_are_refused_with_a_reason(tiny_services, group_path, kwargs, match):
-    res = tiny_services.comparison.compare(group_path, "anime", "a person", ["raw", "template"], 1)
+def test_bad_ratings_are_refused_with_a_reason(
+    tiny_services, group_path, make_request, kwargs, match
+):
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 1)
+    )
     ratings = kwargs.pop("ratings")
     with pytest.raises(RatingError, match=match):
         RatingService(tiny_services.store, tiny_services.comparison.recent).submit(

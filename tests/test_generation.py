@@ -144,19 +144,19 @@ def test_face_embedding_as_tensor_or_row(pipe, reference) -> None:
 
 
 def test_callback_counts_steps_across_batches(pipe) -> None:
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[float, str]] = []
     pipe(
         PROMPTS,
         face_embedding=unit(0),
         batch_size=2,
-        callback=lambda s, t: calls.append((s, t)),
+        callback=lambda fraction, message: calls.append((fraction, message)),
         **FAST,
     )
     # 3 prompts in batches of 2 -> 2 batches; PNDM runs one UNet step more than asked
     per_batch = len(pipe.pipe.scheduler.timesteps)
     assert per_batch == FAST["num_inference_steps"] + 1
     total = 2 * per_batch
-    assert calls == [(i, total) for i in range(1, total + 1)]
+    assert calls == [(i / total, f"Rendering step {i}/{total}") for i in range(1, total + 1)]
 
 
 def test_concurrent_requests_do_not_mix_state(pipe) -> None:

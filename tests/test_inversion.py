@@ -278,7 +278,7 @@ def test_interrogate_skips_modifiers_already_in_or_conflicting_with_the_base(cli
 
 
 def _method(clip, tmp_path: Path, **kw) -> InversionMethod:
-    return InversionMethod(lambda: clip, tmp_path / "cache", **kw)
+    return InversionMethod(LazyClip(lambda: clip), tmp_path / "cache", **kw)
 
 
 def _ctx(catalog, clip, refs=(), progress=None, seed=0) -> AugmentContext:
@@ -312,7 +312,7 @@ def test_missing_clip_reason_is_memoised(tmp_path):
         calls.append(1)
         return load_clip(str(tmp_path / "absent"), local_files_only=True)
 
-    m = InversionMethod(loader, tmp_path / "cache")
+    m = InversionMethod(LazyClip(loader), tmp_path / "cache")
     reason = m.unavailable_reason()
     assert reason is not None and "does not exist" in reason and str(tmp_path / "absent") in reason
     assert m.unavailable_reason() == reason and len(calls) == 1
@@ -386,7 +386,7 @@ def test_cache_keeps_the_most_recently_used_records(clip, catalog, refs, tmp_pat
 
 def test_cache_size_must_be_positive(clip, tmp_path):
     with pytest.raises(InversionInputError, match="max_cache_entries=0"):
-        InversionMethod(lambda: clip, tmp_path, max_cache_entries=0)
+        InversionMethod(LazyClip(lambda: clip), tmp_path, max_cache_entries=0)
 
 
 def test_pez_mode_candidate_cache_and_seed(clip, catalog, refs, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipelines.face import NoFaceError
-from pipelines.service import CompareInputError
+from pipelines.request import CompareInputError
 from pipelines.styles import UnknownStyleError
 
 
@@ -20,82 +20,94 @@ def svc(tiny_services):
     return tiny_services.comparison
 
 
-def test_one_call_renders_one_image_per_method(svc, group_path):
-    res = svc.compare(group_path, "watercolor", "a portrait of a person", ["raw", "template"], 7)
+def test_one_call_renders_one_image_per_method(svc, group_path, make_request):
+    res = svc.compare(
+        group_path, make_request("watercolor", "a portrait of a person", ["raw", "template"], 7)
+    )
     assert [o.method for o in res.outputs] == ["raw", "template"]
     assert all(o.image is not None and o.image.size == (64, 64) for o in res.outputs)
-    assert res.seed == 7 and res.engine == "tiny" and res.num_faces == 1
+    assert res.request.seed == 7 and res.engine == "tiny" and res.num_faces == 1
     # different prompts, same face and seed -> different pixels
     assert np.abs(pixels(res.outputs[0].image) - pixels(res.outputs[1].image)).mean() > 1
 
 
-def test_same_seed_same_pixels_and_prompts_are_what_was_rendered(svc, group_path, monkeypatch):
+def test_same_seed_same_pixels_and_prompts_are_what_was_rendered(
+    svc, group_path, make_request, monkeypatch
+):
     seen = []
     render = svc.engine.renderer.render
 
-    def spy(job, progress=None):
-        seen.append(list(job.prompts))
+    def spy(job, progress):
+        seen.append(list(job.prompt))
         return render(job, progress)
 
     monkeypatch.setattr(svc.engine.renderer, "render", spy)
-    a = svc.compare(group_path, "anime", "a portrait of a person", ["template", "learned"], 3)
-    b = svc.compare(group_path, "anime", "a portrait of a person", ["template", "learned"], 3)
+    a = svc.compare(
+        group_path, make_request("anime", "a portrait of a person", ["template", "learned"], 3)
+    )
+    b = svc.compare(
+        group_path, make_request("anime", "a portrait of a person", ["template", "learned"], 3)
+    )
     assert len(seen) == 2  # one batched render per comparison
     assert seen[0] == [o.prompt for o in a.outputs]
     for x, y in zip(a.outputs, b.outputs, strict=True):
         assert np.array_equal(pixels(x.image), pixels(y.image))
-    assert svc.engine.face_analyzer.cache_info().hits >= 1  # the second call skipped detection
+    assert svc.engine.face.get().cache_info().hits >= 1  # the second call skipped detection
 
 
-def test_identity_strength_changes_the_output(svc, group_path):
-    kw = {"style_id": "oil_painting", "base_prompt": "a person", "methods": ["raw"], "seed": 5}
-    zero = svc.compare(group_path, identity_strength=0.0, **kw).outputs[0].image
-    one = svc.compare(group_path, identity_strength=1.0, **kw).outputs[0].image
+def test_identity_strength_changes_the_output(svc, group_path, make_request):
+    kw = {"style": "oil_painting", "prompt": "a person", "methods": ["raw"], "seed": 5}
+    zero = svc.compare(group_path, make_request(ip_adapter_scale=0.0, **kw)).outputs[0].image
+    one = svc.compare(group_path, make_request(ip_adapter_scale=1.0, **kw)).outputs[0].image
     assert not np.array_equal(pixels(zero), pixels(one))
 
 
-def test_learned_prompt_fits_the_token_budget_and_has_a_trace(svc, group_path):
-    res = svc.compare(group_path, "pop_art", "a portrait of a person", ["learned"], 1)
+def test_learned_prompt_fits_the_token_budget_and_has_a_trace(svc, group_path, make_request):
+    res = svc.compare(group_path, make_request("pop_art", "a portrait of a person", ["learned"], 1))
     out = res.outputs[0]
     assert out.error is None and out.score is not None
     assert svc.budget.count(out.prompt) <= 77 == svc.budget.max_tokens
     assert any(t.source != "template" for t in out.trace)
 
 
-def test_unavailable_method_reports_why_instead_of_failing(svc, group_path):
+def test_unavailable_method_reports_why_instead_of_failing(svc, group_path, make_request):
     # the tiny catalog's styles ship no reference images: inversion needs one
-    res = svc.compare(group_path, "watercolor", "a person", ["raw", "inversion"], 2)
+    res = svc.compare(group_path, make_request("watercolor", "a person", ["raw", "inversion"], 2))
     inv = res.outputs[1]
     assert inv.image is None and "reference" in inv.error
     assert res.outputs[0].image is not None
 
 
-def test_reference_image_makes_inversion_render(svc, group_path):
+def test_reference_image_makes_inversion_render(svc, group_path, make_request):
     ref = Image.open(group_path).convert("RGB")
     res = svc.compare(
-        group_path, "watercolor", "a person", ["inversion"], 2, reference_images=[ref]
+        group_path, make_request("watercolor", "a person", ["inversion"], 2, reference_images=[ref])
     )
     out = res.outputs[0]
     assert out.error is None and out.image is not None
     assert out.prompt.startswith("a person")
 
 
-def test_ensemble_reuses_the_rows_candidates(svc, group_path, monkeypatch):
+def test_ensemble_reuses_the_rows_candidates(svc, group_path, make_request, monkeypatch):
     learned = svc.registry.get("learned")
     calls = []
     real = learned.augment
     monkeypatch.setattr(learned, "augment", lambda *a, **k: calls.append(1) or real(*a, **k))
     # ensemble listed first: it still runs last, pooling what learned proposed for this row
-    res = svc.compare(group_path, "anime", "a person", ["ensemble", "learned"], 3)
+    res = svc.compare(group_path, make_request("anime", "a person", ["ensemble", "learned"], 3))
     assert [o.method for o in res.outputs] == ["ensemble", "learned"]
     assert len(calls) == 1
     pooled = {c.prompt for c in res.outputs[0].candidates if c.meta.get("from_method") == "learned"}
     assert pooled == {c.prompt for c in res.outputs[1].candidates}
-    svc.compare(group_path, "anime", "a person", ["ensemble"], 3)  # alone: it runs learned itself
+    svc.compare(
+        group_path, make_request("anime", "a person", ["ensemble"], 3)
+    )  # alone: it runs learned itself
     assert len(calls) == 2
 
 
-def test_ensemble_does_not_rerun_a_method_that_failed_in_the_row(svc, group_path, monkeypatch):
+def test_ensemble_does_not_rerun_a_method_that_failed_in_the_row(
+    svc, group_path, make_request, monkeypatch
+):
     learned = svc.registry.get("learned")
     calls = []
 
@@ -104,7 +116,7 @@ def test_ensemble_does_not_rerun_a_method_that_failed_in_the_row(svc, group_path
         raise RuntimeError("scorer exploded")
 
     monkeypatch.setattr(learned, "augment", broken)
-    res = svc.compare(group_path, "anime", "a person", ["learned", "ensemble"], 3)
+    res = svc.compare(group_path, make_request("anime", "a person", ["learned", "ensemble"], 3))
     row, ens = res.outputs
     assert row.error == "learned failed: scorer exploded" and len(calls) == 1
     assert ens.error is None and ens.image is not None  # the ensemble still renders its best
@@ -114,32 +126,32 @@ def test_ensemble_does_not_rerun_a_method_that_failed_in_the_row(svc, group_path
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"base_prompt": "   "}, "base prompt is empty"),
+        ({"prompt": "   "}, "base prompt is empty"),
         ({"methods": []}, "at least one method"),
         ({"methods": ["magic"]}, "Unknown method 'magic'"),
         ({"seed": -1}, "seed=-1"),
-        ({"steps": 0}, "steps=0"),
-        ({"size": 100}, "size=100"),
-        ({"identity_strength": 3.0}, "identity strength=3.0"),
+        ({"num_inference_steps": 0}, "steps=0"),
+        ({"height": 100}, "height=100"),
+        ({"ip_adapter_scale": 3.0}, "ip_adapter_scale=3.0"),
     ],
 )
-def test_bad_requests_name_the_bad_value(svc, group_path, kwargs, match):
-    args = {"style_id": "anime", "base_prompt": "a person", "methods": ["raw"], "seed": 1}
+def test_bad_requests_name_the_bad_value(svc, group_path, make_request, kwargs, match):
+    args = {"style": "anime", "prompt": "a person", "methods": ["raw"], "seed": 1}
     args.update(kwargs)
     with pytest.raises(CompareInputError, match=match):
-        svc.compare(group_path, **args)
+        svc.compare(group_path, make_request(**args))
 
 
-def test_unknown_style_and_faceless_photo_are_typed_errors(svc, group_path):
+def test_unknown_style_and_faceless_photo_are_typed_errors(svc, group_path, make_request):
     with pytest.raises(UnknownStyleError, match="vaporwave"):
-        svc.compare(group_path, "vaporwave", "a person", ["raw"], 1)
+        svc.compare(group_path, make_request("vaporwave", "a person", ["raw"], 1))
     blank = Image.new("RGB", (256, 256), (200, 180, 160))
     with pytest.raises(NoFaceError):
-        svc.compare(blank, "anime", "a person", ["raw"], 1)
+        svc.compare(blank, make_request("anime", "a person", ["raw"], 1))
 
 
-def test_result_json_carries_prompts_and_metadata(svc, group_path):
-    res = svc.compare(group_path, "ukiyo_e", "a person", ["raw", "template"], 11)
+def test_result_json_carries_prompts_and_metadata(svc, group_path, make_request):
+    res = svc.compare(group_path, make_request("ukiyo_e", "a person", ["raw", "template"], 11))
     data = res.to_json()
     assert data["seed"] == 11 and data["style"] == "ukiyo_e"
     assert [o["prompt"] for o in data["outputs"]] == [o.prompt for o in res.outputs]

@@ -22,7 +22,7 @@ def test_values_are_parsed_to_their_types():
             "BECOME_LEARNED_MODEL": "/tmp/m.json",
         }
     )
-    assert (s.engine, s.steps, s.guidance) == ("tiny", 4, 3.5)
+    assert (s.engine, s.num_inference_steps, s.guidance_scale) == ("tiny", 4, 3.5)
     assert s.data_dir == Path("/tmp/x")
     assert s.learned_model == Path("/tmp/m.json")
 

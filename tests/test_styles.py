@@ -12,12 +12,12 @@ import pytest
 
 from pipelines.modifiers import EFFECTS, Modifier, conflicts
 from pipelines.settings import ASSETS_DIR
+from pipelines.style_checks import StyleFileError
 from pipelines.styles import (
     MIN_GLOBAL_MODIFIERS,
     MIN_STYLE_MODIFIERS,
     Style,
     StyleCatalog,
-    StyleFileError,
     UnknownStyleError,
     load_catalog,
 )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.augment.base import MethodUnavailable, UnknownMethodError
+from pipelines.augment.clip_backend import LazyClip
 from pipelines.augment.learned import (
     LearnedScorer,
     ModelFileError,
@@ -25,6 +26,7 @@ from pipelines.augment.learned import (
     default_model_path,
 )
 from pipelines.augment.learned_data import DataError, read_scored
+from pipelines.settings import Settings
 
 AUGMENT_METHODS = ("learned", "inversion", "ensemble")
 
@@ -81,7 +83,6 @@ def _wordvec(args: argparse.Namespace) -> dict:
     """Vocabulary: the data's prompts plus every style template and bank modifier."""
     from pipelines.augment.learned_features import words
     from pipelines.augment.learned_wordvec import build_word_vectors, minilm_dir
-    from pipelines.settings import Settings
     from pipelines.styles import load_catalog
 
     texts = [t for p in args.data for t in read_scored(p, args.text_col, args.score_col).texts]
@@ -118,10 +119,24 @@ def _evaluate(args: argparse.Namespace) -> dict:
     return {**scorer.evaluate(data), "data": str(args.data), "model": str(args.model)}
 
 
+def _clip(settings: Settings) -> LazyClip:
+    """CLIP as the app would load it: the tiny one on the tiny engine, else the setting's."""
+    from functools import partial
+
+    from pipelines.augment.clip_backend import load_clip
+
+    if settings.engine == "tiny":
+        from pipelines.tiny_models import ensure_tiny_models
+
+        clip_dir = ensure_tiny_models(settings.cache_dir / "tiny").clip_dir
+        return LazyClip(partial(load_clip, str(clip_dir), local_files_only=True))
+    # None follows HF_HUB_OFFLINE, as the diffusers engine does
+    return LazyClip(partial(load_clip, settings.clip_model, local_files_only=None))
+
+
 def _augment(args: argparse.Namespace) -> dict:
     from pipelines.augment.base import AugmentContext
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.settings import Settings
     from pipelines.styles import load_catalog
 
     settings = Settings.from_env()
@@ -132,7 +147,7 @@ def _augment(args: argparse.Namespace) -> dict:
     from pipelines.augment.registry import build_registry
     from pipelines.face import load_image
 
-    method = build_registry(settings, catalog, holder).get(args.method)
+    method = build_registry(settings, holder, _clip(settings)).get(args.method)
     reason = method.unavailable_reason()
     if reason is not None:
         raise MethodUnavailable(f"method {args.method!r} is unavailable: {reason}")

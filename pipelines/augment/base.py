@@ -59,8 +59,13 @@ class MethodUnavailable(UnavailableError):
 
 @runtime_checkable
 class AugmentMethod(Protocol):
+    """A prompt-augmentation method. It declares what it needs, so the service never has to
+    know methods by name."""
+
     name: str
     description: str
+    uses_references: bool  # wants style reference images (uploaded and top-rated) as targets
+    pools: tuple[str, ...]  # methods whose candidates it reuses: it runs after them
 
     def unavailable_reason(self) -> str | None:
         """None when the method can run here, else a short human reason."""
@@ -70,6 +75,8 @@ class AugmentMethod(Protocol):
 
 
 class UnknownMethodError(InputError, KeyError):
+    """A method name the registry does not have; the message lists the ones it has."""
+
     def __init__(self, name: str, known: Iterable[str]) -> None:
         super().__init__(f"unknown method {name!r}: use one of {', '.join(known)}")
         self.name = name
@@ -110,6 +117,8 @@ class RawMethod:
     """The user's prompt, untouched: the baseline every method is compared to."""
 
     name = "raw"
+    uses_references = False
+    pools: tuple[str, ...] = ()
     description = "Your prompt exactly as typed, no style and no negative prompt."
 
     def unavailable_reason(self) -> str | None:
@@ -131,6 +140,8 @@ class TemplateMethod:
     """The style's hand-written template around the user's prompt."""
 
     name = "template"
+    uses_references = False
+    pools: tuple[str, ...] = ()
     description = "The style's template applied to your prompt, with its negative prompt."
 
     def unavailable_reason(self) -> str | None:

@@ -33,7 +33,6 @@ from pipelines.errors import InputError
 
 if TYPE_CHECKING:
     from pipelines.augment.base import AugmentMethod
-    from pipelines.augment.clip_backend import ClipBackend
     from pipelines.augment.learned import LearnedScorer
     from pipelines.styles import Style
 
@@ -219,6 +218,7 @@ class EnsembleMethod:
     """Augmentation method "ensemble": the best of all methods' candidates, reranked."""
 
     name = "ensemble"
+    uses_references = True  # CLIP similarity to the style's references reranks the pool
     description = (
         "Pools every method's prompts (and a merge of their parts), reranks them by the "
         "learned score and CLIP similarity to the style references, and keeps the best."
@@ -228,7 +228,7 @@ class EnsembleMethod:
         self,
         methods: Sequence[AugmentMethod],
         scorer: Callable[[], LearnedScorer | None] | None,
-        clip_loader: Callable[[], ClipBackend] | None,
+        clip: LazyClip | None,
         weights: Mapping[str, float] = DEFAULT_WEIGHTS,
     ) -> None:
         names = [m.name for m in methods]
@@ -238,7 +238,8 @@ class EnsembleMethod:
         self.methods = list(methods)
         self.scorer = scorer
         self.weights = dict(weights)
-        self._clip = LazyClip(clip_loader) if clip_loader is not None else None
+        self._clip = clip  # shared with the other CLIP methods: loaded once
+        self.pools = tuple(names)  # runs after these and reuses their candidates
 
     def unavailable_reason(self) -> str | None:
         return None  # the style template is always in the pool

@@ -27,7 +27,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +111,8 @@ class InversionMethod:
     """Augmentation method "inversion": prompt text recovered from reference images."""
 
     name = "inversion"
+    uses_references = True  # the style's reference images are what it inverts
+    pools: tuple[str, ...] = ()
     description = (
         "Text recovered from the style's reference images with CLIP: the bank modifiers that "
         "match them best (fast) or an optimised hard prompt (PEZ)."
@@ -118,7 +120,7 @@ class InversionMethod:
 
     def __init__(
         self,
-        clip_loader: Callable[[], ClipBackend],
+        clip: LazyClip,
         cache_dir: Path,
         mode: str = "fast",
         pez_steps: int = 300,
@@ -136,14 +138,13 @@ class InversionMethod:
         _check_int("max_modifiers", max_modifiers, 0, 64)
         _check_int("pool", pool, 1, 10_000)
         _check_int("max_cache_entries", max_cache_entries, 1, 1_000_000)
-        self.clip_loader = clip_loader
         self.cache_dir = Path(cache_dir)
         self.mode = mode
         self.pez = pez or PezConfig(steps=pez_steps)  # a full config wins over pez_steps
         self.max_modifiers = max_modifiers
         self.pool = pool
         self.max_cache_entries = max_cache_entries  # records are ~2 kB: 1000 is ~2 MB on disk
-        self._clip = LazyClip(clip_loader)
+        self._clip = clip  # shared with the ensemble: loaded once
         self._run_lock = threading.Lock()  # one optimisation at a time: they saturate the CPU
 
     # -- availability

@@ -55,6 +55,8 @@ class LearnedMethod:
     """Adds the bank modifiers that the learned scorer predicts raise the prompt's score."""
 
     name = "learned"
+    uses_references = False
+    pools: tuple[str, ...] = ()
     description = "Style and global modifiers chosen by a model trained on prompt ratings."
 
     def __init__(self, holder: ScorerHolder, config: SearchConfig | None = None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from pipelines.feedback.errors import FeedbackError
 from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.store import FeedbackStore, RecordFilter
 
@@ -100,3 +101,15 @@ def _export(
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(rows)
+
+
+EXPORTERS = {"csv": export_csv, "jsonl": export_jsonl}
+
+
+def export_to_temp(store: FeedbackStore, fmt: str) -> Path:
+    """Every rating exported as ``fmt`` (csv or jsonl) to a new temporary file, for download."""
+    if fmt not in EXPORTERS:
+        raise FeedbackError(f"format={fmt!r} is not allowed: use one of {', '.join(EXPORTERS)}")
+    out = Path(tempfile.mkdtemp(prefix="become-export-")) / f"ratings.{fmt}"
+    EXPORTERS[fmt](store, out)
+    return out

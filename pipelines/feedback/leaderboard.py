@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -201,3 +201,19 @@ def format_table(rows: Sequence[LeaderboardRow]) -> str:
             f"{r.mean:>5.2f} {ci:>11} {pick:>9} {r.bt_strength:>+6.2f} {bt_ci:>13}"
         )
     return "\n".join(lines)
+
+
+# what the UI and the API call: one filter in, the leaderboard table out
+LeaderboardQuery = Callable[[RecordFilter], "pd.DataFrame"]
+
+
+def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
+    """:func:`leaderboard_frame` for the style, session, dates and kind of vote in ``flt``."""
+    return leaderboard_frame(
+        store,
+        style=flt.style,
+        session_tag=flt.session_tag,
+        since=flt.since,
+        until=flt.until,
+        blind=flt.blind,
+    )

@@ -1,0 +1,35 @@
+"""The one place where errors become messages on the page."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gradio as gr
+
+from pipelines.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def user_errors(action: str) -> Iterator[None]:
+    """Show a :class:`UserError`'s message as it is; log anything else with an id to find it.
+
+    ``action`` names what failed in the generic message, e.g. "The comparison".
+    """
+    try:
+        yield
+    except gr.Error:
+        raise
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception:
+        error_id = uuid.uuid4().hex[:8]
+        log.exception("%s failed [error id %s]", action, error_id)
+        raise gr.Error(
+            f"{action} failed unexpectedly. Please try again; if it keeps failing, tell the "
+            f"organisers the error id {error_id}."
+        ) from None

@@ -1,0 +1,123 @@
+"""From a rendered comparison to stored ratings.
+
+The comparison's prompts, seed and images are taken from the server's own recent results,
+never from the client, so a rating always describes exactly what was rendered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pipelines.feedback.errors import RatingError
+from pipelines.feedback.records import RatingRecord, png_bytes
+from pipelines.feedback.store import FeedbackStore
+
+if TYPE_CHECKING:
+    from pipelines.recent import RecentComparisons
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a submission stored, and the row's methods and prompts to reveal."""
+
+    saved: int
+    replaced_earlier: bool
+    outputs: tuple[dict[str, Any], ...] = field(default=())  # revealed methods and prompts
+
+
+class SubmitRatings(Protocol):
+    """The signature of :meth:`RatingService.submit`, for the UI and the API."""
+
+    def __call__(
+        self,
+        comparison_id: str,
+        ratings: Mapping[str, int | None],
+        *,
+        rater: str,
+        best: str | None = None,
+        session_tag: str = "",
+        comment: str = "",
+        blind: bool = False,
+        consent_images: bool = False,
+    ) -> Receipt: ...
+
+
+class RatingService:
+    """Validates a row of ratings against the rendered comparison and stores it."""
+
+    def __init__(self, store: FeedbackStore, recent: RecentComparisons) -> None:
+        self.store = store
+        self.recent = recent
+
+    def submit(
+        self,
+        comparison_id: str,
+        ratings: Mapping[str, int | None],
+        *,
+        rater: str,
+        best: str | None = None,
+        session_tag: str = "",
+        comment: str = "",
+        blind: bool = False,
+        consent_images: bool = False,
+    ) -> Receipt:
+        """Store one rater's votes for one comparison row; re-submitting replaces them."""
+        result = self.recent.get(comparison_id)
+        rendered = {o.method: o for o in result.outputs if o.rendered}
+        rater = " ".join((rater or "").split())
+        if not rater:
+            raise RatingError("rater is empty: type your name or a nickname before submitting")
+        given = {m: r for m, r in ratings.items() if r is not None}
+        if not given:
+            raise RatingError("no rating given: rate at least one output from 1 to 5")
+        for method in given:
+            if method not in rendered:
+                raise RatingError(
+                    f"method {method!r} has no output in this comparison: "
+                    f"rate one of {', '.join(rendered)}"
+                )
+        if best is not None and best not in rendered:
+            raise RatingError(f"best pick {best!r} is not one of {', '.join(rendered)}")
+        if best is not None and best not in given:
+            raise RatingError(f"you picked {best!r} as best: rate it too (1 to 5), then submit")
+        n_rendered = max(len(rendered), 1)
+        latency = result.timings.get("render", 0.0) / n_rendered
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        records, images = [], {}
+        for method, rating in given.items():
+            out = rendered[method]
+            h = out.image_hash  # computed when it was rendered
+            if consent_images:
+                images[h] = png_bytes(out.image)  # type: ignore[arg-type]
+            records.append(
+                RatingRecord(
+                    created_at=created,
+                    session_tag=session_tag.strip(),
+                    rater=rater,
+                    comparison_id=comparison_id,
+                    style=result.request.style,
+                    method=method,
+                    base_prompt=result.request.prompt,
+                    final_prompt=out.prompt or "",
+                    negative_prompt=out.negative_prompt or "",
+                    seed=result.request.seed,
+                    engine=result.engine,
+                    model_id=json.dumps(result.model_ids, sort_keys=True),
+                    image_hash=h,
+                    latency_s=round(latency, 4),
+                    rating=int(rating),  # the store validates 1..5
+                    is_best=(method == best),
+                    comment=comment.strip(),
+                    blind=bool(blind),
+                    image_path=None,
+                )
+            )
+        replaced = self.store.submit(records, images=images or None)
+        outputs = tuple(
+            {"method": o.method, "prompt": o.prompt, "score": o.score} for o in result.outputs
+        )
+        return Receipt(saved=len(records), replaced_earlier=bool(replaced), outputs=outputs)

@@ -1,0 +1,59 @@
+"""Weight-free stylisation of the selfie (OpenCV/Pillow), for machines without weights."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.renderers.base import RenderJob, RenderOutput
+    from pipelines.request import Progress
+    from pipelines.styles import Style, StyleCatalog
+
+
+def mentions_style(prompt: str, style: Style) -> bool:
+    """Whether ``prompt`` asks for ``style``: its name, or the template's words before the subject.
+
+    A diffusion model given a plain prompt renders a photo-like image, so the preview engine
+    applies the style's recipe only to prompts that ask for the style.
+    """
+    text = " ".join(prompt.lower().split())
+    lead = style.template.split("{prompt}")[0].lower().replace(" portrait of", "").strip(" ,")
+    keys = {style.name.lower(), style.id.replace("_", " ").lower(), lead}
+    return any(k and k in text for k in keys)
+
+
+class PreviewRenderer:
+    """Stylises the selfie from the style's recipe; each prompt's modifiers change the result."""
+
+    def __init__(self, catalog: StyleCatalog) -> None:
+        self._catalog = catalog
+
+    @property
+    def model_ids(self) -> dict[str, str]:
+        """No weights: the engine itself."""
+        return {"engine": "preview (OpenCV/Pillow, no weights)"}
+
+    def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
+        """One preview per prompt; the style's recipe only where the prompt asks for the style."""
+        from pipelines.preview import render_preview
+        from pipelines.renderers.base import RenderOutput
+
+        t0 = time.perf_counter()
+        images = []
+        plain = replace(job.style, preview={**job.style.preview, "recipe": []})
+        n = len(job.prompt)
+        for i, prompt in enumerate(job.prompt):
+            result = render_preview(
+                job.image,
+                job.style if mentions_style(prompt, job.style) else plain,
+                prompt,
+                self._catalog,
+                face_bbox=tuple(float(v) for v in job.face.bbox),
+                seed=job.request.seed,
+                size=job.request.height,
+            )
+            images.append(result.image)
+            progress((i + 1) / n, f"preview {i + 1}/{n}")
+        return RenderOutput(images=tuple(images), timings={"render": time.perf_counter() - t0})
