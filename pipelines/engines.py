@@ -33,6 +33,7 @@ class EngineChoice:
 
     @property
     def is_preview(self) -> bool:
+        """Whether this is the weight-free preview engine."""
         return self.name == "preview"
 
 

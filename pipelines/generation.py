@@ -85,14 +85,17 @@ class PortraitPipeline:
 
     @property
     def tokenizer(self) -> CLIPTokenizer:
+        """The text encoder's tokenizer (the token budget counts with it)."""
         return self.pipe.tokenizer
 
     @property
     def device(self) -> torch.device:
+        """Where the pipeline runs."""
         return self.pipe.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The UNet's dtype."""
         return self.pipe.unet.dtype
 
     # ------------------------------------------------------------------------- loading

@@ -138,18 +138,22 @@ class Settings:
 
     @property
     def ratings_db(self) -> Path:
+        """The SQLite ratings database."""
         return self.data_dir / "ratings.sqlite3"
 
     @property
     def learned_dir(self) -> Path:
+        """Where retrained learned models are saved."""
         return self.data_dir / "learned"
 
     @property
     def cache_dir(self) -> Path:
+        """Caches: tiny models, stand-in face models, inversion results."""
         return self.data_dir / "cache"
 
 
 def env_name(field_name: str) -> str:
+    """The environment variable a settings field is read from: ``foo`` -> ``BECOME_FOO``."""
     return f"BECOME_{field_name.upper()}"
 
 

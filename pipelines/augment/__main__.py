@@ -180,6 +180,7 @@ def _augment(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; exits with a message (not a traceback) on bad input."""
     args = _parser().parse_args(argv)
     run = {"train": _train, "evaluate": _evaluate, "augment": _augment, "wordvec": _wordvec}[
         args.command

@@ -94,15 +94,18 @@ class MethodRegistry:
             self.register(m)
 
     def register(self, method: AugmentMethod) -> None:
+        """Add ``method`` under its name (a later one with the same name replaces it)."""
         self._methods[method.name] = method
 
     def get(self, name: str) -> AugmentMethod:
+        """The method called ``name``; raises :class:`UnknownMethodError` listing the known ones."""
         try:
             return self._methods[name]
         except KeyError:
             raise UnknownMethodError(name, self._methods) from None
 
     def names(self) -> list[str]:
+        """Method names in registration order (the order the UI shows)."""
         return list(self._methods)
 
     def availability(self) -> dict[str, str | None]:
@@ -122,9 +125,11 @@ class RawMethod:
     description = "Your prompt exactly as typed, no style and no negative prompt."
 
     def unavailable_reason(self) -> str | None:
+        """Always available: it needs nothing."""
         return None
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """The base prompt, cut to the token budget, with no negative prompt."""
         prompt = context.budget.truncate(base_prompt)
         return [
             Candidate(
@@ -145,9 +150,11 @@ class TemplateMethod:
     description = "The style's template applied to your prompt, with its negative prompt."
 
     def unavailable_reason(self) -> str | None:
+        """Always available: it needs nothing."""
         return None
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """The style's template around the base prompt; the style's negative prompt."""
         prompt = context.budget.truncate(style.apply(base_prompt))
         return [
             Candidate(

@@ -55,6 +55,7 @@ class ClipBackend:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype the model's weights are in."""
         return self.model.text_projection.weight.dtype
 
     @property
@@ -69,6 +70,7 @@ class ClipBackend:
 
     @property
     def max_length(self) -> int:
+        """The text encoder's token limit, start and end tokens included."""
         return int(self.model.text_model.embeddings.position_embedding.num_embeddings)
 
     @torch.no_grad()
@@ -150,6 +152,7 @@ class ClipBackend:
         return _normalise(self.model.text_projection(pooled).float())  # (b, d)
 
     def special_token_ids(self) -> set[int]:
+        """Ids of the tokenizer's special tokens (never part of a recovered prompt)."""
         return set(self.tokenizer.all_special_ids)
 
 

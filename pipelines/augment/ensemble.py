@@ -242,9 +242,11 @@ class EnsembleMethod:
         self.pools = tuple(names)  # runs after these and reuses their candidates
 
     def unavailable_reason(self) -> str | None:
+        """Always available: the style template is always in the pool."""
         return None  # the style template is always in the pool
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
+        """Pool the members' candidates (reusing this row's), add merges, rerank, best first."""
         report = context.progress or (lambda f, m: None)
         template = context.budget.truncate(style.apply(base_prompt))
         pool = [

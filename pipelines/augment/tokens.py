@@ -28,6 +28,7 @@ class TokenBudget:
 
     @property
     def exact(self) -> bool:
+        """Whether counts come from the real tokenizer (else a conservative estimate)."""
         return self.tokenizer is not None
 
     def count(self, text: str) -> int:
@@ -39,6 +40,7 @@ class TokenBudget:
         return 2 + sum(max(1, math.ceil(len(p) / 5)) for p in pieces)
 
     def fits(self, text: str) -> bool:
+        """Whether ``text`` fits the budget."""
         return self.count(text) <= self.max_tokens
 
     def truncate(self, text: str) -> str:

@@ -22,6 +22,7 @@ BLIND = {"yes": True, "no": False, "all": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m pipelines.feedback`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.feedback", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; exits with a message (not a traceback) on bad input."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.db.is_file():

@@ -52,6 +52,7 @@ class LeaderboardRow:
     bt_high: float | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-ready values."""
         return asdict(self)
 
 

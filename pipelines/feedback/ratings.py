@@ -43,7 +43,9 @@ class SubmitRatings(Protocol):
         comment: str = "",
         blind: bool = False,
         consent_images: bool = False,
-    ) -> Receipt: ...
+    ) -> Receipt:
+        """Store one rater's votes for one comparison row."""
+        ...
 
 
 class RatingService:

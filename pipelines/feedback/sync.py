@@ -49,9 +49,11 @@ class Scheduler(Protocol):
 
     lock: Any  # a threading.Lock held while the folder is uploaded
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop uploading (after a last push)."""
 
-    def trigger(self) -> Any: ...
+    def trigger(self) -> Any:
+        """Ask for an upload now."""
 
 
 class FeedbackSync:
@@ -95,6 +97,7 @@ class FeedbackSync:
         return self.scheduler.trigger()
 
     def stop(self) -> None:
+        """Stop the scheduler (it pushes what is pending first)."""
         self.scheduler.stop()
 
 
