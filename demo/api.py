@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
 
-from demo.compare_tab import Compare
 from demo.errors import user_errors
+from pipelines.face import ImageSource
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.store import RecordFilter
-from pipelines.request import CompareRequest, no_progress
+from pipelines.request import CompareRequest, Progress, no_progress
+from pipelines.results import ComparisonResult
 from pipelines.settings import Settings
+
+Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 
 
 def create_compare_api(compare: Compare, methods: Sequence[str], settings: Settings) -> None:

@@ -1,35 +1,47 @@
-"""The Compare tab: selfie + style + methods in, one captioned column per method out."""
+"""The Compare tab: selfie + style + methods in, one captioned card per method out.
+
+Rows asked for within a render are batched (Gradio's ``batch=True``): each person's outputs keep
+their own face and seed, so they look exactly as if rendered alone.
+"""
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from demo.errors import user_errors
-from demo.formatting import caption_md, trace_md
+from demo.formatting import caption_md, plain_md, trace_md
+from demo.queue_progress import RenderCancelled, batch_progress
+from pipelines.errors import UserError
 from pipelines.face import ImageSource
+from pipelines.recent import UnknownComparisonError
 from pipelines.request import CompareRequest, Progress
 from pipelines.results import ComparisonResult
 from pipelines.settings import LIMITS, MAX_SEED, Settings
 
 SIZES = [256, 384, 512, 640, 768]
+MAX_BATCH_ROWS = 8  # rows of different people rendered in one call
 
-Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
+CompareMany = Callable[
+    [Sequence[tuple[ImageSource, CompareRequest]], Progress], list[ComparisonResult | UserError]
+]
 
 
 @dataclass(frozen=True)
 class CompareCallbacks:
     """What the tab needs from the app; callables, so the tab never touches a model."""
 
-    compare: Compare
+    compare_many: CompareMany
+    recent: Callable[[str], ComparisonResult]  # a rendered row by id (a refreshed page)
     styles: Sequence[tuple[str, str]]  # (display name, id)
     methods: Sequence[str]
-    availability: Callable[[], dict[str, str | None]]  # method -> None or why it cannot run
+    summaries: Mapping[str, str]  # method -> a few plain words
     examples: Sequence[str]
     default_prompt: str
     default_methods: Sequence[str]
@@ -48,16 +60,27 @@ class ShownRow:
         """What the page calls each output: letters in blind mode, else the method."""
         return [slot_label(i) for i in range(len(self.order))] if self.blind else list(self.order)
 
+    def key(self) -> str:
+        """What the browser keeps to show this row again after a refresh (no images, no face)."""
+        return json.dumps(
+            {"id": self.result.comparison_id, "order": self.order, "blind": self.blind}
+        )
+
 
 @dataclass
 class Slot:
-    """One output column. In blind mode a slot shows a shuffled, unlabelled method."""
+    """One output card. In blind mode a slot shows a shuffled, unlabelled method."""
 
     column: gr.Column
     image: gr.Image
     caption: gr.Markdown
     prompt: gr.Textbox
+    why: gr.Accordion
     trace: gr.Markdown
+
+    def components(self) -> list[Any]:
+        """The slot's outputs, in the order :func:`row_values` fills them."""
+        return [self.column, self.image, self.caption, self.prompt, self.why, self.trace]
 
 
 @dataclass
@@ -66,10 +89,13 @@ class CompareTab:
 
     slots: list[Slot]
     result: gr.State  # ShownRow | None
+    row_key: gr.BrowserState  # ShownRow.key() of the last row, kept across refreshes
+    row_outputs: list[Any]  # what row_values fills: status, face, face info, key, slots
     blind: gr.Checkbox
     style: gr.Dropdown
     methods: gr.CheckboxGroup
     generate: gr.Button
+    status: gr.Markdown
 
 
 def slot_label(i: int) -> str:
@@ -78,7 +104,7 @@ def slot_label(i: int) -> str:
 
 
 def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
-    """The selfie, style, methods and generation controls, and one column per method."""
+    """The selfie, style, methods and generation controls, and one card per method."""
     n = len(cb.methods)
     s = cb.settings
     limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
@@ -102,7 +128,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 value=cb.default_prompt, label="Base prompt", lines=2, elem_id="base-prompt"
             )
             methods = gr.CheckboxGroup(
-                choices=list(cb.methods),
+                choices=method_choices(cb.methods, cb.summaries),
                 value=list(cb.default_methods),
                 label="Methods to compare",
                 info="Checking which methods can run here…",  # set on page load: may load CLIP
@@ -150,11 +176,12 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 face = gr.Image(label="Detected face", height=140, interactive=False)
                 face_info = gr.Markdown(elem_id="face-info")
         with gr.Column(scale=3):
-            status = gr.Markdown(elem_id="run-status")
+            # the queue position, progress and time left show here, above the results
+            status = gr.Markdown(elem_id="run-status", min_height=48)
             slots: list[Slot] = []
-            with gr.Row(equal_height=True):
+            with gr.Row(elem_id="results-row"):
                 for i in range(n):
-                    with gr.Column(visible=False, min_width=200) as col:
+                    with gr.Column(visible=False, min_width=200, elem_classes=["slot-card"]) as col:
                         image = gr.Image(
                             label=slot_label(i),
                             interactive=False,
@@ -169,114 +196,220 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                             buttons=["copy"],
                             elem_id=f"out-prompt-{i}",
                         )
-                        with gr.Accordion("Why this prompt", open=False):
+                        with gr.Accordion("Why this prompt", open=False) as why:
                             trace = gr.Markdown(elem_id=f"out-trace-{i}")
-                    slots.append(Slot(col, image, caption, final, trace))
+                    slots.append(Slot(col, image, caption, final, why, trace))
     result = gr.State(None)
+    row_key = gr.BrowserState("", storage_key="become-lab-last-row")
+    # rows are batched across people, and Gradio keeps per-page State apart only outside batches:
+    # the batched call fills a plain component; a per-page step turns it into state
+    batch_key = gr.Textbox(visible=False)
+    clicked_at = gr.Number(visible=False)
 
     randomize.click(lambda: random.randint(0, MAX_SEED), outputs=seed, api_name=False)
 
-    def run(
-        selfie: Image.Image | None,
+    def request_from(
         style: str,
         prompt: str,
         methods: list[str],
         seed: float | None,
-        blind: bool,
         num_inference_steps: int,
         guidance_scale: float,
         use_style_strength: bool,
         ip_adapter_scale: float,
         size: int,
-        reference: Image.Image | None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's injection idiom
-    ) -> list[Any]:
+        reference: Any,
+    ) -> CompareRequest:
+        return CompareRequest.from_settings(
+            cb.settings,
+            style=style,
+            prompt=prompt,
+            methods=[m for m in cb.methods if m in (methods or [])],  # UI order, not click order
+            seed=None if seed is None else int(seed),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
+            height=size,
+            width=size,
+            reference_images=(reference,) if reference is not None else (),
+        )
+
+    def check(selfie: Any, *fields: Any) -> float:
+        """Before queueing: plain messages for what the page can tell at once."""
         if selfie is None:
             raise gr.Error("Upload a selfie (or pick an example photo) first.")
-        if not methods:
+        if not fields[2]:
             raise gr.Error("Tick at least one method to compare.")
         with user_errors("The comparison"):
-            request = CompareRequest.from_settings(
-                cb.settings,
-                style=style,
-                prompt=prompt,
-                methods=[m for m in cb.methods if m in methods],  # UI order, not click order
-                seed=None if seed is None else int(seed),
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
-                height=size,
-                width=size,
-                reference_images=(reference,) if reference is not None else (),
-            )
-            res = cb.compare(selfie, request, lambda f, msg: progress(f, desc=msg))
-        return render_result(res, blind, n)
+            request_from(*fields)
+        return time.time()  # the status line counts the wait in the queue from here
 
-    outputs: list[Any] = [status, face, face_info, result]
-    for s in slots:
-        outputs += [s.column, s.image, s.caption, s.prompt, s.trace]
+    def run(*columns: list[Any], progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
+        """Batched: each argument is a list with one value per person in the batch."""
+        selfies, blinds, clicked = columns[0], columns[1], columns[-1]
+        outcomes: list[ComparisonResult | UserError | None] = [None] * len(selfies)
+        asked: list[tuple[int, ImageSource, CompareRequest]] = []
+        for i, fields in enumerate(zip(*columns[2:-1], strict=True)):
+            try:
+                asked.append((i, selfies[i], request_from(*fields)))
+            except UserError as exc:
+                outcomes[i] = exc
+        started = min((c for c in clicked if c), default=time.time())
+        try:
+            with user_errors("The comparison", passthrough=(RenderCancelled,)):
+                done = cb.compare_many(
+                    [(img, req) for _, img, req in asked],
+                    batch_progress(progress, time.monotonic() - (time.time() - started)),
+                )
+        except RenderCancelled:  # no one is waiting for it any more
+            return [[gr.update()] * len(selfies) for _ in range(4 + 6 * n)]
+        for (i, _, _), outcome in zip(asked, done, strict=True):
+            outcomes[i] = outcome
+        rows = [
+            row_values(o, bool(b), n, time.time() - (c or time.time()))
+            for o, b, c in zip(outcomes, blinds, clicked, strict=True)
+        ]
+        return [list(col) for col in zip(*rows, strict=True)]  # one list per output component
+
+    def show(key: str, current: ShownRow | None) -> tuple[Any, Any]:
+        """The batched call's row becomes this page's state, and is remembered by the browser."""
+        row = shown_row(cb.recent, key)
+        if row is None or (current is not None and current.key() == key):
+            return gr.update(), gr.update()  # this page's row failed: keep what it shows
+        return row, key
+
+    row_outputs: list[Any] = [status, face, face_info, batch_key]
+    for slot in slots:
+        row_outputs += slot.components()
+    fields = [
+        style,
+        prompt,
+        methods,
+        seed,
+        num_inference_steps,
+        guidance_scale,
+        use_style_strength,
+        ip_adapter_scale,
+        size,
+        reference,
+    ]
     generate.click(
-        run,
-        inputs=[
-            selfie,
-            style,
-            prompt,
-            methods,
-            seed,
-            blind,
-            num_inference_steps,
-            guidance_scale,
-            use_style_strength,
-            ip_adapter_scale,
-            size,
-            reference,
-        ],
-        outputs=outputs,
+        check,
+        [selfie, *fields],
+        clicked_at,
         api_name=False,
+        concurrency_limit=None,  # checks run at once, never behind a render
+        show_progress="hidden",
+    ).success(
+        run,
+        inputs=[selfie, blind, *fields, clicked_at],
+        outputs=row_outputs,
+        api_name=False,
+        batch=True,
+        max_batch_size=MAX_BATCH_ROWS,
         concurrency_id="render",
         concurrency_limit=1,
-    )
+        show_progress_on=[status],
+        scroll_to_output=True,
+    ).then(show, [batch_key, result], [result, row_key], api_name=False)
     return CompareTab(
-        slots=slots, result=result, blind=blind, style=style, methods=methods, generate=generate
+        slots=slots,
+        result=result,
+        row_key=row_key,
+        row_outputs=row_outputs,
+        blind=blind,
+        style=style,
+        methods=methods,
+        generate=generate,
+        status=status,
     )
 
 
-def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]:
-    """Values for [status, face, face_info, result] + 5 per slot."""
-    order = list(res.outputs)
+def method_choices(methods: Sequence[str], summaries: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Checkbox labels that say in plain words what each method does."""
+    return [(f"{m} — {summaries[m]}" if summaries.get(m) else m, m) for m in methods]
+
+
+def shown_row(recent: Callable[[str], ComparisonResult], key: str) -> ShownRow | None:
+    """The row a key names, if this server still has it in memory."""
+    try:
+        data = json.loads(key or "")
+        result = recent(str(data["id"]))
+        return ShownRow(result.without_images(), tuple(data["order"]), bool(data["blind"]))
+    except (ValueError, KeyError, TypeError, UnknownComparisonError):
+        return None
+
+
+def restore_row(
+    recent: Callable[[str], ComparisonResult], key: str, n_slots: int
+) -> tuple[ShownRow | None, list[Any]]:
+    """A refreshed page gets its last row back (not the selfie), if the server still has it."""
+    row = shown_row(recent, key)
+    if row is None:
+        return None, [gr.update()] * (4 + 6 * n_slots)
+    full = recent(row.result.comparison_id)
+    values = row_values(full, row.blind, n_slots, order=row.order)
+    values[0] = "Your last row, as you left it. " + values[0]
+    values[1] = gr.update()  # the selfie's face crop is never kept
+    return row, values
+
+
+def row_values(
+    res: ComparisonResult | UserError | None,
+    blind: bool,
+    n_slots: int,
+    waited: float = 0.0,
+    order: Sequence[str] | None = None,
+) -> list[Any]:
+    """Values for [status, face, face info, row key] + 6 per slot. An error leaves the row."""
+    if not isinstance(res, ComparisonResult):
+        message = str(res) if res is not None else "This row was not rendered."
+        return [f"⚠️ {plain_md(message)}", *([gr.update()] * (3 + 6 * n_slots))]
     skipped = [o.method for o in res.outputs if not o.rendered]
-    if blind:  # unrendered methods would give themselves away: leave them out of the row
-        order = [o for o in order if o.rendered]
-        random.Random(res.comparison_id).shuffle(order)
-    row = ShownRow(res.without_images(), tuple(o.method for o in order), blind)
-    timings = res.timings
+    if order is not None:  # as the page showed it before
+        shown = [res.output(m) for m in order]
+    elif blind:  # unrendered methods would give themselves away: leave them out of the row
+        shown = [o for o in res.outputs if o.rendered]
+        random.Random(res.comparison_id).shuffle(shown)
+    else:
+        shown = list(res.outputs)
+    row = ShownRow(res.without_images(), tuple(o.method for o in shown), blind)
+    t = res.timings
+    total = max(waited, t.get("total", 0.0))
     status = (
-        f"**{res.engine}** engine · seed `{res.request.seed}` · "
-        f"{timings.get('total', 0.0):.1f} s (face {timings.get('face', 0.0):.2f} s, "
-        f"prompts {timings.get('augment', 0.0):.2f} s, render {timings.get('render', 0.0):.1f} s)"
+        f"**{res.engine}** engine · seed `{res.request.seed}` · {total:.1f} s in all "
+        f"(waiting {max(total - t.get('total', 0.0), 0.0):.1f} s, face {t.get('face', 0.0):.2f} s, "
+        f"prompts {t.get('augment', 0.0):.2f} s, render {t.get('render', 0.0):.1f} s"
+        + (f" shared by {int(t['render.rows'])} people" if t.get("render.rows", 1) > 1 else "")
+        + ")"
     )
     if blind:
         status += " · **blind mode**: methods are revealed after you submit ratings"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    values: list[Any] = [status, res.face_crop, res.face_notice, row]
+    values: list[Any] = [status, res.face_crop, res.face_notice, row.key()]
     for slot in range(n_slots):
-        if slot >= len(order):
-            values += [gr.update(visible=False), None, "", "", ""]
+        if slot >= len(shown):
+            values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
             continue
-        out = order[slot]
-        label = slot_label(slot) if blind else out.method
+        out = shown[slot]
         values += [
             gr.update(visible=True),
-            gr.update(value=out.image, label=label),
+            gr.update(value=out.image, label=slot_label(slot) if blind else out.method),
             caption_md(out, None if blind else out.method),
-            "" if blind else (out.prompt or ""),
+            gr.update(value="" if blind else (out.prompt or ""), visible=not blind),
+            gr.update(visible=not blind),
             "" if blind else trace_md(out),
         ]
     return values
 
 
 def availability_info(av: dict[str, str | None]) -> str:
-    """One line: every method available, or which are not and why."""
-    missing = [f"{m}: {why}" for m, why in av.items() if why]
-    return "Unavailable here — " + " · ".join(missing) if missing else "All methods available."
+    """One line for participants: every method available, or which are not (details: Staff)."""
+    missing = [m for m, why in av.items() if why]
+    if not missing:
+        return "All methods can run here."
+    return (
+        f"Not available on this server right now: {', '.join(missing)} "
+        "(the organisers can see why in the Staff tab)."
+    )

@@ -15,14 +15,15 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def user_errors(action: str) -> Iterator[None]:
+def user_errors(action: str, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Show a :class:`UserError`'s message as it is; log anything else with an id to find it.
 
-    ``action`` names what failed in the generic message, e.g. "The comparison".
+    ``action`` names what failed in the generic message, e.g. "The comparison"; exceptions in
+    ``passthrough`` are signals for the caller and pass unchanged.
     """
     try:
         yield
-    except gr.Error:
+    except (gr.Error, *passthrough):
         raise
     except UserError as exc:
         raise gr.Error(str(exc)) from None

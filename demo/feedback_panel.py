@@ -33,9 +33,14 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
     n = len(tab.slots)
     ratings: list[gr.Radio] = []
     for i, slot in enumerate(tab.slots):
-        with slot.column:
+        with slot.column:  # inside the output's card, right under its image and caption
             ratings.append(
-                gr.Radio(RATINGS, label="Your rating (1–5)", elem_id=f"rate-{i}", value=None)
+                gr.Radio(
+                    RATINGS,
+                    label=f"Your rating of {slot_label(i)} (1 = poor, 5 = great)",
+                    elem_id=f"rate-{i}",
+                    value=None,
+                )
             )
     with gr.Group(visible=False) as panel:
         gr.Markdown("### Rate this row")
@@ -43,7 +48,12 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             best = gr.Radio([], label="Best of this row", elem_id="best-pick")
             comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="comment")
         with gr.Row():
-            rater = gr.Textbox(label="Your name or nickname", elem_id="rater", max_length=80)
+            rater = gr.Textbox(
+                label="Your name or nickname (required)",
+                placeholder="so your votes can be told apart",
+                elem_id="rater",
+                max_length=80,
+            )
             tag = gr.Textbox(label="Session tag", elem_id="session-tag", max_length=80)
             consent = gr.Checkbox(
                 value=False,
@@ -79,8 +89,13 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         keep_images: bool,
         *votes: str | None,
     ) -> list[Any]:
+        # only the status line is an output here: a refused submit never touches the row
         if row is None:
             raise gr.Error("Generate a comparison first, then rate it.")
+        if not (rater_name or "").strip():
+            raise gr.Error("Type your name so your votes can be told apart, then submit again.")
+        if not any(votes[: len(row.order)]):
+            raise gr.Error("Rate at least one output from 1 to 5, then submit.")
         labels = row.labels()
         by_method = {m: (int(v) if v else None) for m, v in zip(row.order, votes, strict=False)}
         best_method = row.order[labels.index(best_label)] if best_label in labels else None
@@ -97,31 +112,46 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             )
         verb = "Updated" if receipt.replaced_earlier else "Saved"
         msg = f"✅ {verb} {receipt.saved} rating(s). Submit again to change your vote."
-        values: list[Any] = [msg, [rater_name, session_tag]]
+        if row.blind:
+            shown = ", ".join(f"{slot_label(i)} = {m}" for i, m in enumerate(row.order))
+            msg += f"  \n**Revealed:** {shown}."
+        return [msg, [rater_name, session_tag]]
+
+    def reveal(row: ShownRow | None, best_label: str | None) -> list[Any]:
+        """After a saved blind vote: names, prompts and reasons appear on every card."""
+        if row is None or not row.blind:
+            return [gr.update()] * (1 + 5 * n)
+        named = [f"{slot_label(i)} = {m}" for i, m in enumerate(row.order)]
+        rendered = [row.result.output(m).rendered for m in row.order]
+        choices = [
+            (lbl, old) for lbl, old, ok in zip(named, row.labels(), rendered, strict=True) if ok
+        ]
+        values: list[Any] = [gr.update(choices=choices, value=best_label)]
         for i in range(n):
-            if i >= len(row.order) or not row.blind:
-                values += [gr.update(), gr.update(), gr.update(), gr.update()]
+            if i >= len(row.order):
+                values += [gr.update()] * 5
                 continue
-            out = row.result.output(row.order[i])  # reveal after the vote
+            out = row.result.output(row.order[i])
             values += [
-                gr.update(label=f"{slot_label(i)} = {out.method}"),
+                gr.update(label=named[i]),
                 caption_md(out, out.method),
-                out.prompt or "",
+                gr.update(value=out.prompt or "", visible=True),
+                gr.update(visible=True),
                 trace_md(out),
             ]
         return values
 
-    reveal_outputs: list[Any] = []
-    for s in tab.slots:
-        reveal_outputs += [s.image, s.caption, s.prompt, s.trace]
+    reveal_outputs: list[Any] = [best]
+    for slot in tab.slots:
+        reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
     submit.click(
         on_submit,
         inputs=[tab.result, best, comment, rater, tag, consent, *ratings],
-        outputs=[status, remembered, *reveal_outputs],
+        outputs=[status, remembered],
         api_name=False,
         concurrency_id="ratings",
         concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
-    )
+    ).success(reveal, [tab.result, best], reveal_outputs, api_name=False, show_progress="hidden")
 
     def on_load(saved: list[str] | None) -> list[Any]:
         session = cb.session()

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from demo.api import create_compare_api, create_feedback_api
-from demo.compare_tab import CompareCallbacks, availability_info, create_compare_tab
+from demo.compare_tab import (
+    CompareCallbacks,
+    availability_info,
+    create_compare_tab,
+    method_choices,
+    restore_row,
+)
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.staff_tab import StaffCallbacks, create_staff_tab
+from pipelines.face import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
 
@@ -23,6 +30,12 @@ THEME = gr.themes.Soft(primary_hue="violet", secondary_hue="pink")
 CSS = """
 #engine-banner {border-radius: 8px; padding: 6px 12px;}
 #engine-banner.preview {background: #fff4d6;}
+/* an equal grid of output cards, whatever the number of methods */
+#results-row {display: grid !important; gap: 12px;
+  grid-template-columns: repeat(auto-fill, minmax(210px, 1fr));}
+#results-row > .slot-card {min-width: 0 !important; width: auto !important;
+  border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px;}
+#results-row .prose {overflow-wrap: break-word; word-break: normal;}
 """
 
 
@@ -57,11 +70,13 @@ def build_demo(services: Services) -> gr.Blocks:
     s = services.settings
     registry = services.registry
     styles = [(st.name, st.id) for st in services.catalog.styles.values()]
+    summaries = {m: registry.get(m).summary for m in registry.names()}
     compare_cb = CompareCallbacks(
-        compare=services.comparison.compare,
+        compare_many=services.comparison.compare_many,
+        recent=services.comparison.recent.get,
         styles=styles,
         methods=registry.names(),
-        availability=registry.availability,
+        summaries=summaries,
         examples=example_photos(),
         default_prompt="a portrait of a person",
         default_methods=list(services.sessions.get().methods),
@@ -70,7 +85,7 @@ def build_demo(services: Services) -> gr.Blocks:
     # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
     with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
         gr.Markdown("# Become Lab\nOne selfie, one seed, several prompt-augmentation methods.")
-        gr.Markdown(
+        banner = gr.Markdown(
             engine_banner(services),
             elem_id="engine-banner",
             elem_classes=["preview"] if services.engine.choice.is_preview else [],
@@ -86,49 +101,103 @@ def build_demo(services: Services) -> gr.Blocks:
                 )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(
-                    LeaderboardCallbacks(table=services.leaderboard, styles=styles),
+                    LeaderboardCallbacks(
+                        table=services.leaderboard, session=services.sessions.get, styles=styles
+                    ),
                     board,
                 )
-            with gr.Tab("Staff", id="staff"):
+            with gr.Tab("Staff", id="staff") as staff:
                 create_staff_tab(
                     StaffCallbacks(
                         check_password=services.staff.check,
                         password_required=services.staff.required,
                         session=services.sessions.get,
                         start_session=services.sessions.start,
+                        end_session=services.sessions.end,
                         export=lambda fmt: export_to_temp(services.store, fmt),
                         retrain=services.retrainer.retrain,
-                        model_metadata=lambda: services.scorer.get().metadata,
+                        model_summary=lambda: describe_model(services.scorer),
+                        availability=registry.availability,
+                        add_references=lambda style, files: services.references.add(
+                            style, files, load_image
+                        ),
+                        clear_references=services.references.clear,
+                        reference_counts=services.references.counts,
                         styles=styles,
                         methods=registry.names(),
-                    )
+                    ),
+                    staff,
                 )
         create_compare_api(services.comparison.compare, registry.names(), s)
         create_feedback_api(services.ratings.submit, services.leaderboard)
 
         checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
+        pending: list[Future[dict[str, str | None]]] = []
 
-        def availability_now() -> str:
+        def availability_now() -> dict[str, str | None] | None:
+            """The methods' availability, or None while CLIP is still loading."""
             # checking inversion may mean loading CLIP: never hold a page load for that
-            pending = checker.submit(registry.availability)
+            if not pending or (pending[-1].done() and pending[-1].exception() is not None):
+                pending.append(checker.submit(registry.availability))
             try:
-                return availability_info(pending.result(timeout=1.0))
+                return pending[-1].result(timeout=1.0)
             except TimeoutError:  # concurrent.futures raises the builtin since 3.11
-                return "Checking which methods can run here (CLIP is loading)…"
+                return None
 
-        def on_load(saved: Any) -> list[Any]:
+        def methods_update(chosen: list[str] | None = None) -> tuple[Any, Any]:
+            """Only methods that can run here can be ticked; poll again while CLIP loads."""
+            av = availability_now()
+            if av is None:
+                info = "Checking which methods can run here (CLIP is loading)…"
+                return gr.update(info=info), gr.Timer(active=True)
+            usable = [m for m in registry.names() if not av.get(m)]
+            update: dict[str, Any] = {
+                "choices": method_choices(usable, summaries),
+                "info": availability_info(av),
+            }
+            if chosen is not None:
+                update["value"] = [m for m in chosen if m in usable] or usable[:2]
+            return gr.update(**update), gr.Timer(active=False)
+
+        poll = gr.Timer(2.0, active=False)
+        poll.tick(
+            lambda chosen: methods_update(chosen),
+            tab.methods,
+            [tab.methods, poll],
+            api_name=False,
+            show_progress="hidden",
+        )
+
+        def on_load(saved_rater: Any, saved_row: str) -> list[Any]:
             session = services.sessions.get()
             # a saved session may name styles or methods that no longer exist: ignore those
             allowed = [c for c in styles if c[1] in session.styles] or list(styles)
             chosen = [m for m in session.methods if m in registry] or ["raw", "template"]
             style_update = gr.update(choices=allowed, value=allowed[0][1])
-            methods_update = gr.update(value=chosen, info=availability_now())
-            return [style_update, methods_update, *rater_load.fn(saved)]
+            methods, timer = methods_update(chosen)
+            row, row_values = restore_row(services.comparison.recent.get, saved_row, len(tab.slots))
+            return [
+                engine_banner(services),  # the live learned model, after a retrain too
+                style_update,
+                methods,
+                timer,
+                row,
+                *row_values,
+                *rater_load.fn(saved_rater),
+            ]
 
         demo.load(
             on_load,
-            inputs=rater_load.inputs,
-            outputs=[tab.style, tab.methods, *rater_load.outputs],
+            inputs=[*rater_load.inputs, tab.row_key],
+            outputs=[
+                banner,
+                tab.style,
+                tab.methods,
+                poll,
+                tab.result,
+                *tab.row_outputs,
+                *rater_load.outputs,
+            ],
             api_name=False,
         )
     return demo

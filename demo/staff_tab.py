@@ -1,4 +1,5 @@
-"""Staff tools: run a feedback session, export ratings, retrain the learned method."""
+"""Staff tools: run a feedback session, style references, export ratings, retrain the learned
+method, and why a method cannot run here (the technical reasons participants never see)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from demo.errors import user_errors
+from demo.formatting import plain_md
 from pipelines.feedback.retrain import RetrainReport
 from pipelines.feedback.sessions import SessionConfig
 
@@ -22,15 +24,54 @@ class StaffCallbacks:
     password_required: bool
     session: Callable[[], SessionConfig]
     start_session: Callable[[str, list[str], list[str], bool], SessionConfig]
+    end_session: Callable[[], SessionConfig]
     export: Callable[[str], Path]  # format "csv" | "jsonl" -> file
     retrain: Callable[[list[Path]], RetrainReport]  # extra training files -> report
-    model_metadata: Callable[[], dict[str, Any]]
+    model_summary: Callable[[], str]
+    availability: Callable[[], dict[str, str | None]]  # method -> None or the technical reason
+    add_references: Callable[[str, list[str]], int]  # style, files -> how many were new
+    clear_references: Callable[[str], int]
+    reference_counts: Callable[[], dict[str, int]]
     styles: Sequence[tuple[str, str]]
     methods: Sequence[str]
 
 
-def create_staff_tab(cb: StaffCallbacks) -> None:
-    """Facilitate a session, export ratings, retrain the learned method (password-guarded)."""
+def session_summary(config: SessionConfig, names: dict[str, str]) -> str:
+    """The live session in one paragraph, user text escaped."""
+    if not config.session_tag and not config.styles and not config.blind:
+        head = "**No session is running**: pages open untagged, with every style."
+    else:
+        tag = plain_md(config.session_tag) if config.session_tag else "(untagged)"
+        head = f"**Current session: {tag}**"
+    styles = ", ".join(names.get(s, s) for s in config.styles) or "all styles"
+    blind = "blind" if config.blind else "labelled"
+    return f"{head}  \nMethods: {', '.join(config.methods)} · styles: {styles} · {blind} votes."
+
+
+def retrain_md(report: RetrainReport) -> str:
+    """A retrain report as a facilitator reads it."""
+    lines = [
+        f"✅ **Retrained** on {report.rows} rows ({', '.join(report.sources)}) in "
+        f"{report.seconds:.1f} s; the learned method uses it now."
+    ]
+    if report.pearson_before is not None and report.pearson_after is not None:
+        lines.append(
+            f"Held-out check on {report.held_out_rows} rating rows: Pearson "
+            f"{report.pearson_before:.2f} before → {report.pearson_after:.2f} after."
+        )
+    else:
+        lines.append(
+            f"Held-out check: too few varied ratings to measure ({report.held_out_rows} held out)."
+        )
+    lines.append(
+        f"Saved to `{report.path}`" + (f"; {report.synced_to}." if report.synced_to else ".")
+    )
+    return "  \n".join(lines)
+
+
+def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
+    """Every Staff tool; the session form and panels reload whenever the tab is opened."""
+    names = {sid: name for name, sid in cb.styles}
     password = gr.Textbox(
         label="Staff password", type="password", visible=cb.password_required, elem_id="staff-pw"
     )
@@ -45,32 +86,101 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
             raise gr.Error("Wrong staff password.")
 
     with gr.Accordion("Facilitate a feedback session", open=True):
-        current = cb.session()
+        summary = gr.Markdown(elem_id="fac-summary")
         with gr.Row():
-            tag = gr.Textbox(value=current.session_tag, label="Session tag", elem_id="fac-tag")
-            blind = gr.Checkbox(value=current.blind, label="Blind mode by default")
-        styles = gr.CheckboxGroup(
-            list(cb.styles), value=list(current.styles), label="Styles (none ticked = all)"
-        )
-        methods = gr.CheckboxGroup(
-            list(cb.methods), value=list(current.methods), label="Methods participants compare"
-        )
-        start = gr.Button("Start / update session", elem_id="fac-start")
-        session_status = gr.Markdown()
+            tag = gr.Textbox(label="Session tag", elem_id="fac-tag")
+            blind = gr.Checkbox(label="Blind mode by default", elem_id="fac-blind")
+        styles = gr.CheckboxGroup(list(cb.styles), label="Styles (none ticked = all)")
+        methods = gr.CheckboxGroup(list(cb.methods), label="Methods participants compare")
+        with gr.Row():
+            start = gr.Button("Start / update session", variant="primary", elem_id="fac-start")
+            end = gr.Button("End session", variant="stop", elem_id="fac-end")
+        session_status = gr.Markdown(elem_id="fac-status")
 
-    def on_start(pw: str, t: str, st: list[str], ms: list[str], b: bool) -> str:
+    def live() -> list[Any]:
+        """The form as the live session has it: nothing the facilitator did not set changes."""
+        config = cb.session()
+        return [
+            session_summary(config, names),
+            config.session_tag,
+            config.blind,
+            list(config.styles),
+            list(config.methods),
+        ]
+
+    form = [summary, tag, blind, styles, methods]
+
+    def on_start(pw: str, t: str, b: bool, st: list[str], ms: list[str]) -> list[Any]:
         guard(pw)
         with user_errors("Starting the session"):
             config = cb.start_session(t, st, ms, b)
-        return f"Session **{config.session_tag or '(untagged)'}** is live: new pages open with it."
+        tag_md = plain_md(config.session_tag) if config.session_tag else "(untagged)"
+        return [f"Session **{tag_md}** is live: new pages open with it.", *live()]
 
-    start.click(on_start, [password, tag, styles, methods, blind], session_status, api_name=False)
+    def on_end(pw: str) -> list[Any]:
+        guard(pw)
+        cb.end_session()
+        return ["Session ended: new pages open untagged.", *live()]
+
+    start.click(
+        on_start, [password, tag, blind, styles, methods], [session_status, *form], api_name=False
+    )
+    end.click(on_end, [password], [session_status, *form], api_name=False)
+
+    with gr.Accordion("Methods on this server", open=False):
+        methods_md = gr.Markdown(elem_id="staff-methods")
+
+    def methods_report() -> str:
+        rows = [
+            f"- **{m}**: " + ("runs here" if why is None else f"cannot run: {plain_md(why)}")
+            for m, why in cb.availability().items()
+        ]
+        return "\n".join(rows)
+
+    with gr.Accordion("Style reference images (inversion and ensemble)", open=False):
+        gr.Markdown(
+            "Upload a few images that show a style (your own or public-domain art you may use). "
+            "They are kept in the app's data folder, synced with the feedback dataset when "
+            "that is configured, and used as CLIP targets. A style without references uses its "
+            'own description instead, and says so in "why this prompt".'
+        )
+        with gr.Row():
+            ref_style = gr.Dropdown(list(cb.styles), value=cb.styles[0][1], label="Style")
+            ref_files = gr.File(
+                label="Images", file_count="multiple", file_types=["image"], type="filepath"
+            )
+        with gr.Row():
+            add_refs = gr.Button("Add to this style", elem_id="refs-add")
+            clear_refs = gr.Button("Remove this style's uploads", variant="stop")
+        refs_md = gr.Markdown(elem_id="refs-status")
+
+    def refs_report() -> str:
+        counts = cb.reference_counts()
+        if not counts:
+            return "No uploaded references yet."
+        return "Uploaded: " + ", ".join(f"{names.get(s, s)} {n}" for s, n in counts.items())
+
+    def on_add_refs(pw: str, style: str, files: list[str] | None) -> str:
+        guard(pw)
+        if not files:
+            raise gr.Error("Choose one or more image files first.")
+        with user_errors("Adding the references"):
+            added = cb.add_references(style, list(files))
+        return f"Added {added} new image(s) to {names.get(style, style)}. " + refs_report()
+
+    def on_clear_refs(pw: str, style: str) -> str:
+        guard(pw)
+        removed = cb.clear_references(style)
+        return f"Removed {removed} image(s) from {names.get(style, style)}. " + refs_report()
+
+    add_refs.click(on_add_refs, [password, ref_style, ref_files], refs_md, api_name=False)
+    clear_refs.click(on_clear_refs, [password, ref_style], refs_md, api_name=False)
 
     with gr.Accordion("Export ratings", open=False):
         with gr.Row():
             fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Format")
-            export = gr.Button("Export")
-        export_file = gr.File(label="Ratings file (columns prompt, score, style, ...)")
+            export = gr.Button("Export", elem_id="export")
+        export_file = gr.File(label="Ratings file (prompt, score, style, comment, ...)")
 
     def on_export(pw: str, f: str) -> str:
         guard(pw)
@@ -86,17 +196,25 @@ def create_staff_tab(cb: StaffCallbacks) -> None:
         )
         extra = gr.File(label="Extra training files", file_count="multiple", type="filepath")
         retrain = gr.Button("Retrain learned method", variant="primary", elem_id="retrain")
-        meta = gr.JSON(value=cb.model_metadata, label="Current learned model")
+        retrain_report = gr.Markdown(elem_id="retrain-report")
+        model_md = gr.Markdown(elem_id="learned-model")
 
-    def on_retrain(pw: str, files: list[str] | None) -> dict[str, Any]:
+    def on_retrain(pw: str, files: list[str] | None) -> tuple[str, str]:
         guard(pw)
         with user_errors("Retraining"):
             report = cb.retrain([Path(f) for f in files or []])
-        return {
-            **report.metadata,
-            "saved_to": str(report.path),
-            "synced_to": report.synced_to,
-            "seconds": round(report.seconds, 2),
-        }
+        return retrain_md(report), "Current learned model: " + cb.model_summary()
 
-    retrain.click(on_retrain, [password, extra], meta, api_name=False, concurrency_limit=1)
+    retrain.click(
+        on_retrain,
+        [password, extra],
+        [retrain_report, model_md],
+        api_name=False,
+        concurrency_limit=1,
+    )
+
+    def on_open() -> list[Any]:
+        model = "Current learned model: " + cb.model_summary()
+        return [*live(), methods_report(), refs_report(), model]
+
+    tab.select(on_open, None, [*form, methods_md, refs_md, model_md], api_name=False)

@@ -24,7 +24,9 @@ from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.sessions import SessionBoard
 from pipelines.feedback.store import FeedbackStore
+from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
 from pipelines.recent import RecentComparisons
+from pipelines.references import ReferenceStore
 from pipelines.service import ComparisonService
 from pipelines.settings import Settings
 from pipelines.styles import StyleCatalog, load_catalog
@@ -50,6 +52,7 @@ class Services:
     ratings: RatingService
     sessions: SessionBoard
     retrainer: Retrainer
+    references: ReferenceStore
     staff: StaffGate
     leaderboard: LeaderboardQuery
 
@@ -95,8 +98,12 @@ def build_services(settings: Settings) -> Services:
     registry = build_registry(settings, scorer, clip)
     store = FeedbackStore(settings.ratings_db)
 
+    references = ReferenceStore(settings.data_dir / SYNC_FOLDER / REFERENCE_FOLDER, catalog.ids())
+
     def rated_targets(style_id: str) -> list[Image.Image]:
-        return [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
+        """Staff-uploaded references, then the top-rated outputs raters agreed to keep."""
+        kept = [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
+        return references.images(style_id) + kept
 
     recent = RecentComparisons()
     return Services(
@@ -106,7 +113,7 @@ def build_services(settings: Settings) -> Services:
         clip=clip,
         scorer=scorer,
         registry=registry,
-        comparison=ComparisonService(engine, catalog, registry, rated_targets, recent),
+        comparison=ComparisonService(engine, catalog, registry, rated_targets, recent, scorer),
         store=store,
         ratings=RatingService(store, recent),
         sessions=SessionBoard(
@@ -115,6 +122,7 @@ def build_services(settings: Settings) -> Services:
         retrainer=Retrainer(
             store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
         ),
+        references=references,
         staff=StaffGate(settings.staff_password),
         leaderboard=partial(filtered_frame, store),
     )

@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ class PortraitPipelineOutput:
     images: list[Image.Image]  # one per prompt, in prompt order
     prompts: list[str]
     negative_prompts: list[str]
-    seed: int
+    seeds: list[int]  # one per image
     timings: dict[str, float] = field(default_factory=dict)  # encode/denoise/decode/total, s
     model_ids: dict[str, str] = field(default_factory=dict)
 
@@ -166,6 +167,9 @@ class PortraitPipeline:
                 image_encoder_folder=None,  # FaceID takes ArcFace embeddings, no CLIP image encoder
                 **hub_kwargs,
             )
+        # one face per prompt: diffusers would tile the embeddings once per prompt (right for one
+        # image shared by a batch, but it shows every row every other row's face)
+        sd_pipe.prepare_ip_adapter_image_embeds = types.MethodType(_embeds_as_given, sd_pipe)
         sd_pipe.to(device=dev)
         if any(m.dtype != dt for m in (sd_pipe.unet, sd_pipe.vae, sd_pipe.text_encoder)):
             sd_pipe.to(dtype=dt)  # only when needed: diffusers warns on every dtype cast
@@ -186,11 +190,11 @@ class PortraitPipeline:
         guidance_scale: float,
         height: int,
         width: int,
-        seed: int,
+        seed: int | Sequence[int],
         batch_size: int | None,
         callback: Progress | None,
-    ) -> tuple[list[str], list[str], torch.Tensor]:
-        """Validate everything; return (prompts, negative prompts, face embedding (512,) fp32)."""
+    ) -> tuple[list[str], list[str], torch.Tensor, list[int]]:
+        """Validate everything; return (prompts, negative prompts, faces (N, 512) fp32, seeds)."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
             raise PortraitInputError(f"prompt={prompt!r} must be a string or a list of strings")
@@ -213,13 +217,19 @@ class PortraitPipeline:
                 f"negative_prompt={negative_prompt!r} must be None, a string or a list of strings"
             )
 
-        face = self._check_face(face_embedding)
+        faces = self._check_faces(face_embedding, len(prompts))
+        seeds = [seed] * len(prompts) if isinstance(seed, (int, np.integer)) else list(seed)
+        if len(seeds) != len(prompts):
+            raise PortraitInputError(
+                f"seed has {len(seeds)} entries but prompt has {len(prompts)}: pass one seed, "
+                "or one per prompt"
+            )
 
         _check_number("ip_adapter_scale", ip_adapter_scale)
         _check_number("guidance_scale", guidance_scale)
         for name, value in (
             ("num_inference_steps", num_inference_steps),
-            ("seed", seed),
+            *(("seed", one) for one in seeds),
             ("height", height),
             ("width", width),
         ):
@@ -228,10 +238,10 @@ class PortraitPipeline:
             _check_int("batch_size", batch_size)
         if callback is not None and not callable(callback):
             raise PortraitInputError(f"callback={callback!r} is not callable")
-        return prompts, negatives, face
+        return prompts, negatives, faces, [int(x) for x in seeds]
 
     @staticmethod
-    def _check_face(face_embedding: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def _check_faces(face_embedding: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
         if isinstance(face_embedding, np.ndarray):
             # a copy: cached face embeddings are read-only and shared between requests
             face = torch.from_numpy(np.array(face_embedding, dtype=np.float32))
@@ -242,22 +252,24 @@ class PortraitPipeline:
                 f"face_embedding of type {type(face_embedding).__name__} is not allowed: "
                 "pass a numpy array or torch tensor of shape (512,)"
             )
-        if face.shape not in {(FACE_EMBED_DIM,), (1, FACE_EMBED_DIM)}:
+        allowed = {(FACE_EMBED_DIM,), (1, FACE_EMBED_DIM), (n, FACE_EMBED_DIM)}
+        if face.shape not in allowed:
             raise PortraitInputError(
-                f"face_embedding has shape {tuple(face.shape)}: expected ({FACE_EMBED_DIM},), "
-                "one ArcFace embedding"
+                f"face_embedding has shape {tuple(face.shape)}: expected ({FACE_EMBED_DIM},) "
+                f"for one face, or ({n}, {FACE_EMBED_DIM}) for one face per prompt"
             )
-        face = face.reshape(FACE_EMBED_DIM)
-        if not torch.isfinite(face).all():
+        faces = face.reshape(-1, FACE_EMBED_DIM).expand(n, FACE_EMBED_DIM)  # (N, 512)
+        if not torch.isfinite(faces).all():
             raise PortraitInputError("face_embedding contains NaN or inf values")
-        norm = float(face.norm())
-        if abs(norm - 1.0) > 0.05:
+        norms = faces.norm(dim=1)
+        worst = float(norms[(norms - 1.0).abs().argmax()])
+        if abs(worst - 1.0) > 0.05:
             # the adapter was trained on L2-normalised embeddings; raw ones (norm ~20) saturate it
             raise PortraitInputError(
-                f"face_embedding has L2 norm {norm:.3f}: pass the L2-normalised embedding "
+                f"face_embedding has L2 norm {worst:.3f}: pass the L2-normalised embedding "
                 "(insightface's normed_embedding, norm 1)"
             )
-        return face
+        return faces
 
     # ------------------------------------------------------------------------- generation
 
@@ -266,13 +278,13 @@ class PortraitPipeline:
         prompt: str | list[str],
         negative_prompt: str | list[str] | None = None,
         *,
-        face_embedding: np.ndarray | torch.Tensor,  # (512,) L2-normalised ArcFace
+        face_embedding: np.ndarray | torch.Tensor,  # (512,) or (N, 512) L2-normalised ArcFace
         ip_adapter_scale: float = 0.8,
         num_inference_steps: int = 30,
         guidance_scale: float = 6.0,
         height: int = 512,
         width: int = 512,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         batch_size: int | None = None,
         callback: Progress | None = None,
     ) -> PortraitPipelineOutput:
@@ -281,14 +293,16 @@ class PortraitPipeline:
         Args:
             prompt (`str` or `list[str]`): the prompt or prompts to render, one image each.
             negative_prompt (`str` or `list[str]`, *optional*): one per prompt, or one for all.
-            face_embedding (`np.ndarray` or `torch.Tensor` of shape `(512,)`): the L2-normalised
-                ArcFace embedding (insightface's `normed_embedding`) that carries the identity.
+            face_embedding (`np.ndarray` or `torch.Tensor` of shape `(512,)` or `(N, 512)`): the
+                L2-normalised ArcFace embedding (insightface's `normed_embedding`) that carries
+                the identity: one for every prompt, or one per prompt.
             ip_adapter_scale (`float`, defaults to 0.8): how strongly the identity is imposed.
             num_inference_steps (`int`, defaults to 30): denoising steps.
             guidance_scale (`float`, defaults to 6.0): classifier-free guidance; <= 1 turns it off.
             height, width (`int`, default 512): output size in pixels, multiples of 8.
-            seed (`int`): every output gets its own CPU generator seeded with it, so output `i`
-                depends only on prompt `i` (and not on the batch it was rendered in).
+            seed (`int` or `list[int]`): every output gets its own CPU generator seeded with it
+                (or with its own seed), so output `i` depends only on prompt, face and seed `i`,
+                never on the batch it was rendered in.
             batch_size (`int`, *optional*): prompts per UNet call; default by device.
             callback (`Progress`, *optional*): `callback(fraction, message)` after every step.
 
@@ -299,7 +313,7 @@ class PortraitPipeline:
             :class:`PortraitPipelineOutput` with one image per prompt and stage timings.
         """
         # 0. validate before taking the lock, so bad requests never wait for a render
-        prompts, negatives, face = self.check_inputs(
+        prompts, negatives, faces, seeds = self.check_inputs(
             prompt,
             negative_prompt,
             face_embedding,
@@ -335,7 +349,7 @@ class PortraitPipeline:
             prompt_embeds, negative_embeds = self.pipe.encode_prompt(
                 prompts, device, 1, do_cfg, negatives
             )  # (N, 77, D) each; negative_embeds is None without CFG
-            face_embeds = face.to(device=device, dtype=dtype).expand(n, 1, FACE_EMBED_DIM)
+            face_embeds = faces.to(device=device, dtype=dtype).reshape(n, 1, FACE_EMBED_DIM)
             self.pipe.set_ip_adapter_scale(ip_adapter_scale)
             # schedulers may run more UNet steps than asked (PNDM: +1, Heun: 2n-1)
             self.pipe.scheduler.set_timesteps(num_inference_steps)
@@ -345,15 +359,14 @@ class PortraitPipeline:
 
             for start in range(0, n, bs):
                 rows = slice(start, min(start + bs, n))
-                b = rows.stop - rows.start
                 # 2. identity: diffusers' FaceID layout, [negative; positive] along the batch;
                 # the zero vector is the unconditional identity (as in the FaceID reference code)
                 ip_embeds = face_embeds[rows]  # (b, 1, 512)
                 if do_cfg:
                     ip_embeds = torch.cat([torch.zeros_like(ip_embeds), ip_embeds])  # (2b, 1, 512)
-                # 3. denoise; one CPU generator per output, all with the same seed, so the
-                # initial noise is identical per prompt and across devices
-                generators = [torch.Generator("cpu").manual_seed(seed) for _ in range(b)]
+                # 3. denoise; one CPU generator per output seeded with its own seed, so an
+                # output's noise does not depend on its batch, its neighbours or the device
+                generators = [torch.Generator("cpu").manual_seed(x) for x in seeds[rows]]
                 t0 = time.perf_counter()
                 latents = self.pipe(
                     prompt_embeds=prompt_embeds[rows],
@@ -381,7 +394,7 @@ class PortraitPipeline:
             images=images,
             prompts=prompts,
             negative_prompts=negatives,
-            seed=seed,
+            seeds=seeds,
             timings=timings,
             model_ids=dict(self.model_ids),
         )
@@ -392,6 +405,18 @@ class PortraitPipeline:
         return self.pipe.image_processor.postprocess(
             pixels, output_type="pil", do_denormalize=[True] * len(pixels)
         )
+
+
+def _embeds_as_given(
+    pipe: StableDiffusionPipeline,
+    ip_adapter_image: Any,
+    ip_adapter_image_embeds: list[torch.Tensor],
+    device: torch.device,
+    num_images_per_prompt: int,
+    do_classifier_free_guidance: bool,
+) -> list[torch.Tensor]:
+    """FaceID embeddings already laid out per row ([negative; positive] under guidance)."""
+    return [e.to(device=device) for e in ip_adapter_image_embeds]
 
 
 def _check_number(name: str, value: float) -> None:

@@ -23,11 +23,12 @@ class MethodOutput:
     method: str
     prompt: str | None = None  # exactly what was rendered
     negative_prompt: str | None = None
-    score: float | None = None
+    score: float | None = None  # the learned scorer's prediction: one scale for every method
     tokens: int | None = None
     trace: tuple[TraceStep, ...] = ()
     candidates: tuple[Candidate, ...] = ()
     error: str | None = None  # why this method produced no image
+    same_as: str | None = None  # an earlier method of the row with the very same prompts
     image: Image.Image | None = None
     image_hash: str | None = None  # sha256 of the image's PNG, computed when it is rendered
 
@@ -45,6 +46,7 @@ class MethodOutput:
             "score": self.score,
             "tokens": self.tokens,
             "error": self.error,
+            "same_as": self.same_as,
             "rendered": self.rendered,
             "image_hash": self.image_hash,
             "trace": [{"part": t.part, "source": t.source, "reason": t.reason} for t in self.trace],

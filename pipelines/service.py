@@ -1,7 +1,9 @@
 """One comparison: face -> each method's prompt -> one batched render -> a frozen result.
 
-The service is shared by all requests; everything it holds is read-only or guards itself
-(the face cache, the pipeline lock, the scorer holder, the recent results).
+Several people's rows can be rendered together (:meth:`ComparisonService.compare_many`): each
+output keeps its own face embedding and seeded generator, so its pixels are the same as when its
+row is rendered alone. The service is shared by all requests; everything it holds is read-only or
+guards itself (the face cache, the pipeline lock, the scorer holder, the recent results).
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pipelines.augment.base import AugmentContext, Candidate, MethodRegistry, MethodUnavailable
+from pipelines.augment.base import (
+    AugmentContext,
+    Candidate,
+    MethodRegistry,
+    MethodUnavailable,
+    TraceStep,
+)
 from pipelines.augment.tokens import TokenBudget
+from pipelines.errors import UserError
 from pipelines.face import ImageSource, load_image
 from pipelines.feedback.records import image_sha256
 from pipelines.recent import RecentComparisons
@@ -26,13 +35,41 @@ from pipelines.results import ComparisonResult, MethodOutput
 if TYPE_CHECKING:
     from PIL import Image
 
+    from pipelines.augment.learned import ScorerHolder
     from pipelines.engines import Engine
+    from pipelines.face import FaceResult
     from pipelines.styles import Style, StyleCatalog
 
 log = logging.getLogger(__name__)
 
 # top-rated consented outputs of a style: extra targets for methods that use references
 RatedTargets = Callable[[str], list["Image.Image"]]
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A row ready to render: request resolved, face found, every method's prompt chosen."""
+
+    request: CompareRequest
+    style: Style
+    image: Image.Image
+    face: FaceResult
+    outputs: tuple[MethodOutput, ...]
+    timings: dict[str, float]
+
+    def job(self) -> RenderJob | None:
+        """The prompts to render: each distinct (prompt, negative prompt) once."""
+        todo = [o for o in self.outputs if o.prompt is not None and o.same_as is None]
+        if not todo:
+            return None
+        return RenderJob(
+            request=self.request,
+            prompt=tuple(o.prompt or "" for o in todo),
+            negative_prompt=tuple(o.negative_prompt or "" for o in todo),
+            face=self.face,
+            image=self.image,
+            style=self.style,
+        )
 
 
 class ComparisonService:
@@ -45,12 +82,14 @@ class ComparisonService:
         registry: MethodRegistry,
         rated_targets: RatedTargets | None = None,
         recent: RecentComparisons | None = None,
+        scorer: ScorerHolder | None = None,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
         self.registry = registry
         self.rated_targets = rated_targets
         self.recent = recent if recent is not None else RecentComparisons()
+        self.scorer = scorer  # the learned scorer: one score scale for every method's prompt
         self._budget: TokenBudget | None = None
         self._budget_lock = threading.Lock()
 
@@ -67,9 +106,56 @@ class ComparisonService:
         self, selfie: ImageSource, request: CompareRequest, progress: Progress = no_progress
     ) -> ComparisonResult:
         """Render the base prompt augmented by each of the request's methods, one face, one seed."""
-        timings: dict[str, float] = {}
-        t_start = time.perf_counter()
+        outcome = self.compare_many([(selfie, request)], progress)[0]
+        if isinstance(outcome, UserError):
+            raise outcome
+        return outcome
 
+    def compare_many(
+        self, rows: Sequence[tuple[ImageSource, CompareRequest]], progress: Progress = no_progress
+    ) -> list[ComparisonResult | UserError]:
+        """Several rows (e.g. several people's) rendered in one batched call.
+
+        Each row's outcome is its result, or the :class:`UserError` that stopped it (a photo
+        without a face, an unknown style): one person's bad input never fails the others.
+        """
+        t_start = time.perf_counter()
+        # 1-2. Per row: validate, find the face, choose each method's prompt
+        ready: list[_Row | UserError] = []
+        for i, (selfie, request) in enumerate(rows):
+            part = sub_progress(progress, 0.3 * i / len(rows), 0.3 * (i + 1) / len(rows))
+            try:
+                ready.append(self._prepare(selfie, request, part))
+            except UserError as exc:
+                ready.append(exc)
+
+        # 3. One batched render of every prepared row's distinct prompts
+        prepared = [r for r in ready if isinstance(r, _Row)]
+        jobs = [(r, job) for r in prepared if (job := r.job()) is not None]
+        images: dict[int, dict[str, Image.Image]] = {}
+        render_timings: dict[str, float] = {}
+        if jobs:
+            t0 = time.perf_counter()
+            rendered = self.engine.renderer.render_many(
+                [job for _, job in jobs], sub_progress(progress, 0.3, 1.0)
+            )
+            render_timings["render"] = time.perf_counter() - t0
+            render_timings["render.rows"] = float(len(jobs))
+            for (row, _), out in zip(jobs, rendered, strict=True):
+                todo = [o.method for o in row.outputs if o.prompt is not None and o.same_as is None]
+                images[id(row)] = dict(zip(todo, out.images, strict=True))
+                render_timings.update({f"render.{k}": v for k, v in out.timings.items()})
+
+        # 4. Results complete when built: images and their hashes together
+        return [
+            r
+            if isinstance(r, UserError)
+            else self._result(r, images.get(id(r), {}), t_start, render_timings)
+            for r in ready
+        ]
+
+    def _prepare(self, selfie: ImageSource, request: CompareRequest, progress: Progress) -> _Row:
+        timings: dict[str, float] = {}
         # 0. What the request cannot check alone: the style and methods exist here
         style = self.catalog.get(request.style)  # UnknownStyleError names the id and the choices
         for name in request.methods:
@@ -80,7 +166,7 @@ class ComparisonService:
         request = request.with_identity(style.identity_strength)
 
         # 1. Face: decode, orient, detect (cached by content hash)
-        progress(0.02, "Finding the face")
+        progress(0.05, "Finding the face")
         t0 = time.perf_counter()
         image = load_image(selfie)
         face = self.engine.face.get().analyze_loaded(image)
@@ -88,41 +174,33 @@ class ComparisonService:
 
         # 2. Prompts: each method proposes ranked candidates; the best one is rendered
         t0 = time.perf_counter()
-        outputs = self._augment_all(request, style, sub_progress(progress, 0.05, 0.3))
+        outputs = self._augment_all(request, style, sub_progress(progress, 0.2, 1.0))
         timings["augment"] = time.perf_counter() - t0
+        return _Row(request, style, image, face, tuple(outputs), timings)
 
-        # 3. One batched render: same face embedding and seed for every prompt
-        todo = [o for o in outputs if o.prompt is not None]
-        if todo:
-            job = RenderJob(
-                request=request,
-                prompt=tuple(o.prompt or "" for o in todo),
-                negative_prompt=tuple(o.negative_prompt or "" for o in todo),
-                face=face,
-                image=image,
-                style=style,
-            )
-            t0 = time.perf_counter()
-            rendered = self.engine.renderer.render(job, sub_progress(progress, 0.3, 1.0))
-            timings["render"] = time.perf_counter() - t0
-            timings.update({f"render.{k}": v for k, v in rendered.timings.items()})
-            # 4. Outputs complete when built: image and its hash together
-            images = dict(zip((o.method for o in todo), rendered.images, strict=True))
-            outputs = [
-                replace(o, image=images[o.method], image_hash=image_sha256(images[o.method]))
-                if o.method in images
-                else o
-                for o in outputs
-            ]
+    def _result(
+        self,
+        row: _Row,
+        images: dict[str, Image.Image],
+        t_start: float,
+        render_timings: dict[str, float],
+    ) -> ComparisonResult:
+        hashes = {m: image_sha256(img) for m, img in images.items()}
+        outputs = []
+        for o in row.outputs:
+            source = o.same_as or o.method
+            if source in images:
+                o = replace(o, image=images[source], image_hash=hashes[source])
+            outputs.append(o)
+        timings = {**row.timings, **render_timings}
         timings["total"] = time.perf_counter() - t_start
-
         result = ComparisonResult(
             comparison_id=uuid.uuid4().hex,
-            request=request,
+            request=row.request,
             outputs=tuple(outputs),
-            face_crop=face.crop,
-            num_faces=face.num_faces,
-            det_score=float(face.det_score),
+            face_crop=row.face.crop,
+            num_faces=row.face.num_faces,
+            det_score=float(row.face.det_score),
             engine=self.engine.choice.name,
             engine_reason=self.engine.choice.reason,
             model_ids=dict(self.engine.renderer.model_ids),
@@ -134,10 +212,11 @@ class ComparisonService:
     def _augment_all(
         self, request: CompareRequest, style: Style, progress: Progress
     ) -> list[MethodOutput]:
-        """Each method's best prompt, in the request's order.
+        """Each method's best prompt, in the request's order, scored on one scale.
 
         Methods that pool others' candidates run last and get what already ran, so nothing
         runs twice; methods that use references get the request's and the top-rated images.
+        A prompt equal to an earlier method's is not rendered twice: it says which it repeats.
         """
         methods = [self.registry.get(name) for name in request.methods]
         references = list(request.reference_images)
@@ -146,14 +225,13 @@ class ComparisonService:
         done: dict[str, MethodOutput] = {}
         computed: dict[str, Sequence[Candidate]] = {}
         failed: dict[str, str] = {}
+        n = len(methods)
         for i, method in enumerate(sorted(methods, key=lambda m: bool(m.pools))):
             context = AugmentContext(
                 catalog=self.catalog,
                 budget=self.budget,
                 reference_images=references,
-                progress=sub_progress(
-                    progress, i / len(methods), (i + 1) / len(methods), f"{method.name}: "
-                ),
+                progress=sub_progress(progress, i / n, (i + 1) / n, f"{method.name}: "),
                 seed=request.seed,
                 computed=dict(computed),
                 failed=dict(failed),
@@ -164,7 +242,20 @@ class ComparisonService:
                 computed[method.name] = out.candidates
             elif out.error:
                 failed[method.name] = out.error
-        return [done[name] for name in request.methods]
+        ordered = [done[name] for name in request.methods]
+        return _mark_repeats(self._scored(ordered, style))
+
+    def _scored(self, outputs: list[MethodOutput], style: Style) -> list[MethodOutput]:
+        """Every prompt scored by the learned scorer, so scores compare across methods."""
+        todo = [o for o in outputs if o.prompt is not None]
+        if not todo or self.scorer is None or not self.scorer.loaded:
+            return outputs
+        scores = self.scorer.get().score([o.prompt or "" for o in todo], style.id)
+        by_method = {o.method: float(s) for o, s in zip(todo, scores, strict=True)}
+        return [
+            replace(o, score=round(by_method[o.method], 4)) if o.method in by_method else o
+            for o in outputs
+        ]
 
     def _augment(
         self, name: str, base_prompt: str, style: Style, context: AugmentContext
@@ -185,12 +276,31 @@ class ComparisonService:
         best = candidates[0]
         prompt = self.budget.truncate(best.prompt)  # methods respect it; this is the guarantee
         negative = style.negative_prompt if best.negative_prompt is None else best.negative_prompt
+        trace = best.trace
+        if best.score is not None:  # on the method's own scale: kept in the trace only
+            trace += (TraceStep(f"{best.score:.3f}", name, f"{name}'s own ranking score"),)
         return MethodOutput(
             method=name,
             prompt=prompt,
             negative_prompt=negative,
-            score=best.score,
             tokens=self.budget.count(prompt),
-            trace=best.trace,
+            trace=trace,
             candidates=tuple(candidates),
         )
+
+
+def _mark_repeats(outputs: list[MethodOutput]) -> list[MethodOutput]:
+    """Outputs whose prompts repeat an earlier method's are marked, to be rendered once."""
+    first: dict[tuple[str, str], str] = {}
+    marked = []
+    for o in outputs:
+        if o.prompt is None:
+            marked.append(o)
+            continue
+        key = (o.prompt, o.negative_prompt or "")
+        if key in first:
+            marked.append(replace(o, same_as=first[key]))
+        else:
+            first[key] = o.method
+            marked.append(o)
+    return marked

@@ -89,7 +89,8 @@ def test_blind_mode_hides_then_reveals(page, group_path):
     expect(page.locator("#run-status")).to_contain_text("blind mode")
     caption = page.locator("#out-caption-0")
     expect(caption).to_contain_text("hidden until you rate")
-    expect(page.locator("#out-prompt-0 textarea")).to_have_value("")
+    # blind: the final prompt (and why) stay hidden until the reveal
+    expect(page.locator("#out-prompt-0 textarea")).to_have_count(0)
     page.locator("#rate-0 label", has_text="4").click()
     page.locator("#submit-ratings").click()
     expect(page.locator("#rating-status")).to_contain_text("rating(s)")

@@ -474,7 +474,8 @@ def test_sync_logs_submissions_for_the_dataset(store, tmp_path):
         True,
     )
     assert Path(kw["folder_path"]) == tmp_path / "feedback_sync" and kw["every"] > 0
-    assert kw["allow_patterns"] == ["*.jsonl", "learned/*.npz"]  # ratings log + retrained model
+    # ratings log + retrained model + staff-uploaded style references
+    assert kw["allow_patterns"] == ["*.jsonl", "learned/*.npz", "references/*/*.png"]
     assert not Path(kw["folder_path"]).samefile(store.path.parent)  # the db is not uploaded
 
     img = _image((9, 9, 9))

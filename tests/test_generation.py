@@ -86,7 +86,7 @@ def test_n_prompts_give_n_images_with_provenance(reference: PortraitPipelineOutp
     assert all(im.size == (64, 64) and im.mode == "RGB" for im in reference.images)
     assert reference.prompts == PROMPTS
     assert reference.negative_prompts == [""] * len(PROMPTS)
-    assert reference.seed == 7
+    assert reference.seeds == [7] * len(PROMPTS)
     assert set(reference.timings) == {"encode", "denoise", "decode", "total"}
     parts = sum(reference.timings[k] for k in ("encode", "denoise", "decode"))
     assert 0 < parts <= reference.timings["total"]
@@ -274,3 +274,21 @@ def test_gpu_decorator_uses_spaces_when_present(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     assert runtime.gpu_decorator(60)(fn) == ("wrapped", fn)
     assert seen == {"duration": 60}
+
+
+def test_each_output_can_have_its_own_face_and_seed(pipe) -> None:
+    # several people's rows in one call: output i depends only on prompt, face and seed i
+    both = pipe(
+        [PROMPTS[0], PROMPTS[1]],
+        face_embedding=np.stack([unit(0), unit(1)]),
+        seed=[7, 8],
+        batch_size=2,
+        **FAST,
+    )
+    first = pipe(PROMPTS[0], face_embedding=unit(0), seed=7, **FAST)
+    second = pipe(PROMPTS[1], face_embedding=unit(1), seed=8, **FAST)
+    assert np.abs(px(both.images[0]) - px(first.images[0])).max() <= 1
+    assert np.abs(px(both.images[1]) - px(second.images[0])).max() <= 1
+    assert both.seeds == [7, 8]
+    with pytest.raises(PortraitInputError, match="seed has 3 entries but prompt has 2"):
+        pipe(PROMPTS[:2], face_embedding=unit(0), seed=[1, 2, 3], **FAST)

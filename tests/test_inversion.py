@@ -299,10 +299,14 @@ def test_method_implements_the_protocol_and_validates(clip, tmp_path):
         _method(clip, tmp_path, pez_steps=0)
 
 
-def test_no_targets_is_unavailable_with_a_human_reason(clip, catalog, tmp_path):
+def test_without_references_the_description_is_the_target(clip, catalog, tmp_path):
     style = catalog.get("watercolor")
-    with pytest.raises(MethodUnavailable, match="add a reference image for Watercolor"):
-        _method(clip, tmp_path).augment("a person", style, _ctx(catalog, clip))
+    (cand,) = _method(clip, tmp_path).augment("a person", style, _ctx(catalog, clip))
+    assert cand.meta["target"] == "style description" and cand.meta["references"] == 0
+    assert cand.trace[1].source == "CLIP target" and "description" in cand.trace[1].part
+    bare = dataclasses.replace(style, description="")
+    with pytest.raises(MethodUnavailable, match="no reference images and no description"):
+        _method(clip, tmp_path).augment("a person", bare, _ctx(catalog, clip))
 
 
 def test_missing_clip_reason_is_memoised(tmp_path):

@@ -35,13 +35,13 @@ def test_same_seed_same_pixels_and_prompts_are_what_was_rendered(
     svc, group_path, make_request, monkeypatch
 ):
     seen = []
-    render = svc.engine.renderer.render
+    render = svc.engine.renderer.render_many
 
-    def spy(job, progress):
-        seen.append(list(job.prompt))
-        return render(job, progress)
+    def spy(jobs, progress):
+        seen.extend(list(job.prompt) for job in jobs)
+        return render(jobs, progress)
 
-    monkeypatch.setattr(svc.engine.renderer, "render", spy)
+    monkeypatch.setattr(svc.engine.renderer, "render_many", spy)
     a = svc.compare(
         group_path, make_request("anime", "a portrait of a person", ["template", "learned"], 3)
     )
@@ -70,12 +70,24 @@ def test_learned_prompt_fits_the_token_budget_and_has_a_trace(svc, group_path, m
     assert any(t.source != "template" for t in out.trace)
 
 
-def test_unavailable_method_reports_why_instead_of_failing(svc, group_path, make_request):
-    # the tiny catalog's styles ship no reference images: inversion needs one
+def test_unavailable_method_reports_why_instead_of_failing(
+    svc, group_path, make_request, monkeypatch
+):
+    inversion = svc.registry.get("inversion")
+    monkeypatch.setattr(inversion, "unavailable_reason", lambda: "CLIP is not installed here")
     res = svc.compare(group_path, make_request("watercolor", "a person", ["raw", "inversion"], 2))
     inv = res.outputs[1]
-    assert inv.image is None and "reference" in inv.error
+    assert inv.image is None and inv.error == "CLIP is not installed here"
     assert res.outputs[0].image is not None
+
+
+def test_style_without_references_inverts_its_description(svc, group_path, make_request):
+    # the tiny catalog's styles ship no reference images: the description is the target
+    res = svc.compare(group_path, make_request("watercolor", "a person", ["raw", "inversion"], 2))
+    inv = res.outputs[1]
+    assert inv.error is None and inv.image is not None
+    assert inv.candidates[0].meta["target"] == "style description"
+    assert any("style's description" in t.reason for t in inv.trace)
 
 
 def test_reference_image_makes_inversion_render(svc, group_path, make_request):
@@ -158,3 +170,66 @@ def test_result_json_carries_prompts_and_metadata(svc, group_path, make_request)
     assert data["outputs"][1]["negative_prompt"]  # the style's negative prompt
     assert set(data["timings"]) >= {"face", "augment", "render", "total"}
     assert svc.recent.get(res.comparison_id).outputs[0].prompt == res.outputs[0].prompt
+
+
+def test_rows_batched_together_match_each_row_alone(svc, group_path, portrait_path, make_request):
+    """Cross-request batching: two people's rows in one pipeline call, each pixel as if alone."""
+    from pipelines.generation import PortraitPipeline
+
+    a = make_request("anime", "a person", ["raw", "template"], 3)
+    b = make_request("anime", "a smiling person", ["template", "learned"], 8)
+    calls = []
+    real = PortraitPipeline.__call__
+
+    def counting(self, *args, **kw):
+        calls.append(len(kw["prompt"]))
+        return real(self, *args, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(PortraitPipeline, "__call__", counting)
+    try:
+        together = svc.compare_many([(group_path, a), (portrait_path, b)])
+    finally:
+        mp.undo()
+    assert calls == [4]  # both rows' prompts in one call
+    alone = [svc.compare(group_path, a), svc.compare(portrait_path, b)]
+    for t, s in zip(together, alone, strict=True):
+        assert t.timings["render.rows"] == 2 and s.timings["render.rows"] == 1
+        for x, y in zip(t.outputs, s.outputs, strict=True):
+            assert x.prompt == y.prompt
+            assert np.abs(pixels(x.image) - pixels(y.image)).max() <= 1
+
+
+def test_one_bad_photo_in_a_batch_fails_only_its_row(svc, group_path, make_request):
+    blank = Image.new("RGB", (256, 256), (200, 180, 160))
+    good = make_request("anime", "a person", ["raw"], 1)
+    ok, bad = svc.compare_many([(group_path, good), (blank, good)])
+    assert ok.outputs[0].image is not None
+    assert isinstance(bad, NoFaceError)
+
+
+def test_identical_prompts_render_once_and_say_so(svc, group_path, make_request, monkeypatch):
+    learned = svc.registry.get("learned")
+    template = svc.registry.get("template")
+    monkeypatch.setattr(learned, "augment", template.augment)  # learned proposes the template
+    seen = []
+    render = svc.engine.renderer.render_many
+
+    def spy(jobs, progress):
+        seen.append([list(j.prompt) for j in jobs])
+        return render(jobs, progress)
+
+    monkeypatch.setattr(svc.engine.renderer, "render_many", spy)
+    res = svc.compare(group_path, make_request("anime", "a person", ["template", "learned"], 2))
+    assert len(seen[0][0]) == 1  # one prompt rendered, not two
+    tpl, lrn = res.outputs
+    assert lrn.same_as == "template" and lrn.image is tpl.image
+    assert lrn.image_hash == tpl.image_hash and lrn.to_json()["same_as"] == "template"
+
+
+def test_every_method_is_scored_on_the_learned_scale(svc, group_path, make_request):
+    res = svc.compare(group_path, make_request("anime", "a person", ["raw", "template"], 4))
+    scorer = svc.scorer.get()
+    for out in res.outputs:
+        expected = float(scorer.score([out.prompt], "anime")[0])
+        assert out.score == pytest.approx(expected, abs=1e-3)

@@ -64,6 +64,7 @@ class AugmentMethod(Protocol):
 
     name: str
     description: str
+    summary: str  # a few plain words for the method picker
     uses_references: bool  # wants style reference images (uploaded and top-rated) as targets
     pools: tuple[str, ...]  # methods whose candidates it reuses: it runs after them
 
@@ -120,6 +121,7 @@ class RawMethod:
     """The user's prompt, untouched: the baseline every method is compared to."""
 
     name = "raw"
+    summary = "your prompt exactly as typed"
     uses_references = False
     pools: tuple[str, ...] = ()
     description = "Your prompt exactly as typed, no style and no negative prompt."
@@ -145,6 +147,7 @@ class TemplateMethod:
     """The style's hand-written template around the user's prompt."""
 
     name = "template"
+    summary = "the style's hand-written template"
     uses_references = False
     pools: tuple[str, ...] = ()
     description = "The style's template applied to your prompt, with its negative prompt."

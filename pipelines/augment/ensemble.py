@@ -218,6 +218,7 @@ class EnsembleMethod:
     """Augmentation method "ensemble": the best of all methods' candidates, reranked."""
 
     name = "ensemble"
+    summary = "the best prompt of all methods, reranked"
     uses_references = True  # CLIP similarity to the style's references reranks the pool
     description = (
         "Pools every method's prompts (and a merge of their parts), reranks them by the "
@@ -342,15 +343,20 @@ class EnsembleMethod:
         images = load_targets(style, context)
         if self._clip is None:
             missing["clip"] = "no CLIP model was given"
-        elif not images:
-            missing["clip"] = f"no reference image for {style.name}"
+        elif not images and not style.description:
+            missing["clip"] = f"no reference image or description for {style.name}"
         else:
             try:
                 clip = self._clip.get()
             except MethodUnavailable as exc:
                 missing["clip"] = str(exc)
             else:
-                targets = clip.image_features(images)  # (m, d)
+                # without reference images the style's description is the target (text to text)
+                targets = (
+                    clip.image_features(images)
+                    if images
+                    else clip.text_features([style.description])
+                )  # (m, d)
                 feats = clip.text_features(prompts)  # (n, d)
                 signals["clip"] = (targets @ feats.T).mean(dim=0).cpu().numpy()
         return signals, missing

@@ -80,6 +80,13 @@ def load_targets(style: Style, context: AugmentContext) -> list[Image.Image]:
     return images
 
 
+def targets_label(n_images: int) -> str:
+    """What the CLIP target was, in the trace's words."""
+    if n_images:
+        return f"{n_images} reference image(s)"
+    return "the style's description (no reference images yet)"
+
+
 def image_digest(image: Image.Image) -> str:
     """sha256 of an image's RGB pixels and size: the cache key part, never the image itself."""
     from pipelines.face import image_hash
@@ -111,6 +118,7 @@ class InversionMethod:
     """Augmentation method "inversion": prompt text recovered from reference images."""
 
     name = "inversion"
+    summary = "words recovered from the style's example images"
     uses_references = True  # the style's reference images are what it inverts
     pools: tuple[str, ...] = ()
     description = (
@@ -168,6 +176,7 @@ class InversionMethod:
         base_prompt: str,
         style: Style,
         context: AugmentContext,
+        text_target: str | None = None,
     ) -> str:
         """sha256 over everything the recovered text depends on."""
         parts: dict[str, Any] = {
@@ -176,6 +185,8 @@ class InversionMethod:
             "images": [image_digest(im) for im in images],
             "mode": self.mode,
         }
+        if text_target is not None:
+            parts["text_target"] = text_target
         if self.mode == "pez":
             parts |= {"pez": asdict(self.pez), "seed": context.seed}
         else:  # deterministic: the seed does not matter, the bank, prompt and budget do
@@ -235,16 +246,22 @@ class InversionMethod:
     # -- augment
 
     def augment(self, base_prompt: str, style: Style, context: AugmentContext) -> list[Candidate]:
-        """One candidate: ``base_prompt`` + the text recovered in this mode (cached on disk)."""
+        """One candidate: ``base_prompt`` + the text recovered in this mode (cached on disk).
+
+        Without reference images the style's own description is the CLIP target (text to
+        text), and the trace says so.
+        """
         images = self.targets(style, context)
-        if not images:
-            raise MethodUnavailable(
-                f"add a reference image for {style.name}: upload one as the style reference, "
-                f"or put images in {style.reference_dir}"
-            )
+        text_target = None if images else style.description
+        if not images and not text_target:
+            raise MethodUnavailable(f"{style.name} has no reference images and no description")
         clip = self.clip()
         report = context.progress or (lambda f, m: None)
-        key = self.cache_key(clip.model_id, images, base_prompt, style, context)
+        key = self.cache_key(clip.model_id, images, base_prompt, style, context, text_target)
+
+        def target_features() -> torch.Tensor:  # (n, d), L2-normalised
+            return clip.image_features(images) if images else clip.text_features([text_target])
+
         features = None
         record = self._read_cache(key)
         cached = record is not None
@@ -254,7 +271,7 @@ class InversionMethod:
                 cached = record is not None
                 if record is None:
                     t0 = time.perf_counter()
-                    features = clip.image_features(images)  # (n, d)
+                    features = target_features()
                     if self.mode == "pez":
                         record = self._run_pez(clip, features, context.seed, report)
                     else:
@@ -267,17 +284,24 @@ class InversionMethod:
             # the recovered text does not depend on the base prompt; its score does
             prompt = context.budget.truncate(join_prompt(base_prompt, record["recovered"]))
             if features is None:
-                features = clip.image_features(images)
+                features = target_features()
             score = float(_mean_similarity(clip, features, [prompt])[0])
-            trace = self._pez_trace(record, prompt, len(images))
+            trace = self._pez_trace(record, prompt, targets_label(len(images)))
         else:
             prompt, score = record["prompt"], record["similarity"]
-            trace = self._fast_trace(record, len(images))
+            trace = self._fast_trace(record, targets_label(len(images)))
+        if not images:  # say it plainly: no reference image was used
+            label = targets_label(0)
+            trace = (
+                TraceStep(label, "CLIP target", f"the text was recovered from {label}"),
+                *trace,
+            )
         if base_prompt.strip():
             trace = (TraceStep(base_prompt.strip(), "user", "the base prompt as typed"), *trace)
         meta = {k: v for k, v in record.items() if k not in ("contributions", "words", "chosen")}
         meta |= {
             "references": len(images),
+            "target": "images" if images else "style description",
             "cached": cached,
             "modifiers": record.get("modifiers", []),
         }
@@ -350,12 +374,12 @@ class InversionMethod:
         }
 
     @staticmethod
-    def _pez_trace(record: dict[str, Any], prompt: str, n_refs: int) -> tuple[TraceStep, ...]:
+    def _pez_trace(record: dict[str, Any], prompt: str, targets: str) -> tuple[TraceStep, ...]:
         steps = [
             TraceStep(
                 record["recovered"],
                 "pez",
-                f"CLIP similarity {record['similarity']:.3f} to {n_refs} reference image(s) after "
+                f"CLIP similarity {record['similarity']:.3f} to {targets} after "
                 f"{record['steps']} PEZ steps (random start {record['initial_similarity']:.3f})",
             )
         ]
@@ -365,12 +389,12 @@ class InversionMethod:
         return tuple(steps)
 
     @staticmethod
-    def _fast_trace(record: dict[str, Any], n_refs: int) -> tuple[TraceStep, ...]:
+    def _fast_trace(record: dict[str, Any], targets: str) -> tuple[TraceStep, ...]:
         return tuple(
             TraceStep(
                 c["text"],
                 "global bank" if c["source"] == "global" else "style bank",
-                f"raises CLIP similarity to {n_refs} reference image(s) by {c['gain']:+.3f} "
+                f"raises CLIP similarity to {targets} by {c['gain']:+.3f} "
                 f"(to {c['similarity']:.3f})",
             )
             for c in record["chosen"]

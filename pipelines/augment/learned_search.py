@@ -55,6 +55,7 @@ class LearnedMethod:
     """Adds the bank modifiers that the learned scorer predicts raise the prompt's score."""
 
     name = "learned"
+    summary = "additions a model learned from ratings"
     uses_references = False
     pools: tuple[str, ...] = ()
     description = "Style and global modifiers chosen by a model trained on prompt ratings."

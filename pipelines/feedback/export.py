@@ -30,6 +30,9 @@ TRAINING_COLUMNS = (
     "rater",
     "blind",
     "is_best",
+    "comment",
+    "negative_prompt",
+    "comparison_id",
     "created_at",
 )
 
@@ -48,6 +51,9 @@ def training_row(r: RatingRecord) -> dict[str, Any]:
         "rater": r.rater,
         "blind": r.blind,
         "is_best": r.is_best,
+        "comment": r.comment,
+        "negative_prompt": r.negative_prompt,
+        "comparison_id": r.comparison_id,
         "created_at": r.created_at,
     }
 
@@ -110,6 +116,8 @@ def export_to_temp(store: FeedbackStore, fmt: str) -> Path:
     """Every rating exported as ``fmt`` (csv or jsonl) to a new temporary file, for download."""
     if fmt not in EXPORTERS:
         raise FeedbackError(f"format={fmt!r} is not allowed: use one of {', '.join(EXPORTERS)}")
+    if store.count() == 0:
+        raise FeedbackError("There are no ratings to export yet: rate some comparisons first.")
     out = Path(tempfile.mkdtemp(prefix="become-export-")) / f"ratings.{fmt}"
     EXPORTERS[fmt](store, out)
     return out

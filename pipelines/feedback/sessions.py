@@ -70,6 +70,12 @@ class SessionBoard:
         self.set(config)
         return config
 
+    def end(self) -> SessionConfig:
+        """End the live session: pages open untagged, with the default methods, not blind."""
+        config = SessionConfig()
+        self.set(config)
+        return config
+
     def set(self, config: SessionConfig) -> None:
         """Make ``config`` live and write it to disk atomically."""
         with self._lock:

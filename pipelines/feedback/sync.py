@@ -37,6 +37,7 @@ SYNC_FOLDER = "feedback_sync"  # under settings.data_dir, next to (not containin
 PATH_IN_REPO = "ratings"
 EVERY_MINUTES = 5.0
 MODEL_FOLDER = "learned"  # the retrained model, under the sync folder and PATH_IN_REPO
+REFERENCE_FOLDER = "references"  # staff-uploaded style references (pipelines.references)
 _LOCAL_ONLY = ("image_path",)  # a path on this machine means nothing in the dataset
 
 
@@ -148,6 +149,8 @@ def start_sync(
 
         scheduler_factory = CommitScheduler
     folder = settings.data_dir / SYNC_FOLDER
+    if not any((folder / REFERENCE_FOLDER).glob("*/*.png")):
+        restore_references_from_hub(repo, token, folder / REFERENCE_FOLDER, downloader=downloader)
     try:
         scheduler = scheduler_factory(
             repo_id=repo,
@@ -157,7 +160,7 @@ def start_sync(
             every=every,
             token=token,
             private=True,  # ratings name their raters; only applies when the repo is created
-            allow_patterns=["*.jsonl", f"{MODEL_FOLDER}/*.npz"],
+            allow_patterns=["*.jsonl", f"{MODEL_FOLDER}/*.npz", f"{REFERENCE_FOLDER}/*/*.png"],
         )
     except Exception as exc:  # no network, bad token: keep the app up, ratings stay local
         log.warning("feedback sync to %s not started, ratings stay local: %s", repo, exc)
@@ -223,6 +226,30 @@ def restore_model_from_hub(
         return None
     path = Path(folder) / name
     return path if path.is_file() else None
+
+
+def restore_references_from_hub(
+    repo: str, token: str, dest: Path, *, downloader: Callable[..., str] | None = None
+) -> int:
+    """Copy the style references an earlier run synced into ``dest``; returns how many."""
+    if downloader is None:
+        from huggingface_hub import snapshot_download
+
+        downloader = snapshot_download
+    pattern = f"{PATH_IN_REPO}/{REFERENCE_FOLDER}/*/*.png"
+    try:
+        folder = downloader(
+            repo_id=repo, repo_type="dataset", allow_patterns=[pattern], token=token
+        )
+    except Exception as exc:  # no repo yet, no network: the styles' own references only
+        log.warning("no style references restored from %s: %s", repo, exc)
+        return 0
+    found = sorted(Path(folder).glob(pattern))
+    for path in found:
+        target = dest / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return len(found)
 
 
 def _check_repo_id(repo: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,7 +35,9 @@ class RenderOutput:
 
 
 class Renderer(Protocol):
-    """Renders N prompts with one face and one seed; outputs differ only by prompt."""
+    """Renders jobs; within a job all prompts share the face and seed, so outputs differ only by
+    prompt. Several jobs (rows of several people) may be rendered together in one batch: each
+    output keeps its own face and seeded generator, so its pixels do not depend on the batch."""
 
     @property
     def model_ids(self) -> dict[str, str]:
@@ -42,3 +45,17 @@ class Renderer(Protocol):
 
     def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         """Every prompt of ``job`` rendered, reporting progress per denoising step."""
+
+    def render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
+        """Every job rendered, batched where their settings allow; one output per job."""
+
+
+def render_key(request: CompareRequest) -> tuple[int, float, float | None, int, int]:
+    """Jobs with the same key can share one batched call (the scale is set per call)."""
+    return (
+        request.num_inference_steps,
+        request.guidance_scale,
+        request.ip_adapter_scale,
+        request.height,
+        request.width,
+    )

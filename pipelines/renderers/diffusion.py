@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from pipelines.lazy import Lazy
+from pipelines.request import sub_progress
 from pipelines.runtime import gpu_decorator
 
 if TYPE_CHECKING:
@@ -48,7 +51,7 @@ class DiffusionRenderer:
         self._pipeline: Lazy[PortraitPipeline] = Lazy(load, "diffusion pipeline")
         self._planned_ids = dict(planned_ids or {})  # what will load, until it has
         # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls.
-        self.render = gpu_decorator()(self._render)  # type: ignore[method-assign]
+        self.render_many = gpu_decorator()(self._render_many)  # type: ignore[method-assign]
 
     @classmethod
     def from_weights(cls, weights: DiffusionWeights, runtime: RuntimeOptions) -> DiffusionRenderer:
@@ -82,21 +85,39 @@ class DiffusionRenderer:
         """The pipeline's model ids once loaded, else where they will load from."""
         return dict(self.pipeline.model_ids) if self._pipeline.loaded else dict(self._planned_ids)
 
-    def _render(self, job: RenderJob, progress: Progress) -> RenderOutput:
-        from pipelines.renderers.base import RenderOutput
+    def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
+        """Every prompt of ``job`` in one call."""
+        return self.render_many([job], progress)[0]
 
-        request = job.request
-        out = self.pipeline(
-            prompt=list(job.prompt),
-            negative_prompt=list(job.negative_prompt),
-            face_embedding=job.face.embedding,
-            ip_adapter_scale=request.ip_adapter_scale,
-            num_inference_steps=request.num_inference_steps,
-            guidance_scale=request.guidance_scale,
-            height=request.height,
-            width=request.width,
-            seed=request.seed,
-            batch_size=self.runtime.batch_size or None,
-            callback=progress,
-        )
-        return RenderOutput(images=tuple(out.images), timings=dict(out.timings))
+    def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
+        """Jobs with the same settings share one pipeline call: their prompts are concatenated,
+        each with its own row's face embedding and seed."""
+        from pipelines.renderers.base import RenderOutput, render_key
+
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(render_key(job.request), []).append(i)
+        outputs: list[RenderOutput | None] = [None] * len(jobs)
+        for g, members in enumerate(groups.values()):
+            part = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
+            request = jobs[members[0]].request
+            faces = [jobs[i].face.embedding for i in members for _ in jobs[i].prompt]
+            out = self.pipeline(
+                prompt=[p for i in members for p in jobs[i].prompt],
+                negative_prompt=[n for i in members for n in jobs[i].negative_prompt],
+                face_embedding=np.stack(faces),  # (N, 512): each output its own row's face
+                ip_adapter_scale=request.ip_adapter_scale,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                height=request.height,
+                width=request.width,
+                seed=[jobs[i].request.seed for i in members for _ in jobs[i].prompt],
+                batch_size=self.runtime.batch_size or None,
+                callback=part,
+            )
+            images = iter(out.images)
+            for i in members:
+                outputs[i] = RenderOutput(
+                    images=tuple(next(images) for _ in jobs[i].prompt), timings=dict(out.timings)
+                )
+        return [o for o in outputs if o is not None]

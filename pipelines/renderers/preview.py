@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from pipelines.request import sub_progress
 
 if TYPE_CHECKING:
     from pipelines.renderers.base import RenderJob, RenderOutput
@@ -34,6 +37,13 @@ class PreviewRenderer:
     def model_ids(self) -> dict[str, str]:
         """No weights: the engine itself."""
         return {"engine": "preview (OpenCV/Pillow, no weights)"}
+
+    def render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
+        """One job after another: previews are per image anyway."""
+        return [
+            self.render(job, sub_progress(progress, i / len(jobs), (i + 1) / len(jobs)))
+            for i, job in enumerate(jobs)
+        ]
 
     def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         """One preview per prompt; the style's recipe only where the prompt asks for the style."""

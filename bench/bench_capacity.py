@@ -1,0 +1,122 @@
+"""Live-session capacity: rows per minute for 1, 4 and 8 people asking at once, their rows
+rendered together in one batched call (what the Compare tab does) vs one after another.
+
+Runs the real ComparisonService (face, 4 methods' prompts, render) on
+  * the tiny engine (tiny random weights, 64 px), and
+  * with --full, a full-size random SD-1.5 + FaceID adapter: 512 px fp16 on CUDA (256 px fp32
+    on CPU, slow).
+Each row is 4 methods; everyone uses the same style (rows with other settings render in their
+own call). Ratios are measured in the same run.
+
+    python bench/bench_capacity.py            # tiny only
+    python bench/bench_capacity.py --full     # + full-size SD-1.5 (a GPU: ~1 minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from pipelines.bootstrap import Services, build_services
+from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
+from pipelines.request import CompareRequest
+from pipelines.service import ComparisonService
+from pipelines.settings import Settings
+
+METHODS = ["raw", "template", "learned", "ensemble"]
+PEOPLE = (1, 4, 8)
+
+
+def photo() -> Path:
+    import insightface
+
+    return Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+
+
+def service(services: Services, load: Any, batch_size: int) -> ComparisonService:
+    renderer = DiffusionRenderer(load, RuntimeOptions(batch_size=batch_size))
+    engine = replace(services.engine, renderer=renderer)
+    return ComparisonService(engine, services.catalog, services.registry, scorer=services.scorer)
+
+
+def bench(services: Services, load: Any, label: str, size: int, steps: int, bs: int) -> None:
+    svc = service(services, load, bs)
+    selfie = photo()
+
+    def rows(k: int) -> list[tuple[Path, CompareRequest]]:
+        return [
+            (
+                selfie,
+                CompareRequest.from_settings(
+                    services.settings,
+                    style="watercolor",
+                    prompt=f"a portrait of a person, take {i}",
+                    methods=METHODS,
+                    seed=i,
+                    num_inference_steps=steps,
+                    height=size,
+                    width=size,
+                ),
+            )
+            for i in range(k)
+        ]
+
+    svc.compare_many(rows(1))  # warm-up: pipeline, learned gains, face cache
+    print(f"\n## {label} ({size} px, {steps} steps, UNet batch {bs})")
+    print("| people at once | batched: s | rows/min | one at a time: s | rows/min | ratio |")
+    print("|---|---|---|---|---|---|")
+    for k in PEOPLE:
+        asked = rows(k)
+        t0 = time.perf_counter()
+        svc.compare_many(asked)
+        batched = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for row in asked:
+            svc.compare_many([row])
+        alone = time.perf_counter() - t0
+        print(
+            f"| {k} | {batched:.2f} | {60 * k / batched:.1f} | {alone:.2f} | "
+            f"{60 * k / alone:.1f} | {batched / alone:.2f} |"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also full-size random SD-1.5")
+    ap.add_argument("--steps", type=int, default=4)
+    args = ap.parse_args()
+
+    data = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
+    settings = Settings.from_env({"BECOME_ENGINE": "tiny", "BECOME_DATA_DIR": str(data)})
+    services = build_services(settings)
+    tiny = services.engine.renderer
+    assert isinstance(tiny, DiffusionRenderer)
+    bench(services, lambda: tiny.pipeline, "tiny engine, CPU", 64, args.steps, 8)
+
+    if args.full:
+        from pipelines.generation import PortraitPipeline
+        from pipelines.tiny_models import build_random_sd15
+
+        cuda = torch.cuda.is_available()
+        rsd = build_random_sd15(seed=0, dtype=torch.float16 if cuda else torch.float32)
+        pipe = PortraitPipeline.from_components(
+            rsd.pipe,
+            rsd.adapter_state_dict,
+            model_ids={"base": "random SD-1.5", "adapter": "random FaceID"},
+            dtype="float16" if cuda else "float32",
+        )
+        size, steps, bs = (512, 20, 8) if cuda else (256, 2, 1)
+        bench(services, lambda: pipe, "full-size random SD-1.5", size, steps, bs)
+
+
+if __name__ == "__main__":
+    main()
