@@ -12,7 +12,8 @@ from PIL import Image
 
 from demo.errors import user_errors
 from demo.formatting import caption_md, trace_md
-from pipelines.face import ImageSource
+from demo.raw_inputs import raw_image, raw_number
+from pipelines.face import ImageSource, PhotoError, load_image
 from pipelines.request import CompareRequest, Progress
 from pipelines.results import ComparisonResult
 from pipelines.settings import LIMITS, MAX_SEED, Settings
@@ -84,16 +85,18 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
-            selfie = gr.Image(
+            selfie = raw_image(  # the app decodes the file itself, with its own checks
                 label="Selfie",
-                type="pil",
                 sources=["upload", "webcam", "clipboard"],
                 height=300,
                 elem_id="selfie",
             )
             if cb.examples:
                 gr.Examples(
-                    examples=[[p] for p in cb.examples], inputs=[selfie], label="Try a photo"
+                    examples=[[p] for p in cb.examples],
+                    inputs=[selfie],
+                    label="Try a photo",
+                    api_visibility="private",  # no endpoint beyond /compare, /rate, /leaderboard
                 )
             style = gr.Dropdown(
                 choices=list(cb.styles), value=cb.styles[0][1], label="Style", elem_id="style"
@@ -109,7 +112,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 elem_id="methods",
             )
             with gr.Row():
-                seed = gr.Number(value=42, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                seed = raw_number(value=42, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
                 randomize = gr.Button("🎲 New seed", size="sm")
             blind = gr.Checkbox(
                 value=False,
@@ -137,9 +140,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                     value=s.size,
                     label="Size (px)",
                 )
-                reference = gr.Image(
-                    label="Style reference for inversion (optional)", type="pil", height=160
-                )
+                reference = raw_image(label="Style reference for inversion (optional)", height=160)
                 gr.Markdown(
                     "Inversion and ensemble also use the style's reference images and its "
                     "top-rated outputs that raters agreed to keep. Neither the selfie nor this "
@@ -177,18 +178,18 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     randomize.click(lambda: random.randint(0, MAX_SEED), outputs=seed, api_name=False)
 
     def run(
-        selfie: Image.Image | None,
+        selfie: str | bytes | None,
         style: str,
         prompt: str,
         methods: list[str],
-        seed: float | None,
+        seed: Any,  # as sent: the request accepts whole numbers and refuses the rest
         blind: bool,
         num_inference_steps: int,
         guidance_scale: float,
         use_style_strength: bool,
         ip_adapter_scale: float,
         size: int,
-        reference: Image.Image | None,
+        reference: str | bytes | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's injection idiom
     ) -> list[Any]:
         if selfie is None:
@@ -201,13 +202,13 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 style=style,
                 prompt=prompt,
                 methods=[m for m in cb.methods if m in methods],  # UI order, not click order
-                seed=None if seed is None else int(seed),
+                seed=None if seed in (None, "") else seed,
                 num_inference_steps=num_inference_steps,
                 guidance_scale=guidance_scale,
                 ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
                 height=size,
                 width=size,
-                reference_images=(reference,) if reference is not None else (),
+                reference_images=style_reference(reference),
             )
             res = cb.compare(selfie, request, lambda f, msg: progress(f, desc=msg))
         return render_result(res, blind, n)
@@ -241,6 +242,16 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     )
 
 
+def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
+    """The uploaded style reference, decoded like the selfie; its errors say which photo failed."""
+    if source is None:
+        return ()
+    try:
+        return (load_image(source),)
+    except PhotoError as exc:
+        raise type(exc)(f"Style reference: {exc}") from None
+
+
 def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]:
     """Values for [status, face, face_info, result] + 5 per slot."""
     order = list(res.outputs)
@@ -259,7 +270,10 @@ def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]
         status += " · **blind mode**: methods are revealed after you submit ratings"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    values: list[Any] = [status, res.face_crop, res.face_notice, row]
+    # a stand-in's crop is the centre of the photo: do not label it as detected
+    face_label = "Centre crop" if res.face_stand_in else "Detected face"
+    face = gr.update(value=res.face_crop, label=face_label)
+    values: list[Any] = [status, face, res.face_notice, row]
     for slot in range(n_slots):
         if slot >= len(order):
             values += [gr.update(visible=False), None, "", "", ""]
