@@ -51,6 +51,7 @@ def test_a_file_named_as_a_photo_names_what_it_is(tmp_path):
         load_image(path)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # pytest resets filters
 def test_size_is_refused_from_the_header_before_any_decoding(monkeypatch):
     from PIL import ImageFile
 
