@@ -4,12 +4,14 @@ import logging
 import threading
 
 from demo import CSS, THEME, build_demo
+from demo.temp_cache import claim_temp_dir
 from pipelines.bootstrap import build_services
 from pipelines.settings import Settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 settings = Settings.from_env()
+claim_temp_dir(settings.data_dir)  # before build_demo; uploads never outlive the app
 services = build_services(settings)  # cheap: models load on first use or in warm-up
 demo = build_demo(services)
 

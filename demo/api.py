@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from demo.errors import user_errors
+from demo.raw_inputs import raw_image, raw_number
 from pipelines.face import ImageSource
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.ratings import SubmitRatings
@@ -22,20 +23,20 @@ Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 def create_compare_api(compare: Compare, methods: Sequence[str], settings: Settings) -> None:
     """``/compare``: (selfie, style id, base prompt, methods, seed) -> (images, JSON)."""
     with gr.Column(visible=False):
-        selfie = gr.Image(type="filepath", label="selfie")
+        selfie = raw_image(label="selfie")  # the app decodes the upload, with its own checks
         style = gr.Textbox(label="style")
         prompt = gr.Textbox(label="base_prompt")
         # custom values pass through so the service's own message names an unknown method
         chosen = gr.Dropdown(
             choices=list(methods), multiselect=True, allow_custom_value=True, label="methods"
         )
-        seed = gr.Number(precision=0, label="seed")
+        seed = raw_number(precision=0, label="seed")  # "42" is fine, "abc" gets a message
         gallery = gr.Gallery(label="images")
         meta = gr.JSON(label="comparison")
         trigger = gr.Button("compare")
 
     def api_compare(
-        selfie: str | None, style: str, prompt: str, methods: list[str], seed: Any
+        selfie: str | bytes | None, style: str, prompt: str, methods: list[str], seed: Any
     ) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
         if not selfie:
             raise gr.Error("selfie is required: pass handle_file('photo.jpg')")
@@ -72,15 +73,10 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
     ) -> dict[str, Any]:
         """Rate the outputs of a /compare result: {method: 1-5}, optional best method."""
         with user_errors("Saving the ratings"):
-            try:
-                votes = {
-                    str(k): (None if v is None else int(v)) for k, v in (ratings or {}).items()
-                }
-            except (TypeError, ValueError) as exc:
-                raise gr.Error(f"ratings must map each method to a number 1-5: {exc}") from None
+            # passed on as sent: the service refuses 3.5, true or "five" (int() would not)
             receipt = submit(
                 comparison_id,
-                votes,
+                ratings,
                 rater=rater,
                 best=best or None,
                 session_tag=session_tag,

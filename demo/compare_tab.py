@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from demo.errors import user_errors
 from demo.formatting import caption_md, plain_md, trace_md
 from demo.queue_progress import RenderCancelled, batch_progress
+from demo.raw_inputs import raw_image, raw_number
 from pipelines.errors import UserError
-from pipelines.face import ImageSource
+from pipelines.face import ImageSource, PhotoError, load_image
 from pipelines.recent import UnknownComparisonError
 from pipelines.request import CompareRequest, Progress
 from pipelines.results import ComparisonResult
@@ -110,16 +112,18 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
-            selfie = gr.Image(
+            selfie = raw_image(  # the app decodes the file itself, with its own checks
                 label="Selfie",
-                type="pil",
                 sources=["upload", "webcam", "clipboard"],
                 height=300,
                 elem_id="selfie",
             )
             if cb.examples:
                 gr.Examples(
-                    examples=[[p] for p in cb.examples], inputs=[selfie], label="Try a photo"
+                    examples=[[p] for p in cb.examples],
+                    inputs=[selfie],
+                    label="Try a photo",
+                    api_visibility="private",  # no endpoint beyond /compare, /rate, /leaderboard
                 )
             style = gr.Dropdown(
                 choices=list(cb.styles), value=cb.styles[0][1], label="Style", elem_id="style"
@@ -135,7 +139,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 elem_id="methods",
             )
             with gr.Row():
-                seed = gr.Number(value=42, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                seed = raw_number(value=42, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
                 randomize = gr.Button("🎲 New seed", size="sm")
             blind = gr.Checkbox(
                 value=False,
@@ -163,9 +167,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                     value=s.size,
                     label="Size (px)",
                 )
-                reference = gr.Image(
-                    label="Style reference for inversion (optional)", type="pil", height=160
-                )
+                reference = raw_image(label="Style reference for inversion (optional)", height=160)
                 gr.Markdown(
                     "Inversion and ensemble also use the style's reference images and its "
                     "top-rated outputs that raters agreed to keep. Neither the selfie nor this "
@@ -212,26 +214,26 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
         style: str,
         prompt: str,
         methods: list[str],
-        seed: float | None,
+        seed: Any,  # as sent: the request accepts whole numbers and refuses the rest
         num_inference_steps: int,
         guidance_scale: float,
         use_style_strength: bool,
         ip_adapter_scale: float,
         size: int,
-        reference: Any,
+        reference: str | bytes | None,
     ) -> CompareRequest:
         return CompareRequest.from_settings(
             cb.settings,
             style=style,
             prompt=prompt,
             methods=[m for m in cb.methods if m in (methods or [])],  # UI order, not click order
-            seed=None if seed is None else int(seed),
+            seed=None if seed in (None, "") else seed,
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
             height=size,
             width=size,
-            reference_images=(reference,) if reference is not None else (),
+            reference_images=style_reference(reference),
         )
 
     def check(selfie: Any, *fields: Any) -> float:
@@ -325,6 +327,16 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     )
 
 
+def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
+    """The uploaded style reference, decoded like the selfie; its errors say which photo failed."""
+    if source is None:
+        return ()
+    try:
+        return (load_image(source),)
+    except PhotoError as exc:
+        raise type(exc)(f"Style reference: {exc}") from None
+
+
 def method_choices(methods: Sequence[str], summaries: Mapping[str, str]) -> list[tuple[str, str]]:
     """Checkbox labels that say in plain words what each method does."""
     return [(f"{m} — {summaries[m]}" if summaries.get(m) else m, m) for m in methods]
@@ -387,7 +399,10 @@ def row_values(
         status += " · **blind mode**: methods are revealed after you submit ratings"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    values: list[Any] = [status, res.face_crop, res.face_notice, row.key()]
+    # a stand-in's crop is the centre of the photo: do not label it as detected
+    face_label = "Centre crop" if res.face_stand_in else "Detected face"
+    face = gr.update(value=res.face_crop, label=face_label)
+    values: list[Any] = [status, face, res.face_notice, row.key()]
     for slot in range(n_slots):
         if slot >= len(shown):
             values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,8 @@ def user_errors(action: str, passthrough: tuple[type[BaseException], ...] = ()) 
     except (gr.Error, *passthrough):
         raise
     except UserError as exc:
-        raise gr.Error(str(exc)) from None
+        # the page shows error toasts as HTML, and messages quote what the user typed
+        raise gr.Error(html.escape(str(exc), quote=False)) from None
     except Exception:
         error_id = uuid.uuid4().hex[:8]
         log.exception("%s failed [error id %s]", action, error_id)

@@ -3,6 +3,7 @@ method, and why a method cannot run here (the technical reasons participants nev
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from pipelines.feedback.sessions import SessionConfig
 class StaffCallbacks:
     """What the Staff tab needs from the app."""
 
-    check_password: Callable[[str], bool]  # always True when no staff password is set
+    # (password, client key) -> ok; always True when no staff password is set; raises a
+    # UserError while that client is locked out after repeated wrong passwords
+    check_password: Callable[[str, str], bool]
     password_required: bool
     session: Callable[[], SessionConfig]
     start_session: Callable[[str, list[str], list[str], bool], SessionConfig]
     end_session: Callable[[], SessionConfig]
-    export: Callable[[str], Path]  # format "csv" | "jsonl" -> file
+    export: Callable[[str], Path]  # format "csv" | "jsonl" -> a new file, deleted once served
     retrain: Callable[[list[Path]], RetrainReport]  # extra training files -> report
     model_summary: Callable[[], str]
     availability: Callable[[], dict[str, str | None]]  # method -> None or the technical reason
@@ -69,6 +72,31 @@ def retrain_md(report: RetrainReport) -> str:
     return "  \n".join(lines)
 
 
+def client_key(request: gr.Request | None) -> str:
+    """Who is trying the password: the browser's address and its page session."""
+    if request is None:
+        return ""
+    host = request.client.host if request.client else ""
+    return f"{host}|{request.session_hash or ''}"
+
+
+def serve_once(component: gr.File, path: Path) -> str:
+    """Copy ``path`` into ``component``'s Gradio cache and delete it (and its folder if empty).
+
+    The copy is the only one left: it is served to the browser and removed with the cache
+    (after 10 minutes, and when the app stops), so exports with rater names do not linger.
+    """
+    try:
+        cached = component.move_resource_to_block_cache(path)
+    finally:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+            path.parent.rmdir()
+    if cached is None:
+        raise gr.Error("The export could not be prepared for download.")
+    return cached
+
+
 def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
     """Every Staff tool; the session form and panels reload whenever the tab is opened."""
     names = {sid: name for name, sid in cb.styles}
@@ -81,8 +109,10 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             "the ratings (rater names, comments) and retrain the learned method."
         )
 
-    def guard(pw: str) -> None:
-        if not cb.check_password(pw or ""):
+    def guard(pw: str, request: gr.Request | None) -> None:
+        with user_errors("Checking the staff password"):
+            ok = cb.check_password(pw or "", client_key(request))
+        if not ok:
             raise gr.Error("Wrong staff password.")
 
     with gr.Accordion("Facilitate a feedback session", open=True):
@@ -110,15 +140,17 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
 
     form = [summary, tag, blind, styles, methods]
 
-    def on_start(pw: str, t: str, b: bool, st: list[str], ms: list[str]) -> list[Any]:
-        guard(pw)
+    def on_start(
+        pw: str, t: str, b: bool, st: list[str], ms: list[str], request: gr.Request
+    ) -> list[Any]:
+        guard(pw, request)
         with user_errors("Starting the session"):
             config = cb.start_session(t, st, ms, b)
         tag_md = plain_md(config.session_tag) if config.session_tag else "(untagged)"
         return [f"Session **{tag_md}** is live: new pages open with it.", *live()]
 
-    def on_end(pw: str) -> list[Any]:
-        guard(pw)
+    def on_end(pw: str, request: gr.Request) -> list[Any]:
+        guard(pw, request)
         cb.end_session()
         return ["Session ended: new pages open untagged.", *live()]
 
@@ -160,16 +192,16 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             return "No uploaded references yet."
         return "Uploaded: " + ", ".join(f"{names.get(s, s)} {n}" for s, n in counts.items())
 
-    def on_add_refs(pw: str, style: str, files: list[str] | None) -> str:
-        guard(pw)
+    def on_add_refs(pw: str, style: str, files: list[str] | None, request: gr.Request) -> str:
+        guard(pw, request)
         if not files:
             raise gr.Error("Choose one or more image files first.")
         with user_errors("Adding the references"):
             added = cb.add_references(style, list(files))
         return f"Added {added} new image(s) to {names.get(style, style)}. " + refs_report()
 
-    def on_clear_refs(pw: str, style: str) -> str:
-        guard(pw)
+    def on_clear_refs(pw: str, style: str, request: gr.Request) -> str:
+        guard(pw, request)
         removed = cb.clear_references(style)
         return f"Removed {removed} image(s) from {names.get(style, style)}. " + refs_report()
 
@@ -182,10 +214,10 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             export = gr.Button("Export", elem_id="export")
         export_file = gr.File(label="Ratings file (prompt, score, style, comment, ...)")
 
-    def on_export(pw: str, f: str) -> str:
-        guard(pw)
+    def on_export(pw: str, f: str, request: gr.Request) -> str:
+        guard(pw, request)
         with user_errors("The export"):
-            return str(cb.export(f))
+            return serve_once(export_file, cb.export(f))
 
     export.click(on_export, [password, fmt], export_file, api_name=False)
 
@@ -199,8 +231,8 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
         retrain_report = gr.Markdown(elem_id="retrain-report")
         model_md = gr.Markdown(elem_id="learned-model")
 
-    def on_retrain(pw: str, files: list[str] | None) -> tuple[str, str]:
-        guard(pw)
+    def on_retrain(pw: str, files: list[str] | None, request: gr.Request) -> tuple[str, str]:
+        guard(pw, request)
         with user_errors("Retraining"):
             report = cb.retrain([Path(f) for f in files or []])
         return retrain_md(report), "Current learned model: " + cb.model_summary()

@@ -1,43 +1,68 @@
-"""Face analysis: decode a selfie, find the largest face, embed it (insightface), cache in memory.
+"""Face analysis: find the largest face in a decoded selfie, embed it (insightface), cache it.
 
-``FaceAnalyzer`` wraps ``insightface.app.FaceAnalysis`` with detection + recognition only,
-applies the app's policy (largest face, minimum size), turns every failure into a typed
-``FaceError`` with a message a user can act on, and keeps an in-memory LRU of results keyed by
-a hash of the decoded pixels. Nothing about a face is ever written to disk.
+Decoding lives in :mod:`pipelines.photo` (re-exported here). ``FaceAnalyzer`` wraps
+``insightface.app.FaceAnalysis`` with detection + recognition only, applies the app's policy
+(largest face, minimum size), turns every failure into a typed ``FaceError`` with a message a
+user can act on, says when its detector is a stand-in that detects nothing, and keeps an
+in-memory LRU of results keyed by a hash of the decoded pixels. Nothing about a face is ever
+written to disk.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from pipelines.errors import InputError
+from pipelines.photo import (  # re-exported: callers load and analyse photos from here
+    ImageSource,
+    ImageTooLargeError,
+    ImageTooThinError,
+    PhotoError,
+    UnreadableImageError,
+    UnsupportedImageError,
+    image_hash,
+    load_image,
+)
+
+__all__ = [
+    "CROP_SIZE",
+    "STAND_IN_PRODUCER",
+    "FaceAnalyzer",
+    "FaceError",
+    "FaceModelsMissingError",
+    "FaceResult",
+    "FaceTooSmallError",
+    "ImageSource",
+    "ImageTooLargeError",
+    "ImageTooThinError",
+    "NoFaceError",
+    "PhotoError",
+    "UnreadableImageError",
+    "UnsupportedImageError",
+    "face_pack_dir",
+    "image_hash",
+    "largest_face_index",
+    "load_image",
+]
 
 log = logging.getLogger(__name__)
 
-ImageSource = str | Path | bytes | Image.Image | np.ndarray
-
 CROP_SIZE = 224  # aligned face crop for display; norm_crop needs a multiple of 112
 FACE_MODULES = ["detection", "recognition"]
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+# producer name of the generated stand-in detector (pipelines/tiny_face.py): it does not detect
+STAND_IN_PRODUCER = "become-lab.tiny_face"
 
 
 class FaceError(InputError):
     """The photo cannot give a usable face; the message says what to do."""
-
-
-class UnreadableImageError(FaceError):
-    """The upload is not a decodable image."""
 
 
 class NoFaceError(FaceError):
@@ -50,126 +75,6 @@ class FaceTooSmallError(FaceError):
 
 class FaceModelsMissingError(FaceError):
     """The insightface model pack is not available locally."""
-
-
-# ----------------------------------------------------------------------------- decoding
-
-
-def load_image(source: ImageSource, max_side: int = 2048) -> Image.Image:
-    """Decode ``source`` to an upright RGB image whose longest side is at most ``max_side``.
-
-    EXIF orientation is applied, transparency is composited on white and L/CMYK/16-bit inputs
-    become RGB. The caller's image or array is never modified.
-    """
-    if int(max_side) < 1:
-        raise ValueError(f"max_side={max_side} is not allowed: use a positive number of pixels")
-    label = _label(source)
-    if isinstance(source, np.ndarray):
-        img = _from_array(source)
-    elif isinstance(source, Image.Image):
-        img = source
-    else:
-        img = _open(source, label)
-        if img.format == "JPEG":  # decode a huge JPEG at a reduced scale, >= max_side
-            img.draft("RGB", (max_side, max_side))
-    try:
-        img.load()
-        if img.width < 1 or img.height < 1:
-            raise UnreadableImageError(f"The photo {label} is empty (0 pixels): upload a photo")
-        img = ImageOps.exif_transpose(img)  # always a new image: the caller's stays untouched
-        img = _to_rgb(img)
-    except FaceError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise UnreadableImageError(
-            f"The photo {label} could not be read ({exc}): upload a JPEG, PNG or WebP photo"
-        ) from exc
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return img
-
-
-def _label(source: object) -> str:
-    if isinstance(source, str | Path):
-        return repr(Path(source).name)
-    if isinstance(source, bytes):
-        return f"upload ({len(source)} bytes)"
-    if isinstance(source, np.ndarray):
-        return f"array {source.shape} {source.dtype}"
-    return "image"
-
-
-def _open(source: str | Path | bytes, label: str) -> Image.Image:
-    if isinstance(source, bytes):
-        if not source:
-            raise UnreadableImageError("The upload is empty (0 bytes): upload a photo")
-        stream: Any = io.BytesIO(source)
-    elif isinstance(source, str | Path):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise UnreadableImageError(f"The photo {label} was not found at {path}")
-        stream = path
-    else:
-        raise UnreadableImageError(
-            f"Cannot read a photo from {type(source).__name__}: "
-            "use a file path, bytes, a PIL image or a numpy array"
-        )
-    try:
-        return Image.open(stream)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImageError(
-            f"The photo {label} is not an image Pillow can read ({exc}): "
-            "upload a JPEG, PNG or WebP photo"
-        ) from exc
-
-
-def _from_array(arr: np.ndarray) -> Image.Image:
-    """HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA) array; uint8, uint16 or float in [0, 1]."""
-    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))
-    if not shape_ok or arr.size == 0:
-        raise UnreadableImageError(
-            f"The image array has shape {arr.shape}: use (H, W), (H, W, 3) RGB or (H, W, 4) RGBA"
-        )
-    if arr.dtype == np.uint8:
-        data = arr
-    elif arr.dtype == np.uint16:
-        data = (arr.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif np.issubdtype(arr.dtype, np.floating):
-        data = (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    else:
-        raise UnreadableImageError(
-            f"The image array has dtype {arr.dtype}: use uint8, uint16 or float in [0, 1]"
-        )
-    if data.ndim == 3 and data.shape[2] == 1:
-        data = data[:, :, 0]
-    return Image.fromarray(np.ascontiguousarray(data))
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode == "RGB":
-        return img
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in _ALPHA_MODES:
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    if img.mode.startswith("I") or img.mode == "F":
-        # Pillow's own I;16 -> RGB conversion clips at 255 instead of scaling the 16-bit range
-        arr = np.asarray(img, dtype=np.float32)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if img.mode == "F" and arr.max() <= 1.0:
-            peak = 1.0
-        grey = np.clip(arr / peak * 255.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
-
-
-def image_hash(img: Image.Image) -> str:
-    """sha256 of the decoded RGB pixels and size: equal for the same photo in any container."""
-    digest = hashlib.sha256(f"{img.mode}:{img.width}x{img.height}:".encode())
-    digest.update(img.tobytes())
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- results
@@ -187,6 +92,7 @@ class FaceResult:
     num_faces: int  # faces detected; the largest is this one
     image_size: tuple[int, int]  # (width, height) of the loaded image
     image_hash: str
+    stand_in: bool = False  # True: a stand-in detector placed the box; nothing was detected
 
     @property
     def face_size(self) -> tuple[float, float]:
@@ -221,6 +127,15 @@ def largest_face_index(bboxes: np.ndarray) -> int:
     """Index of the largest box by area; ``bboxes`` is (N, 4+) x1, y1, x2, y2."""
     areas = (bboxes[:, 2] - bboxes[:, 0]) * (bboxes[:, 3] - bboxes[:, 1])  # (N,)
     return int(np.argmax(areas))
+
+
+def is_stand_in(app: object) -> bool:
+    """Whether ``app``'s detector is the generated stand-in: it places boxes, it detects nothing."""
+    session = getattr(getattr(app, "det_model", None), "session", None)
+    try:
+        return session.get_modelmeta().producer_name == STAND_IN_PRODUCER  # type: ignore[union-attr]
+    except AttributeError:
+        return False
 
 
 class FaceAnalyzer:
@@ -287,6 +202,7 @@ class FaceAnalyzer:
         self.app = app
         self.pack_dir = Path(app.model_dir)
         self.providers = providers
+        self.stand_in = is_stand_in(app)
 
         self._cache: OrderedDict[str, FaceResult] = OrderedDict()
         self._lock = threading.Lock()
@@ -324,6 +240,11 @@ class FaceAnalyzer:
             np.asarray(img)[:, :, ::-1]
         )  # (H, W, 3) uint8, insightface's order
         faces = self.app.get(bgr)
+        if not faces and self.stand_in:
+            raise NoFaceError(
+                "No face found: the centre of the photo is blank (face detection is a stand-in "
+                "here, no face models installed); use a photo with the face in the centre"
+            )
         if not faces:
             raise NoFaceError(
                 "No face found in the photo: use a well-lit, front-facing selfie "
@@ -358,6 +279,7 @@ class FaceAnalyzer:
             num_faces=len(faces),
             image_size=(width, height),
             image_hash=key,
+            stand_in=self.stand_in,
         )
 
     def cache_info(self) -> CacheInfo:

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from pipelines.request import CompareRequest
 
 
+STAND_IN_NOTICE = (
+    "Face detection is a stand-in here (no face models installed): "
+    "the centre of the photo was used."
+)
+
+
 @dataclass(frozen=True)
 class MethodOutput:
     """One column of the side-by-side row: a method's prompt and, once rendered, its image."""
@@ -67,13 +73,22 @@ class ComparisonResult:
     engine_reason: str
     model_ids: dict[str, str]
     timings: dict[str, float]
+    face_stand_in: bool = False  # the face models are stand-ins: the box was placed, not detected
+
+    @property
+    def face_detector(self) -> str:
+        """What placed the face box: "insightface" (a real detection) or "stand-in"."""
+        return "stand-in" if self.face_stand_in else "insightface"
 
     @property
     def face_notice(self) -> str:
-        """One line about the faces found, for the UI."""
+        """One line about what the face detector returned, for the UI; no claim it did not make."""
+        if self.face_stand_in:
+            return STAND_IN_NOTICE
+        score = f"detection score {self.det_score:.2f}"
         if self.num_faces > 1:
-            return f"{self.num_faces} faces found; using the largest."
-        return "1 face found."
+            return f"{self.num_faces} faces found; using the largest ({score})."
+        return f"1 face found ({score})."
 
     def output(self, method: str) -> MethodOutput:
         """The output of ``method`` (KeyError when the row has none)."""
@@ -102,8 +117,10 @@ class ComparisonResult:
             "engine_reason": self.engine_reason,
             "model_ids": self.model_ids,
             "params": self.request.generation_params(),
-            "faces_found": self.num_faces,
-            "face_score": round(self.det_score, 4),
+            "face_detector": self.face_detector,
+            # a stand-in's box count and score describe nothing: report none
+            "faces_found": None if self.face_stand_in else self.num_faces,
+            "face_score": None if self.face_stand_in else round(self.det_score, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "outputs": [o.to_json() for o in self.outputs],
         }

@@ -205,6 +205,7 @@ class ComparisonService:
             engine_reason=self.engine.choice.reason,
             model_ids=dict(self.engine.renderer.model_ids),
             timings=timings,
+            face_stand_in=row.face.stand_in,
         )
         self.recent.add(result)
         return result

@@ -34,6 +34,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pipelines.face import STAND_IN_PRODUCER
+
 # (x1, y1, x2, y2) as fractions of the image content: a face over the centre-upper part
 DEFAULT_BOXES: tuple[tuple[float, float, float, float], ...] = ((0.28, 0.14, 0.72, 0.66),)
 
@@ -133,7 +135,7 @@ class _Graph:
         model = helper.make_model(
             graph,
             opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name="become-lab.tiny_face",
+            producer_name=STAND_IN_PRODUCER,  # how FaceAnalyzer tells a stand-in
             doc_string=doc,
         )
         model.ir_version = 8  # readable by older onnxruntime builds too

@@ -81,7 +81,8 @@ def test_thirty_raters_at_once_lose_no_vote(client, app_url, group_path, tiny_se
     cid = meta["comparison_id"]
 
     def rate(i: int) -> int:
-        own = Client(app_url, verbose=False)
+        # 30 clients fetch the API info at once; httpx's 5 s default is too short on 2 busy cores
+        own = Client(app_url, verbose=False, httpx_kwargs={"timeout": 60})
         out = own.predict(
             cid,
             {"raw": 1 + i % 5, "template": 5 - i % 5},

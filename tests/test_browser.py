@@ -64,7 +64,9 @@ def test_upload_generate_and_see_captioned_images(page, group_path):
         expect(page.locator(f"#out-caption-{i}")).to_contain_text(method)
         expect(page.locator(f"#out-image-{i} img")).to_be_visible()
     expect(page.locator("#out-prompt-0 textarea")).to_have_value("a portrait of a person")
-    expect(page.locator("#face-info")).to_contain_text("1 face found")
+    # the tiny engine's face models are stand-ins: the page must not claim a detection
+    expect(page.locator("#face-info")).to_contain_text("Face detection is a stand-in here")
+    expect(page.locator("#face-info")).not_to_contain_text("face found")
 
 
 def test_rate_then_leaderboard_updates(page):
@@ -103,4 +105,33 @@ def test_generate_without_selfie_shows_a_human_error(browser, app_url):
     pg.goto(app_url)
     pg.locator("#generate").click()
     expect(pg.get_by_text("Upload a selfie")).to_be_visible(timeout=30_000)
+    pg.close()
+
+
+def test_a_file_that_is_not_a_photo_gets_a_plain_message(browser, app_url, tmp_path):
+    fake = tmp_path / "selfie.jpg"
+    fake.write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n")
+    pg = browser.new_page()
+    pg.goto(app_url)
+    pg.locator("#selfie input[type=file]").set_input_files(str(fake))
+    pg.locator("#generate").click()
+    expect(pg.get_by_text("is not an image we can read (it is a PDF document)")).to_be_visible(
+        timeout=60_000
+    )
+    pg.close()
+
+
+def test_user_text_is_shown_as_text_not_markup(browser, app_url, portrait_path):
+    typed = "<img src=x id=injected> **loud** [link](https://evil.example) $$x^2$$"
+    pg = browser.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url)
+    pg.locator("#base-prompt textarea").fill(typed)
+    generate(pg, str(portrait_path))
+    expect(pg.locator("#out-prompt-0 textarea")).to_have_value(typed)
+    pg.get_by_text("Why this prompt").first.click()
+    trace = pg.locator("#out-trace-0")
+    expect(trace).to_contain_text("<img src=x id=injected> **loud** [link](https://evil.example)")
+    assert pg.locator("#injected").count() == 0
+    assert trace.locator("a, strong, img, .katex").count() == 0
     pg.close()

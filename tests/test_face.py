@@ -1,6 +1,7 @@
 """Face analysis on generated tiny packs, run through insightface's own FaceAnalysis classes."""
 
 import io
+import shutil
 import threading
 from pathlib import Path
 
@@ -348,9 +349,9 @@ def test_huge_images_are_downscaled():
 
 
 def test_caller_image_is_not_modified():
-    src = Image.new("RGBA", (3000, 10), (1, 2, 3, 0))
+    src = Image.new("RGBA", (3000, 400), (1, 2, 3, 0))  # 3000x10 is now refused as too thin
     out = load_image(src)
-    assert src.mode == "RGBA" and src.size == (3000, 10) and out is not src
+    assert src.mode == "RGBA" and src.size == (3000, 400) and out is not src
 
 
 def test_hash_depends_on_pixels_and_size():
@@ -358,3 +359,25 @@ def test_hash_depends_on_pixels_and_size():
     assert image_hash(a) == image_hash(a.copy())
     assert image_hash(a) != image_hash(Image.new("RGB", (4, 4), (1, 2, 4)))
     assert image_hash(a) != image_hash(Image.new("RGB", (2, 8), (1, 2, 3)))
+
+
+# ----------------------------------------------------------------------------- stand-in detector
+
+
+def test_the_stand_in_detector_says_so(analyzer, tmp_path):
+    assert analyzer.stand_in
+    assert analyzer.analyze(PORTRAIT).stand_in
+    with pytest.raises(NoFaceError, match="stand-in"):
+        analyzer.analyze(Image.new("RGB", (256, 256), (200, 180, 160)))
+
+
+def test_a_detector_from_elsewhere_is_not_called_a_stand_in(packs, tmp_path):
+    import onnx
+
+    other = tmp_path / "other"
+    shutil.copytree(packs["default"], other)
+    det = onnx.load(other / DET_FILE)
+    det.producer_name = "someone-else"
+    onnx.save(det, other / DET_FILE)
+    real = FaceAnalyzer(other, det_size=DET, providers=["CPUExecutionProvider"])
+    assert not real.stand_in and not real.analyze(PORTRAIT).stand_in

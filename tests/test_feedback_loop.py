@@ -238,3 +238,30 @@ def test_bad_ratings_are_refused_with_a_reason(
         RatingService(tiny_services.store, tiny_services.comparison.recent).submit(
             res.comparison_id, ratings, **kwargs
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(3.5, "3.5"), (True, "True"), ("five", "'five'"), (0, "0"), (6, "6"), ([4], r"\[4\]")],
+)
+def test_ratings_that_are_not_whole_1_to_5_are_refused_not_rounded(
+    tiny_services, group_path, make_request, value, shown
+):
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 2)
+    )
+    with pytest.raises(RatingError, match=rf"rating for 'template' is {shown}: .*1 to 5"):
+        tiny_services.ratings.submit(res.comparison_id, {"raw": 4, "template": value}, rater="x")
+    assert tiny_services.store.records(comparison_id=res.comparison_id) == []  # nothing stored
+
+
+def test_whole_number_ratings_from_the_radios_are_kept(tiny_services, group_path, make_request):
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 3)
+    )
+    tiny_services.ratings.submit(
+        res.comparison_id, {"raw": "4", "template": 5.0}, rater="radio", best="raw"
+    )
+    stored = tiny_services.store.records(comparison_id=res.comparison_id)
+    rows = {r.method: r.rating for r in stored}
+    assert rows == {"raw": 4, "template": 5}

@@ -35,7 +35,7 @@ class SubmitRatings(Protocol):
     def __call__(
         self,
         comparison_id: str,
-        ratings: Mapping[str, int | None],
+        ratings: Mapping[str, int | str | None],
         *,
         rater: str,
         best: str | None = None,
@@ -48,6 +48,33 @@ class SubmitRatings(Protocol):
         ...
 
 
+def rating_value(method: str, value: object) -> int | None:
+    """``value`` as a rating 1..5, ``None`` when unrated; 3.5, true, "five", 0 or 6 are refused."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):  # True is an int to Python
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdecimal():
+        number = int(value.strip())
+    if number is None or not 1 <= number <= 5:
+        raise RatingError(
+            f"The rating for {method!r} is {value!r}: rate each output with a whole number "
+            "from 1 to 5."
+        )
+    return number
+
+
+def _text(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RatingError(f"{name}={value!r} is not allowed: it must be text.")
+    return value
+
+
 class RatingService:
     """Validates a row of ratings against the rendered comparison and stores it."""
 
@@ -58,7 +85,7 @@ class RatingService:
     def submit(
         self,
         comparison_id: str,
-        ratings: Mapping[str, int | None],
+        ratings: Mapping[str, int | str | None],
         *,
         rater: str,
         best: str | None = None,
@@ -67,13 +94,26 @@ class RatingService:
         blind: bool = False,
         consent_images: bool = False,
     ) -> Receipt:
-        """Store one rater's votes for one comparison row; re-submitting replaces them."""
+        """Store one rater's votes for one comparison row; re-submitting replaces them.
+
+        A rating is a whole number 1 to 5 (``4``, ``4.0`` or ``"4"`` from the page's radios);
+        ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
+        """
         result = self.recent.get(comparison_id)
         rendered = {o.method: o for o in result.outputs if o.rendered}
-        rater = " ".join((rater or "").split())
+        rater = _text("rater", rater)
+        session_tag = _text("session_tag", session_tag)
+        comment = _text("comment", comment)
+        best = _text("best", best) or None
+        rater = " ".join(rater.split())
         if not rater:
             raise RatingError("rater is empty: type your name or a nickname before submitting")
-        given = {m: r for m, r in ratings.items() if r is not None}
+        if not isinstance(ratings, Mapping):
+            raise RatingError(
+                f"ratings={ratings!r} is not allowed: map each method to 1-5, e.g. {{'raw': 4}}"
+            )
+        scores = {_text("method", m): rating_value(m, r) for m, r in ratings.items()}
+        given = {m: r for m, r in scores.items() if r is not None}
         if not given:
             raise RatingError("no rating given: rate at least one output from 1 to 5")
         for method in given:
@@ -111,7 +151,7 @@ class RatingService:
                     model_id=json.dumps(result.model_ids, sort_keys=True),
                     image_hash=h,
                     latency_s=round(latency, 4),
-                    rating=int(rating),  # the store validates 1..5
+                    rating=rating,
                     is_best=(method == best),
                     comment=comment.strip(),
                     blind=bool(blind),

@@ -1,0 +1,73 @@
+"""Inputs whose values reach the app as sent: the app, not Gradio, decodes and validates them.
+
+Images: an image input that hands the app the uploaded file as it is, Gradio decodes nothing.
+
+``gr.Image`` opens every upload with Pillow, converts it to its ``image_mode`` and saves
+converted copies in its cache before the app sees it. A zero-byte file, a PDF named .jpg or a
+decompression bomb then fails inside Gradio with a generic error (or costs gigabytes), 16-bit
+and transparent photos are converted badly, and the converted copies escape the cache's
+10-minute deletion. :func:`raw_image` keeps the component (upload, webcam, clipboard, preview)
+and hands over the cached upload's path untouched; ``pipelines.photo.load_image`` decodes it with
+its checks and plain messages.
+
+Numbers: ``gr.Number`` rounds what it receives, so a seed sent as ``"abc"`` (or ``"42"``) over
+the API fails in Gradio with a ``TypeError``; :func:`raw_number` passes it on and
+``CompareRequest`` accepts ``"42"`` and refuses ``"abc"`` with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+BAD_DATA_URL = "The image could not be read: upload a photo (JPEG, PNG or WebP)."
+
+
+def raw_image(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` (upload, webcam, clipboard, preview) whose value reaches the function as
+    the uploaded file's path (or a pasted image's bytes), never decoded by Gradio.
+
+    The instance's ``preprocess`` is replaced rather than subclassed: a subclass is a new
+    component name the page has no frontend for, and Gradio writes a ``.pyi`` beside it.
+    """
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)  # "filepath": what the API says
+    image.preprocess = raw_preprocess  # type: ignore[method-assign]
+    return image
+
+
+def raw_preprocess(payload: ImageData | None) -> str | bytes | None:
+    """The cached upload's path, untouched; a ``data:`` URL's bytes, undecoded."""
+    if payload is None:
+        return None
+    if payload.url and payload.url.startswith("data:"):
+        return data_url_bytes(payload.url)
+    if payload.path is None:
+        raise gr.Error(BAD_DATA_URL)
+    return str(payload.path)
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a base64 ``data:`` URL (a pasted or captured image), without decoding pixels."""
+    header, _, data = url.partition(",")
+    if not header.endswith(";base64"):
+        return unquote_to_bytes(data)
+    try:
+        return base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError):
+        raise gr.Error(BAD_DATA_URL) from None
+
+
+def raw_number(**kwargs: Any) -> gr.Number:
+    """A ``gr.Number`` whose value reaches the function as sent (the request validates it)."""
+    number = gr.Number(**kwargs)
+    number.preprocess = _as_sent  # type: ignore[method-assign]
+    return number
+
+
+def _as_sent(payload: Any) -> Any:
+    return payload

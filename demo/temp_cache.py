@@ -1,0 +1,80 @@
+"""Gradio's temp cache in the app's own folder, emptied when the app starts and when it stops.
+
+Gradio keeps every upload (selfies), every displayed image (face crops, outputs) and every
+download (rating exports) in ``GRADIO_TEMP_DIR``; its ``delete_cache`` removes them after 10
+minutes while the app runs, but nothing removes what is left when the app stops or crashes.
+:func:`claim_temp_dir` points Gradio at ``DATA_DIR/gradio-tmp`` (or the ``GRADIO_TEMP_DIR`` the
+user set), empties it now (what a crash left) and again at exit: on a normal stop, Ctrl+C,
+SIGTERM (how Spaces and Docker stop a container) and SIGHUP.
+
+Call it before the Blocks are built: each component reads ``GRADIO_TEMP_DIR`` when it is made.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+MARKER = ".become-lab-temp"  # in a folder the app owns and may empty
+
+
+def claim_temp_dir(
+    data_dir: Path, environ: MutableMapping[str, str] | None = None, install: bool = True
+) -> Path:
+    """Set ``GRADIO_TEMP_DIR`` (unless set), empty that folder now and, with ``install``, at exit.
+
+    A folder the user named is emptied only if it is new, empty or already marked as the app's:
+    a shared folder such as ``/tmp`` is never wiped.
+    """
+    env = os.environ if environ is None else environ
+    folder = Path(env.get("GRADIO_TEMP_DIR") or Path(data_dir) / "gradio-tmp").expanduser()
+    env["GRADIO_TEMP_DIR"] = str(folder)
+    if not empty_temp_dir(folder):
+        log.warning(
+            "GRADIO_TEMP_DIR=%s holds files that are not the app's: it is not emptied at start "
+            "or stop; uploads there are only deleted by Gradio after 10 minutes",
+            folder,
+        )
+        return folder
+    if install:
+
+        def cleanup() -> None:  # on a signal and again at exit: files may land in between
+            empty_temp_dir(folder)
+
+        atexit.register(cleanup)
+        install_stop_handlers(cleanup)
+    return folder
+
+
+def empty_temp_dir(folder: Path) -> bool:
+    """Delete everything in ``folder`` and mark it as the app's; False when it is not the app's."""
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("Become Lab's Gradio cache: emptied at every start and stop.\n")
+    log.info("Gradio temp cache %s emptied", folder)
+    return True
+
+
+def install_stop_handlers(cleanup: Callable[[], object]) -> None:
+    """On SIGTERM/SIGHUP: clean up, then stop as Ctrl+C does (Gradio closes its server)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; atexit still runs
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        cleanup()
+        raise KeyboardInterrupt  # Gradio's launch() loop closes the server on it; atexit follows
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)

@@ -1,0 +1,64 @@
+"""User text shown in Markdown is text: no HTML elements, no links, no table cells of its own."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+import pytest
+
+from demo.formatting import caption_md, plain_md, trace_md
+from pipelines.augment.base import TraceStep
+from pipelines.results import MethodOutput
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "**bold** _it_ `code` ~~gone~~",
+    "[link](https://evil.example) ![pic](https://evil.example/a.png)",
+    "a | b | c",
+    "# heading",
+    "$$x^2$$",
+    "line one\n\n- a list\n> a quote",
+    "https://evil.example and www.evil.example",
+]
+
+
+def rendered(md: str) -> str:
+    """HTML as CommonMark with GFM tables and strikethrough makes it (markdown-it, a Gradio
+    dependency; the browser test covers Gradio's own renderer and its autolinks)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_plain_md_renders_as_the_same_text(text):
+    html = rendered(plain_md(text))
+    for tag in ("<img", "<a ", "<strong", "<em", "<code", "<del", "<h1", "<table", "<li", "<block"):
+        assert tag not in html, (text, html)
+    # what the reader sees is what was typed (on one line)
+    visible = html_lib.unescape(re.sub(r"<[^>]+>", "", html)).strip()
+    assert visible == " ".join(text.split())
+
+
+def test_plain_md_is_one_line():
+    assert "\n" not in plain_md("a\nb\r\nc")
+
+
+def test_trace_md_escapes_every_cell():
+    out = MethodOutput(
+        method="raw",
+        prompt="<img src=x> | cell",
+        trace=(TraceStep(part="<img src=x> | cell", source="base prompt", reason="as typed"),),
+    )
+    table = trace_md(out)
+    assert "<img" not in table
+    assert table.count("\n") == 2  # header, separator, one row: the "|" made no new cell
+    html = rendered(table)
+    assert "<img" not in html and html.count("<td>") == 3
+
+
+def test_caption_md_escapes_errors():
+    out = MethodOutput(method="inversion", error="no reference for <b>style</b>")
+    assert "<b>" not in caption_md(out, "inversion")
+    assert "<b>" not in trace_md(out)

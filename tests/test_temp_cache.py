@@ -1,0 +1,116 @@
+"""Uploads, face crops and exports do not outlive the app: its Gradio cache is its own folder,
+emptied at start (after a crash) and at stop; an export is deleted once Gradio holds its copy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from demo.temp_cache import MARKER, claim_temp_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and p.name != MARKER]
+
+
+def test_the_default_folder_is_under_the_data_dir_and_emptied_at_start(tmp_path):
+    env: dict[str, str] = {}
+    left = tmp_path / "gradio-tmp" / "abc123" / "selfie.jpg"  # what a crash left behind
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"a selfie")
+    (tmp_path / "gradio-tmp" / MARKER).write_text("")
+    folder = claim_temp_dir(tmp_path, env, install=False)
+    assert folder == tmp_path / "gradio-tmp" and env["GRADIO_TEMP_DIR"] == str(folder)
+    assert folder.is_dir() and files_in(folder) == []
+
+
+def test_a_folder_the_user_named_is_used_and_never_wiped_if_not_ours(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "keep.txt").parent.mkdir()
+    (shared / "keep.txt").write_text("someone else's file")
+    env = {"GRADIO_TEMP_DIR": str(shared)}
+    assert claim_temp_dir(tmp_path / "data", env, install=False) == shared
+    assert (shared / "keep.txt").exists() and env["GRADIO_TEMP_DIR"] == str(shared)
+
+    fresh = tmp_path / "fresh"  # new (or empty): it becomes the app's, emptied from now on
+    claim_temp_dir(tmp_path / "data", {"GRADIO_TEMP_DIR": str(fresh)}, install=False)
+    (fresh / "x" / "crop.webp").parent.mkdir()
+    (fresh / "x" / "crop.webp").write_bytes(b"crop")
+    claim_temp_dir(tmp_path / "data", {"GRADIO_TEMP_DIR": str(fresh)}, install=False)
+    assert files_in(fresh) == []
+
+
+def test_an_export_is_removed_once_gradio_holds_its_copy(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from demo.staff_tab import serve_once
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    with gr.Blocks():
+        component = gr.File()
+    export = tmp_path / "become-export-x" / "ratings.csv"
+    export.parent.mkdir()
+    export.write_text("prompt,score,rater,comment\nx,5,ana,nice\n")
+    served = Path(serve_once(component, export))
+    assert served.read_text().startswith("prompt,score")
+    assert served.is_relative_to(tmp_path / "cache")
+    assert not export.exists() and not export.parent.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_app_empties_its_cache_when_stopped(tmp_path, portrait_path):
+    """python app.py, one upload and comparison, then SIGTERM (how Spaces and Docker stop it)."""
+    from gradio_client import Client, handle_file
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BECOME_ENGINE": "preview",
+        "BECOME_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    env.pop("GRADIO_TEMP_DIR", None)
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 240
+        while True:
+            assert app.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the app did not start in 240 s"
+                time.sleep(2)
+        client.predict(
+            handle_file(str(portrait_path)), "anime", "a person", ["raw"], 1, api_name="/compare"
+        )
+        cache = tmp_path / "data" / "gradio-tmp"
+        assert any(p.name == portrait_path.name for p in files_in(cache))  # the selfie is there
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=90) is not None
+        assert files_in(cache) == [], "the selfie outlived the app"
+    finally:
+        if app.poll() is None:
+            app.kill()
+        log.close()
