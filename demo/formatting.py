@@ -48,7 +48,7 @@ def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
         return "No trace."
     # the base prompt is user text; sources and reasons are escaped alike
     lines = [
-        f"- **{plain_md(t.part)}** — {plain_md(t.source)}: {plain_md(t.reason)}" for t in out.trace
+        f"- “{plain_md(t.part)}” — {plain_md(t.source)}: {plain_md(t.reason)}" for t in out.trace
     ]
     if out.tokens is not None:
         lines.append(f"- {out.tokens} of {max_tokens} text-encoder tokens used")

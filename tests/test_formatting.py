@@ -51,11 +51,11 @@ def test_trace_md_escapes_every_cell():
         prompt="<img src=x> | cell",
         trace=(TraceStep(part="<img src=x> | cell", source="base prompt", reason="as typed"),),
     )
-    table = trace_md(out)
-    assert "<img" not in table
-    assert table.count("\n") == 2  # header, separator, one row: the "|" made no new cell
-    html = rendered(table)
-    assert "<img" not in html and html.count("<td>") == 3
+    lines = trace_md(out)
+    assert "<img" not in lines
+    assert lines.count("\n") == 0  # one part, one line: the "|" made no table cell
+    html = rendered(lines)
+    assert "<img" not in html and html.count("<li>") == 1 and "<td>" not in html
 
 
 def test_caption_md_escapes_errors():

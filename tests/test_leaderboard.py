@@ -267,3 +267,36 @@ def test_frame_and_table_for_the_ui(tmp_path):
     )
     assert to_frame([]).empty
     assert "watercolor" in format_table(leaderboard(OPEN, n_boot=0))
+
+
+def test_chart_has_one_bar_per_method_and_kind_of_vote():
+    """Blind and labelled votes of a style are separate bars: neither series hides the other."""
+    from demo.leaderboard_tab import chart_frame, readable, tied_ranks
+
+    df = to_frame(leaderboard(OPEN + BLIND, n_boot=20))
+    chart = chart_frame(df)
+    assert len(chart) == len(df) and chart["bar"].is_unique
+    assert {s.split(" · ")[1] for s in chart["series"]} == {"blind", "labelled"}
+    ranks = tied_ranks(df)
+    assert len(ranks) == len(df) and all(r.lstrip("=").isdigit() for r in ranks)
+    table = readable(df)
+    assert list(table.columns)[:4] == ["votes", "style", "method", "rank"]
+
+
+def test_ranks_tie_where_strength_ranges_overlap():
+    import pandas as pd
+
+    from demo.leaderboard_tab import tied_ranks
+
+    df = pd.DataFrame(
+        {
+            "blind": [False] * 3,
+            "style": ["anime"] * 3,
+            "ratings": [10, 10, 10],
+            "bt_strength": [1.0, 0.8, -1.0],
+            "bt_low": [0.5, 0.3, -1.5],
+            "bt_high": [1.5, 1.2, -0.6],
+        }
+    )
+    # A and B overlap (tied first); C lies below both
+    assert tied_ranks(df) == ["=1", "=1", "3"]
