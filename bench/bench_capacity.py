@@ -15,6 +15,7 @@ own call). Ratios are measured in the same run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from pipelines.request import CompareRequest
 from pipelines.service import ComparisonService
 from pipelines.settings import Settings
 
-METHODS = ["raw", "template", "learned", "ensemble"]
+METHODS = ["raw", "template", "learned", "inversion"]
 PEOPLE = (1, 4, 8)
 
 
@@ -48,7 +49,19 @@ def service(services: Services, load: Any, batch_size: int) -> ComparisonService
     return ComparisonService(engine, services.catalog, services.registry, scorer=services.scorer)
 
 
-def bench(services: Services, load: Any, label: str, size: int, steps: int, bs: int) -> None:
+def median(fn: Any, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs (the machine is shared: noisy)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(
+    services: Services, load: Any, label: str, size: int, steps: int, bs: int, repeats: int
+) -> None:
     svc = service(services, load, bs)
     selfie = photo()
 
@@ -76,13 +89,8 @@ def bench(services: Services, load: Any, label: str, size: int, steps: int, bs: 
     print("|---|---|---|---|---|---|")
     for k in PEOPLE:
         asked = rows(k)
-        t0 = time.perf_counter()
-        svc.compare_many(asked)
-        batched = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for row in asked:
-            svc.compare_many([row])
-        alone = time.perf_counter() - t0
+        batched = median(lambda asked=asked: svc.compare_many(asked), repeats)
+        alone = median(lambda asked=asked: [svc.compare_many([r]) for r in asked], repeats)
         print(
             f"| {k} | {batched:.2f} | {60 * k / batched:.1f} | {alone:.2f} | "
             f"{60 * k / alone:.1f} | {batched / alone:.2f} |"
@@ -93,6 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="also full-size random SD-1.5")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
@@ -100,7 +109,7 @@ def main() -> None:
     services = build_services(settings)
     tiny = services.engine.renderer
     assert isinstance(tiny, DiffusionRenderer)
-    bench(services, lambda: tiny.pipeline, "tiny engine, CPU", 64, args.steps, 8)
+    bench(services, lambda: tiny.pipeline, "tiny engine, CPU", 64, args.steps, 8, args.repeats)
 
     if args.full:
         from pipelines.generation import PortraitPipeline
@@ -115,7 +124,7 @@ def main() -> None:
             dtype="float16" if cuda else "float32",
         )
         size, steps, bs = (512, 20, 8) if cuda else (256, 2, 1)
-        bench(services, lambda: pipe, "full-size random SD-1.5", size, steps, bs)
+        bench(services, lambda: pipe, "full-size random SD-1.5", size, steps, bs, args.repeats)
 
 
 if __name__ == "__main__":
