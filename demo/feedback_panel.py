@@ -72,8 +72,18 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             hidden = [gr.update(value=None, visible=False)] * n
             return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
         rendered = [row.result.output(m).rendered for m in row.order]
-        labels = [lbl for lbl, ok in zip(row.labels(), rendered, strict=True) if ok]
-        votes = [gr.update(value=None, visible=i < len(rendered) and rendered[i]) for i in range(n)]
+        names = row.labels()
+        labels = [lbl for lbl, ok in zip(names, rendered, strict=True) if ok]
+        votes = [
+            gr.update(
+                value=None,
+                visible=i < len(rendered) and rendered[i],
+                label=f"Your rating of {names[i]} (1 = poor, 5 = great)"
+                if i < len(names)
+                else None,
+            )
+            for i in range(n)
+        ]
         return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
 
     tab.result.change(

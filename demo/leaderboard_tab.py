@@ -53,6 +53,8 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         y="strength",
         color="series",
         title="Strength (0 = average, higher = preferred)",
+        x_title="method (style · kind of vote)",
+        y_title="strength",
         height=300,
         elem_id="lb-chart",
     )
@@ -78,8 +80,10 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
             where = f" for session “{session_tag.strip()}”" if session_tag.strip() else ""
             return f"No ratings match these filters yet{where}.", None, readable(df)
         n = int(df["ratings"].sum())
+        ratings = "1 rating" if n == 1 else f"{n} ratings"
+        pairs = "1 style × method pair" if len(df) == 1 else f"{len(df)} style × method pairs"
         return (
-            f"{n} ratings across {len(df)} style × method pairs.",
+            f"{ratings} across {pairs}.",
             chart_frame(df),
             readable(df),
         )
