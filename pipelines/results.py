@@ -30,6 +30,9 @@ class MethodOutput:
     error: str | None = None  # why this method produced no image
     image: Image.Image | None = None
     image_hash: str | None = None  # sha256 of the image's PNG, computed when it is rendered
+    # the safety checker flagged it: ``image`` is the placeholder that says so, and there is
+    # no hash, so it is not rendered for ratings and never stored
+    flagged: bool = False
 
     @property
     def rendered(self) -> bool:
@@ -46,6 +49,7 @@ class MethodOutput:
             "tokens": self.tokens,
             "error": self.error,
             "rendered": self.rendered,
+            "flagged": self.flagged,
             "image_hash": self.image_hash,
             "trace": [{"part": t.part, "source": t.source, "reason": t.reason} for t in self.trace],
         }
@@ -65,6 +69,15 @@ class ComparisonResult:
     engine_reason: str
     model_ids: dict[str, str]
     timings: dict[str, float]
+    model_family: str = ""  # pipelines.families id
+    licence: str = ""  # the family's licence class: research-only | commercial
+    safety_checker: bool = False  # whether every output passed the safety checker
+    token_limit: int = 77  # tokens the family's text encoder reads
+
+    @property
+    def flagged(self) -> int:
+        """How many outputs the safety checker hid."""
+        return sum(o.flagged for o in self.outputs)
 
     @property
     def face_notice(self) -> str:
@@ -98,7 +111,11 @@ class ComparisonResult:
             "seed": self.request.seed,
             "engine": self.engine,
             "engine_reason": self.engine_reason,
+            "model_family": self.model_family,
+            "licence": self.licence,
             "model_ids": self.model_ids,
+            "token_limit": self.token_limit,
+            "safety": {"checker": "on" if self.safety_checker else "off", "flagged": self.flagged},
             "params": self.request.generation_params(),
             "faces_found": self.num_faces,
             "face_score": round(self.det_score, 4),

@@ -7,7 +7,6 @@ The service is shared by all requests; everything it holds is read-only or guard
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,9 +18,10 @@ from pipelines.augment.tokens import TokenBudget
 from pipelines.face import ImageSource, load_image
 from pipelines.feedback.records import image_sha256
 from pipelines.recent import RecentComparisons
-from pipelines.renderers.base import RenderJob
+from pipelines.renderers.base import RenderJob, RenderOutput
 from pipelines.request import CompareInputError, CompareRequest, Progress, no_progress, sub_progress
 from pipelines.results import ComparisonResult, MethodOutput
+from pipelines.safety import FLAGGED_MESSAGE
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -51,17 +51,11 @@ class ComparisonService:
         self.registry = registry
         self.rated_targets = rated_targets
         self.recent = recent if recent is not None else RecentComparisons()
-        self._budget: TokenBudget | None = None
-        self._budget_lock = threading.Lock()
 
     @property
     def budget(self) -> TokenBudget:
-        """The live text encoder's 77-token budget (estimated when no tokenizer is available)."""
-        if self._budget is None:
-            with self._budget_lock:
-                if self._budget is None:
-                    self._budget = TokenBudget(self.engine.tokenizer.get())
-        return self._budget
+        """The model family's token budget (estimated when no tokenizer is available)."""
+        return self.engine.budget.get()
 
     def compare(
         self, selfie: ImageSource, request: CompareRequest, progress: Progress = no_progress
@@ -77,7 +71,14 @@ class ComparisonService:
                 raise CompareInputError(
                     f"Unknown method {name!r}: use one of {', '.join(self.registry.names())}."
                 )
-        request = request.with_identity(style.identity_strength)
+        family = self.engine.family
+        if request.model_family != family.id:
+            raise CompareInputError(
+                f"model_family={request.model_family!r}: this app renders with {family.id}; "
+                "build the request from the app's settings"
+            )
+        if family.uses_faceid:  # families without a face adapter have no identity strength
+            request = request.with_identity(style.identity_strength)
 
         # 1. Face: decode, orient, detect (cached by content hash)
         progress(0.02, "Finding the face")
@@ -106,14 +107,8 @@ class ComparisonService:
             rendered = self.engine.renderer.render(job, sub_progress(progress, 0.3, 1.0))
             timings["render"] = time.perf_counter() - t0
             timings.update({f"render.{k}": v for k, v in rendered.timings.items()})
-            # 4. Outputs complete when built: image and its hash together
-            images = dict(zip((o.method for o in todo), rendered.images, strict=True))
-            outputs = [
-                replace(o, image=images[o.method], image_hash=image_sha256(images[o.method]))
-                if o.method in images
-                else o
-                for o in outputs
-            ]
+            # 4. Outputs complete when built: image and its hash together (flagged: neither)
+            outputs = _with_images(outputs, todo, rendered)
         timings["total"] = time.perf_counter() - t_start
 
         result = ComparisonResult(
@@ -127,6 +122,10 @@ class ComparisonService:
             engine_reason=self.engine.choice.reason,
             model_ids=dict(self.engine.renderer.model_ids),
             timings=timings,
+            model_family=family.id,
+            licence=family.licence,
+            safety_checker=self.engine.safety.on,
+            token_limit=self.budget.max_tokens,
         )
         self.recent.add(result)
         return result
@@ -187,10 +186,33 @@ class ComparisonService:
         negative = style.negative_prompt if best.negative_prompt is None else best.negative_prompt
         return MethodOutput(
             method=name,
-            prompt=prompt,
-            negative_prompt=negative,
+            # exactly what is rendered: inside the family's instruction (SD: the prompt itself)
+            prompt=self.budget.wrap(prompt),
+            negative_prompt=negative if self.engine.family.negative_prompt else None,
             score=best.score,
             tokens=self.budget.count(prompt),
             trace=best.trace,
             candidates=tuple(candidates),
         )
+
+
+def _with_images(
+    outputs: list[MethodOutput], todo: list[MethodOutput], rendered: RenderOutput
+) -> list[MethodOutput]:
+    """``outputs`` with their rendered images and hashes; a flagged one gets the placeholder,
+    no hash (so it cannot be rated or stored) and the reason as its error."""
+    flagged = rendered.flagged or (False,) * len(todo)
+    done = {
+        o.method: (image, hit) for o, image, hit in zip(todo, rendered.images, flagged, strict=True)
+    }
+    out = []
+    for o in outputs:
+        if o.method not in done:
+            out.append(o)
+            continue
+        image, hit = done[o.method]
+        if hit:
+            out.append(replace(o, image=image, error=FLAGGED_MESSAGE, flagged=True))
+        else:
+            out.append(replace(o, image=image, image_hash=image_sha256(image)))
+    return out

@@ -1,19 +1,35 @@
-"""SD-1.5 + IP-Adapter FaceID through :class:`~pipelines.generation.PortraitPipeline`."""
+"""Diffusion renderers: a family's pipeline, loaded on first use, then the safety checker.
+
+:class:`DiffusionRenderer` renders the FaceID families (``sd15-faceid`` through
+:class:`~pipelines.generation.PortraitPipeline`, ``sdxl-faceid`` through
+:class:`~pipelines.generation_sdxl.SDXLPortraitPipeline`): both take the same call, so one class
+serves both. ``renderers/flux2.py`` subclasses it for the family that edits the selfie.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pipelines.errors import UnavailableError, UserError
+from pipelines.families import DEFAULT_FAMILY, FAMILIES, get_family
 from pipelines.lazy import Lazy
-from pipelines.runtime import gpu_decorator
+from pipelines.runtime import RuntimeOptions, gpu_decorator
 
 if TYPE_CHECKING:
-    from pipelines.generation import PortraitPipeline
+    from pipelines.generation_base import PortraitPipelineOutput
     from pipelines.renderers.base import RenderJob, RenderOutput
     from pipelines.request import Progress
+    from pipelines.safety import SafetyChecker
+
+__all__ = ["DiffusionRenderer", "DiffusionWeights", "RuntimeOptions", "WeightsUnavailable"]
+
+
+class WeightsUnavailable(UnavailableError):
+    """A family's base weights cannot be found; names the settings that point to them."""
 
 
 @dataclass(frozen=True)
@@ -21,72 +37,121 @@ class DiffusionWeights:
     """Where the weights come from: hub ids or local folders (real or tiny, same code)."""
 
     base_model: str | Path
-    faceid_adapter: str | Path
-    faceid_weight: str
+    faceid_adapter: str | Path | None  # None for families without a face adapter
+    faceid_weight: str | None
     local_files_only: bool | None  # None = follow HF_HUB_OFFLINE
+    family: str = DEFAULT_FAMILY
 
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """Where and how to run: ``auto`` or an explicit device / dtype, UNet batch size (0 = auto)."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 0
+    def planned_ids(self) -> dict[str, str]:
+        """The model ids results will name, before anything has loaded."""
+        ids = {"base": str(self.base_model)}
+        if self.faceid_weight:
+            ids["adapter"] = f"{self.faceid_adapter}/{self.faceid_weight}"
+        return ids
 
 
 class DiffusionRenderer:
-    """The real pipeline, loaded on first use and shared read-only by all requests."""
+    """The real pipeline, loaded on first use and shared read-only by all requests; every
+    output passes the safety checker (when there is one) before it is returned."""
 
     def __init__(
         self,
-        load: Callable[[], PortraitPipeline],
+        load: Callable[[], Any],
         runtime: RuntimeOptions,
         planned_ids: dict[str, str] | None = None,
+        safety: Lazy[SafetyChecker] | None = None,  # named by its model id
     ) -> None:
         self.runtime = runtime
-        self._pipeline: Lazy[PortraitPipeline] = Lazy(load, "diffusion pipeline")
+        self._pipeline: Lazy[Any] = Lazy(load, "diffusion pipeline")
         self._planned_ids = dict(planned_ids or {})  # what will load, until it has
-        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls.
+        self.safety = safety
+        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls: the
+        # pipeline and the safety checker both run inside it.
         self.render = gpu_decorator()(self._render)  # type: ignore[method-assign]
 
     @classmethod
-    def from_weights(cls, weights: DiffusionWeights, runtime: RuntimeOptions) -> DiffusionRenderer:
-        """A renderer that loads ``weights`` (hub ids or folders) on first use."""
+    def from_weights(
+        cls,
+        weights: DiffusionWeights,
+        runtime: RuntimeOptions,
+        safety: Lazy[SafetyChecker] | None = None,
+        warmup_size: int | None = None,
+    ) -> DiffusionRenderer:
+        """A renderer that loads ``weights`` with the family's pipeline class on first use.
 
-        def load() -> PortraitPipeline:
-            from pipelines.generation import PortraitPipeline
+        With ``runtime.compile`` the denoiser is compiled at load and warmed up at
+        ``warmup_size`` (default: the family's size), so no request pays for compilation.
+        """
+        family = get_family(weights.family)
 
-            return PortraitPipeline.from_pretrained(
-                weights.base_model,
-                weights.faceid_adapter,
-                weights.faceid_weight,
-                device=runtime.device,
-                dtype=runtime.dtype,
-                local_files_only=weights.local_files_only,
-            )
+        def load() -> Any:
+            try:
+                pipeline = family.pipeline_class().from_pretrained(
+                    weights.base_model,
+                    weights.faceid_adapter,
+                    weights.faceid_weight,
+                    device=runtime.device,
+                    dtype=runtime.dtype,
+                    local_files_only=weights.local_files_only,
+                    options=runtime,
+                )
+            except UserError:
+                raise  # already says what to change (e.g. a FaceID weight for another family)
+            except (OSError, ValueError) as exc:  # not found locally / on the Hub; bad repo id
+                raise WeightsUnavailable(
+                    f"the {family.id} weights {weights.base_model} cannot be loaded "
+                    f"({type(exc).__name__}): set BECOME_BASE_MODEL to a local folder in "
+                    f"diffusers layout or a hub id (BECOME_MODEL_FAMILY={family.id}; families: "
+                    f"{', '.join(FAMILIES)})"
+                ) from exc
+            if runtime.compile:
+                size = warmup_size or family.size
+                pipeline.warm_up(size, size)
+            return pipeline
 
-        planned = {
-            "base": str(weights.base_model),
-            "adapter": f"{weights.faceid_adapter}/{weights.faceid_weight}",
-        }
-        return cls(load, runtime, planned)
+        planned = weights.planned_ids()
+        if safety is not None:
+            planned["safety_checker"] = safety.name
+        return cls(load, runtime, planned, safety)
 
     @property
-    def pipeline(self) -> PortraitPipeline:
+    def pipeline(self) -> Any:
         """The loaded pipeline (loads it on the first call)."""
         return self._pipeline.get()
+
+    def load(self) -> None:
+        """Load the pipeline and the safety checker now (the app's warm-up)."""
+        _ = self.pipeline
+        if self.safety is not None:
+            self.safety.get()
 
     @property
     def model_ids(self) -> dict[str, str]:
         """The pipeline's model ids once loaded, else where they will load from."""
-        return dict(self.pipeline.model_ids) if self._pipeline.loaded else dict(self._planned_ids)
+        if not self._pipeline.loaded:
+            return dict(self._planned_ids)
+        ids = dict(self.pipeline.model_ids)
+        if self.safety is not None:
+            ids["safety_checker"] = self.safety.name
+        return ids
 
     def _render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         from pipelines.renderers.base import RenderOutput
+        from pipelines.safety import screen
 
+        out = self._call_pipeline(job, progress)
+        t0 = time.perf_counter()
+        checker = self.safety.get() if self.safety is not None else None
+        images, flagged = screen(checker, out.images)
+        timings = dict(out.timings)
+        if checker is not None:
+            timings["safety"] = time.perf_counter() - t0
+        return RenderOutput(images=images, timings=timings, flagged=flagged)
+
+    def _call_pipeline(self, job: RenderJob, progress: Progress) -> PortraitPipelineOutput:
+        """The FaceID families' call: the face embedding carries the identity."""
         request = job.request
-        out = self.pipeline(
+        return self.pipeline(
             prompt=list(job.prompt),
             negative_prompt=list(job.negative_prompt),
             face_embedding=job.face.embedding,
@@ -99,4 +164,3 @@ class DiffusionRenderer:
             batch_size=self.runtime.batch_size or None,
             callback=progress,
         )
-        return RenderOutput(images=tuple(out.images), timings=dict(out.timings))
