@@ -15,9 +15,9 @@ from demo.formatting import caption_md, trace_md
 from pipelines.face import ImageSource
 from pipelines.request import CompareRequest, Progress
 from pipelines.results import ComparisonResult
-from pipelines.settings import LIMITS, MAX_SEED, Settings
+from pipelines.settings import MAX_SEED, Settings
 
-SIZES = [256, 384, 512, 640, 768]
+SIZES = [256, 384, 512, 640, 768, 1024, 1536]  # offered where the model family allows them
 
 Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 
@@ -81,7 +81,8 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     """The selfie, style, methods and generation controls, and one column per method."""
     n = len(cb.methods)
     s = cb.settings
-    limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
+    family_limits = s.family.limits  # sizes differ per model family
+    limits = {name: (limit.low, limit.high) for name, limit in family_limits.items()}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             selfie = gr.Image(
@@ -131,9 +132,11 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 ip_adapter_scale = gr.Slider(
                     *limits["ip_adapter_scale"], value=0.8, step=0.05, label="Identity strength"
                 )
-                low, high = limits["height"]
+                size_limit = family_limits["height"]
                 size = gr.Dropdown(
-                    choices=sorted({*(x for x in SIZES if low <= x <= high), s.size}),
+                    choices=sorted(
+                        {*(x for x in SIZES if not size_limit.problem("height", x)), s.size}
+                    ),
                     value=s.size,
                     label="Size (px)",
                 )
@@ -251,7 +254,7 @@ def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]
     row = ShownRow(res.without_images(), tuple(o.method for o in order), blind)
     timings = res.timings
     status = (
-        f"**{res.engine}** engine · seed `{res.request.seed}` · "
+        f"**{res.engine}** engine ({res.model_family}) · seed `{res.request.seed}` · "
         f"{timings.get('total', 0.0):.1f} s (face {timings.get('face', 0.0):.2f} s, "
         f"prompts {timings.get('augment', 0.0):.2f} s, render {timings.get('render', 0.0):.1f} s)"
     )
@@ -269,7 +272,7 @@ def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]
         values += [
             gr.update(visible=True),
             gr.update(value=out.image, label=label),
-            caption_md(out, None if blind else out.method),
+            caption_md(out, None if blind else out.method, res.token_limit),
             "" if blind else (out.prompt or ""),
             "" if blind else trace_md(out),
         ]
