@@ -48,7 +48,7 @@ class ModelFamily:
     token_limit: int  # tokens the text encoder reads, special and template tokens included
     text_encoder: str  # in words, for messages
     tokenizer_folders: tuple[str, ...]  # subfolders of the base model; all must fit the limit
-    gpu_memory: str  # README: weights in half precision, from parameter counts
+    gpu_memory: str  # README: weights in half precision, from parameter counts (not measured)
     chat_template: bool = False  # the encoder reads the prompt inside its chat template
     instruction: str = "{prompt}"  # wraps a method's prompt; part of the final prompt
     negative_prompt: bool = True  # whether the model reads a negative prompt
@@ -174,7 +174,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                 token_limit=512,  # diffusers' max_sequence_length, chat template included
                 text_encoder="Qwen3 text encoder",
                 tokenizer_folders=("tokenizer",),
-                gpu_memory="~16 GB weights (about 8 B parameters with the text encoder)",
+                gpu_memory="~16 GB weights (7.98 B parameters, 4.02 B of them the Qwen3 encoder)",
                 chat_template=True,
                 instruction=(
                     "Restyle this photo of a person as: {prompt}. Keep the same person: the "
@@ -187,6 +187,25 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
     }
 )
 DEFAULT_FAMILY = "sd15-faceid"
+
+
+def markdown_table() -> str:
+    """The README's table of families, written from :data:`FAMILIES` (a test keeps them equal)."""
+    lines = [
+        "| `BECOME_MODEL_FAMILY` | generator and identity | default weights | licence class | "
+        "default size, steps | text encoder limit | GPU memory (half precision) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in FAMILIES.values():
+        weights = f"`{f.base_model}`"
+        if f.uses_faceid:
+            weights += f" + `{f.faceid_adapter}` / `{f.faceid_weight}`"
+        lines.append(
+            f"| `{f.id}` | {f.title}; identity: {f.identity} | {weights} | **{f.licence}**: "
+            f"{f.licence_detail} | {f.size} px, {f.num_inference_steps} steps | "
+            f"{f.token_limit} tokens | {f.gpu_memory} |"
+        )
+    return "\n".join(lines)
 
 
 def get_family(family_id: str) -> ModelFamily:

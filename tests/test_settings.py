@@ -133,3 +133,15 @@ def test_sdxl_and_flux2_allow_sizes_sd15_cannot_render():
     assert Settings.from_env({"BECOME_MODEL_FAMILY": "sdxl-faceid", "BECOME_SIZE": "1536"}).size
     flux = Settings.from_env({"BECOME_MODEL_FAMILY": "flux2-klein-edit", "BECOME_SIZE": "2048"})
     assert flux.size == 2048
+
+
+def test_readme_lists_every_setting_and_the_family_table():
+    from dataclasses import fields
+
+    from pipelines.families import markdown_table
+    from pipelines.settings import PROJECT_ROOT, env_name
+
+    readme = (PROJECT_ROOT / "README.md").read_text("utf-8")
+    for f in fields(Settings):
+        assert f"`{f.metadata.get('env', env_name(f.name))}`" in readme, f.name
+    assert markdown_table() in readme  # the README's table is the families table
