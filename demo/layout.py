@@ -50,7 +50,9 @@ def engine_banner(services: Services) -> str:
     lines = [f"{head} {choice.reason}."]
     if not choice.is_preview:
         family, safety = services.engine.family, services.engine.safety
-        lines.append(f"Model family: **{family.id}** ({family.title}), {family.licence}.")
+        lines.append(
+            f"Model family: **{family.id}** ({family.title}) · licence class: **{family.licence}**."
+        )
         if not safety.on:
             lines.append(f"⚠️ Safety checker off: {safety.reason}.")
     lines += [f"Note: {n}." for n in services.engine.notes]
