@@ -124,13 +124,14 @@ def test_missing_weights_on_the_diffusers_engine_name_the_setting(tmp_path, offl
     assert "sdxl-faceid" in str(err.value) and "flux2-klein-edit" in str(err.value)
 
 
-def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline):
+def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline, tiny_settings):
     from pipelines.generation import AdapterMismatchError
     from pipelines.tiny_models import tiny_sd15_weights
     from pipelines.tiny_sdxl import tiny_sdxl_weights
 
-    _, sd15_adapter, sd15_weight = tiny_sd15_weights(tmp_path / "cache")
-    sdxl_base, _, _ = tiny_sdxl_weights(tmp_path / "cache")
+    cache = tiny_settings.cache_dir / "tiny"
+    _, sd15_adapter, sd15_weight = tiny_sd15_weights(cache)
+    sdxl_base, _, _ = tiny_sdxl_weights(cache)
     s = settings_for(
         tmp_path,
         BECOME_ENGINE="diffusers",

@@ -42,8 +42,8 @@ def identity(family: ModelFamily) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.mktemp("family-cache")
+def cache(tiny_settings):
+    return tiny_settings.cache_dir / "tiny"  # where the tiny engine builds them: built once
 
 
 @pytest.fixture(scope="module", params=IDS)

@@ -59,9 +59,11 @@ def hub_repo(cache: Path, repo_id: str, folder: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_every_family_loads_offline_from_hub_ids_and_hub_layout_folders(tmp_path, group_path):
+def test_every_family_loads_offline_from_hub_ids_and_hub_layout_folders(
+    tmp_path, group_path, tiny_settings
+):
     hub = tmp_path / "hub"
-    tiny = tmp_path / "tiny"
+    tiny = tiny_settings.cache_dir / "tiny"  # copied from, never changed
     safety = hub_repo(hub, "become-test/safety", ensure_tiny_safety_checker(tiny))
     pack = Path(write_tiny_face_pack(tmp_path / "face" / "buffalo_l"))
     cases = []

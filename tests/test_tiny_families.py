@@ -14,8 +14,8 @@ from pipelines.tiny_safety import ensure_tiny_safety_checker
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.mktemp("tiny-families")
+def cache(tiny_settings):
+    return tiny_settings.cache_dir / "tiny"  # shared with the tiny engine: built once
 
 
 # ----------------------------------------------------------------------------- SDXL
