@@ -1,13 +1,16 @@
-"""/compare latency: 4 methods in one batched call vs 4 sequential calls; face cache hit vs miss.
+"""/compare latency per model family: a 4-method row in one batched call vs 4 sequential
+calls; face cache hit vs miss.
 
-Runs the real ComparisonService (face analysis, augmentation, rendering) on
-  * the tiny engine (tiny random weights, 64 px), and
-  * with --full, a full-size random-initialised SD-1.5 (UNet/VAE/CLIP-L) + FaceID adapter:
-    256 px fp32 on CPU, 512 px fp16 on CUDA.
+Runs the real ComparisonService (face analysis, augmentation, rendering, safety checker) on
+  * every family's tiny engine (tiny random weights, 64 px), and
+  * with --full, every family at full size with random weights on CUDA (SD-1.5 512 px 20
+    steps, SDXL 1024 px 30 steps, FLUX.2 klein 4B 1024 px 4 steps, half precision); on CPU
+    only SD-1.5 at 256 px in float32.
 Prints one table per engine; every ratio is measured within the same run.
 
-    python bench/bench_compare.py            # tiny only
-    python bench/bench_compare.py --full     # + full-size SD-1.5 (CPU: a few minutes)
+    python bench/bench_compare.py                        # tiny, every family
+    python bench/bench_compare.py --families sd15-faceid # one family
+    python bench/bench_compare.py --full                 # + full size (CPU: minutes)
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
+from bench_generation import full_pipeline
 from PIL import Image
 
 from pipelines.bootstrap import Services, build_services
+from pipelines.families import FAMILIES
 from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
 from pipelines.request import CompareRequest
 from pipelines.service import ComparisonService
@@ -51,8 +57,11 @@ def timed(fn, repeats: int) -> list[float]:
 
 
 def with_renderer(services: Services, load: Any, batch_size: int) -> ComparisonService:
-    """The app's comparison service, rendering with ``load()``'s pipeline at a UNet batch size."""
-    renderer = DiffusionRenderer(load, RuntimeOptions(batch_size=batch_size))
+    """The app's comparison service, rendering with ``load()``'s pipeline at a UNet batch size
+    (the family's renderer class, with the app's safety checker)."""
+    app = services.engine.renderer
+    assert isinstance(app, DiffusionRenderer)
+    renderer = type(app)(load, RuntimeOptions(batch_size=batch_size), safety=app.safety)
     engine = replace(services.engine, renderer=renderer)
     return ComparisonService(engine, services.catalog, services.registry)
 
@@ -116,33 +125,32 @@ def bench(services: Services, load: Any, label: str, size: int, steps: int, repe
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="also full-size random SD-1.5")
+    ap.add_argument("--full", action="store_true", help="also full-size random weights")
+    ap.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=4, help="tiny engine steps")
     args = ap.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="bench-compare-"))
-    settings = Settings.from_env({"BECOME_ENGINE": "tiny", "BECOME_DATA_DIR": str(data)})
-    services = build_services(settings)
-    tiny = services.engine.renderer
-    assert isinstance(tiny, DiffusionRenderer)
-    bench(services, lambda: tiny.pipeline, "tiny engine", 64, args.steps, args.repeats)
+    cuda = torch.cuda.is_available()
+    for family_id in args.families:
+        family = FAMILIES[family_id]
+        env = {"BECOME_ENGINE": "tiny", "BECOME_DATA_DIR": str(data)}
+        settings = Settings.from_env({**env, "BECOME_MODEL_FAMILY": family_id})
+        services = build_services(settings)
+        tiny = services.engine.renderer
+        assert isinstance(tiny, DiffusionRenderer)
+        label = f"{family_id}, tiny engine"
+        bench(services, lambda tiny=tiny: tiny.pipeline, label, 64, args.steps, args.repeats)
 
-    if args.full:
-        from pipelines.generation import PortraitPipeline
-        from pipelines.tiny_models import build_random_sd15
-
-        cuda = torch.cuda.is_available()
-        dtype = torch.float16 if cuda else torch.float32
-        rsd = build_random_sd15(seed=0, dtype=dtype)
-        pipe = PortraitPipeline.from_components(
-            rsd.pipe,
-            rsd.adapter_state_dict,
-            model_ids={"base": "random SD-1.5", "adapter": "random FaceID"},
-            dtype="float16" if cuda else "float32",
-        )
-        size = 512 if cuda else 256
-        bench(services, lambda: pipe, "full-size random SD-1.5", size, args.steps, args.repeats)
+        if args.full and (cuda or family_id == "sd15-faceid"):
+            pipe = full_pipeline(family)(RuntimeOptions())
+            size = family.size if cuda else 256
+            steps = 20 if family_id == "sd15-faceid" else family.num_inference_steps
+            steps = steps if cuda else 2
+            label = f"{family_id}, full-size random weights"
+            bench(services, lambda pipe=pipe: pipe, label, size, steps, args.repeats)
+            del pipe
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from pipelines.face import ImageSource, PhotoError, load_image
 from pipelines.recent import UnknownComparisonError
 from pipelines.request import CompareRequest, Progress
 from pipelines.results import ComparisonResult
-from pipelines.settings import LIMITS, MAX_SEED, Settings
+from pipelines.settings import MAX_SEED, Settings
 
-SIZES = [256, 384, 512, 640, 768]
+SIZES = [256, 384, 512, 640, 768, 1024, 1536]  # offered where the model family allows them
 MAX_BATCH_ROWS = 8  # rows of different people rendered in one call
 
 CompareMany = Callable[
@@ -109,7 +109,8 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     """The selfie, style, methods and generation controls, and one card per method."""
     n = len(cb.methods)
     s = cb.settings
-    limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
+    family_limits = s.family.limits  # sizes differ per model family
+    limits = {name: (limit.low, limit.high) for name, limit in family_limits.items()}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             selfie = raw_image(  # the app decodes the file itself, with its own checks
@@ -161,9 +162,11 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
                 ip_adapter_scale = gr.Slider(
                     *limits["ip_adapter_scale"], value=0.8, step=0.05, label="Identity strength"
                 )
-                low, high = limits["height"]
+                size_limit = family_limits["height"]
                 size = gr.Dropdown(
-                    choices=sorted({*(x for x in SIZES if low <= x <= high), s.size}),
+                    choices=sorted(
+                        {*(x for x in SIZES if not size_limit.problem("height", x)), s.size}
+                    ),
                     value=s.size,
                     label="Size (px)",
                 )
@@ -389,7 +392,8 @@ def row_values(
     t = res.timings
     total = max(waited, t.get("total", 0.0))
     status = (
-        f"**{res.engine}** engine · seed `{res.request.seed}` · {total:.1f} s in all "
+        f"**{res.engine}** engine ({res.model_family}) · seed `{res.request.seed}` · "
+        f"{total:.1f} s in all "
         f"(waiting {max(total - t.get('total', 0.0), 0.0):.1f} s, face {t.get('face', 0.0):.2f} s, "
         f"prompts {t.get('augment', 0.0):.2f} s, render {t.get('render', 0.0):.1f} s"
         + (f" shared by {int(t['render.rows'])} people" if t.get("render.rows", 1) > 1 else "")
@@ -414,7 +418,7 @@ def row_values(
             caption_md(out, None if blind else out.method),
             gr.update(value="" if blind else (out.prompt or ""), visible=not blind),
             gr.update(visible=not blind),
-            "" if blind else trace_md(out),
+            "" if blind else trace_md(out, res.token_limit),
         ]
     return values
 

@@ -147,7 +147,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
                 caption_md(out, out.method),
                 gr.update(value=out.prompt or "", visible=True),
                 gr.update(visible=True),
-                trace_md(out),
+                trace_md(out, row.result.token_limit),
             ]
         return values
 

@@ -51,7 +51,8 @@ def example_photos() -> list[str]:
 
 
 def engine_banner(services: Services) -> str:
-    """Which engine renders and why, notes, and the live learned model."""
+    """Which engine and model family render and why, the licence class, whether the safety
+    checker is off, notes, and the live learned model."""
     choice = services.engine.choice
     if choice.is_preview:
         head = "🖌️ **Preview engine — stylised previews, not AI results.**"
@@ -60,6 +61,13 @@ def engine_banner(services: Services) -> str:
     else:
         head = f"✨ **Engine: diffusers** · {services.settings.base_model}"
     lines = [f"{head} {choice.reason}."]
+    if not choice.is_preview:
+        family, safety = services.engine.family, services.engine.safety
+        lines.append(
+            f"Model family: **{family.id}** ({family.title}) · licence class: **{family.licence}**."
+        )
+        if not safety.on:
+            lines.append(f"⚠️ Safety checker off: {safety.reason}.")
     lines += [f"Note: {n}." for n in services.engine.notes]
     lines.append(f"Learned method: {describe_model(services.scorer)}.")
     return "  \n".join(lines)

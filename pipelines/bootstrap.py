@@ -64,11 +64,14 @@ class Services:
         self.retrainer.sync_with(sync, self.settings.feedback_repo)
 
     def warmup(self) -> None:
-        """Load the face models, tokenizer, pipeline and CLIP so the first request is fast."""
+        """Load the face models, tokenizer, pipeline (compiled and warmed up when
+        ``BECOME_COMPILE`` is on), safety checker and CLIP so the first request is fast."""
         try:
             self.engine.face.get()
             _ = self.comparison.budget
-            getattr(self.engine.renderer, "pipeline", None)
+            load = getattr(self.engine.renderer, "load", None)  # pipeline + safety checker
+            if load is not None:
+                load()
             warm_learned(self.registry, self.catalog, self.scorer)
             self.registry.availability()  # loads CLIP for inversion/ensemble
         except Exception:  # best effort; the request path reports errors properly

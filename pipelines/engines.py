@@ -1,8 +1,10 @@
-"""Which engine renders and why, and the engine bundle: renderer, face analyzer, tokenizer, CLIP.
+"""Which engine renders and why, and the engine bundle: renderer, face analyzer, token budget,
+CLIP, model family and safety checker.
 
-``diffusers`` renders with real weights, ``tiny`` runs the same code path on tiny random
-weights built in code, ``preview`` stylises the selfie without any weights, and ``auto``
-picks ``diffusers`` when its weights are available and ``preview`` otherwise.
+``diffusers`` renders with the model family's real weights (``BECOME_MODEL_FAMILY``), ``tiny``
+runs the same code path on the family's tiny random weights built in code, ``preview``
+stylises the selfie without any weights, and ``auto`` picks ``diffusers`` when the family's
+weights are available and ``preview`` otherwise.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pipelines.augment.tokens import TokenBudget
+from pipelines.families import ModelFamily
 from pipelines.lazy import Lazy
 from pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.face import FaceAnalyzer
     from pipelines.renderers.base import Renderer
+    from pipelines.runtime import RuntimeOptions
+    from pipelines.safety import SafetyChecker
     from pipelines.styles import StyleCatalog
 
 log = logging.getLogger(__name__)
@@ -80,10 +86,13 @@ def missing_weights(settings: Settings) -> list[str]:
     """Human descriptions of the real weights that are not available locally."""
     from pipelines.face import face_pack_dir
 
+    family = settings.family
     missing = []
     if not _cached(settings.base_model, "model_index.json"):
-        missing.append(f"base model {settings.base_model} (BECOME_BASE_MODEL)")
-    if not _cached(settings.faceid_adapter, settings.faceid_weight):
+        missing.append(
+            f"{family.id} base model {settings.base_model} (BECOME_BASE_MODEL, BECOME_MODEL_FAMILY)"
+        )
+    if family.uses_faceid and not _cached(settings.faceid_adapter, settings.faceid_weight):
         missing.append(
             f"FaceID adapter {settings.faceid_adapter}/{settings.faceid_weight} "
             "(BECOME_FACEID_ADAPTER, BECOME_FACEID_WEIGHT)"
@@ -109,7 +118,7 @@ def resolve_engine(settings: Settings) -> EngineChoice:
             reason += "; will download " + "; ".join(missing)
         return EngineChoice("diffusers", reason)
     if not missing:
-        return EngineChoice("diffusers", "weights found locally")
+        return EngineChoice("diffusers", f"{settings.model_family} weights found locally")
     if _hub_reachable(settings.base_model):
         return EngineChoice("diffusers", "weights will be downloaded from the Hub on first use")
     return EngineChoice(
@@ -120,6 +129,16 @@ def resolve_engine(settings: Settings) -> EngineChoice:
 
 
 # ----------------------------------------------------------------------------- engine bundle
+
+
+@dataclass(frozen=True)
+class SafetyChoice:
+    """Whether outputs pass the safety checker, where it loads from, and why (the banner)."""
+
+    on: bool
+    model_id: str
+    reason: str
+    local_files_only: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -137,24 +156,88 @@ class Engine:
     choice: EngineChoice
     renderer: Renderer
     face: Lazy[FaceAnalyzer]
-    tokenizer: Lazy[Any | None]  # the text encoder's tokenizer; None = token counts estimated
+    budget: Lazy[TokenBudget]  # the family's text encoder's (estimated without its tokenizer)
     clip: ModelSource  # CLIP for inversion and ensemble (bootstrap loads it once)
+    family: ModelFamily
+    safety: SafetyChoice
     notes: tuple[str, ...] = ()  # extra lines for the UI banner
 
 
-def _tokenizer_from(path_or_id: str | Path, local_only: bool) -> Any | None:
-    from transformers import CLIPTokenizer
+def _tokenizers_from(path_or_id: str | Path, folders: tuple[str, ...], local_only: bool) -> tuple:
+    """The tokenizers in ``folders`` of a model; all or none (a partial set under-counts)."""
+    from transformers import AutoTokenizer
 
-    try:
-        tokenizer = CLIPTokenizer.from_pretrained(str(path_or_id), local_files_only=local_only)
-    except (OSError, ValueError) as exc:
-        log.info("no tokenizer at %s (%s): token budget is estimated", path_or_id, exc)
+    tokenizers = []
+    for folder in folders:
+        try:
+            tok = AutoTokenizer.from_pretrained(
+                str(path_or_id), subfolder=folder, local_files_only=local_only
+            )
+        except (OSError, ValueError) as exc:
+            log.info(
+                "no tokenizer at %s/%s (%s): token budget is estimated", path_or_id, folder, exc
+            )
+            return ()
+        # transformers 5 builds an empty tokenizer (2 special tokens) when the files are missing
+        if len(tok) < 100:
+            log.info("no tokenizer files for %s/%s: token budget is estimated", path_or_id, folder)
+            return ()
+        tokenizers.append(tok)
+    return tuple(tokenizers)
+
+
+def _runtime(settings: Settings) -> RuntimeOptions:
+    from pipelines.runtime import RuntimeOptions
+
+    return RuntimeOptions(
+        device=settings.device,
+        dtype=settings.dtype,
+        batch_size=settings.batch_size,
+        compile=settings.compile,
+        channels_last=settings.channels_last,
+    )
+
+
+def resolve_safety(settings: Settings, choice: EngineChoice) -> SafetyChoice:
+    """Whether outputs pass the safety checker, from where, and why (the banner says it)."""
+    model = settings.safety_model
+    if choice.is_preview:
+        return SafetyChoice(False, model, "previews are the selfie stylised, nothing is generated")
+    if settings.safety_checker == "off":
+        return SafetyChoice(False, model, "BECOME_SAFETY_CHECKER=off: outputs are not checked")
+    if choice.name == "tiny":
+        from pipelines.tiny_safety import ensure_tiny_safety_checker
+
+        tiny = ensure_tiny_safety_checker(settings.cache_dir / "tiny")
+        return SafetyChoice(True, str(tiny), "tiny random safety checker", True)
+    local_only = _hub_offline() or None
+    if _cached(model, "config.json"):
+        return SafetyChoice(True, model, f"safety checker {model}", local_only)
+    if settings.safety_checker == "on" or (not _hub_offline() and _hub_reachable(model)):
+        return SafetyChoice(True, model, f"safety checker {model} (downloads on first use)")
+    return SafetyChoice(
+        False,
+        model,
+        f"its weights ({model}, BECOME_SAFETY_MODEL) are not here: outputs are not checked",
+    )
+
+
+def _checker(safety: SafetyChoice, runtime: RuntimeOptions) -> Lazy[SafetyChecker] | None:
+    if not safety.on:
         return None
-    # transformers 5 builds an empty tokenizer (2 special tokens) when the files are missing
-    if len(tokenizer) < 100:
-        log.info("no tokenizer files for %s: token budget is estimated", path_or_id)
-        return None
-    return tokenizer
+    from pipelines.runtime import pick_device, pick_dtype
+    from pipelines.safety import SafetyChecker
+
+    def load() -> SafetyChecker:
+        device = pick_device(runtime.device)
+        return SafetyChecker.from_pretrained(
+            safety.model_id,
+            device=device,
+            dtype=pick_dtype(device, runtime.dtype),
+            local_files_only=safety.local_files_only,
+        )
+
+    return Lazy(load, safety.model_id)
 
 
 def build_engine(
@@ -162,35 +245,53 @@ def build_engine(
 ) -> Engine:
     """Construct (but do not load) the engine ``settings`` asks for."""
     from pipelines.face import FaceAnalyzer, face_pack_dir
-    from pipelines.renderers.diffusion import DiffusionRenderer, DiffusionWeights, RuntimeOptions
+    from pipelines.renderers.diffusion import DiffusionWeights
     from pipelines.renderers.preview import PreviewRenderer
 
     choice = choice or resolve_engine(settings)
+    family = settings.family
     det = settings.face_det_size
-    runtime = RuntimeOptions(settings.device, settings.dtype, settings.batch_size)
+    runtime = _runtime(settings)
+    safety = resolve_safety(settings, choice)
 
     if choice.name == "tiny":
         from pipelines.tiny_models import ensure_tiny_models
 
-        paths = ensure_tiny_models(settings.cache_dir / "tiny")
+        paths = ensure_tiny_models(settings.cache_dir / "tiny")  # CLIP and face stand-ins
+        base, adapter, weight = family.tiny_weights(settings.cache_dir / "tiny")
         # the very same loading code as real weights, pointed at the tiny folders
-        weights = DiffusionWeights(paths.sd_dir, paths.adapter_dir, paths.adapter_weight, True)
+        weights = DiffusionWeights(base, adapter, weight, True, family.id)
+        renderer = family.renderer_class().from_weights(
+            weights, runtime, _checker(safety, runtime), settings.size
+        )
+        folders = family.tokenizer_folders
         return Engine(
             choice=choice,
-            renderer=DiffusionRenderer.from_weights(weights, runtime),
+            renderer=renderer,
             # the stand-in detector's boxes do not depend on det_size; 320 is 2x faster
             face=Lazy(lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320), "face models"),
-            tokenizer=Lazy(lambda: _tokenizer_from(paths.sd_dir / "tokenizer", True), "tokenizer"),
+            budget=Lazy(
+                lambda: TokenBudget.for_family(family, _tokenizers_from(base, folders, True)),
+                "token budget",
+            ),
             clip=ModelSource(str(paths.clip_dir), True),
+            family=family,
+            safety=safety,
             notes=("tiny engine: random weights and stand-in face models; images are noise",),
         )
 
     if choice.name == "diffusers":
         local_only = _hub_offline() or None
         weights = DiffusionWeights(
-            settings.base_model, settings.faceid_adapter, settings.faceid_weight, local_only
+            settings.base_model,
+            settings.faceid_adapter or None,
+            settings.faceid_weight or None,
+            local_only,
+            family.id,
         )
-        renderer = DiffusionRenderer.from_weights(weights, runtime)
+        renderer = family.renderer_class().from_weights(
+            weights, runtime, _checker(safety, runtime), settings.size
+        )
         return Engine(
             choice=choice,
             renderer=renderer,
@@ -203,8 +304,13 @@ def build_engine(
                 ),
                 "face models",
             ),
-            tokenizer=Lazy(lambda: renderer.pipeline.tokenizer, "tokenizer"),
+            budget=Lazy(
+                lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers),
+                "token budget",
+            ),
             clip=ModelSource(settings.clip_model, local_only),
+            family=family,
+            safety=safety,
         )
 
     # preview: real face models when present, else generated stand-ins (KBs, written on first use)
@@ -221,6 +327,12 @@ def build_engine(
             write_tiny_face_pack(stand_in)
         return FaceAnalyzer(stand_in, det_size=320)
 
+    def preview_budget() -> TokenBudget:
+        # CLIP families count with the CLIP model's tokenizer (the same BPE); others estimate
+        if family.chat_template:
+            return TokenBudget.for_family(family)
+        return TokenBudget.for_family(family, _tokenizers_from(settings.clip_model, ("",), True))
+
     if pack is None:
         notes.append(
             f"face detection uses stand-in models ({settings.face_pack} not found in "
@@ -230,8 +342,10 @@ def build_engine(
         choice=choice,
         renderer=PreviewRenderer(catalog),
         face=Lazy(face_loader, "face models"),
-        tokenizer=Lazy(lambda: _tokenizer_from(settings.clip_model, True), "tokenizer"),
+        budget=Lazy(preview_budget, "token budget"),
         # the preview engine means no Hub: never wait on one
         clip=ModelSource(settings.clip_model, True),
+        family=family,
+        safety=safety,
         notes=tuple(notes),
     )

@@ -3,19 +3,21 @@
 The UI, the API, the CLI and the benchmarks all build a :class:`CompareRequest`; the service and
 the renderers take it. Its generation fields carry diffusers' argument names, so a value such as
 ``guidance_scale`` is called the same from the slider to ``StableDiffusionPipeline.__call__``.
-It is validated once, when built, against :data:`pipelines.settings.LIMITS`.
+It is validated once, when built, against :data:`pipelines.limits.LIMITS` with its model
+family's size limit (``ModelFamily.limits``).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import InputError
-from pipelines.settings import LIMITS, MAX_SEED
+from pipelines.families import DEFAULT_FAMILY, FAMILIES, ModelFamily
+from pipelines.limits import LIMITS, MAX_SEED, Limit
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -61,12 +63,18 @@ class CompareRequest:
     height: int
     width: int
     ip_adapter_scale: float | None = None  # identity strength; None = the style's own
+    model_family: str = DEFAULT_FAMILY  # the generator it is for: its limits apply
     # style targets for inversion and ensemble (uploaded in the UI); never stored
     reference_images: tuple[Image.Image, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # frozen: normalised values are set once, here, before anyone can see the object
         set_ = object.__setattr__
+        if self.model_family not in FAMILIES:
+            raise CompareInputError(
+                f"model_family={self.model_family!r} is unknown: use one of {', '.join(FAMILIES)}."
+            )
+        limits = self.family.limits
         set_(self, "style", _text("style", self.style).strip())
         set_(self, "prompt", " ".join(_text("prompt", self.prompt).split()))
         if not self.prompt:
@@ -74,7 +82,8 @@ class CompareRequest:
         if len(self.prompt) > LIMITS["prompt"].high:
             raise CompareInputError(
                 f"The base prompt has {len(self.prompt)} characters: keep it under "
-                f"{int(LIMITS['prompt'].high)} (the text encoder reads 77 tokens)."
+                f"{int(LIMITS['prompt'].high)} (the {self.family.text_encoder} reads "
+                f"{self.family.token_limit} tokens)."
             )
         methods = [self.methods] if isinstance(self.methods, str) else self.methods
         methods = tuple(dict.fromkeys(_text("methods", m).strip() for m in methods or ()))
@@ -82,11 +91,12 @@ class CompareRequest:
             raise CompareInputError("No method chosen: tick at least one method to compare.")
         set_(self, "methods", methods)
         for name in ("seed", "num_inference_steps", "height", "width"):
-            set_(self, name, _checked(name, _whole(name, getattr(self, name))))
-        set_(self, "guidance_scale", _checked("guidance_scale", _number(self.guidance_scale)))
+            set_(self, name, _checked(limits, name, _whole(name, getattr(self, name))))
+        value = _number(self.guidance_scale)
+        set_(self, "guidance_scale", _checked(limits, "guidance_scale", value))
         if self.ip_adapter_scale is not None:
             value = _number(self.ip_adapter_scale, "ip_adapter_scale")
-            set_(self, "ip_adapter_scale", _checked("ip_adapter_scale", value))
+            set_(self, "ip_adapter_scale", _checked(limits, "ip_adapter_scale", value))
         set_(self, "reference_images", tuple(self.reference_images or ()))
 
     @classmethod
@@ -100,7 +110,7 @@ class CompareRequest:
         seed: int | None = None,
         **fields: Any,
     ) -> CompareRequest:
-        """A request whose unset generation values are the settings' defaults.
+        """A request whose unset generation values (and model family) are the settings'.
 
         ``seed=None`` draws a random seed, so the request always says which seed rendered it.
         """
@@ -109,6 +119,7 @@ class CompareRequest:
             "guidance_scale": settings.guidance_scale,
             "height": settings.size,
             "width": settings.size,
+            "model_family": settings.model_family,
         }
         given = {k: v for k, v in fields.items() if v is not None}
         return cls(
@@ -118,6 +129,11 @@ class CompareRequest:
             seed=random.randint(0, MAX_SEED) if seed is None else seed,
             **{**defaults, **given},
         )
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model family this request is for."""
+        return FAMILIES[self.model_family]
 
     def with_identity(self, default_scale: float) -> CompareRequest:
         """This request with ``ip_adapter_scale`` set (to ``default_scale`` when it is unset)."""
@@ -169,8 +185,8 @@ def _number(value: Any, name: str = "guidance_scale") -> float:
     return number
 
 
-def _checked(name: str, value: float) -> Any:
-    problem = LIMITS[name].problem(name, value)
+def _checked(limits: Mapping[str, Limit], name: str, value: float) -> Any:
+    problem = limits[name].problem(name, value)
     if problem:
         raise CompareInputError(problem)
     return value

@@ -37,6 +37,9 @@ class MethodOutput:
     same_as: str | None = None  # an earlier method of the row with the very same prompts
     image: Image.Image | None = None
     image_hash: str | None = None  # sha256 of the image's PNG, computed when it is rendered
+    # the safety checker flagged it: ``image`` is the placeholder that says so, and there is
+    # no hash, so it is not rendered for ratings and never stored
+    flagged: bool = False
 
     @property
     def rendered(self) -> bool:
@@ -54,6 +57,7 @@ class MethodOutput:
             "error": self.error,
             "same_as": self.same_as,
             "rendered": self.rendered,
+            "flagged": self.flagged,
             "image_hash": self.image_hash,
             "trace": [{"part": t.part, "source": t.source, "reason": t.reason} for t in self.trace],
         }
@@ -74,11 +78,20 @@ class ComparisonResult:
     model_ids: dict[str, str]
     timings: dict[str, float]
     face_stand_in: bool = False  # the face models are stand-ins: the box was placed, not detected
+    model_family: str = ""  # pipelines.families id
+    licence: str = ""  # the family's licence class: research-only | commercial
+    safety_checker: bool = False  # whether every output passed the safety checker
+    token_limit: int = 77  # tokens the family's text encoder reads
 
     @property
     def face_detector(self) -> str:
         """What placed the face box: "insightface" (a real detection) or "stand-in"."""
         return "stand-in" if self.face_stand_in else "insightface"
+
+    @property
+    def flagged(self) -> int:
+        """How many outputs the safety checker hid."""
+        return sum(o.flagged for o in self.outputs)
 
     @property
     def face_notice(self) -> str:
@@ -115,7 +128,11 @@ class ComparisonResult:
             "seed": self.request.seed,
             "engine": self.engine,
             "engine_reason": self.engine_reason,
+            "model_family": self.model_family,
+            "licence": self.licence,
             "model_ids": self.model_ids,
+            "token_limit": self.token_limit,
+            "safety": {"checker": "on" if self.safety_checker else "off", "flagged": self.flagged},
             "params": self.request.generation_params(),
             "face_detector": self.face_detector,
             # a stand-in's box count and score describe nothing: report none

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -13,6 +15,19 @@ from pipelines.settings import DEVICES
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how to run: device, dtype, UNet batch size (0 = by device), speed options."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 0
+    compile: bool = False  # torch.compile the denoiser once at load, then warm it up
+    channels_last: bool = True  # channels-last conv weights on CUDA
 
 
 class RuntimeChoiceError(InputError):
@@ -84,3 +99,40 @@ def gpu_decorator(duration: int = 120) -> Callable[[F], F]:
     except ImportError:
         return lambda fn: fn
     return spaces.GPU(duration=duration)
+
+
+def uses_sdpa(module: torch.nn.Module) -> bool:
+    """Whether every attention processor of ``module`` runs torch's scaled_dot_product_attention.
+
+    diffusers picks SDPA processors (``*2_0``; FLUX.2's dispatch to the native backend) by default
+    on torch 2; this checks it rather than replacing processors, which would drop IP-Adapter's.
+    """
+    processors = getattr(module, "attn_processors", {})
+    names = {type(p).__name__ for p in processors.values()}
+    return bool(names) and all(n.endswith("2_0") or n.startswith("Flux2") for n in names)
+
+
+def apply_speed_options(
+    modules: dict[str, torch.nn.Module],
+    denoiser: str,
+    options: RuntimeOptions,
+    device: torch.device,
+) -> dict[str, bool]:
+    """Channels-last conv models on CUDA and an optional in-place ``torch.compile`` of the
+    denoiser; returns what applies (``sdpa``, ``channels_last``, ``compile``) for the record.
+
+    Half precision is the dtype choice (:func:`pick_dtype`); the caller warms a compiled
+    denoiser up so that the first request does not pay for compilation.
+    """
+    applied = {"sdpa": uses_sdpa(modules[denoiser]), "channels_last": False, "compile": False}
+    if options.channels_last and device.type == "cuda":
+        for module in modules.values():
+            # convolutions run NHWC kernels on tensor cores; a transformer has none to convert
+            if any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
+                module.to(memory_format=torch.channels_last)
+                applied["channels_last"] = True
+    if options.compile:
+        modules[denoiser].compile(fullgraph=False, dynamic=False)
+        applied["compile"] = True
+        log.info("compiling %s on first use (warm-up at load)", denoiser)
+    return applied

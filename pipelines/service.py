@@ -9,7 +9,6 @@ guards itself (the face cache, the pipeline lock, the scorer holder, the recent 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from pipelines.recent import RecentComparisons
 from pipelines.renderers.base import RenderJob
 from pipelines.request import CompareInputError, CompareRequest, Progress, no_progress, sub_progress
 from pipelines.results import ComparisonResult, MethodOutput
+from pipelines.safety import FLAGGED_MESSAGE
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -90,17 +90,11 @@ class ComparisonService:
         self.rated_targets = rated_targets
         self.recent = recent if recent is not None else RecentComparisons()
         self.scorer = scorer  # the learned scorer: one score scale for every method's prompt
-        self._budget: TokenBudget | None = None
-        self._budget_lock = threading.Lock()
 
     @property
     def budget(self) -> TokenBudget:
-        """The live text encoder's 77-token budget (estimated when no tokenizer is available)."""
-        if self._budget is None:
-            with self._budget_lock:
-                if self._budget is None:
-                    self._budget = TokenBudget(self.engine.tokenizer.get())
-        return self._budget
+        """The model family's token budget (estimated when no tokenizer is available)."""
+        return self.engine.budget.get()
 
     def compare(
         self, selfie: ImageSource, request: CompareRequest, progress: Progress = no_progress
@@ -132,7 +126,7 @@ class ComparisonService:
         # 3. One batched render of every prepared row's distinct prompts
         prepared = [r for r in ready if isinstance(r, _Row)]
         jobs = [(r, job) for r in prepared if (job := r.job()) is not None]
-        images: dict[int, dict[str, Image.Image]] = {}
+        images: dict[int, dict[str, tuple[Image.Image, bool]]] = {}
         render_timings: dict[str, float] = {}
         if jobs:
             t0 = time.perf_counter()
@@ -143,7 +137,9 @@ class ComparisonService:
             render_timings["render.rows"] = float(len(jobs))
             for (row, _), out in zip(jobs, rendered, strict=True):
                 todo = [o.method for o in row.outputs if o.prompt is not None and o.same_as is None]
-                images[id(row)] = dict(zip(todo, out.images, strict=True))
+                flagged = out.flagged or (False,) * len(todo)
+                pairs = zip(out.images, flagged, strict=True)
+                images[id(row)] = dict(zip(todo, pairs, strict=True))
                 render_timings.update({f"render.{k}": v for k, v in out.timings.items()})
 
         # 4. Results complete when built: images and their hashes together
@@ -163,7 +159,14 @@ class ComparisonService:
                 raise CompareInputError(
                     f"Unknown method {name!r}: use one of {', '.join(self.registry.names())}."
                 )
-        request = request.with_identity(style.identity_strength)
+        family = self.engine.family
+        if request.model_family != family.id:
+            raise CompareInputError(
+                f"model_family={request.model_family!r}: this app renders with {family.id}; "
+                "build the request from the app's settings"
+            )
+        if family.uses_faceid:  # families without a face adapter have no identity strength
+            request = request.with_identity(style.identity_strength)
 
         # 1. Face: decode, orient, detect (cached by content hash)
         progress(0.05, "Finding the face")
@@ -181,16 +184,21 @@ class ComparisonService:
     def _result(
         self,
         row: _Row,
-        images: dict[str, Image.Image],
+        images: dict[str, tuple[Image.Image, bool]],
         t_start: float,
         render_timings: dict[str, float],
     ) -> ComparisonResult:
-        hashes = {m: image_sha256(img) for m, img in images.items()}
+        # a flagged output gets the placeholder, no hash (it cannot be rated or stored) and why
+        hashes = {m: image_sha256(img) for m, (img, hit) in images.items() if not hit}
         outputs = []
         for o in row.outputs:
             source = o.same_as or o.method
             if source in images:
-                o = replace(o, image=images[source], image_hash=hashes[source])
+                image, hit = images[source]
+                if hit:
+                    o = replace(o, image=image, error=FLAGGED_MESSAGE, flagged=True)
+                else:
+                    o = replace(o, image=image, image_hash=hashes[source])
             outputs.append(o)
         timings = {**row.timings, **render_timings}
         timings["total"] = time.perf_counter() - t_start
@@ -206,6 +214,10 @@ class ComparisonService:
             model_ids=dict(self.engine.renderer.model_ids),
             timings=timings,
             face_stand_in=row.face.stand_in,
+            model_family=self.engine.family.id,
+            licence=self.engine.family.licence,
+            safety_checker=self.engine.safety.on,
+            token_limit=self.budget.max_tokens,
         )
         self.recent.add(result)
         return result
@@ -282,8 +294,9 @@ class ComparisonService:
             trace += (TraceStep(f"{best.score:.3f}", name, f"{name}'s own ranking score"),)
         return MethodOutput(
             method=name,
-            prompt=prompt,
-            negative_prompt=negative,
+            # exactly what is rendered: inside the family's instruction (SD: the prompt itself)
+            prompt=self.budget.wrap(prompt),
+            negative_prompt=negative if self.engine.family.negative_prompt else None,
             tokens=self.budget.count(prompt),
             trace=trace,
             candidates=tuple(candidates),

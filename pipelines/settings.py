@@ -8,60 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from types import MappingProxyType
 
 from pipelines.errors import InputError
+from pipelines.families import DEFAULT_FAMILY, FAMILIES, ModelFamily
+from pipelines.limits import LIMITS
+from pipelines.limits import MAX_SEED as MAX_SEED  # re-exported: the UI and requests read it
+from pipelines.limits import Limit as Limit
 
 ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 INVERSION_MODES = ("fast", "pez")
-
-
-@dataclass(frozen=True)
-class Limit:
-    """The allowed range of one request value, with the words a person reads it by."""
-
-    low: float
-    high: float
-    label: str  # what the UI calls it
-    multiple_of: int = 1
-
-    def problem(self, name: str, value: float) -> str | None:
-        """None when ``value`` is allowed, else a sentence naming ``name`` and the allowed range."""
-        if not self.low <= value <= self.high:
-            return f"{name}={value!r} is out of range: {self.label} must be {self.allowed}."
-        if self.multiple_of > 1 and value % self.multiple_of:
-            return (
-                f"{name}={value!r} is not a multiple of {self.multiple_of}: {self.label} must be "
-                f"{self.allowed}."
-            )
-        return None
-
-    @property
-    def allowed(self) -> str:
-        """The allowed values in words: "a multiple of 8 from 64 to 1024"."""
-        step = f"a multiple of {self.multiple_of} " if self.multiple_of > 1 else "a value "
-        return f"{step}from {self.low} to {self.high}"
-
-
-# The one table of request limits: the request, the settings, the pipeline, the style files and
-# the UI widgets all read these. Keys are the request's (and diffusers') argument names.
-LIMITS: Mapping[str, Limit] = MappingProxyType(
-    {
-        "num_inference_steps": Limit(1, 150, "steps"),
-        "guidance_scale": Limit(0.0, 30.0, "guidance"),
-        "ip_adapter_scale": Limit(0.0, 1.5, "identity strength"),
-        "height": Limit(64, 1024, "height in px", multiple_of=8),  # the VAE works on /8 latents
-        "width": Limit(64, 1024, "width in px", multiple_of=8),
-        "seed": Limit(0, 2**32 - 1, "seed"),
-        "prompt": Limit(1, 500, "characters in the base prompt"),  # the encoder reads 77 tokens
-        "batch_size": Limit(1, 64, "prompts per UNet call"),
-    }
-)
-MAX_SEED = int(LIMITS["seed"].high)
+SAFETY_CHOICES = ("auto", "on", "off")
+DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -76,9 +37,11 @@ class Settings:
     """All runtime configuration. Field ``foo`` is read from ``BECOME_FOO``."""
 
     engine: str = "auto"
-    base_model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    faceid_adapter: str = "h94/IP-Adapter-FaceID"
-    faceid_weight: str = "ip-adapter-faceid_sd15.bin"
+    model_family: str = DEFAULT_FAMILY  # see pipelines.families.FAMILIES
+    # "" (or None below) = the model family's default, filled in when the settings are built
+    base_model: str = ""
+    faceid_adapter: str = ""
+    faceid_weight: str = ""
     face_pack: str = "buffalo_l"
     face_root: Path = Path("~/.insightface").expanduser()
     face_det_size: int = 640
@@ -88,10 +51,21 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     # request defaults, named as the request names them; env names kept (BECOME_STEPS, ...)
-    num_inference_steps: int = field(default=30, metadata={"env": "BECOME_STEPS"})
-    guidance_scale: float = field(default=6.0, metadata={"env": "BECOME_GUIDANCE"})
-    size: int = 512  # default height and width
+    # None until __post_init__ fills in the family's default ("kind" says how to parse them)
+    num_inference_steps: int = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"env": "BECOME_STEPS", "kind": int},
+    )
+    guidance_scale: float = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"env": "BECOME_GUIDANCE", "kind": float},
+    )
+    size: int = field(default=None, metadata={"kind": int})  # type: ignore[assignment]
     batch_size: int = 0  # 0 = choose by device (see pipelines.runtime)
+    safety_checker: str = "auto"  # auto = on when its weights are here (or downloadable)
+    safety_model: str = DEFAULT_SAFETY_MODEL
+    compile: bool = False  # torch.compile the denoiser at start (CUDA; slow start, faster rows)
+    channels_last: bool = True  # channels-last UNet/VAE on CUDA
     data_dir: Path = PROJECT_ROOT / "data"
     assets_dir: Path = ASSETS_DIR
     learned_model: Path | None = None  # None = data_dir/learned/current.npz, else the bundled one
@@ -103,17 +77,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check_choice("BECOME_ENGINE", self.engine, ENGINES)
+        _check_choice("BECOME_MODEL_FAMILY", self.model_family, tuple(FAMILIES))
+        self._fill_family_defaults()
         _check_choice("BECOME_DEVICE", self.device, DEVICES)
         _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
         _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
+        _check_choice("BECOME_SAFETY_CHECKER", self.safety_checker, SAFETY_CHOICES)
         _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
+        limits = self.family.limits
         for name, var, value in (
             ("num_inference_steps", "BECOME_STEPS", self.num_inference_steps),
             ("guidance_scale", "BECOME_GUIDANCE", self.guidance_scale),
             ("height", "BECOME_SIZE", self.size),
         ):
-            if LIMITS[name].problem(name, value):
-                raise SettingsError(f"{var}={value} is out of range: use {LIMITS[name].allowed}")
+            problem = limits[name].problem(var, value)
+            if problem:
+                raise SettingsError(f"{problem} (BECOME_MODEL_FAMILY={self.model_family})")
         _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
@@ -122,6 +101,45 @@ class Settings:
             raise SettingsError(
                 f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
             )
+
+    def _fill_family_defaults(self) -> None:
+        """Unset generator values take the family's; a face adapter must fit the family."""
+        family = self.family
+        faceid = [f for f in FAMILIES.values() if f.uses_faceid]
+        if not family.uses_faceid:
+            for name in ("faceid_adapter", "faceid_weight"):
+                if getattr(self, name):
+                    raise SettingsError(
+                        f"{env_name(name)}={getattr(self, name)!r} is not used by "
+                        f"BECOME_MODEL_FAMILY={family.id} (it has no face adapter: it edits the "
+                        "selfie): unset it, or use a FaceID family "
+                        f"({', '.join(f.id for f in faceid)})"
+                    )
+        others = {f.faceid_weight: f.id for f in faceid if f.id != family.id}
+        if self.faceid_weight in others:
+            raise SettingsError(
+                f"BECOME_FACEID_WEIGHT={self.faceid_weight!r} is the "
+                f"{others[self.faceid_weight]} adapter and does not fit "
+                f"BECOME_MODEL_FAMILY={family.id}: use {family.faceid_weight!r} (or unset it)"
+            )
+        for name, value in _family_defaults(family).items():
+            if getattr(self, name) in ("", None):
+                object.__setattr__(self, name, value)  # frozen: set once, before anyone reads it
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model family ``BECOME_MODEL_FAMILY`` names."""
+        return FAMILIES[self.model_family]
+
+    def with_family(self, family_id: str) -> Settings:
+        """These settings for another family: values that were this family's defaults become
+        the other's (``dataclasses.replace`` alone would keep them)."""
+        unset = {
+            name: "" if isinstance(value, str) else None
+            for name, value in _family_defaults(self.family).items()
+            if getattr(self, name) == value
+        }
+        return replace(self, model_family=family_id, **unset)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,7 +151,8 @@ class Settings:
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 continue
-            values[f.name] = _parse(name, raw.strip(), cls.__dataclass_fields__[f.name].default)
+            default = cls.__dataclass_fields__[f.name].default
+            values[f.name] = _parse(name, raw.strip(), default, f.metadata.get("kind"))
         return cls(**values)  # type: ignore[arg-type]
 
     @property
@@ -152,12 +171,26 @@ class Settings:
         return self.data_dir / "cache"
 
 
+def _family_defaults(family: ModelFamily) -> dict[str, object]:
+    """The settings a model family fills in when they are unset."""
+    return {
+        "base_model": family.base_model,
+        "faceid_adapter": family.faceid_adapter or "",
+        "faceid_weight": family.faceid_weight or "",
+        "num_inference_steps": family.num_inference_steps,
+        "guidance_scale": family.guidance_scale,
+        "size": family.size,
+    }
+
+
 def env_name(field_name: str) -> str:
     """The environment variable a settings field is read from: ``foo`` -> ``BECOME_FOO``."""
     return f"BECOME_{field_name.upper()}"
 
 
-def _parse(name: str, raw: str, default: object) -> object:
+def _parse(name: str, raw: str, default: object, kind: type | None = None) -> object:
+    if kind is not None:  # the field's type when its default (None) cannot say it
+        default = kind()
     try:
         if isinstance(default, bool):
             if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:

@@ -9,9 +9,6 @@ share is written by :mod:`pipelines.tiny_tokenizer`.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pipelines.tiny_cache import build_once
 from pipelines.tiny_tokenizer import CLIP_MAX_LENGTH, write_tiny_clip_tokenizer
 
 if TYPE_CHECKING:
@@ -234,7 +232,12 @@ def faceid_adapter_state_dict(
 
 
 def write_tiny_faceid_adapter(
-    directory: Path, unet_config: Mapping[str, Any], seed: int = 0
+    directory: Path,
+    unet_config: Mapping[str, Any],
+    seed: int = 0,
+    *,
+    mult: int = 1,
+    name: str = "ip-adapter-faceid_tiny.safetensors",
 ) -> tuple[Path, str]:
     """Write a FaceID adapter for ``unet_config`` as flattened ``.safetensors``.
 
@@ -246,9 +249,8 @@ def write_tiny_faceid_adapter(
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    nested = faceid_adapter_state_dict(unet_config, seed=seed, mult=1)
+    nested = faceid_adapter_state_dict(unet_config, seed=seed, mult=mult)
     flat = {f"{group}.{k}": v.contiguous() for group, sd in nested.items() for k, v in sd.items()}
-    name = "ip-adapter-faceid_tiny.safetensors"
     save_file(flat, str(directory / name))
     return directory, name
 
@@ -330,11 +332,7 @@ class TinyModelPaths:
     face_pack_dir: Path  # insightface-style ONNX pack
 
 
-_MANIFEST = "manifest.json"
-
-
-def _paths_from(root: Path) -> TinyModelPaths:
-    m = json.loads((root / _MANIFEST).read_text("utf-8"))
+def _paths_from(root: Path, m: dict[str, Any]) -> TinyModelPaths:
     return TinyModelPaths(
         root=root,
         sd_dir=root / m["sd"],
@@ -345,7 +343,7 @@ def _paths_from(root: Path) -> TinyModelPaths:
     )
 
 
-def _build_all(root: Path) -> None:
+def _build_all(root: Path) -> dict[str, Any]:
     from diffusers import UNet2DConditionModel
 
     from pipelines.tiny_face import write_tiny_face_pack  # written by the face module's owner
@@ -355,7 +353,7 @@ def _build_all(root: Path) -> None:
     adapter_dir, weight = write_tiny_faceid_adapter(root / "faceid", unet_config)
     clip = write_tiny_clip(root / "clip")
     face = Path(write_tiny_face_pack(root / "face"))
-    manifest = {
+    return {
         "version": TINY_VERSION,
         "sd": sd.relative_to(root).as_posix(),
         "adapter": adapter_dir.relative_to(root).as_posix(),
@@ -363,30 +361,18 @@ def _build_all(root: Path) -> None:
         "clip": clip.relative_to(root).as_posix(),
         "face_pack": face.relative_to(root).as_posix(),
     }
-    # written last: its presence marks a complete build
-    (root / _MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
 
 
 def ensure_tiny_models(cache_dir: Path) -> TinyModelPaths:
     """Build every tiny model once into ``cache_dir/tiny-v<N>/`` and return their paths.
 
-    Builds in a temporary sibling folder and renames it into place, so concurrent processes
-    never see a half-written folder; the first rename wins and the others reuse it.
+    Concurrent processes never see a half-written folder (see :func:`build_once`).
     """
-    cache_dir = Path(cache_dir)
-    final = cache_dir / f"tiny-v{TINY_VERSION}"
-    if (final / _MANIFEST).is_file():
-        return _paths_from(final)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=cache_dir))
-    try:
-        _build_all(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / _MANIFEST).is_file():
-                raise  # not a lost race: a real failure
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return _paths_from(final)
+    final = Path(cache_dir) / f"tiny-v{TINY_VERSION}"
+    return _paths_from(final, build_once(final, lambda root: _build_all(root)))
+
+
+def tiny_sd15_weights(cache_dir: Path) -> tuple[Path, Path | None, str | None]:
+    """The tiny SD-1.5 and its FaceID adapter: (base folder, adapter folder, weight name)."""
+    paths = ensure_tiny_models(cache_dir)
+    return paths.sd_dir, paths.adapter_dir, paths.adapter_weight

@@ -1,7 +1,9 @@
-"""A small CLIP BPE tokenizer written in code (vocab.json, merges.txt) for ``CLIPTokenizer``.
+"""Small BPE tokenizers written in code: CLIP's (``CLIPTokenizer``) and Qwen's (for FLUX.2).
 
-Byte-level BPE with CLIP's id layout, trained on :data:`PORTRAIT_WORDS` (plus any extra words)
-so that portrait vocabulary is single tokens and PEZ inversion over it reads as words.
+Byte-level BPE trained on :data:`PORTRAIT_WORDS` (plus any extra words) so that portrait
+vocabulary is single tokens and PEZ inversion over it reads as words. The CLIP one has CLIP's id
+layout and end-of-word markers; the Qwen one is GPT-2 style (a leading space is part of a word)
+with Qwen3's special tokens and a chat template that renders as Qwen3's does for one user turn.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
-def _learn_merges(words: Iterable[str]) -> list[tuple[str, str]]:
+def _learn_merges(words: Iterable[str], end_of_word: str = END_OF_WORD) -> list[tuple[str, str]]:
     """Classic BPE training until every word is one symbol (ties broken by first seen).
 
     Training on the words themselves guarantees that CLIP's encoder (lowest-rank merge
@@ -90,7 +92,7 @@ def _learn_merges(words: Iterable[str]) -> list[tuple[str, str]]:
     seqs = []
     for w in dict.fromkeys(words):  # dedupe, keep order
         chars = [byte_char[b] for b in w.encode("utf-8")]
-        chars[-1] += END_OF_WORD
+        chars[-1] += end_of_word
         if len(chars) > 1:
             seqs.append(chars)
     merges: list[tuple[str, str]] = []
@@ -153,4 +155,45 @@ def write_tiny_clip_tokenizer(directory: Path, extra_words: Iterable[str] = ()) 
         **special,
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
+    return directory
+
+
+# ----------------------------------------------------------------------------- Qwen (FLUX.2)
+
+QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+QWEN_THINK = ("<think>", "</think>")
+# Qwen3's chat template reduced to what Flux2KleinPipeline renders: one user turn, a generation
+# prompt, and an empty thinking block when enable_thinking=False (the same text as Qwen3's).
+QWEN_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+
+def write_tiny_qwen_tokenizer(directory: Path, extra_words: Iterable[str] = ()) -> Path:
+    """Write a small Qwen2-class byte-level BPE tokenizer with Qwen3's chat template.
+
+    Loadable with ``AutoTokenizer`` / ``Qwen2TokenizerFast.from_pretrained(directory)``; every
+    byte has a token, so any text tokenizes; portrait words (with and without a leading
+    space) are single tokens.
+    """
+    from transformers import Qwen2TokenizerFast
+
+    directory = Path(directory)
+    words = [w.lower() for w in (*PORTRAIT_WORDS, *extra_words, "user", "assistant")]
+    merges = _learn_merges([f" {w}" for w in words] + words, end_of_word="")
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + ["".join(m) for m in merges]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+    tokenizer = Qwen2TokenizerFast(vocab=vocab, merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL[1:])})
+    tokenizer.add_tokens(list(QWEN_THINK))
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    tokenizer.model_max_length = 40_960  # Qwen3's context; FLUX.2 reads the first 512
+    tokenizer.save_pretrained(directory)
     return directory

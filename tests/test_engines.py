@@ -81,3 +81,89 @@ def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, o
     assert np.array_equal(
         b, np.asarray(engine.renderer.render(job, no_progress).images[1], dtype=np.int16)
     )
+
+
+# ----------------------------------------------------------------------------- model families
+
+
+def test_auto_without_a_family_s_weights_falls_back_naming_family_and_setting(tmp_path, offline):
+    s = settings_for(tmp_path, BECOME_MODEL_FAMILY="flux2-klein-edit")
+    choice = resolve_engine(s)
+    assert choice.is_preview
+    assert "flux2-klein-edit base model black-forest-labs/FLUX.2-klein-4B" in choice.reason
+    assert "BECOME_BASE_MODEL" in choice.reason and "FaceID" not in choice.reason
+
+
+def test_auto_with_a_local_flux2_folder_needs_no_face_adapter(tmp_path, offline):
+    model = tmp_path / "klein"
+    model.mkdir()
+    (model / "model_index.json").write_text("{}")
+    write_tiny_face_pack(tmp_path / "if" / "models" / "buffalo_l")
+    s = settings_for(tmp_path, BECOME_MODEL_FAMILY="flux2-klein-edit", BECOME_BASE_MODEL=str(model))
+    assert missing_weights(s) == []
+    choice = resolve_engine(s)
+    assert choice.name == "diffusers" and "flux2-klein-edit" in choice.reason
+
+
+def test_missing_weights_on_the_diffusers_engine_name_the_setting(tmp_path, offline):
+    from pipelines.renderers.diffusion import WeightsUnavailable
+
+    s = settings_for(
+        tmp_path,
+        BECOME_ENGINE="diffusers",
+        BECOME_MODEL_FAMILY="sdxl-faceid",
+        BECOME_BASE_MODEL=str(tmp_path / "no-sdxl"),
+        BECOME_SAFETY_CHECKER="off",
+    )
+    engine = build_engine(s, load_catalog())
+    assert engine.family.id == "sdxl-faceid" and engine.renderer.model_ids["base"].endswith(
+        "no-sdxl"
+    )
+    with pytest.raises(WeightsUnavailable, match="BECOME_BASE_MODEL") as err:
+        _ = engine.renderer.pipeline
+    assert "sdxl-faceid" in str(err.value) and "flux2-klein-edit" in str(err.value)
+
+
+def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline, tiny_settings):
+    from pipelines.generation import AdapterMismatchError
+    from pipelines.tiny_models import tiny_sd15_weights
+    from pipelines.tiny_sdxl import tiny_sdxl_weights
+
+    cache = tiny_settings.cache_dir / "tiny"
+    _, sd15_adapter, sd15_weight = tiny_sd15_weights(cache)
+    sdxl_base, _, _ = tiny_sdxl_weights(cache)
+    s = settings_for(
+        tmp_path,
+        BECOME_ENGINE="diffusers",
+        BECOME_MODEL_FAMILY="sdxl-faceid",
+        BECOME_BASE_MODEL=str(sdxl_base),
+        BECOME_FACEID_ADAPTER=str(sd15_adapter),
+        BECOME_FACEID_WEIGHT=sd15_weight,
+        BECOME_SAFETY_CHECKER="off",
+        BECOME_DEVICE="cpu",
+    )
+    engine = build_engine(s, load_catalog())
+    with pytest.raises(AdapterMismatchError, match="BECOME_FACEID_WEIGHT") as err:
+        _ = engine.renderer.pipeline
+    assert "sdxl-faceid" in str(err.value) and "'ip-adapter-faceid_sdxl.bin'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("family", "size", "allowed"),
+    [
+        ("sd15-faceid", 1536, "a multiple of 8 from 64 to 1024"),
+        ("flux2-klein-edit", 1000, "a multiple of 16 from 64 to 2048"),
+    ],
+)
+def test_a_size_the_family_cannot_render_names_the_value_and_allowed_sizes(family, size, allowed):
+    from pipelines.request import CompareInputError, CompareRequest
+
+    s = Settings.from_env({"BECOME_MODEL_FAMILY": family})
+    with pytest.raises(CompareInputError, match=f"height={size}") as err:
+        CompareRequest.from_settings(
+            s, style="anime", prompt="a person", methods=["raw"], height=size
+        )
+    assert allowed in str(err.value)
+    assert (
+        CompareRequest.from_settings(s, style="anime", prompt="a", methods=["raw"]).height == s.size
+    )

@@ -152,8 +152,10 @@ def _augment(args: argparse.Namespace) -> dict:
     if reason is not None:
         raise MethodUnavailable(f"method {args.method!r} is unavailable: {reason}")
     references = [load_image(p) for p in args.reference]
-    # without the engine's tokenizer the budget is estimated, which over-counts: safe to render
-    context = AugmentContext(catalog, TokenBudget(), reference_images=references)
+    # BECOME_MODEL_FAMILY's budget; without the engine's tokenizer it is estimated, which
+    # over-counts: safe to render
+    budget = TokenBudget.for_family(settings.family)
+    context = AugmentContext(catalog, budget, reference_images=references)
     candidates = method.augment(args.prompt, style, context)
     best = candidates[0]
     return {

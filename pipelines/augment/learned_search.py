@@ -151,14 +151,16 @@ class LearnedMethod:
             scorer.gains(style.apply(REFERENCE_SUBJECT), texts, style.id)
 
     def _costs(self, budget: TokenBudget, texts: list[str]) -> list[int]:
-        """Tokens each ", modifier" adds; cached per tokenizer and bank."""
-        key = (id(budget.tokenizer), tuple(texts))
+        """Tokens each ", modifier" adds; cached per tokenizer, instruction and bank."""
+        key = (id(budget.tokenizer), budget.instruction, budget.chat_template, tuple(texts))
         with self._cache_lock:  # shared by concurrent requests and the warm-up thread
             costs = self._cost_cache.get(key)
             if costs is None:
                 if len(self._cost_cache) > 64:
                     self._cost_cache.clear()
-                costs = self._cost_cache[key] = [budget.count(", " + t) - 2 for t in texts]
+                # minus what the empty prompt takes (special tokens, instruction, chat template)
+                base = budget.overhead
+                costs = self._cost_cache[key] = [budget.count(", " + t) - base for t in texts]
         return costs
 
     def _candidate(

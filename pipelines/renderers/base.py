@@ -28,10 +28,15 @@ class RenderJob:
 
 @dataclass(frozen=True)
 class RenderOutput:
-    """One image per prompt, in prompt order, with stage timings in seconds."""
+    """One image per prompt, in prompt order, with stage timings in seconds.
+
+    ``flagged[i]``: the safety checker flagged output ``i``, and ``images[i]`` is the
+    placeholder that replaced it (the flagged pixels never leave the renderer).
+    """
 
     images: tuple[Image.Image, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    flagged: tuple[bool, ...] = ()  # empty = nothing checked
 
 
 class Renderer(Protocol):

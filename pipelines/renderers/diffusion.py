@@ -1,22 +1,38 @@
-"""SD-1.5 + IP-Adapter FaceID through :class:`~pipelines.generation.PortraitPipeline`."""
+"""Diffusion renderers: a family's pipeline, loaded on first use, then the safety checker.
+
+:class:`DiffusionRenderer` renders the FaceID families (``sd15-faceid`` through
+:class:`~pipelines.generation.PortraitPipeline`, ``sdxl-faceid`` through
+:class:`~pipelines.generation_sdxl.SDXLPortraitPipeline`): both take the same call, so one class
+serves both. ``renderers/flux2.py`` subclasses it for the family that edits the selfie.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.errors import UnavailableError, UserError
+from pipelines.families import DEFAULT_FAMILY, FAMILIES, get_family
 from pipelines.lazy import Lazy
 from pipelines.request import sub_progress
-from pipelines.runtime import gpu_decorator
+from pipelines.runtime import RuntimeOptions, gpu_decorator
 
 if TYPE_CHECKING:
-    from pipelines.generation import PortraitPipeline
+    from pipelines.generation_base import PortraitPipelineOutput
     from pipelines.renderers.base import RenderJob, RenderOutput
     from pipelines.request import Progress
+    from pipelines.safety import SafetyChecker
+
+__all__ = ["DiffusionRenderer", "DiffusionWeights", "RuntimeOptions", "WeightsUnavailable"]
+
+
+class WeightsUnavailable(UnavailableError):
+    """A family's base weights cannot be found; names the settings that point to them."""
 
 
 @dataclass(frozen=True)
@@ -24,100 +40,159 @@ class DiffusionWeights:
     """Where the weights come from: hub ids or local folders (real or tiny, same code)."""
 
     base_model: str | Path
-    faceid_adapter: str | Path
-    faceid_weight: str
+    faceid_adapter: str | Path | None  # None for families without a face adapter
+    faceid_weight: str | None
     local_files_only: bool | None  # None = follow HF_HUB_OFFLINE
+    family: str = DEFAULT_FAMILY
 
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """Where and how to run: ``auto`` or an explicit device / dtype, UNet batch size (0 = auto)."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 0
+    def planned_ids(self) -> dict[str, str]:
+        """The model ids results will name, before anything has loaded."""
+        ids = {"base": str(self.base_model)}
+        if self.faceid_weight:
+            ids["adapter"] = f"{self.faceid_adapter}/{self.faceid_weight}"
+        return ids
 
 
 class DiffusionRenderer:
-    """The real pipeline, loaded on first use and shared read-only by all requests."""
+    """The real pipeline, loaded on first use and shared read-only by all requests; every
+    output passes the safety checker (when there is one) before it is returned."""
 
     def __init__(
         self,
-        load: Callable[[], PortraitPipeline],
+        load: Callable[[], Any],
         runtime: RuntimeOptions,
         planned_ids: dict[str, str] | None = None,
+        safety: Lazy[SafetyChecker] | None = None,  # named by its model id
     ) -> None:
         self.runtime = runtime
-        self._pipeline: Lazy[PortraitPipeline] = Lazy(load, "diffusion pipeline")
+        self._pipeline: Lazy[Any] = Lazy(load, "diffusion pipeline")
         self._planned_ids = dict(planned_ids or {})  # what will load, until it has
-        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls.
+        self.safety = safety
+        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls: the
+        # pipeline and the safety checker both run inside it.
         self.render_many = gpu_decorator()(self._render_many)  # type: ignore[method-assign]
 
     @classmethod
-    def from_weights(cls, weights: DiffusionWeights, runtime: RuntimeOptions) -> DiffusionRenderer:
-        """A renderer that loads ``weights`` (hub ids or folders) on first use."""
+    def from_weights(
+        cls,
+        weights: DiffusionWeights,
+        runtime: RuntimeOptions,
+        safety: Lazy[SafetyChecker] | None = None,
+        warmup_size: int | None = None,
+    ) -> DiffusionRenderer:
+        """A renderer that loads ``weights`` with the family's pipeline class on first use.
 
-        def load() -> PortraitPipeline:
-            from pipelines.generation import PortraitPipeline
+        With ``runtime.compile`` the denoiser is compiled at load and warmed up at
+        ``warmup_size`` (default: the family's size), so no request pays for compilation.
+        """
+        family = get_family(weights.family)
 
-            return PortraitPipeline.from_pretrained(
-                weights.base_model,
-                weights.faceid_adapter,
-                weights.faceid_weight,
-                device=runtime.device,
-                dtype=runtime.dtype,
-                local_files_only=weights.local_files_only,
-            )
+        def load() -> Any:
+            try:
+                pipeline = family.pipeline_class().from_pretrained(
+                    weights.base_model,
+                    weights.faceid_adapter,
+                    weights.faceid_weight,
+                    device=runtime.device,
+                    dtype=runtime.dtype,
+                    local_files_only=weights.local_files_only,
+                    options=runtime,
+                )
+            except UserError:
+                raise  # already says what to change (e.g. a FaceID weight for another family)
+            except (OSError, ValueError) as exc:  # not found locally / on the Hub; bad repo id
+                raise WeightsUnavailable(
+                    f"the {family.id} weights {weights.base_model} cannot be loaded "
+                    f"({type(exc).__name__}): set BECOME_BASE_MODEL to a local folder in "
+                    f"diffusers layout or a hub id (BECOME_MODEL_FAMILY={family.id}; families: "
+                    f"{', '.join(FAMILIES)})"
+                ) from exc
+            if runtime.compile:
+                size = warmup_size or family.size
+                pipeline.warm_up(size, size)
+            return pipeline
 
-        planned = {
-            "base": str(weights.base_model),
-            "adapter": f"{weights.faceid_adapter}/{weights.faceid_weight}",
-        }
-        return cls(load, runtime, planned)
+        planned = weights.planned_ids()
+        if safety is not None:
+            planned["safety_checker"] = safety.name
+        return cls(load, runtime, planned, safety)
 
     @property
-    def pipeline(self) -> PortraitPipeline:
+    def pipeline(self) -> Any:
         """The loaded pipeline (loads it on the first call)."""
         return self._pipeline.get()
+
+    def load(self) -> None:
+        """Load the pipeline and the safety checker now (the app's warm-up)."""
+        _ = self.pipeline
+        if self.safety is not None:
+            self.safety.get()
 
     @property
     def model_ids(self) -> dict[str, str]:
         """The pipeline's model ids once loaded, else where they will load from."""
-        return dict(self.pipeline.model_ids) if self._pipeline.loaded else dict(self._planned_ids)
+        if not self._pipeline.loaded:
+            return dict(self._planned_ids)
+        ids = dict(self.pipeline.model_ids)
+        if self.safety is not None:
+            ids["safety_checker"] = self.safety.name
+        return ids
 
     def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         """Every prompt of ``job`` in one call."""
         return self.render_many([job], progress)[0]
 
     def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
-        """Jobs with the same settings share one pipeline call: their prompts are concatenated,
-        each with its own row's face embedding and seed."""
-        from pipelines.renderers.base import RenderOutput, render_key
+        """Jobs that can share a pipeline call share one (several people's rows); then every
+        output passes the safety checker."""
+        from pipelines.renderers.base import RenderOutput
+        from pipelines.safety import screen
+
+        groups = self._groups(jobs)
+        outputs: list[RenderOutput | None] = [None] * len(jobs)
+        checker = self.safety.get() if self.safety is not None else None
+        for g, members in enumerate(groups):
+            part = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
+            out = self._call_pipeline([jobs[i] for i in members], part)
+            t0 = time.perf_counter()
+            images, flagged = screen(checker, out.images)
+            timings = dict(out.timings)
+            if checker is not None:
+                timings["safety"] = time.perf_counter() - t0
+            start = 0
+            for i in members:
+                stop = start + len(jobs[i].prompt)
+                outputs[i] = RenderOutput(
+                    images=images[start:stop], timings=timings, flagged=flagged[start:stop]
+                )
+                start = stop
+        return [o for o in outputs if o is not None]
+
+    def _groups(self, jobs: Sequence[RenderJob]) -> list[list[int]]:
+        """Indices of jobs rendered together: those with the same settings (the adapter scale,
+        steps and size are set per call; faces and seeds can differ per prompt)."""
+        from pipelines.renderers.base import render_key
 
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
             groups.setdefault(render_key(job.request), []).append(i)
-        outputs: list[RenderOutput | None] = [None] * len(jobs)
-        for g, members in enumerate(groups.values()):
-            part = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
-            request = jobs[members[0]].request
-            faces = [jobs[i].face.embedding for i in members for _ in jobs[i].prompt]
-            out = self.pipeline(
-                prompt=[p for i in members for p in jobs[i].prompt],
-                negative_prompt=[n for i in members for n in jobs[i].negative_prompt],
-                face_embedding=np.stack(faces),  # (N, 512): each output its own row's face
-                ip_adapter_scale=request.ip_adapter_scale,
-                num_inference_steps=request.num_inference_steps,
-                guidance_scale=request.guidance_scale,
-                height=request.height,
-                width=request.width,
-                seed=[jobs[i].request.seed for i in members for _ in jobs[i].prompt],
-                batch_size=self.runtime.batch_size or None,
-                callback=part,
-            )
-            images = iter(out.images)
-            for i in members:
-                outputs[i] = RenderOutput(
-                    images=tuple(next(images) for _ in jobs[i].prompt), timings=dict(out.timings)
-                )
-        return [o for o in outputs if o is not None]
+        return list(groups.values())
+
+    def _call_pipeline(
+        self, jobs: Sequence[RenderJob], progress: Progress
+    ) -> PortraitPipelineOutput:
+        """The FaceID families' call: each prompt with its own row's face embedding and seed."""
+        request = jobs[0].request
+        return self.pipeline(
+            prompt=[p for job in jobs for p in job.prompt],
+            negative_prompt=[n for job in jobs for n in job.negative_prompt],
+            face_embedding=np.stack([job.face.embedding for job in jobs for _ in job.prompt]),
+            ip_adapter_scale=request.ip_adapter_scale,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            height=request.height,
+            width=request.width,
+            seed=[job.request.seed for job in jobs for _ in job.prompt],
+            batch_size=self.runtime.batch_size or None,
+            callback=progress,
+        )
