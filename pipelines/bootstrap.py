@@ -24,12 +24,15 @@ from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.sessions import SessionBoard
 from pipelines.feedback.store import FeedbackStore
+from pipelines.lazy import Lazy
+from pipelines.measures import OutputMeasurer
 from pipelines.recent import RecentComparisons
 from pipelines.service import ComparisonService
 from pipelines.settings import Settings
 from pipelines.styles import StyleCatalog, load_catalog
 
 if TYPE_CHECKING:
+    from pipelines.face import FaceAnalyzer
     from pipelines.feedback.leaderboard import LeaderboardQuery
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,32 @@ def shared_clip(engine: Engine) -> LazyClip:
     return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
 
 
+def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
+    """The second recogniser of ``BECOME_IDENTITY_PACK`` (loaded on first use), or None."""
+    if not settings.identity_pack:
+        return None
+
+    def load() -> FaceAnalyzer:
+        from pipelines.engines import _hub_offline
+        from pipelines.face import FaceAnalyzer
+
+        return FaceAnalyzer(
+            settings.identity_pack,
+            settings.face_root,
+            det_size=settings.face_det_size,
+            allow_download=not _hub_offline(),
+        )
+
+    return Lazy(load, "identity judge")
+
+
+def build_measurer(
+    settings: Settings, engine: Engine, clip: LazyClip, scorer: ScorerHolder
+) -> OutputMeasurer:
+    """The measures of every output, with the models the app already has (CLIP loaded once)."""
+    return OutputMeasurer(engine.face, clip, scorer.get, identity_judge(settings))
+
+
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
     catalog = load_catalog(settings.assets_dir)
@@ -106,7 +135,14 @@ def build_services(settings: Settings) -> Services:
         clip=clip,
         scorer=scorer,
         registry=registry,
-        comparison=ComparisonService(engine, catalog, registry, rated_targets, recent),
+        comparison=ComparisonService(
+            engine,
+            catalog,
+            registry,
+            rated_targets,
+            recent,
+            build_measurer(settings, engine, clip, scorer),
+        ),
         store=store,
         ratings=RatingService(store, recent),
         sessions=SessionBoard(

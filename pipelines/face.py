@@ -195,6 +195,14 @@ class FaceResult:
         return x2 - x1, y2 - y1
 
 
+@dataclass(frozen=True, eq=False)
+class OutputFace:
+    """The largest face found in a generated output, for the identity measure."""
+
+    embedding: np.ndarray  # (512,) float32, L2-normalised
+    num_faces: int
+
+
 @dataclass(frozen=True)
 class CacheInfo:
     hits: int
@@ -357,6 +365,33 @@ class FaceAnalyzer:
             image_size=(width, height),
             image_hash=key,
         )
+
+    @property
+    def recognizer_id(self) -> str:
+        """Which recognition model embeds faces: "<pack>/<onnx file>", for measures."""
+        rec = self.app.models["recognition"]
+        return f"{self.pack_dir.name}/{Path(getattr(rec, 'model_file', 'recognition')).name}"
+
+    def embed_largest(self, img: Image.Image, det_size: int | None = None) -> OutputFace | None:
+        """The largest face's embedding in a generated image, or None when there is no face.
+
+        Unlike :meth:`analyze_loaded` there is no size policy, no display crop and no cache: a
+        generated output is measured once, and a small face is still a face. ``det_size``
+        (a multiple of 32) overrides the detector's input size: an output of 512 px needs no
+        upscaling to the selfie's 640, and a 64 px test output runs in a fraction of the time.
+        """
+        bgr = np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1])  # (H, W, 3)
+        size = self.det_size if det_size is None else int(det_size)
+        bboxes, kpss = self.app.det_model.detect(bgr, input_size=(size, size), max_num=0)
+        if bboxes.shape[0] == 0 or kpss is None:
+            return None
+        from insightface.app.common import Face
+
+        i = largest_face_index(bboxes)
+        face = Face(bbox=bboxes[i, :4], kps=kpss[i], det_score=float(bboxes[i, 4]))
+        raw = np.asarray(self.app.models["recognition"].get(bgr, face), dtype=np.float32)
+        embedding = raw / max(float(np.linalg.norm(raw)), 1e-12)  # (512,) as normed_embedding
+        return OutputFace(embedding=embedding, num_faces=int(bboxes.shape[0]))
 
     def cache_info(self) -> CacheInfo:
         with self._lock:

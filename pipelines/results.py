@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.augment.base import Candidate, TraceStep
+    from pipelines.measures import Measures
     from pipelines.request import CompareRequest
 
 
@@ -30,6 +31,7 @@ class MethodOutput:
     error: str | None = None  # why this method produced no image
     image: Image.Image | None = None
     image_hash: str | None = None  # sha256 of the image's PNG, computed when it is rendered
+    measures: Measures | None = None  # automatic measures, computed once after rendering
 
     @property
     def rendered(self) -> bool:
@@ -47,6 +49,7 @@ class MethodOutput:
             "error": self.error,
             "rendered": self.rendered,
             "image_hash": self.image_hash,
+            "measures": None if self.measures is None else self.measures.to_json(),
             "trace": [{"part": t.part, "source": t.source, "reason": t.reason} for t in self.trace],
         }
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.engines import Engine
+    from pipelines.face import FaceResult
+    from pipelines.measures import OutputMeasurer
     from pipelines.styles import Style, StyleCatalog
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,10 @@ class ComparisonService:
         registry: MethodRegistry,
         rated_targets: RatedTargets | None = None,
         recent: RecentComparisons | None = None,
+        measurer: OutputMeasurer | None = None,
     ) -> None:
         self.engine = engine
+        self.measurer = measurer  # None = outputs carry no automatic measures
         self.catalog = catalog
         self.registry = registry
         self.rated_targets = rated_targets
@@ -114,6 +118,10 @@ class ComparisonService:
                 else o
                 for o in outputs
             ]
+            # 5. Automatic measures, once, here: page, API, ratings and decks read the same
+            t0 = time.perf_counter()
+            outputs = self._measured(outputs, image, face, request, style)
+            timings["measure"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
 
         result = ComparisonResult(
@@ -130,6 +138,23 @@ class ComparisonService:
         )
         self.recent.add(result)
         return result
+
+    def _measured(
+        self,
+        outputs: list[MethodOutput],
+        image: Image.Image,
+        face: FaceResult,
+        request: CompareRequest,
+        style: Style,
+    ) -> list[MethodOutput]:
+        """``outputs`` with their :class:`~pipelines.measures.Measures` (pipelines/measures.py)."""
+        if self.measurer is None:
+            return outputs
+        measures = self.measurer.measure(outputs, image, face, request.prompt, style)
+        return [
+            o if m is None else replace(o, measures=m)
+            for o, m in zip(outputs, measures, strict=True)
+        ]
 
     def _augment_all(
         self, request: CompareRequest, style: Style, progress: Progress
