@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -18,6 +19,7 @@ from pipelines.augment.clip_backend import LazyClip, load_clip
 from pipelines.augment.learned import ScorerHolder, default_model_path
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.registry import build_registry
+from pipelines.decks.board import DeckBoard
 from pipelines.engines import Engine, build_engine
 from pipelines.feedback.leaderboard import filtered_frame
 from pipelines.feedback.ratings import RatingService
@@ -52,6 +54,7 @@ class Services:
     store: FeedbackStore
     ratings: RatingService
     sessions: SessionBoard
+    decks: DeckBoard  # the deck loaded for the session (raters get its rows), if any
     retrainer: Retrainer
     staff: StaffGate
     leaderboard: LeaderboardQuery
@@ -115,6 +118,17 @@ def build_measurer(
     return OutputMeasurer(engine.face, clip, scorer.get, identity_judge(settings))
 
 
+def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
+    """Reload the session's deck after a restart (reads its manifest; no model loads)."""
+    deck_dir = sessions.get().deck_dir
+    if not deck_dir:
+        return
+    try:
+        decks.load_folder(Path(deck_dir))
+    except Exception:  # the facilitator reloads it from the Staff tab; the app must start
+        log.exception("the session's deck %s could not be reloaded", deck_dir)
+
+
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
     catalog = load_catalog(settings.assets_dir)
@@ -128,6 +142,11 @@ def build_services(settings: Settings) -> Services:
         return [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
 
     recent = RecentComparisons()
+    sessions = SessionBoard(
+        settings.data_dir / "session.json", list(catalog.styles), registry.names()
+    )
+    decks = DeckBoard(store, settings.data_dir / "decks")
+    restore_deck(decks, sessions)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -144,10 +163,9 @@ def build_services(settings: Settings) -> Services:
             build_measurer(settings, engine, clip, scorer),
         ),
         store=store,
-        ratings=RatingService(store, recent),
-        sessions=SessionBoard(
-            settings.data_dir / "session.json", list(catalog.styles), registry.names()
-        ),
+        ratings=RatingService(store, recent, decks.find),
+        sessions=sessions,
+        decks=decks,
         retrainer=Retrainer(
             store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
         ),

@@ -298,8 +298,8 @@ class DeckRow:
         """The id ratings of this row carry as their comparison id."""
         return f"{self.deck}/{self.row_id}"
 
-    def to_result(self, folder: Path) -> ComparisonResult:
-        """This row as a frozen result (images read from the deck folder), for the page."""
+    def to_result(self, folder: Path, images: bool = True) -> ComparisonResult:
+        """This row as a frozen result, images read from the deck folder (or left out)."""
         from PIL import Image
 
         from pipelines.measures import Measures
@@ -310,7 +310,7 @@ class DeckRow:
         outputs = []
         for line in self.lines:
             image = None
-            if line["image"]:
+            if line["image"] and images:
                 with Image.open(folder / line["image"]) as im:
                     image = im.convert("RGB")
             measures = line.get("measures")
@@ -323,7 +323,7 @@ class DeckRow:
                     tokens=line.get("tokens"),
                     error=line["error"],
                     image=image,
-                    image_hash=line["image_hash"] if image is not None else None,
+                    image_hash=line["image_hash"] if line["image"] else None,
                     measures=Measures.from_json(measures) if measures else None,
                 )
             )

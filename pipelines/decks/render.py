@@ -65,14 +65,21 @@ def deck_service(settings: Settings) -> tuple[Compare, Any]:
     rendered on, so the same spec gives the same deck anywhere.
     """
     from pipelines.bootstrap import build_services
-    from pipelines.service import ComparisonService
 
     state = process_state(settings)
-    s = build_services(settings)
+    return deck_compare(build_services(settings)), state
+
+
+def deck_compare(services: Any) -> Compare:
+    """``ComparisonService.compare`` over the app's engine, methods and measures, without the
+    ratings-dependent style targets and without filling the live recent-comparisons cache."""
+    from pipelines.service import ComparisonService
+
+    s = services
     service = ComparisonService(
         s.engine, s.catalog, s.registry, rated_targets=None, measurer=s.comparison.measurer
     )
-    return service.compare, state
+    return service.compare
 
 
 def process_state(settings: Settings) -> Any:
