@@ -70,6 +70,17 @@ class CompareTab:
     style: gr.Dropdown
     methods: gr.CheckboxGroup
     generate: gr.Button
+    controls: gr.Column  # selfie and generation controls, hidden while a deck is rated
+    status: gr.Markdown
+    face: gr.Image
+    face_info: gr.Markdown
+
+    def row_outputs(self) -> list[Any]:
+        """The components :func:`render_result` fills, in its order."""
+        outputs: list[Any] = [self.status, self.face, self.face_info, self.result]
+        for s in self.slots:
+            outputs += [s.column, s.image, s.caption, s.prompt, s.trace]
+        return outputs
 
 
 def slot_label(i: int) -> str:
@@ -83,7 +94,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     s = cb.settings
     limits = {name: (LIMITS[name].low, LIMITS[name].high) for name in LIMITS}
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=320) as controls:
             selfie = gr.Image(
                 label="Selfie",
                 type="pil",
@@ -237,17 +248,32 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
         concurrency_limit=1,
     )
     return CompareTab(
-        slots=slots, result=result, blind=blind, style=style, methods=methods, generate=generate
+        slots=slots,
+        result=result,
+        blind=blind,
+        style=style,
+        methods=methods,
+        generate=generate,
+        controls=controls,
+        status=status,
+        face=face,
+        face_info=face_info,
     )
 
 
-def render_result(res: ComparisonResult, blind: bool, n_slots: int) -> list[Any]:
-    """Values for [status, face, face_info, result] + 5 per slot."""
+def render_result(
+    res: ComparisonResult, blind: bool, n_slots: int, shuffle_key: str | None = None
+) -> list[Any]:
+    """Values for [status, face, face_info, result] + 5 per slot.
+
+    Blind rows are shuffled by ``shuffle_key`` (default: the comparison id, so one row reads
+    the same on every page; a deck shuffles per rater so no position favours a method).
+    """
     order = list(res.outputs)
     skipped = [o.method for o in res.outputs if not o.rendered]
     if blind:  # unrendered methods would give themselves away: leave them out of the row
         order = [o for o in order if o.rendered]
-        random.Random(res.comparison_id).shuffle(order)
+        random.Random(shuffle_key or res.comparison_id).shuffle(order)
     row = ShownRow(res.without_images(), tuple(o.method for o in order), blind)
     timings = res.timings
     status = (

@@ -18,7 +18,10 @@ def caption_md(out: MethodOutput, method: str | None, max_tokens: int = 77) -> s
         parts.append(f"score {out.score:.3f}")
     if method and out.tokens is not None:
         parts.append(f"{out.tokens}/{max_tokens} tokens")
-    return " · ".join(parts)
+    line = " · ".join(parts)
+    if method and out.measures is not None:  # hidden in blind mode: numbers would anchor votes
+        line += f"  \n{out.measures.summary()}"
+    return line
 
 
 def trace_md(out: MethodOutput) -> str:
@@ -31,4 +34,8 @@ def trace_md(out: MethodOutput) -> str:
     for t in out.trace:
         part = str(t.part).replace("|", "\\|")
         lines.append(f"| {part} | {t.source} | {t.reason} |")
+    if out.measures is not None:
+        lines += ["", "| measure | value | judged by |", "|---|---|---|"]
+        for name, shown, judge in out.measures.details():
+            lines.append(f"| {name} | {shown} | {judge or '—'} |".replace("\n", " "))
     return "\n".join(lines)

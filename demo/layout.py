@@ -10,6 +10,7 @@ import gradio as gr
 
 from demo.api import create_compare_api, create_feedback_api
 from demo.compare_tab import CompareCallbacks, availability_info, create_compare_tab
+from demo.deck_panel import DeckCallbacks, create_deck_panel, deck_mode, wire_deck_panel
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.staff_tab import StaffCallbacks, create_staff_tab
@@ -77,12 +78,19 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
+                deck_panel = create_deck_panel()  # above the row; shown while a deck is loaded
                 tab = create_compare_tab(compare_cb)
                 rater_load = create_feedback_panel(
                     FeedbackCallbacks(
                         submit=services.ratings.submit, session=services.sessions.get
                     ),
                     tab,
+                )
+                wire_deck_panel(
+                    deck_panel,
+                    DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get),
+                    tab,
+                    rater_load.outputs[0],
                 )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(
@@ -101,6 +109,9 @@ def build_demo(services: Services) -> gr.Blocks:
                         model_metadata=lambda: services.scorer.get().metadata,
                         styles=styles,
                         methods=registry.names(),
+                        load_deck=services.load_deck,
+                        unload_deck=services.unload_deck,
+                        deck_coverage=services.decks.coverage,
                     )
                 )
         create_compare_api(services.comparison.compare, registry.names(), s)
@@ -123,12 +134,22 @@ def build_demo(services: Services) -> gr.Blocks:
             chosen = [m for m in session.methods if m in registry] or ["raw", "template"]
             style_update = gr.update(choices=allowed, value=allowed[0][1])
             methods_update = gr.update(value=chosen, info=availability_now())
-            return [style_update, methods_update, *rater_load.fn(saved)]
+            rater = rater_load.fn(saved)
+            deck = deck_mode(session, rater[0])  # a loaded deck replaces live renders
+            return [style_update, methods_update, *rater, *deck]
 
         demo.load(
             on_load,
             inputs=rater_load.inputs,
-            outputs=[tab.style, tab.methods, *rater_load.outputs],
+            outputs=[
+                tab.style,
+                tab.methods,
+                *rater_load.outputs,
+                deck_panel.group,
+                deck_panel.intro,
+                deck_panel.rater,
+                tab.controls,
+            ],
             api_name=False,
         )
     return demo

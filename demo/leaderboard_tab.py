@@ -29,6 +29,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     with gr.Row():
         style = gr.Dropdown([("All styles", ALL), *cb.styles], value=ALL, label="Style")
         tag = gr.Textbox(label="Session tag (empty = all)", elem_id="lb-session")
+        deck = gr.Textbox(label="Deck (empty = all)", elem_id="lb-deck")
         since = gr.Textbox(label="From (YYYY-MM-DD)", placeholder="2026-01-31")
         until = gr.Textbox(label="To (YYYY-MM-DD)", placeholder="2026-12-31")
         blind = gr.Radio(BLIND_CHOICES, value="blind", label="Votes")
@@ -44,13 +45,14 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="lb-table")
 
     def compute(
-        style_id: str, session_tag: str, from_day: str, to_day: str, votes: str
+        style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
     ) -> tuple[str, Any, Any]:
         with user_errors("The leaderboard"):
             df = cb.table(
                 RecordFilter(
                     style=None if style_id == ALL else style_id,
                     session_tag=session_tag.strip() or None,
+                    deck_id=deck_id.strip() or None,
                     since=from_day.strip() or None,
                     until=to_day.strip() or None,
                     blind={"blind": True, "open": False}.get(votes),
@@ -64,7 +66,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         chart_df = df.assign(series=df["style"] + " · " + votes_kind)
         return f"{n} ratings across {len(df)} style × method pairs.", chart_df, readable(df)
 
-    inputs = [style, tag, since, until, blind]
+    inputs = [style, tag, deck, since, until, blind]
     outputs = [summary, chart, table]
     refresh.click(compute, inputs, outputs, api_name=False)
     tab.select(compute, inputs, outputs, api_name=False)
@@ -93,7 +95,8 @@ def readable(df: Any) -> Any:
             "ratings": df["ratings"],
             "mean rating": df["mean"].round(2),
             "mean 95% CI": ranges("mean_low", "mean_high"),
-            "best-pick rate": df["pick_rate"].round(2),
+            # None for every row when no rater picked a best (object dtype): numbers first
+            "best-pick rate": pd.to_numeric(df["pick_rate"]).round(2),
             "picks / rows": [f"{p} / {r}" for p, r in zip(df["picks"], df["rows"], strict=True)],
             "Bradley–Terry": df["bt_strength"].round(2),
             "BT 95% CI": ranges("bt_low", "bt_high"),

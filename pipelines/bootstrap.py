@@ -19,7 +19,7 @@ from pipelines.augment.clip_backend import LazyClip, load_clip
 from pipelines.augment.learned import ScorerHolder, default_model_path
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.registry import build_registry
-from pipelines.decks.board import DeckBoard
+from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.engines import Engine, build_engine
 from pipelines.feedback.leaderboard import filtered_frame
 from pipelines.feedback.ratings import RatingService
@@ -65,6 +65,17 @@ class Services:
 
         sync = start_sync(self.settings, self.store, on_model=self.retrainer.adopt)
         self.retrainer.sync_with(sync, self.settings.feedback_repo)
+
+    def load_deck(self, source: str, blind: bool = True) -> LoadedDeck:
+        """Load a deck (folder or dataset repo id) for the live session: raters get its rows."""
+        deck = self.decks.load(source, token=self.settings.feedback_token or None)
+        self.sessions.set_deck(str(deck.folder), deck.deck_id, blind)
+        return deck
+
+    def unload_deck(self) -> None:
+        """Back to live comparisons for every page opened from now on."""
+        self.decks.unload()
+        self.sessions.set_deck("", "", self.sessions.get().blind)
 
     def warmup(self) -> None:
         """Load the face models, tokenizer, pipeline and CLIP so the first request is fast."""

@@ -85,7 +85,12 @@ class DeckBoard:
         if not source:
             raise DeckFolderError("no deck given: type a deck folder or a dataset repo id")
         folder = Path(source).expanduser()
-        if not folder.exists() and is_repo_id(source):
+        if not folder.exists():
+            if not is_repo_id(source):
+                raise DeckFolderError(
+                    f"deck folder {folder} does not exist: give a rendered deck's folder or a "
+                    "dataset repo id (owner/name)"
+                )
             folder = pull_deck(source, self.decks_dir / deck_dir_name(source), token=token)
         return self.load_folder(folder)
 
