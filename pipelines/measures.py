@@ -165,6 +165,10 @@ class OutputMeasurer:
         self.judge = judge
         self._refs: dict[tuple[str, tuple[tuple[str, int], ...]], np.ndarray] = {}
         self._refs_lock = threading.Lock()
+        # learned scores by (style, final prompt) for the live scorer: a deck renders the same
+        # prompts for every selfie and seed, and a retrained scorer starts a new cache
+        self._scores: dict[tuple[str, str], float] = {}
+        self._scores_of: object = None
 
     def measure(
         self,
@@ -290,7 +294,7 @@ class OutputMeasurer:
             scorer = self.scorer()
             created = str(scorer.metadata.get("created", ""))[:10]
             judge = f"learned scorer {created}".strip()
-            scores = scorer.score(list(prompts), style.id)
+            scores = self._cached_scores(scorer, prompts, style.id)
         except Exception as exc:  # NoModelError says why no model is loaded
             return [Measure(reason=f"learned score unavailable: {exc}")] * n
         return [
@@ -299,6 +303,21 @@ class OutputMeasurer:
             else Measure(judge=judge, reason="score not finite")
             for s in scores
         ]
+
+    def _cached_scores(
+        self, scorer: LearnedScorer, prompts: Sequence[str], style_id: str
+    ) -> list[float]:
+        with self._refs_lock:
+            if self._scores_of is not scorer or len(self._scores) > 4096:
+                self._scores, self._scores_of = {}, scorer
+            known = dict(self._scores)
+        todo = list(dict.fromkeys(p for p in prompts if (style_id, p) not in known))
+        if todo:
+            fresh = scorer.score(todo, style_id)
+            with self._refs_lock:
+                for p, v in zip(todo, fresh, strict=True):
+                    known[(style_id, p)] = self._scores[(style_id, p)] = float(v)
+        return [known[(style_id, p)] for p in prompts]
 
 
 def _det_size(img: Image.Image, largest: int) -> int:
