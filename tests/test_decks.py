@@ -356,8 +356,9 @@ def test_thirty_raters_on_a_loaded_deck(one_process_deck, tiny_services):
         rng = np.random.default_rng(i)
         while True:
             turn = board.next_row(name)
+            with deck.assigner._lock:  # a consistent snapshot: ratings + rows handed out now
+                load = deck.assigner._load()
             with lock:
-                load = deck.assigner._load()  # ratings + rows handed out right now
                 loads.append(max(load.values()) - min(load.values()))
             if turn.state == "done":
                 return
