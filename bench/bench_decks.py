@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,26 +29,12 @@ import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pipelines.bootstrap import build_services  # noqa: E402
-from pipelines.decks.render import deck_compare, render_deck  # noqa: E402
+from pipelines.decks.render import deck_compare  # noqa: E402
 from pipelines.decks.spec import load_spec  # noqa: E402
 from pipelines.request import CompareRequest  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
 
 METHODS = ["raw", "template", "learned", "inversion"]
-
-
-class OneProcess:
-    """accelerate's PartialState for a single process (no process group)."""
-
-    is_main_process = True
-    process_index = 0
-    num_processes = 1
-
-    def wait_for_everyone(self) -> None:
-        pass
-
-    def split_between_processes(self, items):
-        return nullcontext(items)
 
 
 def images_dir() -> Path:
@@ -119,31 +104,37 @@ def bench_measures(services, size: int, steps: int, repeats: int) -> None:
 
 
 def bench_deck(services, settings: Settings, size: int, steps: int, processes: int) -> None:
+    """Each row rendered by the deck path and by the live /compare API, alternately, so that
+    other work on the machine weighs on both sides alike."""
+    from gradio_client import Client, handle_file
+
     from demo import build_demo
+    from pipelines.decks.manifest import merge
+    from pipelines.decks.render import _render_row, prepare_folder, request_for
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-decks-"))
     spec_path = write_spec(tmp, size, steps)
     spec = load_spec(spec_path, settings)
     rows = spec.rows()
+    out = tmp / "deck"
+    prepare_folder(spec, out)
     compare = deck_compare(services)
-    compare(rows[0].selfie.path, _request(spec, settings, rows[0]), lambda *_: None)  # warm
-    t0 = time.perf_counter()
-    summary = render_deck(
-        spec, tmp / "deck", settings, compare=compare, state=OneProcess(), progress=False
-    )
-    deck_s = time.perf_counter() - t0
-
-    from gradio_client import Client, handle_file
-
+    compare(rows[0].selfie.path, request_for(spec, settings, rows[0]), lambda *_: None)  # warm
     demo = build_demo(services)
     demo.queue(default_concurrency_limit=4)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    deck_s = live_s = 0.0
+    images = 0
     try:
         client = Client(demo.local_url, verbose=False)
         warm = handle_file(str(rows[0].selfie.path))
         client.predict(warm, "watercolor", "p", ["raw"], 1, api_name="/compare")
-        t0 = time.perf_counter()
         for row in rows:  # the live path renders with the app's settings: same size and steps
+            t0 = time.perf_counter()
+            n, _ = _render_row(spec, row, out, settings, compare)
+            deck_s += time.perf_counter() - t0
+            images += n
+            t0 = time.perf_counter()
             client.predict(
                 handle_file(str(row.selfie.path)),
                 row.style,
@@ -152,19 +143,22 @@ def bench_deck(services, settings: Settings, size: int, steps: int, processes: i
                 row.seed,
                 api_name="/compare",
             )
-        live_s = time.perf_counter() - t0
+            live_s += time.perf_counter() - t0
     finally:
         demo.close()
-    n_rows, n_images = summary.rendered, summary.images
+    t0 = time.perf_counter()
+    merge(out, (r.row_id for r in rows))
+    deck_s += time.perf_counter() - t0
+    n_rows = len(rows)
     print(f"\n## Deck of {n_rows} rows x {len(spec.methods)} methods ({size} px, {steps} steps)\n")
     print("| path | wall | rows/s | images/s |")
     print("| --- | --- | --- | --- |")
-    print(f"| deck render, 1 process | {deck_s:.2f} s | {n_rows / deck_s:.2f} | "
-          f"{n_images / deck_s:.2f} |")  # fmt: skip
+    print(f"| deck render, 1 process (rows, images, row files, manifest) | {deck_s:.2f} s | "
+          f"{n_rows / deck_s:.2f} | {images / deck_s:.2f} |")  # fmt: skip
     print(f"| live /compare per row (gradio_client) | {live_s:.2f} s | {n_rows / live_s:.2f} | "
-          f"{n_images / live_s:.2f} |")  # fmt: skip
+          f"{images / live_s:.2f} |")  # fmt: skip
     if processes > 1:
-        bench_processes(spec_path, settings, processes, n_rows, n_images)
+        bench_processes(spec_path, settings, processes, n_rows, images)
 
 
 def bench_processes(spec_path: Path, settings: Settings, n: int, rows: int, images: int) -> None:
@@ -185,12 +179,6 @@ def bench_processes(spec_path: Path, settings: Settings, n: int, rows: int, imag
     for procs, wall in walls.items():
         eff = "1.00" if procs == 1 else f"{speedup / n:.2f}"
         print(f"| {procs} | {wall:.1f} s | {rows / wall:.2f} | {images / wall:.2f} | {eff} |")
-
-
-def _request(spec, settings, row):
-    from pipelines.decks.render import request_for
-
-    return request_for(spec, settings, row)
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ if CHROMIUM is None:
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.browser
+# a render on two shared cores can take longer than Playwright's default 5 s
+expect.set_options(timeout=60_000)
 
 ARGS = [
     "--headless=new",
