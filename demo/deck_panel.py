@@ -73,8 +73,7 @@ def wire_deck_panel(panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater:
             if session.blind
             else ""
         )
-        values[1] = None  # decks carry no selfie crop
-        values[2] = f"Deck **{turn.deck_id}** · row {turn.rated + 1} of {turn.total} for you"
+        values[1] = None  # decks carry no selfie crop (the face column is hidden anyway)
         msg = (
             f"Row {turn.rated + 1} of {turn.total}: rate each output below and submit, "
             "then press the button for your next row."
