@@ -380,18 +380,39 @@ class FaceAnalyzer:
         (a multiple of 32) overrides the detector's input size: an output of 512 px needs no
         upscaling to the selfie's 640, and a 64 px test output runs in a fraction of the time.
         """
-        bgr = np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1])  # (H, W, 3)
-        size = self.det_size if det_size is None else int(det_size)
-        bboxes, kpss = self.app.det_model.detect(bgr, input_size=(size, size), max_num=0)
-        if bboxes.shape[0] == 0 or kpss is None:
-            return None
-        from insightface.app.common import Face
+        return self.embed_largest_many([img], [det_size])[0]
 
-        i = largest_face_index(bboxes)
-        face = Face(bbox=bboxes[i, :4], kps=kpss[i], det_score=float(bboxes[i, 4]))
-        raw = np.asarray(self.app.models["recognition"].get(bgr, face), dtype=np.float32)
-        embedding = raw / max(float(np.linalg.norm(raw)), 1e-12)  # (512,) as normed_embedding
-        return OutputFace(embedding=embedding, num_faces=int(bboxes.shape[0]))
+    def embed_largest_many(
+        self, images: Sequence[Image.Image], det_sizes: Sequence[int | None]
+    ) -> list[OutputFace | None]:
+        """:meth:`embed_largest` of each image; the recogniser runs once for all the faces."""
+        from insightface.utils.face_align import norm_crop
+
+        rec = self.app.models["recognition"]
+        crops, found = [], []
+        for img, det_size in zip(images, det_sizes, strict=True):
+            bgr = np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1])  # (H, W, 3)
+            size = self.det_size if det_size is None else int(det_size)
+            bboxes, kpss = self.app.det_model.detect(bgr, input_size=(size, size), max_num=0)
+            if bboxes.shape[0] == 0 or kpss is None:
+                found.append(None)
+                continue
+            i = largest_face_index(bboxes)
+            crops.append(norm_crop(bgr, landmark=kpss[i], image_size=rec.input_size[0]))
+            found.append(int(bboxes.shape[0]))
+        if not crops:
+            return [None] * len(found)
+        raw = np.asarray(rec.get_feat(crops), dtype=np.float32).reshape(len(crops), -1)
+        embeddings = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        out: list[OutputFace | None] = []
+        k = 0
+        for n in found:
+            if n is None:
+                out.append(None)
+                continue
+            out.append(OutputFace(embedding=embeddings[k], num_faces=n))  # (512,) normalised
+            k += 1
+        return out
 
     def cache_info(self) -> CacheInfo:
         with self._lock:

@@ -218,8 +218,8 @@ class OutputMeasurer:
                     why = f"the judge found no usable face in the selfie ({exc})"
                     return [Measure(judge=judge, reason=why)] * n, [None] * n
             measures, faces = [], []
-            for img in images:
-                found = analyzer.embed_largest(img, det_size=_det_size(img, analyzer.det_size))
+            sizes = [_det_size(img, analyzer.det_size) for img in images]
+            for found in analyzer.embed_largest_many(images, sizes):
                 if found is None:
                     measures.append(Measure(judge=judge, reason=NO_FACE))
                     faces.append(0)
