@@ -73,11 +73,17 @@ def deck_service(settings: Settings) -> tuple[Compare, Any]:
 def deck_compare(services: Any) -> Compare:
     """``ComparisonService.compare`` over the app's engine, methods and measures, without the
     ratings-dependent style targets and without filling the live recent-comparisons cache."""
+    from pipelines.recent import RecentComparisons
     from pipelines.service import ComparisonService
 
     s = services
     service = ComparisonService(
-        s.engine, s.catalog, s.registry, rated_targets=None, measurer=s.comparison.measurer
+        s.engine,
+        s.catalog,
+        s.registry,
+        rated_targets=None,
+        recent=RecentComparisons(capacity=0),  # rows go to disk; memory keeps none of them
+        measurer=s.comparison.measurer,
     )
     return service.compare
 

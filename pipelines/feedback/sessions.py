@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipelines.errors import InputError
@@ -84,8 +84,6 @@ class SessionBoard:
 
     def set_deck(self, deck_dir: str, deck_id: str, blind: bool) -> SessionConfig:
         """Load (or, with empty ids, unload) a deck for the live session, keeping the rest."""
-        from dataclasses import replace
-
         config = replace(self.get(), deck_dir=deck_dir, deck_id=deck_id, blind=bool(blind))
         self.set(config)
         return config
