@@ -91,9 +91,15 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         }
 
     def leaderboard(
-        style: str = "", session_tag: str = "", since: str = "", until: str = "", votes: str = "all"
+        style: str = "",
+        session_tag: str = "",
+        since: str = "",
+        until: str = "",
+        votes: str = "all",
+        deck: str = "",
     ) -> list[dict[str, Any]]:
-        """Per style x method: ratings, mean with 95% CI, win rate, Bradley-Terry strength."""
+        """Per style x method: ratings, mean with 95% CI, win rate, Bradley-Terry strength;
+        ``deck`` keeps the ratings of one deck's rows."""
         if votes not in {"all", "blind", "open"}:
             raise gr.Error(f"votes={votes!r} is not allowed: use all, blind or open")
         with user_errors("The leaderboard"):
@@ -104,6 +110,7 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
                     since=since or None,
                     until=until or None,
                     blind={"blind": True, "open": False}.get(votes),
+                    deck_id=deck or None,
                 )
             )
         return df.to_dict(orient="records")

@@ -97,6 +97,7 @@ class CompareTab:
     style: gr.Dropdown
     methods: gr.CheckboxGroup
     generate: gr.Button
+    controls: gr.Column  # selfie and generation controls, hidden while a deck is rated
     status: gr.Markdown
 
 
@@ -112,7 +113,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     family_limits = s.family.limits  # sizes differ per model family
     limits = {name: (limit.low, limit.high) for name, limit in family_limits.items()}
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=320) as controls:
             selfie = raw_image(  # the app decodes the file itself, with its own checks
                 label="Selfie",
                 sources=["upload", "webcam", "clipboard"],
@@ -326,6 +327,7 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
         style=style,
         methods=methods,
         generate=generate,
+        controls=controls,
         status=status,
     )
 
@@ -355,6 +357,12 @@ def shown_row(recent: Callable[[str], ComparisonResult], key: str) -> ShownRow |
         return None
 
 
+def shown_row_of(res: ComparisonResult, values: Sequence[Any]) -> ShownRow:
+    """The page state for a row that :func:`row_values` just laid out (its key is values[3])."""
+    data = json.loads(values[3])
+    return ShownRow(res.without_images(), tuple(data["order"]), bool(data["blind"]))
+
+
 def restore_row(
     recent: Callable[[str], ComparisonResult], key: str, n_slots: int
 ) -> tuple[ShownRow | None, list[Any]]:
@@ -375,8 +383,13 @@ def row_values(
     n_slots: int,
     waited: float = 0.0,
     order: Sequence[str] | None = None,
+    shuffle_key: str | None = None,
 ) -> list[Any]:
-    """Values for [status, face, face info, row key] + 6 per slot. An error leaves the row."""
+    """Values for [status, face, face info, row key] + 6 per slot. An error leaves the row.
+
+    Blind rows are shuffled by ``shuffle_key`` (default: the comparison id, so one row reads the
+    same on every page; a deck shuffles per rater so no position favours a method).
+    """
     if not isinstance(res, ComparisonResult):
         message = str(res) if res is not None else "This row was not rendered."
         return [f"⚠️ {plain_md(message)}", *([gr.update()] * (3 + 6 * n_slots))]
@@ -385,7 +398,7 @@ def row_values(
         shown = [res.output(m) for m in order]
     elif blind:  # unrendered methods would give themselves away: leave them out of the row
         shown = [o for o in res.outputs if o.rendered]
-        random.Random(res.comparison_id).shuffle(shown)
+        random.Random(shuffle_key or res.comparison_id).shuffle(shown)
     else:
         shown = list(res.outputs)
     row = ShownRow(res.without_images(), tuple(o.method for o in shown), blind)

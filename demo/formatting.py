@@ -37,7 +37,10 @@ def caption_md(out: MethodOutput, method: str | None) -> str:
     if method and out.score is not None:
         # the learned scorer's prediction for every method, so the numbers compare
         parts.append(f"predicted score {out.score:+.2f}")
-    return " · ".join(parts)
+    line = " · ".join(parts)
+    if method and out.measures is not None:  # hidden in blind mode: numbers would anchor votes
+        line += f"  \n{out.measures.summary()}"
+    return line
 
 
 def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
@@ -52,4 +55,10 @@ def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
     ]
     if out.tokens is not None:
         lines.append(f"- {out.tokens} of {max_tokens} text-encoder tokens used")
+    if out.measures is not None:
+        lines.append("")
+        lines += [
+            f"- measure {plain_md(name)}: {plain_md(shown)} (judged by {plain_md(judge or '—')})"
+            for name, shown, judge in out.measures.details()
+        ]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from demo.compare_tab import (
     method_choices,
     restore_row,
 )
+from demo.deck_panel import DeckCallbacks, create_deck_panel, deck_mode, wire_deck_panel
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.staff_tab import StaffCallbacks, create_staff_tab
@@ -100,12 +101,19 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
+                deck_panel = create_deck_panel()  # above the row; shown while a deck is loaded
                 tab = create_compare_tab(compare_cb)
                 rater_load = create_feedback_panel(
                     FeedbackCallbacks(
                         submit=services.ratings.submit, session=services.sessions.get
                     ),
                     tab,
+                )
+                wire_deck_panel(
+                    deck_panel,
+                    DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get),
+                    tab,
+                    rater_load.outputs[0],
                 )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(
@@ -121,7 +129,7 @@ def build_demo(services: Services) -> gr.Blocks:
                         password_required=services.staff.required,
                         session=services.sessions.get,
                         start_session=services.sessions.start,
-                        end_session=services.sessions.end,
+                        end_session=services.end_session,
                         export=lambda fmt: export_to_temp(services.store, fmt),
                         retrain=services.retrainer.retrain,
                         model_summary=lambda: describe_model(services.scorer),
@@ -133,6 +141,9 @@ def build_demo(services: Services) -> gr.Blocks:
                         reference_counts=services.references.counts,
                         styles=styles,
                         methods=registry.names(),
+                        load_deck=services.load_deck,
+                        unload_deck=services.unload_deck,
+                        deck_coverage=services.decks.coverage,
                     ),
                     staff,
                 )
@@ -184,6 +195,8 @@ def build_demo(services: Services) -> gr.Blocks:
             style_update = gr.update(choices=allowed, value=allowed[0][1])
             methods, timer = methods_update(chosen)
             row, row_values = restore_row(services.comparison.recent.get, saved_row, len(tab.slots))
+            rater = rater_load.fn(saved_rater)
+            deck = deck_mode(session, rater[0])  # a loaded deck replaces live renders
             return [
                 engine_banner(services),  # the live learned model, after a retrain too
                 style_update,
@@ -191,7 +204,8 @@ def build_demo(services: Services) -> gr.Blocks:
                 timer,
                 row,
                 *row_values,
-                *rater_load.fn(saved_rater),
+                *rater,
+                *deck,
             ]
 
         demo.load(
@@ -205,6 +219,10 @@ def build_demo(services: Services) -> gr.Blocks:
                 tab.result,
                 *tab.row_outputs,
                 *rater_load.outputs,
+                deck_panel.group,
+                deck_panel.intro,
+                deck_panel.rater,
+                tab.controls,
             ],
             api_name=False,
         )

@@ -43,6 +43,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     with gr.Row():
         style = gr.Dropdown([("All styles", ALL), *cb.styles], value=ALL, label="Style")
         tag = gr.Textbox(label="Session tag (empty = all)", elem_id="lb-session")
+        deck = gr.Textbox(label="Deck (empty = all)", elem_id="lb-deck")
         since = gr.Textbox(label="From (YYYY-MM-DD)", placeholder="2026-01-31", elem_id="lb-since")
         until = gr.Textbox(label="To (YYYY-MM-DD)", placeholder="2026-12-31", elem_id="lb-until")
         blind = gr.Radio(BLIND_CHOICES, value=ALL, label="Votes", elem_id="lb-votes")
@@ -62,12 +63,13 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     gr.Markdown(LEGEND)
 
     def compute(
-        style_id: str, session_tag: str, from_day: str, to_day: str, votes: str
+        style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
     ) -> tuple[Any, Any, Any]:
         try:
             flt = RecordFilter(
                 style=None if style_id == ALL else style_id,
                 session_tag=session_tag.strip() or None,
+                deck_id=deck_id.strip() or None,
                 since=from_day.strip() or None,
                 until=to_day.strip() or None,
                 blind={"blind": True, "open": False}.get(votes),
@@ -91,9 +93,9 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     def opened() -> tuple[Any, ...]:
         """On opening: the live session's tag and every vote."""
         live_tag = cb.session().session_tag
-        return (live_tag, ALL, *compute(ALL, live_tag, "", "", ALL))
+        return (live_tag, ALL, *compute(ALL, live_tag, "", "", "", ALL))
 
-    inputs = [style, tag, since, until, blind]
+    inputs = [style, tag, deck, since, until, blind]
     outputs = [summary, chart, table]
     refresh.click(compute, inputs, outputs, api_name=False)
     tab.select(opened, None, [tag, blind, *outputs], api_name=False)

@@ -13,6 +13,8 @@ import gradio as gr
 
 from demo.errors import user_errors
 from demo.formatting import plain_md
+from pipelines.decks.assign import Coverage
+from pipelines.decks.board import LoadedDeck
 from pipelines.feedback.retrain import RetrainReport
 from pipelines.feedback.sessions import SessionConfig
 
@@ -37,6 +39,19 @@ class StaffCallbacks:
     reference_counts: Callable[[], dict[str, int]]
     styles: Sequence[tuple[str, str]]
     methods: Sequence[str]
+    load_deck: Callable[[str, bool], LoadedDeck]  # folder or dataset repo id, blind
+    unload_deck: Callable[[], None]
+    deck_coverage: Callable[[], Coverage | None]  # the loaded deck's ratings per row
+
+
+def deck_status(deck_id: str, cov: Coverage | None) -> str:
+    """One line about the loaded deck (or that live comparisons run)."""
+    if not deck_id or cov is None:
+        return "No deck loaded: participants render live comparisons."
+    return (
+        f"Deck **{deck_id}** is loaded: {cov.rows} rows, {cov.ratings} rated so far "
+        f"({cov.min_per_row}–{cov.max_per_row} raters per row). New pages rate its rows."
+    )
 
 
 def session_summary(config: SessionConfig, names: dict[str, str]) -> str:
@@ -208,6 +223,37 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
     add_refs.click(on_add_refs, [password, ref_style, ref_files], refs_md, api_name=False)
     clear_refs.click(on_clear_refs, [password, ref_style], refs_md, api_name=False)
 
+    with gr.Accordion("Rate a deck in this session", open=False):
+        gr.Markdown(
+            "Load a rendered deck (`python -m pipelines.decks render`): a folder on this "
+            "machine or a dataset repo id (`owner/name`, pulled with the feedback token). "
+            "While it is loaded, pages opened in this session rate its rows instead of "
+            "rendering live ones."
+        )
+        with gr.Row():
+            deck_source = gr.Textbox(
+                label="Deck folder or dataset repo id", elem_id="deck-source", scale=3
+            )
+            deck_blind = gr.Checkbox(value=True, label="Blind", elem_id="deck-blind")
+        with gr.Row():
+            load_deck = gr.Button("Load deck", variant="primary", elem_id="deck-load")
+            unload_deck = gr.Button("Unload (back to live)", elem_id="deck-unload")
+        deck_info = gr.Markdown(elem_id="deck-info")
+
+    def on_load_deck(pw: str, source: str, is_blind: bool, request: gr.Request) -> str:
+        guard(pw, request)
+        with user_errors("Loading the deck"):
+            deck = cb.load_deck(source, is_blind)
+        return deck_status(deck.deck_id, cb.deck_coverage())
+
+    def on_unload_deck(pw: str, request: gr.Request) -> str:
+        guard(pw, request)
+        cb.unload_deck()
+        return deck_status("", None)
+
+    load_deck.click(on_load_deck, [password, deck_source, deck_blind], deck_info, api_name=False)
+    unload_deck.click(on_unload_deck, [password], deck_info, api_name=False)
+
     with gr.Accordion("Export ratings", open=False):
         with gr.Row():
             fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Format")
@@ -247,6 +293,8 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
 
     def on_open() -> list[Any]:
         model = "Current learned model: " + cb.model_summary()
-        return [*live(), methods_report(), refs_report(), model]
+        deck = deck_status(cb.session().deck_id, cb.deck_coverage())
+        return [*live(), methods_report(), refs_report(), model, deck]
 
-    tab.select(on_open, None, [*form, methods_md, refs_md, model_md], api_name=False)
+    outputs = [*form, methods_md, refs_md, model_md, deck_info]
+    tab.select(on_open, None, outputs, api_name=False)

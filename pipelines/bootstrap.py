@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -18,13 +19,16 @@ from pipelines.augment.clip_backend import LazyClip, load_clip
 from pipelines.augment.learned import ScorerHolder, default_model_path
 from pipelines.augment.learned_search import LearnedMethod
 from pipelines.augment.registry import build_registry
+from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.engines import Engine, build_engine
 from pipelines.feedback.leaderboard import filtered_frame
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer
-from pipelines.feedback.sessions import SessionBoard
+from pipelines.feedback.sessions import SessionBoard, SessionConfig
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
+from pipelines.lazy import Lazy
+from pipelines.measures import OutputMeasurer
 from pipelines.recent import RecentComparisons
 from pipelines.references import ReferenceStore
 from pipelines.service import ComparisonService
@@ -32,6 +36,7 @@ from pipelines.settings import Settings
 from pipelines.styles import StyleCatalog, load_catalog
 
 if TYPE_CHECKING:
+    from pipelines.face import FaceAnalyzer
     from pipelines.feedback.leaderboard import LeaderboardQuery
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ class Services:
     store: FeedbackStore
     ratings: RatingService
     sessions: SessionBoard
+    decks: DeckBoard  # the deck loaded for the session (raters get its rows), if any
     retrainer: Retrainer
     references: ReferenceStore
     staff: StaffGate
@@ -62,6 +68,22 @@ class Services:
 
         sync = start_sync(self.settings, self.store, on_model=self.retrainer.adopt)
         self.retrainer.sync_with(sync, self.settings.feedback_repo)
+
+    def load_deck(self, source: str, blind: bool = True) -> LoadedDeck:
+        """Load a deck (folder or dataset repo id) for the live session: raters get its rows."""
+        deck = self.decks.load(source, token=self.settings.feedback_token or None)
+        self.sessions.set_deck(str(deck.folder), deck.deck_id, blind)
+        return deck
+
+    def end_session(self) -> SessionConfig:
+        """End the live session; a loaded deck is unloaded with it."""
+        self.decks.unload()
+        return self.sessions.end()
+
+    def unload_deck(self) -> None:
+        """Back to live comparisons for every page opened from now on."""
+        self.decks.unload()
+        self.sessions.set_deck("", "", self.sessions.get().blind)
 
     def warmup(self) -> None:
         """Load the face models, tokenizer, pipeline (compiled and warmed up when
@@ -92,6 +114,43 @@ def shared_clip(engine: Engine) -> LazyClip:
     return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
 
 
+def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
+    """The second recogniser of ``BECOME_IDENTITY_PACK`` (loaded on first use), or None."""
+    if not settings.identity_pack:
+        return None
+
+    def load() -> FaceAnalyzer:
+        from pipelines.engines import _hub_offline
+        from pipelines.face import FaceAnalyzer
+
+        return FaceAnalyzer(
+            settings.identity_pack,
+            settings.face_root,
+            det_size=settings.face_det_size,
+            allow_download=not _hub_offline(),
+        )
+
+    return Lazy(load, "identity judge")
+
+
+def build_measurer(
+    settings: Settings, engine: Engine, clip: LazyClip, scorer: ScorerHolder
+) -> OutputMeasurer:
+    """The measures of every output, with the models the app already has (CLIP loaded once)."""
+    return OutputMeasurer(engine.face, clip, scorer.get, identity_judge(settings))
+
+
+def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
+    """Reload the session's deck after a restart (reads its manifest; no model loads)."""
+    deck_dir = sessions.get().deck_dir
+    if not deck_dir:
+        return
+    try:
+        decks.load_folder(Path(deck_dir))
+    except Exception:  # the facilitator reloads it from the Staff tab; the app must start
+        log.exception("the session's deck %s could not be reloaded", deck_dir)
+
+
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
     catalog = load_catalog(settings.assets_dir)
@@ -109,6 +168,11 @@ def build_services(settings: Settings) -> Services:
         return references.images(style_id) + kept
 
     recent = RecentComparisons()
+    sessions = SessionBoard(
+        settings.data_dir / "session.json", list(catalog.styles), registry.names()
+    )
+    decks = DeckBoard(store, settings.data_dir / "decks")
+    restore_deck(decks, sessions)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -116,12 +180,19 @@ def build_services(settings: Settings) -> Services:
         clip=clip,
         scorer=scorer,
         registry=registry,
-        comparison=ComparisonService(engine, catalog, registry, rated_targets, recent, scorer),
-        store=store,
-        ratings=RatingService(store, recent),
-        sessions=SessionBoard(
-            settings.data_dir / "session.json", list(catalog.styles), registry.names()
+        comparison=ComparisonService(
+            engine,
+            catalog,
+            registry,
+            rated_targets,
+            recent,
+            scorer,
+            build_measurer(settings, engine, clip, scorer),
         ),
+        store=store,
+        ratings=RatingService(store, recent, decks.find),
+        sessions=sessions,
+        decks=decks,
         retrainer=Retrainer(
             store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
         ),

@@ -101,6 +101,14 @@ class FaceResult:
         return x2 - x1, y2 - y1
 
 
+@dataclass(frozen=True, eq=False)
+class OutputFace:
+    """The largest face found in a generated output, for the identity measure."""
+
+    embedding: np.ndarray  # (512,) float32, L2-normalised
+    num_faces: int
+
+
 @dataclass(frozen=True)
 class CacheInfo:
     """Hits, misses and size of the face cache, like ``functools.lru_cache``'s."""
@@ -281,6 +289,54 @@ class FaceAnalyzer:
             image_hash=key,
             stand_in=self.stand_in,
         )
+
+    @property
+    def recognizer_id(self) -> str:
+        """Which recognition model embeds faces: "<pack>/<onnx file>", for measures."""
+        rec = self.app.models["recognition"]
+        return f"{self.pack_dir.name}/{Path(getattr(rec, 'model_file', 'recognition')).name}"
+
+    def embed_largest(self, img: Image.Image, det_size: int | None = None) -> OutputFace | None:
+        """The largest face's embedding in a generated image, or None when there is no face.
+
+        Unlike :meth:`analyze_loaded` there is no size policy, no display crop and no cache: a
+        generated output is measured once, and a small face is still a face. ``det_size``
+        (a multiple of 32) overrides the detector's input size: an output of 512 px needs no
+        upscaling to the selfie's 640, and a 64 px test output runs in a fraction of the time.
+        """
+        return self.embed_largest_many([img], [det_size])[0]
+
+    def embed_largest_many(
+        self, images: Sequence[Image.Image], det_sizes: Sequence[int | None]
+    ) -> list[OutputFace | None]:
+        """:meth:`embed_largest` of each image; the recogniser runs once for all the faces."""
+        from insightface.utils.face_align import norm_crop
+
+        rec = self.app.models["recognition"]
+        crops, found = [], []
+        for img, det_size in zip(images, det_sizes, strict=True):
+            bgr = np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1])  # (H, W, 3)
+            size = self.det_size if det_size is None else int(det_size)
+            bboxes, kpss = self.app.det_model.detect(bgr, input_size=(size, size), max_num=0)
+            if bboxes.shape[0] == 0 or kpss is None:
+                found.append(None)
+                continue
+            i = largest_face_index(bboxes)
+            crops.append(norm_crop(bgr, landmark=kpss[i], image_size=rec.input_size[0]))
+            found.append(int(bboxes.shape[0]))
+        if not crops:
+            return [None] * len(found)
+        raw = np.asarray(rec.get_feat(crops), dtype=np.float32).reshape(len(crops), -1)
+        embeddings = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        out: list[OutputFace | None] = []
+        k = 0
+        for n in found:
+            if n is None:
+                out.append(None)
+                continue
+            out.append(OutputFace(embedding=embeddings[k], num_faces=n))  # (512,) normalised
+            k += 1
+        return out
 
     def cache_info(self) -> CacheInfo:
         """How the in-memory face cache is doing."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.augment.base import Candidate, TraceStep
+    from pipelines.measures import Measures
     from pipelines.request import CompareRequest
 
 
@@ -40,6 +41,7 @@ class MethodOutput:
     # the safety checker flagged it: ``image`` is the placeholder that says so, and there is
     # no hash, so it is not rendered for ratings and never stored
     flagged: bool = False
+    measures: Measures | None = None  # automatic measures, computed once after rendering
 
     @property
     def rendered(self) -> bool:
@@ -59,6 +61,7 @@ class MethodOutput:
             "rendered": self.rendered,
             "flagged": self.flagged,
             "image_hash": self.image_hash,
+            "measures": None if self.measures is None else self.measures.to_json(),
             "trace": [{"part": t.part, "source": t.source, "reason": t.reason} for t in self.trace],
         }
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pipelines.augment.learned import ScorerHolder
     from pipelines.engines import Engine
     from pipelines.face import FaceResult
+    from pipelines.measures import OutputMeasurer
     from pipelines.styles import Style, StyleCatalog
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class ComparisonService:
         rated_targets: RatedTargets | None = None,
         recent: RecentComparisons | None = None,
         scorer: ScorerHolder | None = None,
+        measurer: OutputMeasurer | None = None,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
@@ -90,6 +92,7 @@ class ComparisonService:
         self.rated_targets = rated_targets
         self.recent = recent if recent is not None else RecentComparisons()
         self.scorer = scorer  # the learned scorer: one score scale for every method's prompt
+        self.measurer = measurer  # identity, style, prompt measures on every output
 
     @property
     def budget(self) -> TokenBudget:
@@ -201,6 +204,10 @@ class ComparisonService:
                     o = replace(o, image=image, image_hash=hashes[source])
             outputs.append(o)
         timings = {**row.timings, **render_timings}
+        # 5. Automatic measures, once, here: page, API, ratings and decks read the same
+        t0 = time.perf_counter()
+        outputs = self._measured(outputs, row.image, row.face, row.request, row.style)
+        timings["measure"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         result = ComparisonResult(
             comparison_id=uuid.uuid4().hex,
@@ -221,6 +228,23 @@ class ComparisonService:
         )
         self.recent.add(result)
         return result
+
+    def _measured(
+        self,
+        outputs: list[MethodOutput],
+        image: Image.Image,
+        face: FaceResult,
+        request: CompareRequest,
+        style: Style,
+    ) -> list[MethodOutput]:
+        """``outputs`` with their :class:`~pipelines.measures.Measures` (pipelines/measures.py)."""
+        if self.measurer is None:
+            return outputs
+        measures = self.measurer.measure(outputs, image, face, request.prompt, style)
+        return [
+            o if m is None else replace(o, measures=m)
+            for o, m in zip(outputs, measures, strict=True)
+        ]
 
     def _augment_all(
         self, request: CompareRequest, style: Style, progress: Progress

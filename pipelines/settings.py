@@ -45,6 +45,9 @@ class Settings:
     face_pack: str = "buffalo_l"
     face_root: Path = Path("~/.insightface").expanduser()
     face_det_size: int = 640
+    # a second recogniser that judges identity, so the judge is not the conditioning model;
+    # "" = the conditioning pack judges (the output's measures say which model judged)
+    identity_pack: str = ""
     clip_model: str = "openai/clip-vit-large-patch14"
     inversion_mode: str = "fast"  # "fast" (rank the modifier banks) or "pez" (hard-prompt opt.)
     pez_steps: int = 300

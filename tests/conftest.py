@@ -75,3 +75,51 @@ def make_request(tiny_settings: Settings):
         )
 
     return build
+
+
+class OneProcess:
+    """accelerate's PartialState for one process, without its process-wide singleton."""
+
+    is_main_process = True
+    process_index = 0
+    num_processes = 1
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+    def split_between_processes(self, items):
+        from contextlib import nullcontext
+
+        return nullcontext(items)
+
+
+@pytest.fixture(scope="session")
+def small_deck(tmp_path_factory, portrait_path, tiny_settings, tiny_services) -> Path:
+    """A rendered 2-row deck (one insightface portrait, anime, raw + template, seeds 1 and 2)."""
+    from PIL import Image
+
+    from pipelines.decks.render import deck_compare, render_deck
+    from pipelines.decks.spec import parse_spec
+
+    folder = tmp_path_factory.mktemp("small-deck")
+    (folder / "selfies").mkdir()
+    Image.open(portrait_path).save(folder / "selfies" / "hanks.png")
+    raw = {
+        "deck": "small",
+        "selfies": "selfies",
+        "styles": ["anime"],
+        "methods": ["raw", "template"],
+        "prompts": ["a portrait of a person"],
+        "seeds": [1, 2],
+    }
+    spec = parse_spec(raw, folder / "deck.yaml", tiny_settings)
+    out = folder / "deck"
+    render_deck(
+        spec,
+        out,
+        tiny_settings,
+        compare=deck_compare(tiny_services),
+        state=OneProcess(),
+        progress=False,
+    )
+    return out

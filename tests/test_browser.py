@@ -20,6 +20,8 @@ if CHROMIUM is None:
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.browser
+# a render on two shared cores can take longer than Playwright's default 5 s
+expect.set_options(timeout=60_000)
 
 ARGS = [
     "--headless=new",
@@ -135,3 +137,32 @@ def test_user_text_is_shown_as_text_not_markup(browser, app_url, portrait_path):
     assert pg.locator("#injected").count() == 0
     assert trace.locator("a, strong, img, .katex").count() == 0
     pg.close()
+
+
+def test_deck_session_hands_rows_until_done(browser, app_url, tiny_services, small_deck):
+    """A loaded deck replaces the selfie controls; a rater gets each row once, then is told so."""
+    tiny_services.load_deck(str(small_deck), True)
+    pg = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        pg.set_default_timeout(60_000)
+        pg.goto(app_url)
+        expect(pg.locator("#deck-intro")).to_contain_text("Rating deck small")
+        expect(pg.locator("#selfie")).to_be_hidden()
+        pg.locator("#deck-next").click()  # no name yet
+        expect(pg.get_by_text("type your name first").first).to_be_visible()
+        pg.locator("#deck-rater input, #deck-rater textarea").first.fill("deck-browser")
+        for i in (1, 2):
+            pg.locator("#deck-next").click()
+            expect(pg.locator("#deck-status")).to_contain_text(f"Row {i} of 2")
+            expect(pg.locator("#out-caption-0")).to_contain_text("hidden until you rate")
+            pg.locator("#rate-0 label", has_text="4").click()
+            pg.locator("#submit-ratings").click()
+            expect(pg.locator("#rating-status")).to_contain_text("Saved 1 rating(s)")
+            expect(pg.locator("#out-caption-0")).to_contain_text("face")  # measures, revealed
+        pg.locator("#deck-next").click()
+        expect(pg.locator("#deck-status")).to_contain_text("rated all 2 rows")
+        rows = {r.row_id for r in tiny_services.store.records(rater="deck-browser")}
+        assert len(rows) == 2 and all(r.startswith("hanks.anime.") for r in rows)
+    finally:
+        pg.close()
+        tiny_services.unload_deck()

@@ -1,7 +1,8 @@
 """Ratings as training data for the learned method: CSV, JSONL or in-process rows.
 
 Columns: ``prompt`` (the rendered prompt) and ``score`` (the 1..5 rating) first, as the learned
-method reads them, then the context a training script may filter or weight on.
+method reads them, then the context a training script may filter or weight on, then the deck row
+and the output's automatic measures (``measure_<name>``, empty when it could not run).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import IO, Any
 from pipelines.feedback.errors import FeedbackError
 from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.store import FeedbackStore, RecordFilter
+from pipelines.measures import MEASURES, Measures
 
 TRAINING_COLUMNS = (
     "prompt",
@@ -34,11 +36,18 @@ TRAINING_COLUMNS = (
     "negative_prompt",
     "comparison_id",
     "created_at",
+    "deck_id",
+    "row_id",
+    *(f"measure_{name}" for name in MEASURES),
+    "output_faces",  # faces found in the output; 0 = none, empty = not looked for
+    "identity_judge",  # the recognition model that judged identity
 )
 
 
 def training_row(r: RatingRecord) -> dict[str, Any]:
     """One rating as a training row, with native types."""
+    measures = Measures.from_json(json.loads(r.measures)) if r.measures else None
+    values = measures.values() if measures else dict.fromkeys(MEASURES)
     return {
         "prompt": r.final_prompt,
         "score": r.rating,
@@ -55,6 +64,11 @@ def training_row(r: RatingRecord) -> dict[str, Any]:
         "negative_prompt": r.negative_prompt,
         "comparison_id": r.comparison_id,
         "created_at": r.created_at,
+        "deck_id": r.deck_id,
+        "row_id": r.row_id,
+        **{f"measure_{name}": value for name, value in values.items()},
+        "output_faces": measures.faces if measures else None,
+        "identity_judge": measures.identity.judge if measures else "",
     }
 
 

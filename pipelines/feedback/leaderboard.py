@@ -76,6 +76,7 @@ def leaderboard(
     n_boot: int = 200,
     seed: int = 0,
     prior: float = 0.5,
+    deck_id: str | None = None,
 ) -> list[LeaderboardRow]:
     """Leaderboard rows sorted by (blind, style, strength descending).
 
@@ -84,7 +85,14 @@ def leaderboard(
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 0 <= n_boot <= MAX_BOOT:
         raise FilterError(f"n_boot={n_boot!r} is not allowed: use an integer 0 to {MAX_BOOT}")
-    flt = RecordFilter(style=style, session_tag=session_tag, since=since, until=until, blind=blind)
+    flt = RecordFilter(
+        style=style,
+        session_tag=session_tag,
+        since=since,
+        until=until,
+        blind=blind,
+        deck_id=deck_id,
+    )
     groups = _group(r for r in records if flt.match(r))
     out: list[LeaderboardRow] = []
     for (is_blind, style_id), g in sorted(groups.items()):
@@ -180,7 +188,7 @@ def leaderboard_frame(
 ) -> pd.DataFrame:
     """The leaderboard of a store's ratings as a DataFrame for ``gr.Dataframe``.
 
-    ``filters``: style, session_tag, since, until, blind, as in :func:`leaderboard`.
+    ``filters``: style, session_tag, since, until, blind, deck_id, as in :func:`leaderboard`.
     """
     records = store.query(RecordFilter(**filters))
     return to_frame(leaderboard(records, n_boot=n_boot, seed=seed, **filters))
@@ -209,7 +217,7 @@ LeaderboardQuery = Callable[[RecordFilter], "pd.DataFrame"]
 
 
 def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
-    """:func:`leaderboard_frame` for the style, session, dates and kind of vote in ``flt``."""
+    """:func:`leaderboard_frame` for the style, session, dates, deck and kind of vote in ``flt``."""
     return leaderboard_frame(
         store,
         style=flt.style,
@@ -217,4 +225,5 @@ def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
         since=flt.since,
         until=flt.until,
         blind=flt.blind,
+        deck_id=flt.deck_id,
     )

@@ -1,13 +1,14 @@
 """From a rendered comparison to stored ratings.
 
-The comparison's prompts, seed and images are taken from the server's own recent results,
-never from the client, so a rating always describes exactly what was rendered.
+The comparison's prompts, seed, images and measures are taken from the server's own results
+(the recent live comparisons, or the rows of the loaded deck), never from the client, so a
+rating always describes exactly what was rendered.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +19,20 @@ from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
     from pipelines.recent import RecentComparisons
+    from pipelines.results import ComparisonResult
+
+
+@dataclass(frozen=True)
+class DeckRowRef:
+    """A pre-rendered deck row the server holds: its result, and which deck row it is."""
+
+    result: ComparisonResult
+    deck_id: str
+    row_id: str
+
+
+# comparison id -> the loaded deck's row, or None when it is not a deck row
+DeckRows = Callable[[str], DeckRowRef | None]
 
 
 @dataclass(frozen=True)
@@ -78,9 +93,12 @@ def _text(name: str, value: object) -> str:
 class RatingService:
     """Validates a row of ratings against the rendered comparison and stores it."""
 
-    def __init__(self, store: FeedbackStore, recent: RecentComparisons) -> None:
+    def __init__(
+        self, store: FeedbackStore, recent: RecentComparisons, deck_rows: DeckRows | None = None
+    ) -> None:
         self.store = store
         self.recent = recent
+        self.deck_rows = deck_rows
 
     def submit(
         self,
@@ -98,8 +116,11 @@ class RatingService:
 
         A rating is a whole number 1 to 5 (``4``, ``4.0`` or ``"4"`` from the page's radios);
         ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
+        A deck row's ratings carry its deck and row ids; its images are the deck's own files,
+        so ``consent_images`` does not copy them.
         """
-        result = self.recent.get(comparison_id)
+        deck = self.deck_rows(comparison_id) if self.deck_rows is not None else None
+        result = deck.result if deck is not None else self.recent.get(comparison_id)
         rendered = {o.method: o for o in result.outputs if o.rendered}
         rater = _text("rater", rater)
         session_tag = _text("session_tag", session_tag)
@@ -133,7 +154,7 @@ class RatingService:
         for method, rating in given.items():
             out = rendered[method]
             h = out.image_hash  # computed when it was rendered
-            if consent_images:
+            if consent_images and deck is None:
                 images[h] = png_bytes(out.image)  # type: ignore[arg-type]
             records.append(
                 RatingRecord(
@@ -156,6 +177,9 @@ class RatingService:
                     comment=comment.strip(),
                     blind=bool(blind),
                     image_path=None,
+                    measures=json.dumps(out.measures.to_json()) if out.measures else "",
+                    deck_id=deck.deck_id if deck else "",
+                    row_id=deck.row_id if deck else "",
                 )
             )
         replaced = self.store.submit(records, images=images or None)

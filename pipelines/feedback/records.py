@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -49,6 +50,9 @@ class RatingRecord:
     session_tag: str = ""  # groups a facilitated meeting
     created_at: str = ""  # UTC ISO 8601; "" = stamped at submission
     image_path: str | None = None  # set by the store when the image was stored (consent)
+    measures: str = ""  # the output's automatic measures as JSON (Measures.to_json); "" = none
+    deck_id: str = ""  # the deck the rated row came from; "" = a live comparison
+    row_id: str = ""  # the row within that deck
 
 
 BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
@@ -129,8 +133,16 @@ def _check_record(r: RatingRecord) -> RatingRecord:
             raise RatingError(f"{name} is empty: give a non-empty {name}{hint}")
         if len(value) > MAX_NAME:
             raise RatingError(f"{name}={value[:20]!r}… is {len(value)} characters: max {MAX_NAME}")
-    if len(r.session_tag) > MAX_NAME:
-        raise RatingError(f"session_tag is {len(r.session_tag)} characters: max {MAX_NAME}")
+    for name in ("session_tag", "deck_id", "row_id"):
+        if len(getattr(r, name)) > MAX_NAME:
+            raise RatingError(f"{name} is {len(getattr(r, name))} characters: max {MAX_NAME}")
+    if bool(r.deck_id) != bool(r.row_id):
+        raise RatingError(
+            f"deck_id={r.deck_id!r} and row_id={r.row_id!r}: a deck rating names both, "
+            "a live one neither"
+        )
+    if r.measures:
+        _check_measures(r.measures)
     for name in ("final_prompt", "base_prompt", "negative_prompt", "comment", "model_id"):
         if len(getattr(r, name)) > MAX_TEXT:
             raise RatingError(f"{name} is {len(getattr(r, name))} characters: max {MAX_TEXT}")
@@ -162,6 +174,19 @@ def _check_record(r: RatingRecord) -> RatingRecord:
     except FilterError as e:
         raise RatingError(str(e)) from None
     return replace(r, created_at=created, latency_s=float(lat))
+
+
+def _check_measures(text: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise RatingError(f"measures is {len(text)} characters: max {MAX_TEXT}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise RatingError(
+            f"measures={text[:40]!r} is not allowed: use a JSON object (Measures.to_json) or ''"
+        )
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -55,6 +55,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX ratings_session ON ratings (session_tag)",
         "CREATE INDEX ratings_image ON ratings (image_hash)",
     ),
+    # v4: automatic measures of the rated output (JSON), and the deck row a rating came from
+    (
+        "ALTER TABLE ratings ADD COLUMN measures TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ratings ADD COLUMN deck_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE ratings ADD COLUMN row_id TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX ratings_deck ON ratings (deck_id, row_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

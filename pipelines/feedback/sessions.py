@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipelines.errors import InputError
@@ -23,6 +23,8 @@ class SessionConfig:
     styles: tuple[str, ...] = ()  # empty = all styles
     methods: tuple[str, ...] = ("raw", "template", "learned")
     blind: bool = False
+    deck_dir: str = ""  # a loaded deck's folder: raters get its rows instead of live renders
+    deck_id: str = ""
 
 
 class SessionBoard:
@@ -43,6 +45,8 @@ class SessionBoard:
                 styles=tuple(raw.get("styles", ())),
                 methods=tuple(raw.get("methods", SessionConfig.methods)),
                 blind=bool(raw.get("blind", False)),
+                deck_dir=str(raw.get("deck_dir", "")),
+                deck_id=str(raw.get("deck_id", "")),
             )
         except (OSError, ValueError, TypeError):
             return SessionConfig()
@@ -66,7 +70,21 @@ class SessionBoard:
             for name in given:
                 if name not in known:
                     raise SessionError(f"unknown {kind} {name!r}: use one of {', '.join(known)}")
-        config = SessionConfig(" ".join(session_tag.split()), styles, methods, bool(blind))
+        current = self.get()  # a loaded deck stays loaded when the session is updated
+        config = SessionConfig(
+            " ".join(session_tag.split()),
+            styles,
+            methods,
+            bool(blind),
+            current.deck_dir,
+            current.deck_id,
+        )
+        self.set(config)
+        return config
+
+    def set_deck(self, deck_dir: str, deck_id: str, blind: bool) -> SessionConfig:
+        """Load (or, with empty ids, unload) a deck for the live session, keeping the rest."""
+        config = replace(self.get(), deck_dir=deck_dir, deck_id=deck_id, blind=bool(blind))
         self.set(config)
         return config
 

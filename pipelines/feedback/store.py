@@ -56,6 +56,7 @@ class RecordFilter:
     blind: bool | None = None
     rater: str | None = None
     comparison_id: str | None = None
+    deck_id: str | None = None  # only ratings of this deck's rows
 
     def __post_init__(self) -> None:
         if self.blind is not None and not isinstance(self.blind, bool):
@@ -72,7 +73,7 @@ class RecordFilter:
         """A WHERE clause (or "") and its parameters."""
         terms: list[str] = []
         params: list[Any] = []
-        for column in ("style", "session_tag", "rater", "comparison_id"):
+        for column in ("style", "session_tag", "rater", "comparison_id", "deck_id"):
             value = getattr(self, column)
             if value is not None:
                 terms.append(f"{column} = ?")
@@ -90,7 +91,7 @@ class RecordFilter:
 
     def match(self, r: RatingRecord) -> bool:
         """Whether ``r`` passes this filter, in memory, as :meth:`sql` would in SQLite."""
-        for column in ("style", "session_tag", "rater", "comparison_id", "blind"):
+        for column in ("style", "session_tag", "rater", "comparison_id", "deck_id", "blind"):
             value = getattr(self, column)
             if value is not None and getattr(r, column) != value:
                 return False
@@ -259,9 +260,10 @@ class FeedbackStore:
         *,
         rater: str | None = None,
         comparison_id: str | None = None,
+        deck_id: str | None = None,
     ) -> list[RatingRecord]:
         """Ratings matching every given filter, oldest first. ``until`` is exclusive."""
-        flt = RecordFilter(style, session_tag, since, until, blind, rater, comparison_id)
+        flt = RecordFilter(style, session_tag, since, until, blind, rater, comparison_id, deck_id)
         return self.query(flt)
 
     def query(self, flt: RecordFilter) -> list[RatingRecord]:
@@ -281,6 +283,10 @@ class FeedbackStore:
     def styles(self) -> list[str]:
         """Every style that has ratings, sorted."""
         return self._distinct("style")
+
+    def deck_ids(self) -> list[str]:
+        """Every deck that has ratings, sorted."""
+        return [d for d in self._distinct("deck_id") if d]
 
     def session_tags(self) -> list[str]:
         """Every non-empty session tag that has ratings, sorted."""

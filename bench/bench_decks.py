@@ -1,0 +1,213 @@
+"""Decks: what measuring costs, and rows/s of a deck vs the live /compare path.
+
+1. Measures: a 4-output row (raw, template, learned, inversion) with and without the
+   automatic measures, interleaved; prints the median row times and their ratio.
+2. Deck render, one process (the CLI's path: ComparisonService per row, images, row files,
+   manifest) vs the live /compare API per row (gradio_client against the app): rows/s, images/s.
+3. With --processes N: the same deck under torchrun (one process per GPU, or gloo CPU
+   processes), wall time including process start, and the scaling efficiency vs 1 process.
+
+  python bench/bench_decks.py                    # tiny engine, CPU or the GPU there is
+  python bench/bench_decks.py --processes 2      # + torchrun with 2 processes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pipelines.bootstrap import build_services  # noqa: E402
+from pipelines.decks.render import deck_compare  # noqa: E402
+from pipelines.decks.spec import load_spec  # noqa: E402
+from pipelines.request import CompareRequest  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+
+METHODS = ["raw", "template", "learned", "inversion"]
+
+
+def images_dir() -> Path:
+    import insightface
+
+    return Path(insightface.__file__).parent / "data" / "images"
+
+
+def write_spec(folder: Path, size: int, steps: int) -> Path:
+    selfies = folder / "selfies"
+    selfies.mkdir(parents=True)
+    Image.open(images_dir() / "Tom_Hanks_54745.png").save(selfies / "hanks.png")
+    group = Image.open(images_dir() / "t1.jpg").convert("RGB")
+    group.crop((0, 0, 400, 400)).save(selfies / "group_left.jpg")
+    spec = {
+        "deck": "bench",
+        "selfies": "selfies",
+        "styles": ["watercolor", "anime"],
+        "methods": ["raw", "template", "learned"],
+        "prompts": ["a portrait of a person"],
+        "seeds": [1, 2],
+        "generation": {"num_inference_steps": steps, "height": size, "width": size},
+    }
+    path = folder / "deck.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def bench_measures(services, size: int, steps: int, repeats: int) -> None:
+    svc = services.comparison
+    selfie = images_dir() / "t1.jpg"
+    ref = (Image.open(selfie).convert("RGB"),)
+    request = CompareRequest.from_settings(
+        services.settings,
+        style="watercolor",
+        prompt="a portrait of a person",
+        methods=METHODS,
+        seed=1,
+        num_inference_steps=steps,
+        height=size,
+        width=size,
+        reference_images=ref,
+    )
+    measurer = svc.measurer
+    svc.compare(selfie, request)  # warm-up: pipeline, CLIP, face models, learned gains
+    with_m, without, measure_only, shares = [], [], [], []
+    for _ in range(repeats):  # interleaved, so machine load hits both sides alike
+        svc.measurer = None
+        t0 = time.perf_counter()
+        svc.compare(selfie, request)
+        without.append(time.perf_counter() - t0)
+        svc.measurer = measurer
+        t0 = time.perf_counter()
+        res = svc.compare(selfie, request)
+        with_m.append(time.perf_counter() - t0)
+        measure_only.append(res.timings["measure"])
+        # within one row: robust to other work on the machine, which the medians are not
+        shares.append(res.timings["total"] / (res.timings["total"] - res.timings["measure"]))
+    a, b = statistics.median(without), statistics.median(with_m)
+    print(f"\n## Measures on a 4-output row ({size} px, {steps} steps, {repeats} pairs)\n")
+    print("| row without | row with | measure stage | ratio of medians | ratio within each row |")
+    print("| --- | --- | --- | --- | --- |")
+    print(
+        f"| {a:.3f} s | {b:.3f} s | {statistics.median(measure_only):.3f} s | {b / a:.3f} | "
+        f"{statistics.median(shares):.3f} (min {min(shares):.3f}, max {max(shares):.3f}) |"
+    )
+
+
+def bench_deck(services, settings: Settings, size: int, steps: int, processes: int) -> None:
+    """Each row rendered by the deck path and by the live /compare API, alternately, so that
+    other work on the machine weighs on both sides alike."""
+    from gradio_client import Client, handle_file
+
+    from demo import build_demo
+    from pipelines.decks.manifest import merge
+    from pipelines.decks.render import _render_row, prepare_folder, request_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-decks-"))
+    spec_path = write_spec(tmp, size, steps)
+    spec = load_spec(spec_path, settings)
+    rows = spec.rows()
+    out = tmp / "deck"
+    prepare_folder(spec, out)
+    compare = deck_compare(services)
+    compare(rows[0].selfie.path, request_for(spec, settings, rows[0]), lambda *_: None)  # warm
+    demo = build_demo(services)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    deck_s = live_s = 0.0
+    images = 0
+    try:
+        client = Client(demo.local_url, verbose=False)
+        warm = handle_file(str(rows[0].selfie.path))
+        client.predict(warm, "watercolor", "p", ["raw"], 1, api_name="/compare")
+        for row in rows:  # the live path renders with the app's settings: same size and steps
+            t0 = time.perf_counter()
+            n, _ = _render_row(spec, row, out, settings, compare)
+            deck_s += time.perf_counter() - t0
+            images += n
+            t0 = time.perf_counter()
+            client.predict(
+                handle_file(str(row.selfie.path)),
+                row.style,
+                row.prompt,
+                list(spec.methods),
+                row.seed,
+                api_name="/compare",
+            )
+            live_s += time.perf_counter() - t0
+    finally:
+        demo.close()
+    t0 = time.perf_counter()
+    merge(out, (r.row_id for r in rows))
+    deck_s += time.perf_counter() - t0
+    n_rows = len(rows)
+    print(f"\n## Deck of {n_rows} rows x {len(spec.methods)} methods ({size} px, {steps} steps)\n")
+    print("| path | wall | rows/s | images/s |")
+    print("| --- | --- | --- | --- |")
+    print(f"| deck render, 1 process (rows, images, row files, manifest) | {deck_s:.2f} s | "
+          f"{n_rows / deck_s:.2f} | {images / deck_s:.2f} |")  # fmt: skip
+    print(f"| live /compare per row (gradio_client) | {live_s:.2f} s | {n_rows / live_s:.2f} | "
+          f"{images / live_s:.2f} |")  # fmt: skip
+    if processes > 1:
+        bench_processes(spec_path, settings, processes, n_rows, images)
+
+
+def bench_processes(spec_path: Path, settings: Settings, n: int, rows: int, images: int) -> None:
+    env = {**os.environ, "BECOME_DATA_DIR": str(settings.data_dir)}
+    walls = {}
+    for procs in (1, n):
+        out = Path(tempfile.mkdtemp(prefix=f"bench-decks-{procs}p-"))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs)]
+        cmd += ["-m", "pipelines.decks", "render", str(spec_path), "--out", str(out)]
+        cmd.append("--no-progress")
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        walls[procs] = time.perf_counter() - t0
+    speedup = walls[1] / walls[n]
+    print(f"\n## {n} processes (torchrun; wall time includes process start and model load)\n")
+    print("| processes | wall | rows/s | images/s | scaling efficiency |")
+    print("| --- | --- | --- | --- | --- |")
+    for procs, wall in walls.items():
+        eff = "1.00" if procs == 1 else f"{speedup / n:.2f}"
+        print(f"| {procs} | {wall:.1f} s | {rows / wall:.2f} | {images / wall:.2f} | {eff} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--measures-only", action="store_true", help="skip the deck part")
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="bench-decks-data-"))
+    settings = Settings.from_env(
+        {
+            "BECOME_ENGINE": "tiny",
+            "BECOME_DATA_DIR": str(data),
+            "BECOME_STEPS": str(args.steps),
+            "BECOME_SIZE": str(args.size),
+        }
+    )
+    services = build_services(settings)
+    import torch
+
+    where = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    print(f"# bench_decks: tiny engine on {where}, torch {torch.__version__}")
+    bench_measures(services, args.size, args.steps, args.repeats)
+    if args.measures_only:
+        return
+    bench_deck(services, settings, args.size, args.steps, args.processes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Rating a deck: while the facilitator has a deck loaded, raters get its pre-rendered rows
+(no upload, no GPU) instead of live renders, one at a time, blind by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from demo.compare_tab import CompareTab, row_values, shown_row_of
+from demo.errors import user_errors
+from pipelines.decks.board import DeckTurn
+from pipelines.feedback.sessions import SessionConfig
+
+
+@dataclass(frozen=True)
+class DeckCallbacks:
+    """What the panel needs from the app."""
+
+    next_row: Callable[[str], DeckTurn]  # rater name -> their next row (or wait / done)
+    session: Callable[[], SessionConfig]  # the live session: its deck and blind mode
+
+
+@dataclass
+class DeckPanel:
+    """The panel's components; created above the compare row, wired once the tab exists."""
+
+    group: gr.Group
+    intro: gr.Markdown
+    rater: gr.Textbox
+    next: gr.Button
+    status: gr.Markdown
+
+
+def create_deck_panel() -> DeckPanel:
+    """The hidden "rate a deck" panel (shown on page load when a deck is loaded)."""
+    with gr.Group(visible=False, elem_id="deck-panel") as group:
+        intro = gr.Markdown(elem_id="deck-intro")
+        with gr.Row():
+            rater = gr.Textbox(
+                label="Your name or nickname", elem_id="deck-rater", max_length=80, scale=3
+            )
+            nxt = gr.Button("Show my next row", variant="primary", elem_id="deck-next", scale=1)
+        status = gr.Markdown(elem_id="deck-status")
+    return DeckPanel(group, intro, rater, nxt, status)
+
+
+def wire_deck_panel(panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater: Any) -> None:
+    """ "Show my next row" fills the compare row with the rater's next deck row."""
+    n = len(tab.slots)
+
+    def on_next(name: str) -> list[Any]:
+        session = cb.session()
+        with user_errors("Fetching your next row"):
+            turn = cb.next_row(name)
+        keep = [gr.update()] * (len(tab.row_outputs) + 1)
+        if turn.state == "done":
+            msg = f"🎉 You have rated all {turn.total} rows of deck **{turn.deck_id}**. Thank you!"
+            return [msg, name, *keep]
+        if turn.state == "wait":
+            msg = (
+                "⏳ The rows you have not rated are ahead of the others: give the room a few "
+                "seconds to catch up, then press the button again."
+            )
+            return [msg, name, *keep]
+        assert turn.result is not None
+        res = turn.result
+        values = row_values(res, session.blind, n, shuffle_key=f"{turn.row_id}:{name}")
+        row = shown_row_of(res, values)
+        values[0] = f"**{res.engine}** engine, pre-rendered · seed `{res.request.seed}`" + (
+            " · **blind mode**: methods are revealed after you submit ratings"
+            if session.blind
+            else ""
+        )
+        values[1] = None  # decks carry no selfie crop (the face column is hidden anyway)
+        msg = (
+            f"Row {turn.rated + 1} of {turn.total}: rate each output below and submit, "
+            "then press the button for your next row."
+        )
+        return [msg, name, *values, row]
+
+    panel.next.click(
+        on_next,
+        inputs=[panel.rater],
+        outputs=[panel.status, rater, *tab.row_outputs, tab.result],
+        api_name=False,
+        concurrency_id="deck-rows",
+        concurrency_limit=None,  # rows come from disk: no GPU, every rater at once
+    )
+
+
+def deck_mode(session: SessionConfig, saved_name: str) -> list[Any]:
+    """Page-load values for [panel group, intro, rater name, compare controls]."""
+    if not session.deck_id:
+        return [gr.update(visible=False), "", saved_name, gr.update(visible=True)]
+    intro = (
+        f"### Rating deck **{session.deck_id}**\n"
+        "This session rates pre-rendered rows: no selfie needed. Each of you gets the row with "
+        "the fewest ratings that you have not rated yet"
+        + (", with the methods hidden until you submit." if session.blind else ".")
+    )
+    return [gr.update(visible=True), intro, saved_name, gr.update(visible=False)]

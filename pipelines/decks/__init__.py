@@ -1,0 +1,1 @@
+"""Evaluation decks: many selfies x styles x methods rendered ahead, measured, reported, rated."""

@@ -1,0 +1,84 @@
+"""The report's chart, drawn with Pillow: one panel per measure (and Bradley–Terry once rated),
+one horizontal bar per style x method with its 95% interval as a whisker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipelines.measures import MEASURES
+
+if TYPE_CHECKING:
+    from pipelines.decks.report import DeckReport
+
+BAR_H, GAP, LABEL_W, PLOT_W, VALUE_W, PAD = 16, 6, 230, 360, 56, 14
+COLOURS = ["#7c5cbf", "#d0568f", "#3b8ea5", "#e0a23b", "#5a9e5a", "#a0522d"]
+
+Bar = tuple[str, float, float | None, float | None]  # label, value, low, high
+
+
+def draw_chart(report: DeckReport) -> Image.Image:
+    """A PNG-ready image of the report's measures (and strengths), one panel each."""
+    panels: list[tuple[str, list[Bar]]] = []
+    for name in MEASURES:
+        bars = [
+            (f"{c.style} · {c.method}", m.mean, m.low, m.high)
+            for c in report.cells
+            if (m := c.measures[name]).mean is not None
+        ]
+        if bars:
+            panels.append((f"{name} (mean, 95% CI)", bars))
+    bt = [
+        (_bt_label(r.style, r.method, r.blind), r.bt_strength, r.bt_low, r.bt_high)
+        for r in report.leaderboard
+    ]
+    if bt:
+        panels.append(("Bradley–Terry strength (95% bootstrap CI)", bt))
+    if not panels:
+        panels.append(("no measures yet", []))
+    font = ImageFont.load_default()
+    heights = [PAD * 3 + max(1, len(b)) * (BAR_H + GAP) for _, b in panels]
+    width = LABEL_W + PLOT_W + VALUE_W + 2 * PAD
+    img = Image.new("RGB", (width, sum(heights) + PAD), "white")
+    draw = ImageDraw.Draw(img)
+    top = PAD
+    for (title, bars), h in zip(panels, heights, strict=True):
+        _panel(draw, font, title, bars, top)
+        top += h
+    return img
+
+
+def _panel(draw: ImageDraw.ImageDraw, font: object, title: str, bars: list[Bar], top: int) -> None:
+    draw.text((PAD, top), title, fill="black", font=font)
+    if not bars:
+        return
+    ends = [v for _, value, low, high in bars for v in (value, low, high) if v is not None]
+    lo, hi = min(0.0, *ends), max(0.0, *ends)
+    span = (hi - lo) or 1.0
+    x0 = PAD + LABEL_W
+
+    def x(v: float) -> int:
+        return int(x0 + (v - lo) / span * (PLOT_W - 10))
+
+    y = top + PAD * 2
+    zero = x(0.0)
+    styles: dict[str, str] = {}
+    for label, value, low, high in bars:
+        colour = styles.setdefault(label.split(" · ")[0], COLOURS[len(styles) % len(COLOURS)])
+        draw.text((PAD, y + 2), label[:34], fill="black", font=font)
+        draw.rectangle([min(zero, x(value)), y, max(zero, x(value)), y + BAR_H], fill=colour)
+        if low is not None and high is not None:
+            mid = y + BAR_H // 2
+            draw.line([x(low), mid, x(high), mid], fill="black", width=1)
+            draw.line([x(low), mid - 4, x(low), mid + 4], fill="black")
+            draw.line([x(high), mid - 4, x(high), mid + 4], fill="black")
+        draw.text((x0 + PLOT_W + 6, y + 2), f"{value:+.2f}", fill="#333", font=font)
+        y += BAR_H + GAP
+    draw.line([zero, top + PAD * 2 - 3, zero, y], fill="#888")
+    draw.text((x0, y), f"{lo:+.2f}", fill="#666", font=font)
+    draw.text((x0 + PLOT_W - 10, y), f"{hi:+.2f}", fill="#666", font=font, anchor="ra")
+
+
+def _bt_label(style: str, method: str, blind: bool) -> str:
+    return f"{style} · {method}" + (" (blind)" if blind else "")

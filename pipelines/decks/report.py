@@ -1,0 +1,228 @@
+"""A deck's report: per style x method, each measure's mean with a 95% CI; once rated, the
+Bradley–Terry strength with its CI and Kendall's tau of each measure against the ratings.
+
+Ratings are matched to outputs by (deck, row, method). For Kendall, each rated output's mean
+rating (over its raters) is paired with its measure, over the whole deck and within each style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.decks.manifest import read_manifest, read_skipped, read_spec_json
+from pipelines.decks.stats import Kendall, MeanCI, kendall, mean_ci
+from pipelines.measures import MEASURES, NO_FACE
+
+if TYPE_CHECKING:
+    from pipelines.feedback.leaderboard import LeaderboardRow
+    from pipelines.feedback.store import FeedbackStore
+
+REPORT_MD = "report.md"
+REPORT_PNG = "report.png"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One style x method of a deck: its outputs and each measure's mean with a 95% CI."""
+
+    style: str
+    method: str
+    outputs: int  # outputs with an image
+    unrendered: int  # outputs the method could not produce (error in the manifest)
+    no_face: int  # rendered outputs in which no face was found
+    measures: dict[str, MeanCI]
+    reasons: dict[str, str]  # measure -> why it has no values (when it has none)
+
+
+@dataclass
+class DeckReport:
+    """Everything the report says; :func:`write_report` also renders it to files."""
+
+    deck: str
+    folder: Path
+    engine: str
+    cells: list[Cell]
+    skipped: list[dict[str, Any]]
+    ratings: int = 0
+    leaderboard: list[LeaderboardRow] = field(default_factory=list)
+    kendall: dict[str, dict[str, Kendall]] = field(default_factory=dict)  # measure -> scope -> tau
+    markdown: str = ""
+    markdown_path: Path | None = None
+    chart_path: Path | None = None
+
+
+def build_report(
+    folder: Path | str, store: FeedbackStore | None = None, *, n_boot: int = 200
+) -> DeckReport:
+    """Read a deck folder (and its ratings in ``store``) into a :class:`DeckReport`."""
+    folder = Path(folder)
+    spec = read_spec_json(folder)
+    lines = read_manifest(folder)
+    deck = spec["deck"]
+    cells = _cells(lines)
+    report = DeckReport(
+        deck=deck,
+        folder=folder,
+        engine=lines[0]["engine"] if lines else str(spec.get("engine") or ""),
+        cells=cells,
+        skipped=read_skipped(folder),
+    )
+    if store is not None:
+        from pipelines.feedback.leaderboard import leaderboard
+
+        records = store.records(deck_id=deck)
+        report.ratings = len(records)
+        if records:
+            report.leaderboard = leaderboard(records, n_boot=n_boot)
+            report.kendall = measure_vs_ratings(lines, records)
+    report.markdown = to_markdown(report)
+    return report
+
+
+def write_report(
+    folder: Path | str, store: FeedbackStore | None = None, *, n_boot: int = 200
+) -> DeckReport:
+    """:func:`build_report`, then write ``report.md`` and ``report.png`` into the deck folder."""
+    from pipelines.decks.chart import draw_chart
+
+    report = build_report(folder, store, n_boot=n_boot)
+    report.markdown_path = report.folder / REPORT_MD
+    report.chart_path = report.folder / REPORT_PNG
+    draw_chart(report).save(report.chart_path)
+    report.markdown_path.write_text(
+        report.markdown + f"\n![measures per style x method]({REPORT_PNG})\n", encoding="utf-8"
+    )
+    return report
+
+
+def _cells(lines: Sequence[dict[str, Any]]) -> list[Cell]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for line in lines:
+        groups.setdefault((line["style"], line["method"]), []).append(line)
+    cells = []
+    for (style, method), group in groups.items():
+        rendered = [g for g in group if g["image"]]
+        measures, reasons = {}, {}
+        for name in MEASURES:
+            values = [
+                m[name]["value"]
+                for g in rendered
+                if (m := g.get("measures")) and m.get(name, {}).get("value") is not None
+            ]
+            measures[name] = mean_ci(values)
+            if not values:
+                why = {(g.get("measures") or {}).get(name, {}).get("reason") for g in rendered}
+                reasons[name] = "; ".join(sorted(str(w) for w in why if w)) or "not measured"
+        no_face = sum(1 for g in rendered if _identity_reason(g) == NO_FACE)
+        cells.append(
+            Cell(
+                style=style,
+                method=method,
+                outputs=len(rendered),
+                unrendered=len(group) - len(rendered),
+                no_face=no_face,
+                measures=measures,
+                reasons=reasons,
+            )
+        )
+    return cells
+
+
+def _identity_reason(line: dict[str, Any]) -> str | None:
+    return (line.get("measures") or {}).get("identity", {}).get("reason")
+
+
+def measure_vs_ratings(
+    lines: Sequence[dict[str, Any]], records: Sequence[Any]
+) -> dict[str, dict[str, Kendall]]:
+    """Kendall's tau of each measure against each rated output's mean rating.
+
+    Scopes: ``"all"`` (the whole deck) and each style. An output's ratings are averaged over its
+    raters first, so a row rated by many people does not count many times.
+    """
+    sums: dict[tuple[str, str], list[int]] = {}
+    for r in records:
+        sums.setdefault((r.row_id, r.method), []).append(r.rating)
+    by_output = {(line["row_id"], line["method"]): line for line in lines}
+    out: dict[str, dict[str, Kendall]] = {}
+    for name in MEASURES:
+        pairs: dict[str, tuple[list[float], list[float]]] = {}
+        for key, ratings in sums.items():
+            line = by_output.get(key)
+            value = ((line or {}).get("measures") or {}).get(name, {}).get("value")
+            if value is None:
+                continue
+            mean_rating = sum(ratings) / len(ratings)
+            for scope in ("all", line["style"]):  # type: ignore[index]
+                xs, ys = pairs.setdefault(scope, ([], []))
+                xs.append(float(value))
+                ys.append(mean_rating)
+        out[name] = {scope: kendall(xs, ys) for scope, (xs, ys) in pairs.items()}
+    return out
+
+
+def to_markdown(report: DeckReport) -> str:
+    """The report as Markdown: measures table, skipped rows, and the ratings once there are."""
+    out = [
+        f"# Deck `{report.deck}`",
+        "",
+        f"Engine **{report.engine}** · {sum(c.outputs for c in report.cells)} outputs in "
+        f"{len({c.style for c in report.cells})} styles · {len(report.skipped)} rows skipped · "
+        f"{report.ratings} ratings.",
+        "",
+        "## Automatic measures (mean [95% CI] (n))",
+        "",
+        "| style | method | outputs | no face | " + " | ".join(MEASURES) + " |",
+        "|---|---|---|---|" + "---|" * len(MEASURES),
+    ]
+    for c in report.cells:
+        values = [c.measures[n].text() if c.measures[n].n else "—" for n in MEASURES]
+        extra = f" (+{c.unrendered} not rendered)" if c.unrendered else ""
+        out.append(
+            f"| {c.style} | {c.method} | {c.outputs}{extra} | {c.no_face} | "
+            + " | ".join(values)
+            + " |"
+        )
+    missing = sorted({f"{n}: {why}" for c in report.cells for n, why in c.reasons.items()})
+    if missing:
+        out += ["", "Measures without values, and why:", ""]
+        out += [f"- {m}" for m in missing]
+    if report.skipped:
+        out += ["", "## Skipped rows", ""]
+        out += [f"- `{s['row_id']}`: {s.get('reason', '?')}" for s in report.skipped]
+    if not report.ratings:
+        out += ["", "No ratings of this deck yet: load it in a session (Staff tab) to rate it."]
+        return "\n".join(out) + "\n"
+    out += [
+        "",
+        "## Ratings: Bradley–Terry strength [95% bootstrap CI]",
+        "",
+        "| votes | style | method | ratings | mean rating | BT strength |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report.leaderboard:
+        ci = "" if r.bt_low is None else f" [{r.bt_low:+.2f}, {r.bt_high:+.2f}]"
+        out.append(
+            f"| {'blind' if r.blind else 'labelled'} | {r.style} | {r.method} | {r.ratings} | "
+            f"{r.mean:.2f} | {r.bt_strength:+.2f}{ci} |"
+        )
+    scopes = sorted({s for per in report.kendall.values() for s in per}, key=lambda s: s != "all")
+    out += [
+        "",
+        "## Which measure agrees with the raters: Kendall's tau-b vs mean rating (n, p)",
+        "",
+        "| measure | " + " | ".join(scopes) + " |",
+        "|---|" + "---|" * len(scopes),
+    ]
+    for name, per in report.kendall.items():
+        cells = []
+        for scope in scopes:
+            k = per.get(scope)
+            cells.append(
+                "—" if k is None or k.tau is None else f"{k.tau:+.2f} (n={k.n}, p={k.p:.2g})"
+            )
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
