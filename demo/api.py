@@ -70,8 +70,13 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         comment: str = "",
         blind: bool = False,
         keep_images: bool = False,
+        request: gr.Request | None = None,
     ) -> dict[str, Any]:
-        """Rate the outputs of a /compare result: {method: 1-5}, optional best method."""
+        """Rate the outputs of a /compare result: {method: 1-5}, optional best method.
+
+        The voter is the client's session: a second client with the same rater name adds its
+        own votes instead of replacing the first one's."""
+        voter = f"api:{request.session_hash}" if request and request.session_hash else ""
         with user_errors("Saving the ratings"):
             # passed on as sent: the service refuses 3.5, true or "five" (int() would not)
             receipt = submit(
@@ -83,6 +88,7 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
                 comment=comment,
                 blind=blind,
                 consent_images=keep_images,
+                voter=voter,
             )
         return {
             "saved": receipt.saved,

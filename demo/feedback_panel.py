@@ -5,6 +5,7 @@ In blind mode the methods stay hidden until the rater submits; then they are rev
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")
         status = gr.Markdown(elem_id="rating-status")
     remembered = gr.BrowserState(["", ""], storage_key="become-lab-rater")
+    # who votes: this browser (a random id it keeps), not the typed name
+    voter = gr.BrowserState("", storage_key="become-lab-voter")
 
     def reset(row: ShownRow | None) -> list[Any]:
         if row is None:
@@ -97,6 +100,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         rater_name: str,
         session_tag: str,
         keep_images: bool,
+        voter_id: str,
         *votes: str | None,
     ) -> list[Any]:
         # only the status line is an output here: a refused submit never touches the row
@@ -114,6 +118,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
                 row.result.comparison_id,
                 by_method,
                 rater=rater_name,
+                voter=voter_id or "",
                 best=best_method,
                 session_tag=session_tag,
                 comment=comment_text,
@@ -156,19 +161,21 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
     submit.click(
         on_submit,
-        inputs=[tab.result, best, comment, rater, tag, consent, *ratings],
+        inputs=[tab.result, best, comment, rater, tag, consent, voter, *ratings],
         outputs=[status, remembered],
         api_name=False,
         concurrency_id="ratings",
         concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
     ).success(reveal, [tab.result, best], reveal_outputs, api_name=False, show_progress="hidden")
 
-    def on_load(saved: list[str] | None) -> list[Any]:
+    def on_load(saved: list[str] | None, voter_id: str | None) -> list[Any]:
         session = cb.session()
         name, saved_tag = ([*(saved or []), "", ""])[:2]
-        return [name, session.session_tag or saved_tag, session.blind]
+        # a browser seen for the first time gets its voter id now, kept in its storage
+        voter_id = voter_id or uuid.uuid4().hex
+        return [name, session.session_tag or saved_tag, session.blind, voter_id]
 
-    return PageLoad(on_load, [remembered], [rater, tag, tab.blind])
+    return PageLoad(on_load, [remembered, voter], [rater, tag, tab.blind, voter])
 
 
 @dataclass(frozen=True)

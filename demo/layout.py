@@ -187,7 +187,8 @@ def build_demo(services: Services) -> gr.Blocks:
             show_progress="hidden",
         )
 
-        def on_load(saved_rater: Any, saved_row: str) -> list[Any]:
+        def on_load(*saved: Any) -> list[Any]:
+            *saved_rater, saved_row = saved  # the panel's remembered values, then the row key
             session = services.sessions.get()
             # a saved session may name styles or methods that no longer exist: ignore those
             allowed = [c for c in styles if c[1] in session.styles] or list(styles)
@@ -195,7 +196,7 @@ def build_demo(services: Services) -> gr.Blocks:
             style_update = gr.update(choices=allowed, value=allowed[0][1])
             methods, timer = methods_update(chosen)
             row, row_values = restore_row(services.comparison.recent.get, saved_row, len(tab.slots))
-            rater = rater_load.fn(saved_rater)
+            rater = rater_load.fn(*saved_rater)
             deck = deck_mode(session, rater[0])  # a loaded deck replaces live renders
             return [
                 engine_banner(services),  # the live learned model, after a retrain too

@@ -101,3 +101,18 @@ def test_thirty_raters_at_once_lose_no_vote(client, app_url, group_path, tiny_se
     assert saved == [2] * 30
     rows = tiny_services.store.records(comparison_id=cid)
     assert len(rows) == 60 and len({r.rater for r in rows}) == 30
+
+
+def test_two_clients_with_the_same_name_keep_their_own_votes(app_url, group_path, tiny_services):
+    """A voter is a client (a browser), not a typed name: nobody overwrites anybody."""
+    first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    _, meta = first.predict(
+        handle_file(str(group_path)), "anime", "a person", ["raw"], 8, api_name="/compare"
+    )
+    cid = meta["comparison_id"]
+    for client, rating in ((first, 2), (second, 5)):
+        client.predict(cid, {"raw": rating}, "alice", "", "", "", False, False, api_name="/rate")
+    first.predict(cid, {"raw": 3}, "alice", "", "", "", False, False, api_name="/rate")  # re-vote
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert sorted(r.rating for r in rows) == [3, 5]  # the first's vote replaced, the second kept
+    assert len({r.voter for r in rows}) == 2 and {r.rater for r in rows} == {"alice"}

@@ -103,10 +103,11 @@ def leaderboard(
 
 
 def _group(records: Iterable[RatingRecord]) -> dict[tuple[bool, str], _Group]:
-    # (blind, style) -> (comparison_id, rater) -> [(method, rating, is_best)]
+    # (blind, style) -> (comparison_id, voter) -> [(method, rating, is_best)]
     raw: dict[tuple[bool, str], dict[tuple[str, str], list[tuple[str, int, bool]]]] = {}
     for r in records:
-        row = raw.setdefault((r.blind, r.style), {}).setdefault((r.comparison_id, r.rater), [])
+        key = (r.comparison_id, r.voter_key)
+        row = raw.setdefault((r.blind, r.style), {}).setdefault(key, [])
         row.append((r.method, r.rating, r.is_best))
     groups: dict[tuple[bool, str], _Group] = {}
     for key, rows in raw.items():

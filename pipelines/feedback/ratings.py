@@ -58,6 +58,7 @@ class SubmitRatings(Protocol):
         comment: str = "",
         blind: bool = False,
         consent_images: bool = False,
+        voter: str = "",
     ) -> Receipt:
         """Store one rater's votes for one comparison row."""
         ...
@@ -111,8 +112,12 @@ class RatingService:
         comment: str = "",
         blind: bool = False,
         consent_images: bool = False,
+        voter: str = "",
     ) -> Receipt:
         """Store one rater's votes for one comparison row; re-submitting replaces them.
+
+        ``voter`` says who votes (the browser's remembered id, an API client's session): two
+        people who type the same name keep their own votes. Without one, the name is the voter.
 
         A rating is a whole number 1 to 5 (``4``, ``4.0`` or ``"4"`` from the page's radios);
         ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
@@ -161,6 +166,7 @@ class RatingService:
                     created_at=created,
                     session_tag=session_tag.strip(),
                     rater=rater,
+                    voter=_text("voter", voter).strip()[:100],
                     comparison_id=comparison_id,
                     style=result.request.style,
                     method=method,

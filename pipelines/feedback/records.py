@@ -53,6 +53,14 @@ class RatingRecord:
     measures: str = ""  # the output's automatic measures as JSON (Measures.to_json); "" = none
     deck_id: str = ""  # the deck the rated row came from; "" = a live comparison
     row_id: str = ""  # the row within that deck
+    # who voted: a browser's remembered id (or an API client's session); "" = the rater name.
+    # Two people who type the same name are two voters: neither replaces the other's votes.
+    voter: str = ""
+
+    @property
+    def voter_key(self) -> str:
+        """The identity a re-submission replaces: the voter, else (older rows) the name."""
+        return self.voter or self.rater
 
 
 BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
@@ -99,9 +107,9 @@ def validate(records: Sequence[RatingRecord]) -> list[RatingRecord]:
     out = [_check_record(r) for r in records]
     rows: dict[tuple[str, str], list[RatingRecord]] = {}
     for r in out:
-        rows.setdefault((r.comparison_id, r.rater), []).append(r)
-    for (cid, rater), group in rows.items():
-        where = f"comparison {cid!r} rated by {rater!r}"
+        rows.setdefault((r.comparison_id, r.voter_key), []).append(r)
+    for (cid, _voter), group in rows.items():
+        where = f"comparison {cid!r} rated by {group[0].rater!r}"
         methods = [r.method for r in group]
         dupes = sorted({m for m in methods if methods.count(m) > 1})
         if dupes:
@@ -173,7 +181,8 @@ def _check_record(r: RatingRecord) -> RatingRecord:
         created = to_utc_iso(r.created_at) if r.created_at else ""
     except FilterError as e:
         raise RatingError(str(e)) from None
-    return replace(r, created_at=created, latency_s=float(lat))
+    # stored with its voter: a record without one votes under its name, as before voters
+    return replace(r, created_at=created, latency_s=float(lat), voter=r.voter_key)
 
 
 def _check_measures(text: str) -> None:

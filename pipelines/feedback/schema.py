@@ -62,7 +62,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE ratings ADD COLUMN row_id TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX ratings_deck ON ratings (deck_id, row_id)",
     ),
+    # v5: a voter is a browser (or an API client), not a typed name: two people named alike
+    # keep their own votes; older rows keep their name as their voter
+    (
+        "ALTER TABLE ratings ADD COLUMN voter TEXT NOT NULL DEFAULT ''",
+        "UPDATE ratings SET voter = rater",
+        "DROP INDEX ratings_vote",
+        "CREATE UNIQUE INDEX ratings_vote ON ratings (comparison_id, voter, method)",
+    ),
 )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -158,7 +158,7 @@ class FeedbackStore:
     ) -> int:
         """Store one submission; returns how many earlier ratings it replaced (0 = first vote).
 
-        Earlier votes of the same (comparison_id, rater) are replaced. ``images`` maps an
+        Earlier votes of the same (comparison_id, voter) are replaced. ``images`` maps an
         ``image_hash`` to its output image (or its :func:`png_bytes`, to skip a second encoding)
         and is passed only for raters who consented to storing outputs; those images are written
         to ``images_dir/<hash>.png``.
@@ -207,7 +207,7 @@ class FeedbackStore:
         Image files are written and deleted while holding the database write lock, so a
         concurrent submission of the same row can never see a file that is about to vanish.
         """
-        keys = sorted({(r.comparison_id, r.rater) for r in records})
+        keys = sorted({(r.comparison_id, r.voter_key) for r in records})
         placeholders = ", ".join("?" * len(_COLUMNS))
         insert = f"INSERT INTO ratings ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
         created: list[Path] = []
@@ -216,17 +216,17 @@ class FeedbackStore:
             try:
                 old_paths: set[str] = set()
                 replaced = 0
-                for cid, rater in keys:
+                for cid, voter in keys:
                     old_paths.update(
                         p
                         for (p,) in conn.execute(
-                            "SELECT image_path FROM ratings WHERE comparison_id = ? AND rater = ? "
+                            "SELECT image_path FROM ratings WHERE comparison_id = ? AND voter = ? "
                             "AND image_path IS NOT NULL",
-                            (cid, rater),
+                            (cid, voter),
                         )
                     )
                     replaced += conn.execute(
-                        "DELETE FROM ratings WHERE comparison_id = ? AND rater = ?", (cid, rater)
+                        "DELETE FROM ratings WHERE comparison_id = ? AND voter = ?", (cid, voter)
                     ).rowcount
                 conn.executemany(insert, [_to_row(r) for r in records])
                 for h, data in pngs.items():

@@ -199,7 +199,7 @@ def restore_from_hub(
     records = read_log(sorted(Path(folder).glob(f"{PATH_IN_REPO}/*.jsonl")))
     rows: dict[tuple[str, str], list[RatingRecord]] = {}
     for r in records:
-        rows.setdefault((r.comparison_id, r.rater), []).append(r)
+        rows.setdefault((r.comparison_id, r.voter_key), []).append(r)
     for submission in rows.values():
         store.submit(submission)
     log.info("restored %d ratings from dataset %s", len(records), repo)
@@ -275,11 +275,12 @@ def read_log(paths: Iterable[Path]) -> list[RatingRecord]:
                     continue
                 d = json.loads(line)
                 lines.append(d)
-                key = (d["comparison_id"], d["rater"])
+                key = (d["comparison_id"], d.get("voter") or d["rater"])
                 stamp = (d["submitted_at"], d["submission_id"])
                 latest[key] = max(latest.get(key, stamp), stamp)
     return [
         RatingRecord(**{k: v for k, v in d.items() if k in names})
         for d in lines
-        if latest[(d["comparison_id"], d["rater"])] == (d["submitted_at"], d["submission_id"])
+        if latest[(d["comparison_id"], d.get("voter") or d["rater"])]
+        == (d["submitted_at"], d["submission_id"])
     ]
