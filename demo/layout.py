@@ -52,26 +52,39 @@ def example_photos() -> list[str]:
 
 
 def engine_banner(services: Services) -> str:
-    """Which engine and model family render and why, the licence class, whether the safety
-    checker is off, notes, and the live learned model."""
+    """What renders, in plain words for everyone on the page: the engine, the model family and
+    its licence class, whether the safety checker is off, and the live learned model. Setting
+    names, paths and reasons are for staff (:func:`server_details`)."""
     choice = services.engine.choice
     if choice.is_preview:
-        head = "🖌️ **Preview engine — stylised previews, not AI results.**"
+        head = (
+            "🖌️ **Preview engine — stylised previews, not AI results** (the model weights are "
+            "not installed on this server)."
+        )
     elif choice.name == "tiny":
         head = "🧪 **Tiny engine — random weights for tests; images are noise.**"
     else:
-        head = f"✨ **Engine: diffusers** · {services.settings.base_model}"
-    lines = [f"{head} {choice.reason}."]
+        head = "✨ **AI portraits rendered on this server.**"
+    lines = [head]
     if not choice.is_preview:
         family, safety = services.engine.family, services.engine.safety
         lines.append(
             f"Model family: **{family.id}** ({family.title}) · licence class: **{family.licence}**."
         )
         if not safety.on:
-            lines.append(f"⚠️ Safety checker off: {safety.reason}.")
-    lines += [f"Note: {n}." for n in services.engine.notes]
+            lines.append("⚠️ Safety checker off: outputs are shown unchecked.")
     lines.append(f"Learned method: {describe_model(services.scorer)}.")
     return "  \n".join(lines)
+
+
+def server_details(services: Services) -> list[str]:
+    """The technical side of the banner, for the Staff tab: why this engine, notes, safety."""
+    choice = services.engine.choice
+    lines = [f"Engine **{choice.name}**: {choice.reason}."]
+    if not services.engine.safety.on:
+        lines.append(f"Safety checker off: {services.engine.safety.reason}.")
+    lines += [f"Note: {n}." for n in services.engine.notes]
+    return lines
 
 
 def build_demo(services: Services) -> gr.Blocks:
@@ -134,6 +147,7 @@ def build_demo(services: Services) -> gr.Blocks:
                         retrain=services.retrainer.retrain,
                         model_summary=lambda: describe_model(services.scorer),
                         availability=registry.availability,
+                        server_details=lambda: server_details(services),
                         add_references=lambda style, files: services.references.add(
                             style, files, load_image
                         ),

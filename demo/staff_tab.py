@@ -34,6 +34,7 @@ class StaffCallbacks:
     retrain: Callable[[list[Path]], RetrainReport]  # extra training files -> report
     model_summary: Callable[[], str]
     availability: Callable[[], dict[str, str | None]]  # method -> None or the technical reason
+    server_details: Callable[[], list[str]]  # engine reason, notes: what the banner leaves out
     add_references: Callable[[str, list[str]], int]  # style, files -> how many were new
     clear_references: Callable[[str], int]
     reference_counts: Callable[[], dict[str, int]]
@@ -174,11 +175,12 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
     )
     end.click(on_end, [password], [session_status, *form], api_name=False)
 
-    with gr.Accordion("Methods on this server", open=False):
+    with gr.Accordion("This server: engine, notes, methods", open=False):
         methods_md = gr.Markdown(elem_id="staff-methods")
 
     def methods_report() -> str:
-        rows = [
+        rows = [f"- {plain_md(line)}" for line in cb.server_details()]
+        rows += [
             f"- **{m}**: " + ("runs here" if why is None else f"cannot run: {plain_md(why)}")
             for m, why in cb.availability().items()
         ]

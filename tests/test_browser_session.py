@@ -128,6 +128,8 @@ def test_leaderboard_chart_draws_every_series(
         )
     fresh.goto(app_url)
     fresh.get_by_role("tab", name="Leaderboard").click()
+    # opening the tab fills the filters from the live session: let it finish before typing
+    expect(fresh.locator("#lb-summary")).to_contain_text("rating")
     fresh.locator("#lb-session textarea, #lb-session input").first.fill("series-test")
     fresh.locator("#lb-refresh").click()
     expect(fresh.locator("#lb-summary")).to_contain_text("4 ratings across 4")
@@ -135,3 +137,11 @@ def test_leaderboard_chart_draws_every_series(
     # one bar per method and kind of vote: both series are in the drawn chart's legend
     expect(chart).to_contain_text("anime · blind")
     expect(chart).to_contain_text("anime · labelled")
+
+
+def test_participants_page_shows_no_setting_names(fresh, app_url):
+    fresh.goto(app_url)
+    banner = fresh.locator("#engine-banner")
+    expect(banner).to_contain_text("Tiny engine")
+    expect(banner).not_to_contain_text("BECOME_")
+    expect(fresh.locator("#methods")).not_to_contain_text("BECOME_")
