@@ -9,8 +9,9 @@ from typing import Any
 
 import gradio as gr
 
-from demo.compare_tab import CompareTab, row_values, shown_row_of
+from demo.compare_tab import CompareTab
 from demo.errors import user_errors
+from demo.rows import row_values, shown_row_of
 from pipelines.decks.board import DeckTurn
 from pipelines.feedback.sessions import SessionConfig
 

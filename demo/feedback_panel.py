@@ -12,9 +12,10 @@ from typing import Any
 
 import gradio as gr
 
-from demo.compare_tab import CompareTab, ShownRow, slot_label
+from demo.compare_tab import CompareTab
 from demo.errors import user_errors
 from demo.formatting import caption_md, trace_md
+from demo.rows import ShownRow, slot_label
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.sessions import SessionConfig
 

@@ -14,11 +14,11 @@ from demo.compare_tab import (
     availability_info,
     create_compare_tab,
     method_choices,
-    restore_row,
 )
 from demo.deck_panel import DeckCallbacks, create_deck_panel, deck_mode, wire_deck_panel
 from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
+from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab
 from pipelines.face import load_image
 from pipelines.feedback.export import export_to_temp

@@ -155,6 +155,7 @@ class PortraitPipeline(BatchedPipeline):
 
     @classmethod
     def family_default_weight(cls) -> str:
+        """The FaceID weight file made for this family (named in error messages)."""
         from pipelines.families import FAMILIES
 
         return FAMILIES[cls.family_id].faceid_weight or ""

@@ -85,6 +85,7 @@ class StepProgress:
         self.done = 0
 
     def __call__(self, pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Count one denoiser step and report it; diffusers keeps its latents."""
         self.done += 1
         if self.callback is not None:
             self.callback(self.done / self.total, f"Rendering step {self.done}/{self.total}")
@@ -214,10 +215,12 @@ class BatchedPipeline:
 
     @property
     def device(self) -> torch.device:
+        """Where the pipeline runs."""
         return self.pipe.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The denoiser's dtype."""
         return getattr(self.pipe, self.denoiser).dtype
 
     def check_common(

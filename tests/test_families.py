@@ -229,7 +229,7 @@ def test_final_prompts_fit_the_family_token_limit(service, family, tiny_settings
 def test_over_long_instruction_is_cut_as_the_page_shows_it(
     service, family, tiny_settings, group_path, monkeypatch
 ):
-    from demo.compare_tab import row_values
+    from demo.rows import row_values
 
     seen = []
     render = service.engine.renderer.render_many

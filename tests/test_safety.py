@@ -45,7 +45,7 @@ def test_every_output_passes_the_checker(svc, group_path, make_request):
 def test_flagged_outputs_are_replaced_counted_and_never_stored(
     svc, flag_everything, group_path, make_request, tiny_services, monkeypatch
 ):
-    from demo.compare_tab import row_values
+    from demo.rows import row_values
 
     renderer = svc.engine.renderer
     generated = []

@@ -21,6 +21,7 @@ from pipelines.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m pipelines.decks`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.decks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="render every missing row of a deck spec")
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; exits with a message (not a traceback) on bad input."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,130 @@
+"""One comparison row as the page shows it: the page's state (:class:`ShownRow`), the values
+that fill the output cards, and the row a refreshed page gets back."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from demo.formatting import caption_md, plain_md, trace_md
+from pipelines.errors import UserError
+from pipelines.recent import UnknownComparisonError
+from pipelines.results import ComparisonResult
+
+
+def slot_label(i: int) -> str:
+    """The blind name of the ``i``-th output: "Output A", "Output B", ..."""
+    return f"Output {chr(ord('A') + i)}"
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: Gradio hashes state to see changes
+class ShownRow:
+    """The row a page shows (its state): the result without images, in the order shown."""
+
+    result: ComparisonResult
+    order: tuple[str, ...]  # methods, left to right
+    blind: bool
+
+    def labels(self) -> list[str]:
+        """What the page calls each output: letters in blind mode, else the method."""
+        return [slot_label(i) for i in range(len(self.order))] if self.blind else list(self.order)
+
+    def key(self) -> str:
+        """What the browser keeps to show this row again after a refresh (no images, no face)."""
+        return json.dumps(
+            {"id": self.result.comparison_id, "order": self.order, "blind": self.blind}
+        )
+
+
+def shown_row(recent: Callable[[str], ComparisonResult], key: str) -> ShownRow | None:
+    """The row a key names, if this server still has it in memory."""
+    try:
+        data = json.loads(key or "")
+        result = recent(str(data["id"]))
+        return ShownRow(result.without_images(), tuple(data["order"]), bool(data["blind"]))
+    except (ValueError, KeyError, TypeError, UnknownComparisonError):
+        return None
+
+
+def shown_row_of(res: ComparisonResult, values: Sequence[Any]) -> ShownRow:
+    """The page state for a row that :func:`row_values` just laid out (its key is values[3])."""
+    data = json.loads(values[3])
+    return ShownRow(res.without_images(), tuple(data["order"]), bool(data["blind"]))
+
+
+def restore_row(
+    recent: Callable[[str], ComparisonResult], key: str, n_slots: int
+) -> tuple[ShownRow | None, list[Any]]:
+    """A refreshed page gets its last row back (not the selfie), if the server still has it."""
+    row = shown_row(recent, key)
+    if row is None:
+        return None, [gr.update()] * (4 + 6 * n_slots)
+    full = recent(row.result.comparison_id)
+    values = row_values(full, row.blind, n_slots, order=row.order)
+    values[0] = "Your last row, as you left it. " + values[0]
+    values[1] = gr.update()  # the selfie's face crop is never kept
+    return row, values
+
+
+def row_values(
+    res: ComparisonResult | UserError | None,
+    blind: bool,
+    n_slots: int,
+    waited: float = 0.0,
+    order: Sequence[str] | None = None,
+    shuffle_key: str | None = None,
+) -> list[Any]:
+    """Values for [status, face, face info, row key] + 6 per slot. An error leaves the row.
+
+    Blind rows are shuffled by ``shuffle_key`` (default: the comparison id, so one row reads the
+    same on every page; a deck shuffles per rater so no position favours a method).
+    """
+    if not isinstance(res, ComparisonResult):
+        message = str(res) if res is not None else "This row was not rendered."
+        return [f"⚠️ {plain_md(message)}", *([gr.update()] * (3 + 6 * n_slots))]
+    skipped = [o.method for o in res.outputs if not o.rendered]
+    if order is not None:  # as the page showed it before
+        shown = [res.output(m) for m in order]
+    elif blind:  # unrendered methods would give themselves away: leave them out of the row
+        shown = [o for o in res.outputs if o.rendered]
+        random.Random(shuffle_key or res.comparison_id).shuffle(shown)
+    else:
+        shown = list(res.outputs)
+    row = ShownRow(res.without_images(), tuple(o.method for o in shown), blind)
+    t = res.timings
+    total = max(waited, t.get("total", 0.0))
+    status = (
+        f"**{res.engine}** engine ({res.model_family}) · seed `{res.request.seed}` · "
+        f"{total:.1f} s in all "
+        f"(waiting {max(total - t.get('total', 0.0), 0.0):.1f} s, face {t.get('face', 0.0):.2f} s, "
+        f"prompts {t.get('augment', 0.0):.2f} s, render {t.get('render', 0.0):.1f} s"
+        + (f" shared by {int(t['render.rows'])} people" if t.get("render.rows", 1) > 1 else "")
+        + ")"
+    )
+    if blind:
+        status += " · **blind mode**: methods are revealed after you submit ratings"
+        if skipped:
+            status += f" · not available here: {', '.join(skipped)}"
+    # a stand-in's crop is the centre of the photo: do not label it as detected
+    face_label = "Centre crop" if res.face_stand_in else "Detected face"
+    face = gr.update(value=res.face_crop, label=face_label)
+    values: list[Any] = [status, face, res.face_notice, row.key()]
+    for slot in range(n_slots):
+        if slot >= len(shown):
+            values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
+            continue
+        out = shown[slot]
+        values += [
+            gr.update(visible=True),
+            gr.update(value=out.image, label=slot_label(slot) if blind else out.method),
+            caption_md(out, None if blind else out.method),
+            gr.update(value="" if blind else (out.prompt or ""), visible=not blind),
+            gr.update(visible=not blind),
+            "" if blind else trace_md(out, res.token_limit),
+        ]
+    return values
