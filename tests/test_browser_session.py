@@ -54,6 +54,8 @@ def generate(page: Page, photo: str) -> None:
     expect(page.locator("#selfie img").first).to_be_visible()
     page.locator("#generate").click()
     expect(page.locator("#out-caption-0")).to_contain_text("raw", timeout=120_000)
+    # the rating panel opens once the row is this page's state: rate only then
+    expect(page.locator("#submit-ratings")).to_be_visible()
 
 
 def test_staff_form_shows_and_keeps_the_live_session(fresh, app_url, tiny_services):
