@@ -58,9 +58,14 @@ class _Row:
     outputs: tuple[MethodOutput, ...]
     timings: dict[str, float]
 
+    @property
+    def to_render(self) -> list[MethodOutput]:
+        """The outputs whose prompts are rendered: each distinct prompt once, in row order."""
+        return [o for o in self.outputs if o.prompt is not None and o.same_as is None]
+
     def job(self) -> RenderJob | None:
-        """The prompts to render: each distinct (prompt, negative prompt) once."""
-        todo = [o for o in self.outputs if o.prompt is not None and o.same_as is None]
+        """The prompts to render, in :attr:`to_render` order."""
+        todo = self.to_render
         if not todo:
             return None
         return RenderJob(
@@ -139,7 +144,7 @@ class ComparisonService:
             render_timings["render"] = time.perf_counter() - t0
             render_timings["render.rows"] = float(len(jobs))
             for (row, _), out in zip(jobs, rendered, strict=True):
-                todo = [o.method for o in row.outputs if o.prompt is not None and o.same_as is None]
+                todo = [o.method for o in row.to_render]
                 flagged = out.flagged or (False,) * len(todo)
                 pairs = zip(out.images, flagged, strict=True)
                 images[id(row)] = dict(zip(todo, pairs, strict=True))
