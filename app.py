@@ -5,8 +5,8 @@ import threading
 
 from demo import CSS, THEME, build_demo
 from demo.temp_cache import claim_temp_dir
-from pipelines.bootstrap import build_services
-from pipelines.settings import Settings
+from pipelines.app.bootstrap import build_services
+from pipelines.core.settings import Settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

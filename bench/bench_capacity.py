@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from pipelines.bootstrap import Services, build_services
+from pipelines.app.bootstrap import Services, build_services
+from pipelines.app.service import ComparisonService
+from pipelines.core.request import CompareRequest
+from pipelines.core.settings import Settings
 from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
-from pipelines.request import CompareRequest
-from pipelines.service import ComparisonService
-from pipelines.settings import Settings
 
 METHODS = ["raw", "template", "learned", "inversion"]
 PEOPLE = (1, 4, 8)
@@ -112,8 +112,8 @@ def main() -> None:
     bench(services, lambda: tiny.pipeline, "tiny engine, CPU", 64, args.steps, 8, args.repeats)
 
     if args.full:
-        from pipelines.generation import PortraitPipeline
-        from pipelines.tiny_models import build_random_sd15
+        from pipelines.models.sd15_faceid import PortraitPipeline
+        from pipelines.tiny.sd15_faceid import build_random_sd15
 
         cuda = torch.cuda.is_available()
         rsd = build_random_sd15(seed=0, dtype=torch.float16 if cuda else torch.float32)

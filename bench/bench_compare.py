@@ -31,12 +31,12 @@ import torch
 from bench_generation import full_pipeline
 from PIL import Image
 
-from pipelines.bootstrap import Services, build_services
-from pipelines.families import FAMILIES
+from pipelines.app.bootstrap import Services, build_services
+from pipelines.app.service import ComparisonService
+from pipelines.core.families import FAMILIES
+from pipelines.core.request import CompareRequest
+from pipelines.core.settings import Settings
 from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
-from pipelines.request import CompareRequest
-from pipelines.service import ComparisonService
-from pipelines.settings import Settings
 
 METHODS = ["raw", "template", "learned", "inversion"]
 

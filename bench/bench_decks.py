@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipelines.bootstrap import build_services  # noqa: E402
+from pipelines.app.bootstrap import build_services  # noqa: E402
+from pipelines.core.request import CompareRequest  # noqa: E402
+from pipelines.core.settings import Settings  # noqa: E402
 from pipelines.decks.render import deck_compare  # noqa: E402
 from pipelines.decks.spec import load_spec  # noqa: E402
-from pipelines.request import CompareRequest  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
 
 METHODS = ["raw", "template", "learned", "inversion"]
 

@@ -31,8 +31,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.families import FAMILIES, ModelFamily
-from pipelines.runtime import RuntimeOptions
+from pipelines.core.families import FAMILIES, ModelFamily
+from pipelines.models.runtime import RuntimeOptions
 
 PROMPTS = [
     "a watercolor portrait of a person, soft wash",
@@ -92,8 +92,8 @@ def unet_gflops(family: ModelFamily, size: int, rows: int) -> float | None:
     from diffusers import UNet2DConditionModel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pipelines.tiny_models import SD15_UNET
-    from pipelines.tiny_sdxl import SDXL_UNET
+    from pipelines.tiny.sd15_faceid import SD15_UNET
+    from pipelines.tiny.sdxl_faceid import SDXL_UNET
 
     config = {"sd15-faceid": SD15_UNET, "sdxl-faceid": SDXL_UNET}.get(family.id)
     if config is None:
@@ -221,18 +221,18 @@ def full_pipeline(family: ModelFamily) -> Callable[[RuntimeOptions], Any]:
         cls = family.pipeline_class()
         device = "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu"
         if family.id == "flux2-klein-edit":
-            from pipelines.tiny_flux2 import build_random_flux2_klein
+            from pipelines.tiny.flux2_klein import build_random_flux2_klein
 
             model = build_random_flux2_klein(device=device, dtype=torch.float32)
             return cls.from_components(
                 model.pipe, model_ids={"base": "random klein 4B"}, options=options, **_rt(options)
             )
         if family.id == "sdxl-faceid":
-            from pipelines.tiny_sdxl import build_random_sdxl
+            from pipelines.tiny.sdxl_faceid import build_random_sdxl
 
             model = build_random_sdxl(seed=0, device=device)  # 14 GB in float32: build there
         else:
-            from pipelines.tiny_models import build_random_sd15
+            from pipelines.tiny.sd15_faceid import build_random_sd15
 
             model = build_random_sd15(seed=0)
         return cls.from_components(

@@ -23,11 +23,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.augment.clip_backend import ClipBackend, load_clip
-from pipelines.augment.interrogate import interrogate
-from pipelines.augment.pez import pez_invert
+from pipelines.augment.inversion.interrogate import interrogate
+from pipelines.augment.inversion.pez import pez_invert
 from pipelines.augment.tokens import TokenBudget
-from pipelines.styles import load_catalog
-from pipelines.tiny_models import CLIP_L_TEXT, CLIP_L_VOCAB, write_tiny_clip
+from pipelines.styles.catalog import load_catalog
+from pipelines.tiny.sd15_faceid import CLIP_L_TEXT, CLIP_L_VOCAB, write_tiny_clip
 
 CLIP_L_VISION = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
                  "num_attention_heads": 16, "image_size": 224, "patch_size": 14,

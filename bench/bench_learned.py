@@ -17,12 +17,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.augment.base import AugmentContext
-from pipelines.augment.learned import BUNDLED_MODEL, LearnedScorer, ScorerHolder, TrainConfig
-from pipelines.augment.learned_data import ScoredPrompts, read_scored
-from pipelines.augment.learned_search import LearnedMethod
+from pipelines.augment.learned.data import ScoredPrompts, read_scored
+from pipelines.augment.learned.model import BUNDLED_MODEL, LearnedScorer, ScorerHolder, TrainConfig
+from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
-from pipelines.settings import ASSETS_DIR, PROJECT_ROOT
-from pipelines.styles import StyleCatalog, load_catalog
+from pipelines.core.settings import ASSETS_DIR, PROJECT_ROOT
+from pipelines.styles.catalog import StyleCatalog, load_catalog
 
 PROMPTS = (
     "a portrait of a person",

@@ -9,13 +9,13 @@ import gradio as gr
 
 from demo.errors import user_errors
 from demo.raw_inputs import raw_image, raw_number
-from pipelines.face import ImageSource
+from pipelines.core.request import CompareRequest, Progress, no_progress
+from pipelines.core.results import ComparisonResult
+from pipelines.core.settings import Settings
+from pipelines.faces.analysis import ImageSource
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.store import RecordFilter
-from pipelines.request import CompareRequest, Progress, no_progress
-from pipelines.results import ComparisonResult
-from pipelines.settings import Settings
 
 Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 

@@ -19,11 +19,11 @@ from demo.errors import user_errors
 from demo.queue_progress import RenderCancelled, batch_progress
 from demo.raw_inputs import raw_image, raw_number
 from demo.rows import ShownRow, row_values, shown_row, slot_label
-from pipelines.errors import UserError
-from pipelines.face import ImageSource, PhotoError, load_image
-from pipelines.request import CompareRequest, Progress
-from pipelines.results import ComparisonResult
-from pipelines.settings import MAX_SEED, Settings
+from pipelines.core.errors import UserError
+from pipelines.core.request import CompareRequest, Progress
+from pipelines.core.results import ComparisonResult
+from pipelines.core.settings import MAX_SEED, Settings
+from pipelines.faces.analysis import ImageSource, PhotoError, load_image
 
 SIZES = [256, 384, 512, 640, 768, 1024, 1536]  # offered where the model family allows them
 MAX_BATCH_ROWS = 8  # rows of different people rendered in one call

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

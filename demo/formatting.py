@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.results import MethodOutput
+    from pipelines.core.results import MethodOutput
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these start emphasis, code, links,
 # images, headings, lists, tables, strikethrough, autolinks (":") or Gradio's $$ LaTeX

@@ -20,12 +20,12 @@ from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab
-from pipelines.face import load_image
+from pipelines.faces.analysis import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
 
 if TYPE_CHECKING:
-    from pipelines.bootstrap import Services
+    from pipelines.app.bootstrap import Services
 
 THEME = gr.themes.Soft(primary_hue="violet", secondary_hue="pink")
 CSS = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import RecordFilter

@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.request import Progress
+from pipelines.core.request import Progress
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ converted copies in its cache before the app sees it. A zero-byte file, a PDF na
 decompression bomb then fails inside Gradio with a generic error (or costs gigabytes), 16-bit
 and transparent photos are converted badly, and the converted copies escape the cache's
 10-minute deletion. :func:`raw_image` keeps the component (upload, webcam, clipboard, preview)
-and hands over the cached upload's path untouched; ``pipelines.photo.load_image`` decodes it with
-its checks and plain messages.
+and hands over the cached upload's path untouched;
+``pipelines.faces.photo.load_image`` decodes it with its checks and plain messages.
 
 Numbers: ``gr.Number`` rounds what it receives, so a seed sent as ``"abc"`` (or ``"42"``) over
 the API fails in Gradio with a ``TypeError``; :func:`raw_number` passes it on and

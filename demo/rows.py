@@ -12,9 +12,9 @@ from typing import Any
 import gradio as gr
 
 from demo.formatting import caption_md, plain_md, trace_md
-from pipelines.errors import UserError
-from pipelines.recent import UnknownComparisonError
-from pipelines.results import ComparisonResult
+from pipelines.core.errors import UserError
+from pipelines.core.recent import UnknownComparisonError
+from pipelines.core.results import ComparisonResult
 
 
 def slot_label(i: int) -> str:

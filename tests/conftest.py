@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import Settings
+from pipelines.core.settings import Settings
 
 
 def _insightface_image(name: str) -> Path:
@@ -46,7 +46,7 @@ def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_services(tiny_settings: Settings):
-    from pipelines.bootstrap import build_services
+    from pipelines.app.bootstrap import build_services
 
     return build_services(tiny_settings)
 
@@ -69,7 +69,7 @@ def app_url(tiny_services):
 def make_request(tiny_settings: Settings):
     """``make_request(style, prompt, methods, seed, **fields)``: a CompareRequest with the tiny
     settings' defaults, as the UI and the API build it."""
-    from pipelines.request import CompareRequest
+    from pipelines.core.request import CompareRequest
 
     def build(style: str, prompt: str, methods: list[str], seed: int | None = None, **fields):
         return CompareRequest.from_settings(

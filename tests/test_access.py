@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.access import StaffGate, StaffLockedError
+from pipelines.app.access import StaffGate, StaffLockedError
 
 
 class FakeTime:

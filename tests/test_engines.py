@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.engines import build_engine, missing_weights, resolve_engine
+from pipelines.app.engines import build_engine, missing_weights, resolve_engine
+from pipelines.core.settings import Settings
 from pipelines.renderers.preview import mentions_style
-from pipelines.settings import Settings
-from pipelines.styles import load_catalog
-from pipelines.tiny_face import write_tiny_face_pack
+from pipelines.styles.catalog import load_catalog
+from pipelines.tiny.face import write_tiny_face_pack
 
 
 @pytest.fixture
@@ -61,9 +61,9 @@ def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, o
     s = settings_for(tmp_path, BECOME_ENGINE="preview", BECOME_SIZE="128")
     engine = build_engine(s, catalog)
     assert engine.choice.is_preview and any("stand-in" in n for n in engine.notes)
-    from pipelines.face import load_image
+    from pipelines.core.request import CompareRequest, no_progress
+    from pipelines.faces.analysis import load_image
     from pipelines.renderers.base import RenderJob
-    from pipelines.request import CompareRequest, no_progress
 
     img = load_image(group_path)
     face = engine.face.get().analyze(img)
@@ -125,9 +125,9 @@ def test_missing_weights_on_the_diffusers_engine_name_the_setting(tmp_path, offl
 
 
 def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline, tiny_settings):
-    from pipelines.generation import AdapterMismatchError
-    from pipelines.tiny_models import tiny_sd15_weights
-    from pipelines.tiny_sdxl import tiny_sdxl_weights
+    from pipelines.models.sd15_faceid import AdapterMismatchError
+    from pipelines.tiny.sd15_faceid import tiny_sd15_weights
+    from pipelines.tiny.sdxl_faceid import tiny_sdxl_weights
 
     cache = tiny_settings.cache_dir / "tiny"
     _, sd15_adapter, sd15_weight = tiny_sd15_weights(cache)
@@ -156,7 +156,7 @@ def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline,
     ],
 )
 def test_a_size_the_family_cannot_render_names_the_value_and_allowed_sizes(family, size, allowed):
-    from pipelines.request import CompareInputError, CompareRequest
+    from pipelines.core.request import CompareInputError, CompareRequest
 
     s = Settings.from_env({"BECOME_MODEL_FAMILY": family})
     with pytest.raises(CompareInputError, match=f"height={size}") as err:

@@ -9,13 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.augment.base import (
-    AugmentContext,
-    AugmentMethod,
-    Candidate,
-    MethodUnavailable,
-    TraceStep,
-)
+from pipelines.augment.base import AugmentContext, AugmentMethod, MethodUnavailable
 from pipelines.augment.clip_backend import LazyClip, load_clip
 from pipelines.augment.ensemble import (
     EnsembleMethod,
@@ -24,11 +18,12 @@ from pipelines.augment.ensemble import (
     merge_parts,
     zscore,
 )
-from pipelines.augment.learned import NoModelError
+from pipelines.augment.learned.model import NoModelError
 from pipelines.augment.tokens import TokenBudget
-from pipelines.modifiers import conflicts
-from pipelines.styles import load_catalog
-from pipelines.tiny_models import write_tiny_clip
+from pipelines.core.trace import Candidate, TraceStep
+from pipelines.styles.catalog import load_catalog
+from pipelines.styles.modifiers import conflicts
+from pipelines.tiny.sd15_faceid import write_tiny_clip
 
 
 def cand(prompt: str, method: str, score: float | None = None, **meta) -> Candidate:

@@ -12,7 +12,7 @@ from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.model_zoo.scrfd import SCRFD
 from PIL import ExifTags, Image
 
-from pipelines.face import (
+from pipelines.faces.analysis import (
     CROP_SIZE,
     FaceAnalyzer,
     FaceModelsMissingError,
@@ -24,7 +24,7 @@ from pipelines.face import (
     largest_face_index,
     load_image,
 )
-from pipelines.tiny_face import DEFAULT_BOXES, DET_FILE, REC_FILE, write_tiny_face_pack
+from pipelines.tiny.face import DEFAULT_BOXES, DET_FILE, REC_FILE, write_tiny_face_pack
 
 IMAGES = Path(insightface.__file__).parent / "data" / "images"
 PORTRAIT = IMAGES / "Tom_Hanks_54745.png"  # 112 x 112

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.families import FAMILIES, ModelFamily
-from pipelines.generation_base import PortraitInputError, PortraitPipelineOutput
+from pipelines.core.families import FAMILIES, ModelFamily
+from pipelines.models.base import PortraitInputError, PortraitPipelineOutput
 
 PROMPTS = ["a watercolor portrait", "an anime portrait, soft lighting", "3d cartoon person"]
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
@@ -166,15 +166,15 @@ def test_missing_identity_input_is_named(pipe, family) -> None:
 @pytest.fixture(scope="module")
 def service(family: ModelFamily, tiny_settings, tiny_services):
     """The app's comparison service on ``family``'s tiny engine (shared catalog and methods)."""
-    from pipelines.engines import build_engine
-    from pipelines.service import ComparisonService
+    from pipelines.app.engines import build_engine
+    from pipelines.app.service import ComparisonService
 
     engine = build_engine(tiny_settings.with_family(family.id), tiny_services.catalog)
     return ComparisonService(engine, tiny_services.catalog, tiny_services.registry)
 
 
 def request_for(family: ModelFamily, tiny_settings, prompt: str, methods: list[str]):
-    from pipelines.request import CompareRequest
+    from pipelines.core.request import CompareRequest
 
     settings = tiny_settings.with_family(family.id)
     return CompareRequest.from_settings(

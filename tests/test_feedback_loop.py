@@ -13,8 +13,8 @@ import pytest
 from huggingface_hub.utils import filter_repo_objects
 
 from pipelines.augment.base import AugmentContext
-from pipelines.augment.learned import ScorerHolder, default_model_path
-from pipelines.augment.learned_search import LearnedMethod
+from pipelines.augment.learned.model import ScorerHolder, default_model_path
+from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.errors import RatingError
 from pipelines.feedback.ratings import RatingService
@@ -22,7 +22,7 @@ from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.retrain import Retrainer, RetrainError, describe_model
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import PATH_IN_REPO, start_sync
-from pipelines.styles import load_catalog
+from pipelines.styles.catalog import load_catalog
 
 PLANTED = "salt texture"  # a watercolor-bank modifier the simulated raters love
 
@@ -76,7 +76,7 @@ def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path)
 
 
 def _services(settings, data_dir):
-    from pipelines.bootstrap import build_services
+    from pipelines.app.bootstrap import build_services
 
     return build_services(
         replace(settings, data_dir=data_dir, feedback_repo="org/r", feedback_token="hf_x")

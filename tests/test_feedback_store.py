@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pipelines.core.settings import Settings
 from pipelines.feedback import __main__ as cli
 from pipelines.feedback.errors import FilterError, RatingError, SchemaError
 from pipelines.feedback.export import (
@@ -29,7 +30,6 @@ from pipelines.feedback.records import RatingRecord, image_sha256
 from pipelines.feedback.schema import MIGRATIONS, SCHEMA_VERSION
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import FeedbackSync, SyncConfigError, read_log, start_sync
-from pipelines.settings import Settings
 
 METHODS = ("raw", "template", "learned", "inversion", "ensemble")
 

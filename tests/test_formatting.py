@@ -8,8 +8,8 @@ import re
 import pytest
 
 from demo.formatting import caption_md, plain_md, trace_md
-from pipelines.augment.base import TraceStep
-from pipelines.results import MethodOutput
+from pipelines.core.results import MethodOutput
+from pipelines.core.trace import TraceStep
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",

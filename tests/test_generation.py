@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import runtime
-from pipelines.generation import PortraitInputError, PortraitPipeline, PortraitPipelineOutput
-from pipelines.tiny_models import TinyModelPaths, ensure_tiny_models
+from pipelines.models import runtime
+from pipelines.models.sd15_faceid import (
+    PortraitInputError,
+    PortraitPipeline,
+    PortraitPipelineOutput,
+)
+from pipelines.tiny.sd15_faceid import TinyModelPaths, ensure_tiny_models
 
 PROMPTS = ["a watercolor portrait", "an anime portrait, soft lighting", "3d cartoon person"]
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
@@ -67,7 +71,7 @@ def test_loads_with_sdpa_and_faceid_processors(pipe: PortraitPipeline, paths) ->
 def test_from_components_takes_an_in_memory_adapter(paths) -> None:
     from diffusers import StableDiffusionPipeline
 
-    from pipelines.tiny_models import faceid_adapter_state_dict
+    from pipelines.tiny.sd15_faceid import faceid_adapter_state_dict
 
     sd = StableDiffusionPipeline.from_pretrained(paths.sd_dir, local_files_only=True)
     with pytest.raises(PortraitInputError, match="no IP-Adapter"):

@@ -12,17 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.augment import inversion
 from pipelines.augment.base import AugmentContext, AugmentMethod, MethodUnavailable
 from pipelines.augment.clip_backend import ClipInputError, ClipUnavailable, LazyClip, load_clip
-from pipelines.augment.interrogate import interrogate, join_prompt
-from pipelines.augment.inversion import InversionMethod, PezConfig
-from pipelines.augment.inversion_args import InversionInputError
-from pipelines.augment.pez import decode_clean, pez_invert, readable_token_mask
+from pipelines.augment.inversion import method as inversion
+from pipelines.augment.inversion.args import InversionInputError
+from pipelines.augment.inversion.interrogate import interrogate, join_prompt
+from pipelines.augment.inversion.method import InversionMethod, PezConfig
+from pipelines.augment.inversion.pez import decode_clean, pez_invert, readable_token_mask
 from pipelines.augment.tokens import TokenBudget
-from pipelines.modifiers import Modifier, conflicts
-from pipelines.styles import load_catalog
-from pipelines.tiny_models import write_tiny_clip
+from pipelines.styles.catalog import load_catalog
+from pipelines.styles.modifiers import Modifier, conflicts
+from pipelines.tiny.sd15_faceid import write_tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,10 @@ import pytest
 
 from pipelines.augment.__main__ import main
 from pipelines.augment.base import AugmentContext, AugmentMethod, MethodUnavailable
-from pipelines.augment.learned import (
+from pipelines.augment.learned.data import DataError, ScoredPrompts, read_scored
+from pipelines.augment.learned.features import FeatureConfig, words
+from pipelines.augment.learned.kernel import KernelConfig, KernelHead
+from pipelines.augment.learned.model import (
     BUNDLED_MODEL,
     FORMAT_VERSION,
     LearnedScorer,
@@ -23,14 +26,11 @@ from pipelines.augment.learned import (
     TrainConfig,
     default_model_path,
 )
-from pipelines.augment.learned_data import DataError, ScoredPrompts, read_scored
-from pipelines.augment.learned_features import FeatureConfig, words
-from pipelines.augment.learned_kernel import KernelConfig, KernelHead
-from pipelines.augment.learned_search import LearnedMethod
+from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
-from pipelines.modifiers import Modifier, conflicts
-from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.styles import Style, StyleCatalog, load_catalog
+from pipelines.core.settings import PROJECT_ROOT, Settings
+from pipelines.styles.catalog import Style, StyleCatalog, load_catalog
+from pipelines.styles.modifiers import Modifier, conflicts
 
 PLANTED = "magic glow"  # helps style "alpha", hurts style "beta"
 

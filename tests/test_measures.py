@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from pipelines.bootstrap import build_measurer
-from pipelines.lazy import Lazy
-from pipelines.measures import NO_FACE, Measure, Measures, OutputMeasurer
-from pipelines.results import MethodOutput
+from pipelines.app.bootstrap import build_measurer
+from pipelines.core.lazy import Lazy
+from pipelines.core.measures import NO_FACE, Measure, Measures
+from pipelines.core.results import MethodOutput
+from pipelines.measurer import OutputMeasurer
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_identity_self_near_one_other_lower_blank_no_face(tiny_services, selfie,
 def test_second_recogniser_judges_with_its_own_embedding(
     tiny_services, tiny_settings, tmp_path, selfie, other_person
 ):
-    from pipelines.tiny_face import write_tiny_face_pack
+    from pipelines.tiny.face import write_tiny_face_pack
 
     judge_pack = write_tiny_face_pack(tmp_path / "judge_pack", seed=7)
     settings = replace(tiny_settings, identity_pack=str(judge_pack))

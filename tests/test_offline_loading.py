@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.families import FAMILIES
-from pipelines.settings import PROJECT_ROOT
-from pipelines.tiny_face import write_tiny_face_pack
-from pipelines.tiny_safety import ensure_tiny_safety_checker
+from pipelines.core.families import FAMILIES
+from pipelines.core.settings import PROJECT_ROOT
+from pipelines.tiny.face import write_tiny_face_pack
+from pipelines.tiny.safety import ensure_tiny_safety_checker
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 SCRIPT = """
 import json, sys
-from pipelines.bootstrap import build_services
-from pipelines.engines import resolve_engine
-from pipelines.request import CompareRequest
-from pipelines.settings import Settings
+from pipelines.app.bootstrap import build_services
+from pipelines.app.engines import resolve_engine
+from pipelines.core.request import CompareRequest
+from pipelines.core.settings import Settings
 
 rows = []
 for env in json.loads(sys.argv[1]):

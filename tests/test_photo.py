@@ -1,6 +1,6 @@
 """Hostile and awkward uploads: refused from the header with a plain message, or decoded well.
 
-The files are generated here (tests/uploads.py); decoding lives in pipelines/photo.py.
+The files are generated here (tests/uploads.py); decoding lives in pipelines/faces/photo.py.
 """
 
 import io
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from uploads import BAD, encode, gray16_png, png_bomb, rgba_png
 
-from pipelines.face import (
+from pipelines.faces.analysis import (
     FaceAnalyzer,
     ImageTooLargeError,
     ImageTooThinError,
@@ -21,7 +21,7 @@ from pipelines.face import (
     UnsupportedImageError,
     load_image,
 )
-from pipelines.tiny_face import write_tiny_face_pack
+from pipelines.tiny.face import write_tiny_face_pack
 
 PORTRAIT = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
 

@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.modifiers import EFFECTS
-from pipelines.preview import (
+from pipelines.preview.effects import apply_effects
+from pipelines.preview.ops import OPS
+from pipelines.preview.pixels import _Ctx
+from pipelines.preview.render import (
     FACE_EXPAND,
     PreviewInputError,
     PreviewResult,
     crop_box,
     render_preview,
 )
-from pipelines.preview_effects import apply_effects
-from pipelines.preview_ops import OPS
-from pipelines.preview_pixels import _Ctx
-from pipelines.style_checks import PREVIEW_OPS
-from pipelines.styles import StyleCatalog, load_catalog
+from pipelines.styles.catalog import StyleCatalog, load_catalog
+from pipelines.styles.checks import PREVIEW_OPS
+from pipelines.styles.modifiers import EFFECTS
 
 PORTRAIT = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
 SIZE = 160  # small renders keep the file fast; the recipes are size-independent

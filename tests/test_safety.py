@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipelines.engines import SafetyChoice, resolve_engine, resolve_safety
+from pipelines.app.engines import SafetyChoice, resolve_engine, resolve_safety
+from pipelines.core.settings import Settings
 from pipelines.feedback.errors import RatingError
-from pipelines.safety import FLAGGED_MESSAGE, placeholder
-from pipelines.settings import Settings
+from pipelines.models.safety import FLAGGED_MESSAGE, placeholder
 
 
 def px(image) -> np.ndarray:
@@ -122,7 +122,7 @@ def test_checker_is_on_when_its_weights_are_here_and_off_otherwise(tmp_path, mon
 
 
 def test_a_missing_checker_says_which_setting_to_change(tmp_path):
-    from pipelines.safety import SafetyChecker, SafetyCheckerUnavailable
+    from pipelines.models.safety import SafetyChecker, SafetyCheckerUnavailable
 
     with pytest.raises(SafetyCheckerUnavailable, match="BECOME_SAFETY_MODEL"):
         SafetyChecker.from_pretrained(tmp_path / "nothing", local_files_only=True)

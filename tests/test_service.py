@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.face import NoFaceError
-from pipelines.request import CompareInputError
-from pipelines.styles import UnknownStyleError
+from pipelines.core.request import CompareInputError
+from pipelines.faces.analysis import NoFaceError
+from pipelines.styles.catalog import UnknownStyleError
 
 
 def pixels(img: Image.Image) -> np.ndarray:
@@ -174,7 +174,7 @@ def test_result_json_carries_prompts_and_metadata(svc, group_path, make_request)
 
 def test_rows_batched_together_match_each_row_alone(svc, group_path, portrait_path, make_request):
     """Cross-request batching: two people's rows in one pipeline call, each pixel as if alone."""
-    from pipelines.generation import PortraitPipeline
+    from pipelines.models.sd15_faceid import PortraitPipeline
 
     a = make_request("anime", "a person", ["raw", "template"], 3)
     b = make_request("anime", "a smiling person", ["template", "learned"], 8)

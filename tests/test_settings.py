@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import Settings, SettingsError
+from pipelines.core.settings import Settings, SettingsError
 
 
 def test_defaults_without_env():
@@ -138,8 +138,8 @@ def test_sdxl_and_flux2_allow_sizes_sd15_cannot_render():
 def test_readme_lists_every_setting_and_the_family_table():
     from dataclasses import fields
 
-    from pipelines.families import markdown_table
-    from pipelines.settings import PROJECT_ROOT, env_name
+    from pipelines.core.families import markdown_table
+    from pipelines.core.settings import PROJECT_ROOT, env_name
 
     readme = (PROJECT_ROOT / "README.md").read_text("utf-8")
     for f in fields(Settings):

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.modifiers import EFFECTS, Modifier, conflicts
-from pipelines.settings import ASSETS_DIR
-from pipelines.style_checks import StyleFileError
-from pipelines.styles import (
+from pipelines.core.settings import ASSETS_DIR
+from pipelines.styles.catalog import (
     MIN_GLOBAL_MODIFIERS,
     MIN_STYLE_MODIFIERS,
     Style,
@@ -21,6 +19,8 @@ from pipelines.styles import (
     UnknownStyleError,
     load_catalog,
 )
+from pipelines.styles.checks import StyleFileError
+from pipelines.styles.modifiers import EFFECTS, Modifier, conflicts
 
 REQUIRED_STYLES = (
     "watercolor",

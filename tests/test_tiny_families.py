@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import tiny_flux2, tiny_sdxl
 from pipelines.augment.tokens import TokenBudget
-from pipelines.families import FAMILIES
-from pipelines.tiny_models import faceid_adapter_state_dict
-from pipelines.tiny_safety import ensure_tiny_safety_checker
+from pipelines.core.families import FAMILIES
+from pipelines.tiny import flux2_klein as tiny_flux2
+from pipelines.tiny import sdxl_faceid as tiny_sdxl
+from pipelines.tiny.safety import ensure_tiny_safety_checker
+from pipelines.tiny.sd15_faceid import faceid_adapter_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ def test_tiny_safety_checker_loads_like_the_compvis_one(cache) -> None:
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from PIL import Image
 
-    from pipelines.safety import SafetyChecker
+    from pipelines.models.safety import SafetyChecker
 
     folder = ensure_tiny_safety_checker(cache)
     assert (folder / "preprocessor_config.json").is_file()
@@ -154,7 +155,7 @@ def test_tiny_safety_checker_loads_like_the_compvis_one(cache) -> None:
 
 
 def test_channels_last_applies_to_conv_models_on_cuda_only() -> None:
-    from pipelines.runtime import RuntimeOptions, apply_speed_options
+    from pipelines.models.runtime import RuntimeOptions, apply_speed_options
 
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))
     linear = torch.nn.Linear(4, 4)
@@ -172,8 +173,8 @@ def test_channels_last_applies_to_conv_models_on_cuda_only() -> None:
 def test_compile_compiles_the_denoiser_once_and_warms_it_up_at_load(
     family_id, cache, monkeypatch
 ) -> None:
+    from pipelines.models.runtime import RuntimeOptions
     from pipelines.renderers.diffusion import DiffusionWeights
-    from pipelines.runtime import RuntimeOptions
 
     family = FAMILIES[family_id]
     warmed = []

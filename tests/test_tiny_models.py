@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines import tiny_models as tm
-from pipelines import tiny_tokenizer as tt
+from pipelines.tiny import sd15_faceid as tm
+from pipelines.tiny import tokenizer as tt
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,15 @@ from pathlib import Path
 
 from pipelines.augment.base import MethodUnavailable, UnknownMethodError
 from pipelines.augment.clip_backend import LazyClip
-from pipelines.augment.learned import (
+from pipelines.augment.learned.data import DataError, read_scored
+from pipelines.augment.learned.model import (
     LearnedScorer,
     ModelFileError,
     ScorerHolder,
     TrainConfig,
     default_model_path,
 )
-from pipelines.augment.learned_data import DataError, read_scored
-from pipelines.settings import Settings
+from pipelines.core.settings import Settings
 
 AUGMENT_METHODS = ("learned", "inversion", "ensemble")
 
@@ -81,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _wordvec(args: argparse.Namespace) -> dict:
     """Vocabulary: the data's prompts plus every style template and bank modifier."""
-    from pipelines.augment.learned_features import words
-    from pipelines.augment.learned_wordvec import build_word_vectors, minilm_dir
-    from pipelines.styles import load_catalog
+    from pipelines.augment.learned.features import words
+    from pipelines.augment.learned.wordvec import build_word_vectors, minilm_dir
+    from pipelines.styles.catalog import load_catalog
 
     texts = [t for p in args.data for t in read_scored(p, args.text_col, args.score_col).texts]
     catalog = load_catalog(Settings.from_env().assets_dir)
@@ -126,7 +126,7 @@ def _clip(settings: Settings) -> LazyClip:
     from pipelines.augment.clip_backend import load_clip
 
     if settings.engine == "tiny":
-        from pipelines.tiny_models import ensure_tiny_models
+        from pipelines.tiny.sd15_faceid import ensure_tiny_models
 
         clip_dir = ensure_tiny_models(settings.cache_dir / "tiny").clip_dir
         return LazyClip(partial(load_clip, str(clip_dir), local_files_only=True))
@@ -137,7 +137,7 @@ def _clip(settings: Settings) -> LazyClip:
 def _augment(args: argparse.Namespace) -> dict:
     from pipelines.augment.base import AugmentContext
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.styles import load_catalog
+    from pipelines.styles.catalog import load_catalog
 
     settings = Settings.from_env()
     catalog = load_catalog(settings.assets_dir)
@@ -145,7 +145,7 @@ def _augment(args: argparse.Namespace) -> dict:
     model_path = args.model or default_model_path(settings)
     holder = ScorerHolder(LearnedScorer.load(model_path))
     from pipelines.augment.registry import build_registry
-    from pipelines.face import load_image
+    from pipelines.faces.analysis import load_image
 
     method = build_registry(settings, holder, _clip(settings)).get(args.method)
     reason = method.unavailable_reason()

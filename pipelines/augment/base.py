@@ -4,38 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pipelines.errors import InputError, UnavailableError
+from pipelines.core.errors import InputError, UnavailableError
+from pipelines.core.trace import Candidate, TraceStep
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.augment.tokens import TokenBudget
-    from pipelines.styles import Style, StyleCatalog
-
-
-@dataclass(frozen=True)
-class TraceStep:
-    """One piece of a final prompt and why it is there."""
-
-    part: str  # the text that was added (a modifier, recovered tokens, the template, ...)
-    source: (
-        str  # where it came from: "template", "style bank", "global bank", "pez", "learned", ...
-    )
-    reason: str  # human-readable: "raises predicted score by +0.12", "CLIP sim 0.31 to references"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A ranked prompt proposed by a method. ``prompt`` is exactly what gets rendered."""
-
-    prompt: str
-    method: str
-    score: float | None = None  # the method's own score (higher is better); None if it has none
-    negative_prompt: str | None = None  # None = the style's negative prompt
-    trace: tuple[TraceStep, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
+    from pipelines.styles.catalog import Style, StyleCatalog
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from pipelines.augment.base import MethodUnavailable
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -197,7 +197,7 @@ def load_clip(
     and then the Hub. ``device=None`` picks cuda when available. Raises :class:`ClipUnavailable`
     when the weights cannot be found.
     """
-    from pipelines.runtime import pick_device
+    from pipelines.models.runtime import pick_device
 
     model_id = str(model_id)
     try:

@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.augment.base import AugmentContext, Candidate, MethodUnavailable, TraceStep
+from pipelines.augment.base import AugmentContext, MethodUnavailable
 from pipelines.augment.clip_backend import LazyClip
-from pipelines.augment.interrogate import join_prompt
-from pipelines.augment.inversion import load_targets
-from pipelines.errors import InputError
+from pipelines.augment.inversion.interrogate import join_prompt
+from pipelines.augment.inversion.method import load_targets
+from pipelines.core.errors import InputError
+from pipelines.core.trace import Candidate, TraceStep
 
 if TYPE_CHECKING:
     from pipelines.augment.base import AugmentMethod
-    from pipelines.augment.learned import LearnedScorer
-    from pipelines.styles import Style
+    from pipelines.augment.learned.model import LearnedScorer
+    from pipelines.styles.catalog import Style
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def merge_parts(
     (``meta["recovered"]`` with ``meta["mode"] == "pez"``); a modifier that conflicts with
     one already in is skipped. None when no part could be added.
     """
-    from pipelines.modifiers import conflicts
+    from pipelines.styles.modifiers import conflicts
 
     bank = {m.text.lower(): m for m in context.catalog.modifiers_for(style)}
     taken = list(context.catalog.find_modifiers(template_prompt, style))

@@ -8,8 +8,8 @@ from pipelines.augment.base import MethodRegistry, RawMethod, TemplateMethod
 
 if TYPE_CHECKING:
     from pipelines.augment.clip_backend import LazyClip
-    from pipelines.augment.learned import ScorerHolder
-    from pipelines.settings import Settings
+    from pipelines.augment.learned.model import ScorerHolder
+    from pipelines.core.settings import Settings
 
 METHOD_NAMES = ("raw", "template", "learned", "inversion", "ensemble")
 
@@ -22,8 +22,8 @@ def build_registry(
     ``clip`` is the one CLIP the app loads (see bootstrap); inversion and ensemble share it.
     """
     from pipelines.augment.ensemble import EnsembleMethod
-    from pipelines.augment.inversion import InversionMethod
-    from pipelines.augment.learned_search import LearnedMethod
+    from pipelines.augment.inversion.method import InversionMethod
+    from pipelines.augment.learned.search import LearnedMethod
 
     raw, template = RawMethod(), TemplateMethod()
     learned = LearnedMethod(scorer_holder)

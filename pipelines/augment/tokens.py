@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.families import ModelFamily
+    from pipelines.core.families import ModelFamily
 
 CLIP_MAX_TOKENS = 77
 # Without a tokenizer: tokens a chat template adds around the prompt (Qwen3's takes ~12)

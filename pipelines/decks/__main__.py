@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.settings import Settings
+    from pipelines.core.settings import Settings
 
     settings = Settings.from_env()
     if args.command == "render":

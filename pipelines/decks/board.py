@@ -23,9 +23,9 @@ from pipelines.decks.manifest import read_spec_json as _read_spec
 from pipelines.feedback.ratings import DeckRowRef
 
 if TYPE_CHECKING:
+    from pipelines.core.results import ComparisonResult
     from pipelines.feedback.records import RatingRecord
     from pipelines.feedback.store import FeedbackStore
-    from pipelines.results import ComparisonResult
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.measures import MEASURES
+from pipelines.core.measures import MEASURES
 
 if TYPE_CHECKING:
     from pipelines.decks.report import DeckReport

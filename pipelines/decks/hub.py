@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pipelines.core.errors import InputError, UnavailableError
 from pipelines.decks.manifest import IMAGES, MANIFEST, SKIPPED, SPEC_FILE, read_manifest
-from pipelines.errors import InputError, UnavailableError
 
 # what a deck needs on the other side; the report files come along when they exist
 DECK_PATTERNS = [SPEC_FILE, MANIFEST, SKIPPED, f"{IMAGES}/**", "report.md", "report.png"]

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 if TYPE_CHECKING:
-    from pipelines.results import ComparisonResult
+    from pipelines.core.results import ComparisonResult
 
 SPEC_FILE = "deck.json"
 ROWS = "rows"
@@ -302,9 +302,9 @@ class DeckRow:
         """This row as a frozen result, images read from the deck folder (or left out)."""
         from PIL import Image
 
-        from pipelines.measures import Measures
-        from pipelines.request import CompareRequest
-        from pipelines.results import ComparisonResult, MethodOutput
+        from pipelines.core.measures import Measures
+        from pipelines.core.request import CompareRequest
+        from pipelines.core.results import ComparisonResult, MethodOutput
 
         first = self.lines[0]
         outputs = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.core.request import CompareRequest, no_progress
 from pipelines.decks.manifest import (
     IMAGES,
     SPEC_FILE,
@@ -31,14 +32,13 @@ from pipelines.decks.manifest import (
     write_once,
 )
 from pipelines.decks.spec import DeckSpec, DeckSpecError, RowSpec
-from pipelines.face import FaceError
+from pipelines.faces.analysis import FaceError
 from pipelines.feedback.records import png_bytes
-from pipelines.request import CompareRequest, no_progress
 
 if TYPE_CHECKING:
-    from pipelines.request import Progress
-    from pipelines.results import ComparisonResult
-    from pipelines.settings import Settings
+    from pipelines.core.request import Progress
+    from pipelines.core.results import ComparisonResult
+    from pipelines.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def deck_service(settings: Settings) -> tuple[Compare, Any]:
     Rated targets are left out: a deck must not depend on the ratings of the machine it is
     rendered on, so the same spec gives the same deck anywhere.
     """
-    from pipelines.bootstrap import build_services
+    from pipelines.app.bootstrap import build_services
 
     state = process_state(settings)
     return deck_compare(build_services(settings)), state
@@ -73,8 +73,8 @@ def deck_service(settings: Settings) -> tuple[Compare, Any]:
 def deck_compare(services: Any) -> Compare:
     """``ComparisonService.compare`` over the app's engine, methods and measures, without the
     ratings-dependent style targets and without filling the live recent-comparisons cache."""
-    from pipelines.recent import RecentComparisons
-    from pipelines.service import ComparisonService
+    from pipelines.app.service import ComparisonService
+    from pipelines.core.recent import RecentComparisons
 
     s = services
     service = ComparisonService(

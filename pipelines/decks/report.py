@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.core.measures import MEASURES, NO_FACE
 from pipelines.decks.manifest import read_manifest, read_skipped, read_spec_json
 from pipelines.decks.stats import Kendall, MeanCI, kendall, mean_ci
-from pipelines.measures import MEASURES, NO_FACE
 
 if TYPE_CHECKING:
     from pipelines.feedback.leaderboard import LeaderboardRow

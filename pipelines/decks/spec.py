@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import InputError
-from pipelines.settings import ENGINES, Settings
+from pipelines.core.errors import InputError
+from pipelines.core.settings import ENGINES, Settings
 
 SELFIE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 GENERATION_FIELDS = (
@@ -204,13 +204,13 @@ def _check_known(
 
 
 def _catalog_ids(settings: Settings) -> list[str]:
-    from pipelines.styles import load_catalog
+    from pipelines.styles.catalog import load_catalog
 
     return load_catalog(settings.assets_dir).ids()
 
 
 def _seeds(value: Any, fail: Any) -> tuple[int, ...]:
-    from pipelines.settings import MAX_SEED
+    from pipelines.core.settings import MAX_SEED
 
     items = value if isinstance(value, list) else [value]
     ok = all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in items)
@@ -231,7 +231,7 @@ def _generation(value: Any, fail: Any) -> dict[str, Any]:
 
 
 def _selfies(value: Any, path: Path, fail: Any) -> tuple[Selfie, ...]:
-    from pipelines.face import UnreadableImageError, load_image
+    from pipelines.faces.analysis import UnreadableImageError, load_image
 
     if not isinstance(value, str):
         raise fail("selfies", f"is {value!r}: use the path of a folder of selfies")
@@ -259,7 +259,7 @@ def _selfies(value: Any, path: Path, fail: Any) -> tuple[Selfie, ...]:
 
 def _check_requests(spec: DeckSpec, settings: Settings, fail: Any) -> None:
     """Build each distinct request once, so a bad generation value fails before any render."""
-    from pipelines.request import CompareRequest
+    from pipelines.core.request import CompareRequest
 
     for prompt in spec.prompts:
         try:

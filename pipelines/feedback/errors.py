@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 
 class FeedbackError(InputError):

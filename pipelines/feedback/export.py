@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from pipelines.core.measures import MEASURES, Measures
 from pipelines.feedback.errors import FeedbackError
 from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.store import FeedbackStore, RecordFilter
-from pipelines.measures import MEASURES, Measures
 
 TRAINING_COLUMNS = (
     "prompt",

@@ -18,8 +18,8 @@ from pipelines.feedback.records import RatingRecord, png_bytes
 from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
-    from pipelines.recent import RecentComparisons
-    from pipelines.results import ComparisonResult
+    from pipelines.core.recent import RecentComparisons
+    from pipelines.core.results import ComparisonResult
 
 
 @dataclass(frozen=True)

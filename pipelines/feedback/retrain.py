@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.augment.learned_data import ScoredPrompts
-from pipelines.errors import InputError
+from pipelines.augment.learned.data import ScoredPrompts
+from pipelines.core.errors import InputError
 from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
-    from pipelines.augment.learned import LearnedScorer, ScorerHolder
+    from pipelines.augment.learned.model import LearnedScorer, ScorerHolder
     from pipelines.feedback.sync import FeedbackSync
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class Retrainer:
 
     def retrain(self, extra_files: Sequence[Path] = ()) -> RetrainReport:
         """Train, save to ``out_dir``, swap in live; raises :class:`RetrainError` saying why not."""
-        from pipelines.augment.learned import CURRENT_MODEL, LearnedScorer
-        from pipelines.augment.learned_data import read_scored
+        from pipelines.augment.learned.data import read_scored
+        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer
 
         t0 = time.perf_counter()
         ratings = feedback_training_data(self.store)
@@ -157,7 +157,7 @@ class Retrainer:
 
     def adopt(self, path: Path) -> None:
         """Keep and load a retrained model an earlier run synced (a fresh Space disk)."""
-        from pipelines.augment.learned import CURRENT_MODEL, LearnedScorer, ModelFileError
+        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer, ModelFileError
 
         try:
             scorer = LearnedScorer.load(path)

@@ -25,11 +25,11 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.augment.learned import CURRENT_MODEL
+from pipelines.augment.learned.model import CURRENT_MODEL
+from pipelines.core.settings import Settings
 from pipelines.feedback.errors import FeedbackError
 from pipelines.feedback.records import RatingRecord, utc_now
 from pipelines.feedback.store import FeedbackStore
-from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ SYNC_FOLDER = "feedback_sync"  # under settings.data_dir, next to (not containin
 PATH_IN_REPO = "ratings"
 EVERY_MINUTES = 5.0
 MODEL_FOLDER = "learned"  # the retrained model, under the sync folder and PATH_IN_REPO
-REFERENCE_FOLDER = "references"  # staff-uploaded style references (pipelines.references)
+REFERENCE_FOLDER = "references"  # staff-uploaded style references (pipelines.styles.references)
 _LOCAL_ONLY = ("image_path",)  # a path on this machine means nothing in the dataset
 
 

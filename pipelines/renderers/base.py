@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from PIL import Image
 
-    from pipelines.face import FaceResult
-    from pipelines.request import CompareRequest, Progress
-    from pipelines.styles import Style
+    from pipelines.core.request import CompareRequest, Progress
+    from pipelines.faces.analysis import FaceResult
+    from pipelines.styles.catalog import Style
 
 
 @dataclass(frozen=True)

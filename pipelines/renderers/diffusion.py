@@ -1,8 +1,8 @@
 """Diffusion renderers: a family's pipeline, loaded on first use, then the safety checker.
 
 :class:`DiffusionRenderer` renders the FaceID families (``sd15-faceid`` through
-:class:`~pipelines.generation.PortraitPipeline`, ``sdxl-faceid`` through
-:class:`~pipelines.generation_sdxl.SDXLPortraitPipeline`): both take the same call, so one class
+:class:`~pipelines.models.sd15_faceid.PortraitPipeline`, ``sdxl-faceid`` through
+:class:`~pipelines.models.sdxl_faceid.SDXLPortraitPipeline`): both take the same call, so one class
 serves both. ``renderers/flux2.py`` subclasses it for the family that edits the selfie.
 """
 
@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.errors import UnavailableError, UserError
-from pipelines.families import DEFAULT_FAMILY, FAMILIES, get_family
-from pipelines.lazy import Lazy
-from pipelines.request import sub_progress
-from pipelines.runtime import RuntimeOptions, gpu_decorator
+from pipelines.core.errors import UnavailableError, UserError
+from pipelines.core.families import DEFAULT_FAMILY, FAMILIES, get_family
+from pipelines.core.lazy import Lazy
+from pipelines.core.request import sub_progress
+from pipelines.models.runtime import RuntimeOptions, gpu_decorator
 
 if TYPE_CHECKING:
-    from pipelines.generation_base import PortraitPipelineOutput
+    from pipelines.core.request import Progress
+    from pipelines.models.base import PortraitPipelineOutput
+    from pipelines.models.safety import SafetyChecker
     from pipelines.renderers.base import RenderJob, RenderOutput
-    from pipelines.request import Progress
-    from pipelines.safety import SafetyChecker
 
 __all__ = ["DiffusionRenderer", "DiffusionWeights", "RuntimeOptions", "WeightsUnavailable"]
 
@@ -145,8 +145,8 @@ class DiffusionRenderer:
     def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
         """Jobs that can share a pipeline call share one (several people's rows); then every
         output passes the safety checker."""
+        from pipelines.models.safety import screen
         from pipelines.renderers.base import RenderOutput
-        from pipelines.safety import screen
 
         groups = self._groups(jobs)
         outputs: list[RenderOutput | None] = [None] * len(jobs)

@@ -1,4 +1,4 @@
-"""FLUX.2 [klein] edits the selfie: :class:`~pipelines.generation_flux2.Flux2EditPipeline`.
+"""FLUX.2 [klein] edits the selfie: :class:`~pipelines.models.flux2_klein.Flux2EditPipeline`.
 
 The same renderer as the FaceID families (lazy load, one render at a time, safety checker on
 every output); what differs is the call: identity comes from the selfie itself, cropped around
@@ -15,9 +15,9 @@ from PIL import Image
 from pipelines.renderers.diffusion import DiffusionRenderer
 
 if TYPE_CHECKING:
-    from pipelines.generation_base import PortraitPipelineOutput
+    from pipelines.core.request import Progress
+    from pipelines.models.base import PortraitPipelineOutput
     from pipelines.renderers.base import RenderJob
-    from pipelines.request import Progress
 
 HEAD_AND_SHOULDERS = 2.4  # crop height in face heights: the hair, the neck and some shoulders
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pipelines.request import sub_progress
+from pipelines.core.request import sub_progress
 
 if TYPE_CHECKING:
+    from pipelines.core.request import Progress
     from pipelines.renderers.base import RenderJob, RenderOutput
-    from pipelines.request import Progress
-    from pipelines.styles import Style, StyleCatalog
+    from pipelines.styles.catalog import Style, StyleCatalog
 
 
 def mentions_style(prompt: str, style: Style) -> bool:
@@ -47,7 +47,7 @@ class PreviewRenderer:
 
     def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         """One preview per prompt; the style's recipe only where the prompt asks for the style."""
-        from pipelines.preview import render_preview
+        from pipelines.preview.render import render_preview
         from pipelines.renderers.base import RenderOutput
 
         t0 = time.perf_counter()

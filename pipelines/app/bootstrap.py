@@ -1,0 +1,202 @@
+"""Wires settings into the objects the app shares; each job lives in its own module.
+
+Construction is cheap: models load on first use (or in :meth:`Services.warmup`), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from pipelines.app.access import StaffGate
+from pipelines.app.engines import Engine, build_engine
+from pipelines.app.service import ComparisonService
+from pipelines.augment.base import MethodRegistry
+from pipelines.augment.clip_backend import LazyClip, load_clip
+from pipelines.augment.learned.model import ScorerHolder, default_model_path
+from pipelines.augment.learned.search import LearnedMethod
+from pipelines.augment.registry import build_registry
+from pipelines.core.lazy import Lazy
+from pipelines.core.recent import RecentComparisons
+from pipelines.core.settings import Settings
+from pipelines.decks.board import DeckBoard, LoadedDeck
+from pipelines.feedback.leaderboard import filtered_frame
+from pipelines.feedback.ratings import RatingService
+from pipelines.feedback.retrain import Retrainer
+from pipelines.feedback.sessions import SessionBoard, SessionConfig
+from pipelines.feedback.store import FeedbackStore
+from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
+from pipelines.measurer import OutputMeasurer
+from pipelines.styles.catalog import StyleCatalog, load_catalog
+from pipelines.styles.references import ReferenceStore
+
+if TYPE_CHECKING:
+    from pipelines.faces.analysis import FaceAnalyzer
+    from pipelines.feedback.leaderboard import LeaderboardQuery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the UI and the API call. Built once per process by :func:`build_services`."""
+
+    settings: Settings
+    catalog: StyleCatalog
+    engine: Engine
+    clip: LazyClip
+    scorer: ScorerHolder
+    registry: MethodRegistry
+    comparison: ComparisonService
+    store: FeedbackStore
+    ratings: RatingService
+    sessions: SessionBoard
+    decks: DeckBoard  # the deck loaded for the session (raters get its rows), if any
+    retrainer: Retrainer
+    references: ReferenceStore
+    staff: StaffGate
+    leaderboard: LeaderboardQuery
+
+    def start_sync(self) -> None:
+        """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
+        from pipelines.feedback.sync import start_sync
+
+        sync = start_sync(self.settings, self.store, on_model=self.retrainer.adopt)
+        self.retrainer.sync_with(sync, self.settings.feedback_repo)
+
+    def load_deck(self, source: str, blind: bool = True) -> LoadedDeck:
+        """Load a deck (folder or dataset repo id) for the live session: raters get its rows."""
+        deck = self.decks.load(source, token=self.settings.feedback_token or None)
+        self.sessions.set_deck(str(deck.folder), deck.deck_id, blind)
+        return deck
+
+    def end_session(self) -> SessionConfig:
+        """End the live session; a loaded deck is unloaded with it."""
+        self.decks.unload()
+        return self.sessions.end()
+
+    def unload_deck(self) -> None:
+        """Back to live comparisons for every page opened from now on."""
+        self.decks.unload()
+        self.sessions.set_deck("", "", self.sessions.get().blind)
+
+    def warmup(self) -> None:
+        """Load the face models, tokenizer, pipeline (compiled and warmed up when
+        ``BECOME_COMPILE`` is on), safety checker and CLIP so the first request is fast."""
+        try:
+            self.engine.face.get()
+            _ = self.comparison.budget
+            load = getattr(self.engine.renderer, "load", None)  # pipeline + safety checker
+            if load is not None:
+                load()
+            warm_learned(self.registry, self.catalog, self.scorer)
+            self.registry.availability()  # loads CLIP for inversion/ensemble
+        except Exception:  # best effort; the request path reports errors properly
+            log.exception("warm-up failed")
+
+
+def warm_learned(registry: MethodRegistry, catalog: StyleCatalog, scorer: ScorerHolder) -> None:
+    """Precompute each style's modifier gains so no request pays for it."""
+    if "learned" in registry and scorer.loaded:
+        method = registry.get("learned")
+        if isinstance(method, LearnedMethod):
+            method.warm_up(catalog)
+
+
+def shared_clip(engine: Engine) -> LazyClip:
+    """The one CLIP the app loads (on first use), from where the engine says it lives."""
+    source = engine.clip
+    return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
+
+
+def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
+    """The second recogniser of ``BECOME_IDENTITY_PACK`` (loaded on first use), or None."""
+    if not settings.identity_pack:
+        return None
+
+    def load() -> FaceAnalyzer:
+        from pipelines.app.engines import _hub_offline
+        from pipelines.faces.analysis import FaceAnalyzer
+
+        return FaceAnalyzer(
+            settings.identity_pack,
+            settings.face_root,
+            det_size=settings.face_det_size,
+            allow_download=not _hub_offline(),
+        )
+
+    return Lazy(load, "identity judge")
+
+
+def build_measurer(
+    settings: Settings, engine: Engine, clip: LazyClip, scorer: ScorerHolder
+) -> OutputMeasurer:
+    """The measures of every output, with the models the app already has (CLIP loaded once)."""
+    return OutputMeasurer(engine.face, clip, scorer.get, identity_judge(settings))
+
+
+def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
+    """Reload the session's deck after a restart (reads its manifest; no model loads)."""
+    deck_dir = sessions.get().deck_dir
+    if not deck_dir:
+        return
+    try:
+        decks.load_folder(Path(deck_dir))
+    except Exception:  # the facilitator reloads it from the Staff tab; the app must start
+        log.exception("the session's deck %s could not be reloaded", deck_dir)
+
+
+def build_services(settings: Settings) -> Services:
+    """Every shared object, wired; nothing loads until it is first used."""
+    catalog = load_catalog(settings.assets_dir)
+    engine = build_engine(settings, catalog)
+    clip = shared_clip(engine)
+    scorer = ScorerHolder.from_path(default_model_path(settings))
+    registry = build_registry(settings, scorer, clip)
+    store = FeedbackStore(settings.ratings_db)
+
+    references = ReferenceStore(settings.data_dir / SYNC_FOLDER / REFERENCE_FOLDER, catalog.ids())
+
+    def rated_targets(style_id: str) -> list[Image.Image]:
+        """Staff-uploaded references, then the top-rated outputs raters agreed to keep."""
+        kept = [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
+        return references.images(style_id) + kept
+
+    recent = RecentComparisons()
+    sessions = SessionBoard(
+        settings.data_dir / "session.json", list(catalog.styles), registry.names()
+    )
+    decks = DeckBoard(store, settings.data_dir / "decks")
+    restore_deck(decks, sessions)
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        engine=engine,
+        clip=clip,
+        scorer=scorer,
+        registry=registry,
+        comparison=ComparisonService(
+            engine,
+            catalog,
+            registry,
+            rated_targets,
+            recent,
+            scorer,
+            build_measurer(settings, engine, clip, scorer),
+        ),
+        store=store,
+        ratings=RatingService(store, recent, decks.find),
+        sessions=sessions,
+        decks=decks,
+        retrainer=Retrainer(
+            store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
+        ),
+        references=references,
+        staff=StaffGate(settings.staff_password),
+        leaderboard=partial(filtered_frame, store),
+    )

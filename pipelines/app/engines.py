@@ -1,0 +1,351 @@
+"""Which engine renders and why, and the engine bundle: renderer, face analyzer, token budget,
+CLIP, model family and safety checker.
+
+``diffusers`` renders with the model family's real weights (``BECOME_MODEL_FAMILY``), ``tiny``
+runs the same code path on the family's tiny random weights built in code, ``preview``
+stylises the selfie without any weights, and ``auto`` picks ``diffusers`` when the family's
+weights are available and ``preview`` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.augment.tokens import TokenBudget
+from pipelines.core.families import ModelFamily
+from pipelines.core.lazy import Lazy
+from pipelines.core.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.faces.analysis import FaceAnalyzer
+    from pipelines.models.runtime import RuntimeOptions
+    from pipelines.models.safety import SafetyChecker
+    from pipelines.renderers.base import Renderer
+    from pipelines.styles.catalog import StyleCatalog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine that will run and a sentence saying why, shown in the UI banner."""
+
+    name: str  # "diffusers" | "tiny" | "preview"
+    reason: str
+
+    @property
+    def is_preview(self) -> bool:
+        """Whether this is the weight-free preview engine."""
+        return self.name == "preview"
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true"}
+
+
+def _local_dir_with(path: str, filename: str) -> bool:
+    p = Path(path).expanduser()
+    return p.is_dir() and (p / filename).exists()
+
+
+def _cached(repo_or_dir: str, filename: str) -> bool:
+    """True when ``filename`` is available without the network (local folder or HF cache)."""
+    if _local_dir_with(repo_or_dir, filename):
+        return True
+    if Path(repo_or_dir).expanduser().exists() or repo_or_dir.count("/") != 1:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo_or_dir, filename)
+    return isinstance(hit, str)
+
+
+def _hub_reachable(repo_id: str, timeout: float = 3.0) -> bool:
+    if _hub_offline():
+        return False
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(repo_id, timeout=timeout)
+    except Exception as exc:  # any network or auth failure means "not reachable now"
+        log.info("Hub not reachable for %s: %s", repo_id, exc)
+        return False
+    return True
+
+
+def missing_weights(settings: Settings) -> list[str]:
+    """Human descriptions of the real weights that are not available locally."""
+    from pipelines.faces.analysis import face_pack_dir
+
+    family = settings.family
+    missing = []
+    if not _cached(settings.base_model, "model_index.json"):
+        missing.append(
+            f"{family.id} base model {settings.base_model} (BECOME_BASE_MODEL, BECOME_MODEL_FAMILY)"
+        )
+    if family.uses_faceid and not _cached(settings.faceid_adapter, settings.faceid_weight):
+        missing.append(
+            f"FaceID adapter {settings.faceid_adapter}/{settings.faceid_weight} "
+            "(BECOME_FACEID_ADAPTER, BECOME_FACEID_WEIGHT)"
+        )
+    if face_pack_dir(settings.face_pack, settings.face_root) is None:
+        missing.append(
+            f"insightface pack {settings.face_pack} in {settings.face_root} "
+            "(BECOME_FACE_PACK, BECOME_FACE_ROOT)"
+        )
+    return missing
+
+
+def resolve_engine(settings: Settings) -> EngineChoice:
+    """Pick the engine for ``settings.engine``; ``auto`` never fails, it falls back to preview."""
+    if settings.engine == "tiny":
+        return EngineChoice("tiny", "BECOME_ENGINE=tiny: tiny random weights, outputs are noise")
+    if settings.engine == "preview":
+        return EngineChoice("preview", "BECOME_ENGINE=preview: stylised previews, not AI results")
+    missing = missing_weights(settings)
+    if settings.engine == "diffusers":
+        reason = "BECOME_ENGINE=diffusers"
+        if missing:
+            reason += "; will download " + "; ".join(missing)
+        return EngineChoice("diffusers", reason)
+    if not missing:
+        return EngineChoice("diffusers", f"{settings.model_family} weights found locally")
+    if _hub_reachable(settings.base_model):
+        return EngineChoice("diffusers", "weights will be downloaded from the Hub on first use")
+    return EngineChoice(
+        "preview",
+        "weights not found: " + "; ".join(missing) + ". Set these variables to local folders "
+        "or connect to the Hub. Showing stylised previews, not AI results",
+    )
+
+
+# ----------------------------------------------------------------------------- engine bundle
+
+
+@dataclass(frozen=True)
+class SafetyChoice:
+    """Whether outputs pass the safety checker, where it loads from, and why (the banner)."""
+
+    on: bool
+    model_id: str
+    reason: str
+    local_files_only: bool | None = None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A hub id or local folder, and whether to stay off the network (None = HF_HUB_OFFLINE)."""
+
+    model_id: str
+    local_files_only: bool | None
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What the service needs from an engine; models load on first use."""
+
+    choice: EngineChoice
+    renderer: Renderer
+    face: Lazy[FaceAnalyzer]
+    budget: Lazy[TokenBudget]  # the family's text encoder's (estimated without its tokenizer)
+    clip: ModelSource  # CLIP for inversion and ensemble (bootstrap loads it once)
+    family: ModelFamily
+    safety: SafetyChoice
+    notes: tuple[str, ...] = ()  # extra lines for the UI banner
+
+
+def _tokenizers_from(path_or_id: str | Path, folders: tuple[str, ...], local_only: bool) -> tuple:
+    """The tokenizers in ``folders`` of a model; all or none (a partial set under-counts)."""
+    from transformers import AutoTokenizer
+
+    tokenizers = []
+    for folder in folders:
+        try:
+            tok = AutoTokenizer.from_pretrained(
+                str(path_or_id), subfolder=folder, local_files_only=local_only
+            )
+        except (OSError, ValueError) as exc:
+            log.info(
+                "no tokenizer at %s/%s (%s): token budget is estimated", path_or_id, folder, exc
+            )
+            return ()
+        # transformers 5 builds an empty tokenizer (2 special tokens) when the files are missing
+        if len(tok) < 100:
+            log.info("no tokenizer files for %s/%s: token budget is estimated", path_or_id, folder)
+            return ()
+        tokenizers.append(tok)
+    return tuple(tokenizers)
+
+
+def _runtime(settings: Settings) -> RuntimeOptions:
+    from pipelines.models.runtime import RuntimeOptions
+
+    return RuntimeOptions(
+        device=settings.device,
+        dtype=settings.dtype,
+        batch_size=settings.batch_size,
+        compile=settings.compile,
+        channels_last=settings.channels_last,
+    )
+
+
+def resolve_safety(settings: Settings, choice: EngineChoice) -> SafetyChoice:
+    """Whether outputs pass the safety checker, from where, and why (the banner says it)."""
+    model = settings.safety_model
+    if choice.is_preview:
+        return SafetyChoice(False, model, "previews are the selfie stylised, nothing is generated")
+    if settings.safety_checker == "off":
+        return SafetyChoice(False, model, "BECOME_SAFETY_CHECKER=off: outputs are not checked")
+    if choice.name == "tiny":
+        from pipelines.tiny.safety import ensure_tiny_safety_checker
+
+        tiny = ensure_tiny_safety_checker(settings.cache_dir / "tiny")
+        return SafetyChoice(True, str(tiny), "tiny random safety checker", True)
+    local_only = _hub_offline() or None
+    if _cached(model, "config.json"):
+        return SafetyChoice(True, model, f"safety checker {model}", local_only)
+    if settings.safety_checker == "on" or (not _hub_offline() and _hub_reachable(model)):
+        return SafetyChoice(True, model, f"safety checker {model} (downloads on first use)")
+    return SafetyChoice(
+        False,
+        model,
+        f"its weights ({model}, BECOME_SAFETY_MODEL) are not here: outputs are not checked",
+    )
+
+
+def _checker(safety: SafetyChoice, runtime: RuntimeOptions) -> Lazy[SafetyChecker] | None:
+    if not safety.on:
+        return None
+    from pipelines.models.runtime import pick_device, pick_dtype
+    from pipelines.models.safety import SafetyChecker
+
+    def load() -> SafetyChecker:
+        device = pick_device(runtime.device)
+        return SafetyChecker.from_pretrained(
+            safety.model_id,
+            device=device,
+            dtype=pick_dtype(device, runtime.dtype),
+            local_files_only=safety.local_files_only,
+        )
+
+    return Lazy(load, safety.model_id)
+
+
+def build_engine(
+    settings: Settings, catalog: StyleCatalog, choice: EngineChoice | None = None
+) -> Engine:
+    """Construct (but do not load) the engine ``settings`` asks for."""
+    from pipelines.faces.analysis import FaceAnalyzer, face_pack_dir
+    from pipelines.renderers.diffusion import DiffusionWeights
+    from pipelines.renderers.preview import PreviewRenderer
+
+    choice = choice or resolve_engine(settings)
+    family = settings.family
+    det = settings.face_det_size
+    runtime = _runtime(settings)
+    safety = resolve_safety(settings, choice)
+
+    if choice.name == "tiny":
+        from pipelines.tiny.sd15_faceid import ensure_tiny_models
+
+        paths = ensure_tiny_models(settings.cache_dir / "tiny")  # CLIP and face stand-ins
+        base, adapter, weight = family.tiny_weights(settings.cache_dir / "tiny")
+        # the very same loading code as real weights, pointed at the tiny folders
+        weights = DiffusionWeights(base, adapter, weight, True, family.id)
+        renderer = family.renderer_class().from_weights(
+            weights, runtime, _checker(safety, runtime), settings.size
+        )
+        folders = family.tokenizer_folders
+        return Engine(
+            choice=choice,
+            renderer=renderer,
+            # the stand-in detector's boxes do not depend on det_size; 320 is 2x faster
+            face=Lazy(lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320), "face models"),
+            budget=Lazy(
+                lambda: TokenBudget.for_family(family, _tokenizers_from(base, folders, True)),
+                "token budget",
+            ),
+            clip=ModelSource(str(paths.clip_dir), True),
+            family=family,
+            safety=safety,
+            notes=("tiny engine: random weights and stand-in face models; images are noise",),
+        )
+
+    if choice.name == "diffusers":
+        local_only = _hub_offline() or None
+        weights = DiffusionWeights(
+            settings.base_model,
+            settings.faceid_adapter or None,
+            settings.faceid_weight or None,
+            local_only,
+            family.id,
+        )
+        renderer = family.renderer_class().from_weights(
+            weights, runtime, _checker(safety, runtime), settings.size
+        )
+        return Engine(
+            choice=choice,
+            renderer=renderer,
+            face=Lazy(
+                lambda: FaceAnalyzer(
+                    settings.face_pack,
+                    settings.face_root,
+                    det_size=det,
+                    allow_download=not _hub_offline(),
+                ),
+                "face models",
+            ),
+            budget=Lazy(
+                lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers),
+                "token budget",
+            ),
+            clip=ModelSource(settings.clip_model, local_only),
+            family=family,
+            safety=safety,
+        )
+
+    # preview: real face models when present, else generated stand-ins (KBs, written on first use)
+    notes = []
+    pack = face_pack_dir(settings.face_pack, settings.face_root)
+
+    def face_loader() -> FaceAnalyzer:
+        if pack is not None:
+            return FaceAnalyzer(pack, det_size=det)
+        from pipelines.tiny.face import write_tiny_face_pack
+
+        stand_in = settings.cache_dir / "stand-in-face"
+        if face_pack_dir(stand_in, settings.face_root) is None:
+            write_tiny_face_pack(stand_in)
+        return FaceAnalyzer(stand_in, det_size=320)
+
+    def preview_budget() -> TokenBudget:
+        # CLIP families count with the CLIP model's tokenizer (the same BPE); others estimate
+        if family.chat_template:
+            return TokenBudget.for_family(family)
+        return TokenBudget.for_family(family, _tokenizers_from(settings.clip_model, ("",), True))
+
+    if pack is None:
+        notes.append(
+            f"face detection uses stand-in models ({settings.face_pack} not found in "
+            f"{settings.face_root}): the crop is centred, not detected"
+        )
+    return Engine(
+        choice=choice,
+        renderer=PreviewRenderer(catalog),
+        face=Lazy(face_loader, "face models"),
+        budget=Lazy(preview_budget, "token budget"),
+        # the preview engine means no Hub: never wait on one
+        clip=ModelSource(settings.clip_model, True),
+        family=family,
+        safety=safety,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,221 @@
+"""Typed settings, read once from environment variables.
+
+Every variable the app reads is declared here and listed in the README's settings table.
+Invalid values fail at start with a :class:`SettingsError` naming the variable and what it allows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from pipelines.core.errors import InputError
+from pipelines.core.families import DEFAULT_FAMILY, FAMILIES, ModelFamily
+from pipelines.core.limits import LIMITS
+from pipelines.core.limits import MAX_SEED as MAX_SEED  # re-exported: the UI and requests read it
+from pipelines.core.limits import Limit as Limit
+
+ENGINES = ("auto", "diffusers", "tiny", "preview")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+INVERSION_MODES = ("fast", "pez")
+SAFETY_CHOICES = ("auto", "on", "off")
+DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ASSETS_DIR = PROJECT_ROOT / "assets"
+
+
+class SettingsError(InputError):
+    """An environment variable holds a value the app cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime configuration. Field ``foo`` is read from ``BECOME_FOO``."""
+
+    engine: str = "auto"
+    model_family: str = DEFAULT_FAMILY  # see pipelines.core.families.FAMILIES
+    # "" (or None below) = the model family's default, filled in when the settings are built
+    base_model: str = ""
+    faceid_adapter: str = ""
+    faceid_weight: str = ""
+    face_pack: str = "buffalo_l"
+    face_root: Path = Path("~/.insightface").expanduser()
+    face_det_size: int = 640
+    # a second recogniser that judges identity, so the judge is not the conditioning model;
+    # "" = the conditioning pack judges (the output's measures say which model judged)
+    identity_pack: str = ""
+    clip_model: str = "openai/clip-vit-large-patch14"
+    inversion_mode: str = "fast"  # "fast" (rank the modifier banks) or "pez" (hard-prompt opt.)
+    pez_steps: int = 300
+    device: str = "auto"
+    dtype: str = "auto"
+    # request defaults, named as the request names them; env names kept (BECOME_STEPS, ...)
+    # None until __post_init__ fills in the family's default ("kind" says how to parse them)
+    num_inference_steps: int = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"env": "BECOME_STEPS", "kind": int},
+    )
+    guidance_scale: float = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"env": "BECOME_GUIDANCE", "kind": float},
+    )
+    size: int = field(default=None, metadata={"kind": int})  # type: ignore[assignment]
+    batch_size: int = 0  # 0 = choose by device (see pipelines.models.runtime)
+    safety_checker: str = "auto"  # auto = on when its weights are here (or downloadable)
+    safety_model: str = DEFAULT_SAFETY_MODEL
+    compile: bool = False  # torch.compile the denoiser at start (CUDA; slow start, faster rows)
+    channels_last: bool = True  # channels-last UNet/VAE on CUDA
+    data_dir: Path = PROJECT_ROOT / "data"
+    assets_dir: Path = ASSETS_DIR
+    learned_model: Path | None = None  # None = data_dir/learned/current.npz, else the bundled one
+    feedback_repo: str = ""  # HF dataset repo id for syncing ratings; empty = local only
+    feedback_token: str = field(default="", repr=False)
+    staff_password: str = field(default="", repr=False)
+    queue_concurrency: int = 1
+    max_queue: int = 64
+
+    def __post_init__(self) -> None:
+        _check_choice("BECOME_ENGINE", self.engine, ENGINES)
+        _check_choice("BECOME_MODEL_FAMILY", self.model_family, tuple(FAMILIES))
+        self._fill_family_defaults()
+        _check_choice("BECOME_DEVICE", self.device, DEVICES)
+        _check_choice("BECOME_DTYPE", self.dtype, DTYPES)
+        _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
+        _check_choice("BECOME_SAFETY_CHECKER", self.safety_checker, SAFETY_CHOICES)
+        _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
+        limits = self.family.limits
+        for name, var, value in (
+            ("num_inference_steps", "BECOME_STEPS", self.num_inference_steps),
+            ("guidance_scale", "BECOME_GUIDANCE", self.guidance_scale),
+            ("height", "BECOME_SIZE", self.size),
+        ):
+            problem = limits[name].problem(var, value)
+            if problem:
+                raise SettingsError(f"{problem} (BECOME_MODEL_FAMILY={self.model_family})")
+        _check_range("BECOME_FACE_DET_SIZE", self.face_det_size, 64, 2048)
+        _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
+        _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
+        _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
+        if self.face_det_size % 32:
+            raise SettingsError(
+                f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
+            )
+
+    def _fill_family_defaults(self) -> None:
+        """Unset generator values take the family's; a face adapter must fit the family."""
+        family = self.family
+        faceid = [f for f in FAMILIES.values() if f.uses_faceid]
+        if not family.uses_faceid:
+            for name in ("faceid_adapter", "faceid_weight"):
+                if getattr(self, name):
+                    raise SettingsError(
+                        f"{env_name(name)}={getattr(self, name)!r} is not used by "
+                        f"BECOME_MODEL_FAMILY={family.id} (it has no face adapter: it edits the "
+                        "selfie): unset it, or use a FaceID family "
+                        f"({', '.join(f.id for f in faceid)})"
+                    )
+        others = {f.faceid_weight: f.id for f in faceid if f.id != family.id}
+        if self.faceid_weight in others:
+            raise SettingsError(
+                f"BECOME_FACEID_WEIGHT={self.faceid_weight!r} is the "
+                f"{others[self.faceid_weight]} adapter and does not fit "
+                f"BECOME_MODEL_FAMILY={family.id}: use {family.faceid_weight!r} (or unset it)"
+            )
+        for name, value in _family_defaults(family).items():
+            if getattr(self, name) in ("", None):
+                object.__setattr__(self, name, value)  # frozen: set once, before anyone reads it
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model family ``BECOME_MODEL_FAMILY`` names."""
+        return FAMILIES[self.model_family]
+
+    def with_family(self, family_id: str) -> Settings:
+        """These settings for another family: values that were this family's defaults become
+        the other's (``dataclasses.replace`` alone would keep them)."""
+        unset = {
+            name: "" if isinstance(value, str) else None
+            for name, value in _family_defaults(self.family).items()
+            if getattr(self, name) == value
+        }
+        return replace(self, model_family=family_id, **unset)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``BECOME_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env", env_name(f.name))
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            default = cls.__dataclass_fields__[f.name].default
+            values[f.name] = _parse(name, raw.strip(), default, f.metadata.get("kind"))
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def ratings_db(self) -> Path:
+        """The SQLite ratings database."""
+        return self.data_dir / "ratings.sqlite3"
+
+    @property
+    def learned_dir(self) -> Path:
+        """Where retrained learned models are saved."""
+        return self.data_dir / "learned"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Caches: tiny models, stand-in face models, inversion results."""
+        return self.data_dir / "cache"
+
+
+def _family_defaults(family: ModelFamily) -> dict[str, object]:
+    """The settings a model family fills in when they are unset."""
+    return {
+        "base_model": family.base_model,
+        "faceid_adapter": family.faceid_adapter or "",
+        "faceid_weight": family.faceid_weight or "",
+        "num_inference_steps": family.num_inference_steps,
+        "guidance_scale": family.guidance_scale,
+        "size": family.size,
+    }
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable a settings field is read from: ``foo`` -> ``BECOME_FOO``."""
+    return f"BECOME_{field_name.upper()}"
+
+
+def _parse(name: str, raw: str, default: object, kind: type | None = None) -> object:
+    if kind is not None:  # the field's type when its default (None) cannot say it
+        default = kind()
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError
+            return raw.lower() in {"1", "true", "yes"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path) or default is None:
+            return Path(raw).expanduser()
+    except ValueError:
+        kind = type(default).__name__
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: use a value from {low} to {high}")
