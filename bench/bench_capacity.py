@@ -31,7 +31,7 @@ from pipelines.app.bootstrap import Services, build_services
 from pipelines.app.service import ComparisonService
 from pipelines.core.request import CompareRequest
 from pipelines.core.settings import Settings
-from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
+from pipelines.models.renderer import DiffusionRenderer, RuntimeOptions
 
 METHODS = ["raw", "template", "learned", "inversion"]
 PEOPLE = (1, 4, 8)

@@ -36,7 +36,7 @@ from pipelines.app.service import ComparisonService
 from pipelines.core.families import FAMILIES
 from pipelines.core.request import CompareRequest
 from pipelines.core.settings import Settings
-from pipelines.renderers.diffusion import DiffusionRenderer, RuntimeOptions
+from pipelines.models.renderer import DiffusionRenderer, RuntimeOptions
 
 METHODS = ["raw", "template", "learned", "inversion"]
 

@@ -32,7 +32,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.core.families import FAMILIES, ModelFamily
+from pipelines.models.registry import pipeline_class
 from pipelines.models.runtime import RuntimeOptions
+from pipelines.tiny import TINY_WEIGHTS
 
 PROMPTS = [
     "a watercolor portrait of a person, soft wash",
@@ -195,10 +197,10 @@ class _nothing:
 def cases(args: argparse.Namespace, cache: Path) -> list[Case]:
     out = []
     for family in FAMILIES.values():
-        base, adapter, weight = family.tiny_weights(cache)
+        base, adapter, weight = TINY_WEIGHTS[family.id](cache)
 
         def tiny(options: RuntimeOptions, family=family, base=base, adapter=adapter, w=weight):
-            return family.pipeline_class().from_pretrained(
+            return pipeline_class(family.id).from_pretrained(
                 base, adapter, w, device=args.device, local_files_only=True, options=options
             )
 
@@ -218,7 +220,7 @@ def full_pipeline(family: ModelFamily) -> Callable[[RuntimeOptions], Any]:
     """A builder of ``family``'s pipeline at full size with random weights (on CUDA if any)."""
 
     def build(options: RuntimeOptions) -> Any:
-        cls = family.pipeline_class()
+        cls = pipeline_class(family.id)
         device = "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu"
         if family.id == "flux2-klein-edit":
             from pipelines.tiny.flux2_klein import build_random_flux2_klein

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.app.engines import build_engine, missing_weights, resolve_engine
 from pipelines.core.settings import Settings
-from pipelines.renderers.preview import mentions_style
+from pipelines.preview.renderer import mentions_style
 from pipelines.styles.catalog import load_catalog
 from pipelines.tiny.face import write_tiny_face_pack
 
@@ -63,7 +63,7 @@ def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, o
     assert engine.choice.is_preview and any("stand-in" in n for n in engine.notes)
     from pipelines.core.request import CompareRequest, no_progress
     from pipelines.faces.analysis import load_image
-    from pipelines.renderers.base import RenderJob
+    from pipelines.models.jobs import RenderJob
 
     img = load_image(group_path)
     face = engine.face.get().analyze(img)
@@ -106,7 +106,7 @@ def test_auto_with_a_local_flux2_folder_needs_no_face_adapter(tmp_path, offline)
 
 
 def test_missing_weights_on_the_diffusers_engine_name_the_setting(tmp_path, offline):
-    from pipelines.renderers.diffusion import WeightsUnavailable
+    from pipelines.models.renderer import WeightsUnavailable
 
     s = settings_for(
         tmp_path,

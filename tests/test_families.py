@@ -12,8 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pipelines.core.errors import InputError
 from pipelines.core.families import FAMILIES, ModelFamily
 from pipelines.models.base import PortraitInputError, PortraitPipelineOutput
+from pipelines.models.registry import pipeline_class
+from pipelines.tiny import TINY_WEIGHTS
 
 PROMPTS = ["a watercolor portrait", "an anime portrait, soft lighting", "3d cartoon person"]
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
@@ -53,8 +56,8 @@ def family(request) -> ModelFamily:
 
 @pytest.fixture(scope="module")
 def pipe(family: ModelFamily, cache):
-    base, adapter, weight = family.tiny_weights(cache)
-    return family.pipeline_class().from_pretrained(
+    base, adapter, weight = TINY_WEIGHTS[family.id](cache)
+    return pipeline_class(family.id).from_pretrained(
         base, adapter, weight, device="cpu", local_files_only=True
     )
 
@@ -257,3 +260,15 @@ def test_over_long_instruction_is_cut_as_the_page_shows_it(
     shown_prompt, why = values[4 + 3]["value"], values[4 + 5]
     assert shown_prompt == out.prompt == seen[0][0]
     assert f"{out.tokens} of {family.token_limit} text-encoder tokens" in why
+
+
+def test_every_family_has_one_pipeline_and_one_stand_in() -> None:
+    """The family table, the pipeline registry and the stand-ins list the same families, and
+    each pipeline class names the family it renders."""
+    from pipelines.models.registry import PIPELINES
+
+    assert list(PIPELINES) == list(FAMILIES) == list(TINY_WEIGHTS)
+    for family_id, cls in PIPELINES.items():
+        assert cls.family_id == family_id and pipeline_class(family_id) is cls
+    with pytest.raises(InputError, match="BECOME_MODEL_FAMILY='sd3'"):
+        pipeline_class("sd3")

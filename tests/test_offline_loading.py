@@ -18,6 +18,7 @@ import pytest
 
 from pipelines.core.families import FAMILIES
 from pipelines.core.settings import PROJECT_ROOT
+from pipelines.tiny import TINY_WEIGHTS
 from pipelines.tiny.face import write_tiny_face_pack
 from pipelines.tiny.safety import ensure_tiny_safety_checker
 
@@ -68,7 +69,7 @@ def test_every_family_loads_offline_from_hub_ids_and_hub_layout_folders(
     pack = Path(write_tiny_face_pack(tmp_path / "face" / "buffalo_l"))
     cases = []
     for family in FAMILIES.values():
-        base, adapter, weight = family.tiny_weights(tiny)
+        base, adapter, weight = TINY_WEIGHTS[family.id](tiny)
         base_id = f"become-test/{family.id}"
         snapshot = hub_repo(hub, base_id, base)
         common = {

@@ -47,16 +47,16 @@ def test_flagged_outputs_are_replaced_counted_and_never_stored(
 ):
     from demo.rows import row_values
 
-    renderer = svc.engine.renderer
+    pipeline = svc.engine.renderer.pipeline
     generated = []
-    call = renderer._call_pipeline
+    call = pipeline.render_jobs
 
-    def spy(jobs, progress):
-        out = call(jobs, progress)
+    def spy(jobs, progress, batch_size=None):
+        out = call(jobs, progress, batch_size)
         generated.extend(out.images)
         return out
 
-    monkeypatch.setattr(renderer, "_call_pipeline", spy)
+    monkeypatch.setattr(pipeline, "render_jobs", spy)
     res = svc.compare(group_path, make_request("anime", "a person", ["raw", "template"], 4))
     assert len(generated) == 2 and res.flagged == 2
     for out, pixels in zip(res.outputs, generated, strict=True):

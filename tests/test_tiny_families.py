@@ -173,18 +173,20 @@ def test_channels_last_applies_to_conv_models_on_cuda_only() -> None:
 def test_compile_compiles_the_denoiser_once_and_warms_it_up_at_load(
     family_id, cache, monkeypatch
 ) -> None:
+    from pipelines.models.registry import pipeline_class
+    from pipelines.models.renderer import DiffusionRenderer, DiffusionWeights
     from pipelines.models.runtime import RuntimeOptions
-    from pipelines.renderers.diffusion import DiffusionWeights
+    from pipelines.tiny import TINY_WEIGHTS
 
     family = FAMILIES[family_id]
     warmed = []
     monkeypatch.setattr(
-        family.pipeline_class(), "warm_up", lambda self, h, w: warmed.append((h, w))
+        pipeline_class(family.id), "warm_up", lambda self, h, w: warmed.append((h, w))
     )
-    base, adapter, weight = family.tiny_weights(cache)
+    base, adapter, weight = TINY_WEIGHTS[family.id](cache)
     weights = DiffusionWeights(base, adapter, weight, True, family.id)
     options = RuntimeOptions(device="cpu", compile=True)
-    renderer = family.renderer_class().from_weights(weights, options, warmup_size=64)
+    renderer = DiffusionRenderer.from_weights(weights, options, warmup_size=64)
     assert warmed == []  # nothing loads at construction
     pipeline = renderer.pipeline
     assert warmed == [(64, 64)] and pipeline.speed["compile"] and pipeline.speed["sdpa"]

@@ -120,14 +120,14 @@ def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
         return None
 
     def load() -> FaceAnalyzer:
-        from pipelines.app.engines import _hub_offline
+        from pipelines.core.hub import hub_offline
         from pipelines.faces.analysis import FaceAnalyzer
 
         return FaceAnalyzer(
             settings.identity_pack,
             settings.face_root,
             det_size=settings.face_det_size,
-            allow_download=not _hub_offline(),
+            allow_download=not hub_offline(),
         )
 
     return Lazy(load, "identity judge")

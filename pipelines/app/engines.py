@@ -10,21 +10,23 @@ weights are available and ``preview`` otherwise.
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from pipelines.augment.tokens import TokenBudget
 from pipelines.core.families import ModelFamily
+from pipelines.core.hub import hub_offline, hub_reachable, is_cached
 from pipelines.core.lazy import Lazy
 from pipelines.core.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.faces.analysis import FaceAnalyzer
+    from pipelines.models.jobs import Renderer
     from pipelines.models.runtime import RuntimeOptions
     from pipelines.models.safety import SafetyChecker
-    from pipelines.renderers.base import Renderer
     from pipelines.styles.catalog import StyleCatalog
 
 log = logging.getLogger(__name__)
@@ -46,53 +48,17 @@ class EngineChoice:
 # ----------------------------------------------------------------------------- resolution
 
 
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true"}
-
-
-def _local_dir_with(path: str, filename: str) -> bool:
-    p = Path(path).expanduser()
-    return p.is_dir() and (p / filename).exists()
-
-
-def _cached(repo_or_dir: str, filename: str) -> bool:
-    """True when ``filename`` is available without the network (local folder or HF cache)."""
-    if _local_dir_with(repo_or_dir, filename):
-        return True
-    if Path(repo_or_dir).expanduser().exists() or repo_or_dir.count("/") != 1:
-        return False
-    from huggingface_hub import try_to_load_from_cache
-
-    hit = try_to_load_from_cache(repo_or_dir, filename)
-    return isinstance(hit, str)
-
-
-def _hub_reachable(repo_id: str, timeout: float = 3.0) -> bool:
-    if _hub_offline():
-        return False
-    from huggingface_hub import HfApi
-
-    try:
-        HfApi().model_info(repo_id, timeout=timeout)
-    except Exception as exc:  # any network or auth failure means "not reachable now"
-        log.info("Hub not reachable for %s: %s", repo_id, exc)
-        return False
-    return True
-
-
 def missing_weights(settings: Settings) -> list[str]:
     """Human descriptions of the real weights that are not available locally."""
     from pipelines.faces.analysis import face_pack_dir
 
     family = settings.family
     missing = []
-    if not _cached(settings.base_model, "model_index.json"):
+    if not is_cached(settings.base_model, "model_index.json"):
         missing.append(
             f"{family.id} base model {settings.base_model} (BECOME_BASE_MODEL, BECOME_MODEL_FAMILY)"
         )
-    if family.uses_faceid and not _cached(settings.faceid_adapter, settings.faceid_weight):
+    if family.uses_faceid and not is_cached(settings.faceid_adapter, settings.faceid_weight):
         missing.append(
             f"FaceID adapter {settings.faceid_adapter}/{settings.faceid_weight} "
             "(BECOME_FACEID_ADAPTER, BECOME_FACEID_WEIGHT)"
@@ -119,7 +85,7 @@ def resolve_engine(settings: Settings) -> EngineChoice:
         return EngineChoice("diffusers", reason)
     if not missing:
         return EngineChoice("diffusers", f"{settings.model_family} weights found locally")
-    if _hub_reachable(settings.base_model):
+    if hub_reachable(settings.base_model):
         return EngineChoice("diffusers", "weights will be downloaded from the Hub on first use")
     return EngineChoice(
         "preview",
@@ -210,10 +176,10 @@ def resolve_safety(settings: Settings, choice: EngineChoice) -> SafetyChoice:
 
         tiny = ensure_tiny_safety_checker(settings.cache_dir / "tiny")
         return SafetyChoice(True, str(tiny), "tiny random safety checker", True)
-    local_only = _hub_offline() or None
-    if _cached(model, "config.json"):
+    local_only = hub_offline() or None
+    if is_cached(model, "config.json"):
         return SafetyChoice(True, model, f"safety checker {model}", local_only)
-    if settings.safety_checker == "on" or (not _hub_offline() and _hub_reachable(model)):
+    if settings.safety_checker == "on" or (not hub_offline() and hub_reachable(model)):
         return SafetyChoice(True, model, f"safety checker {model} (downloads on first use)")
     return SafetyChoice(
         False,
@@ -240,86 +206,102 @@ def _checker(safety: SafetyChoice, runtime: RuntimeOptions) -> Lazy[SafetyChecke
     return Lazy(load, safety.model_id)
 
 
-def build_engine(
-    settings: Settings, catalog: StyleCatalog, choice: EngineChoice | None = None
-) -> Engine:
-    """Construct (but do not load) the engine ``settings`` asks for."""
-    from pipelines.faces.analysis import FaceAnalyzer, face_pack_dir
-    from pipelines.renderers.diffusion import DiffusionWeights
-    from pipelines.renderers.preview import PreviewRenderer
-
-    choice = choice or resolve_engine(settings)
-    family = settings.family
-    det = settings.face_det_size
-    runtime = _runtime(settings)
-    safety = resolve_safety(settings, choice)
-
-    if choice.name == "tiny":
+def clip_source(settings: Settings) -> ModelSource:
+    """Where the app's CLIP loads from: the tiny engine's stand-in, else ``BECOME_CLIP_MODEL``
+    (offline as ``HF_HUB_OFFLINE`` says; the preview engine never waits on the Hub)."""
+    if settings.engine == "tiny":
         from pipelines.tiny.sd15_faceid import ensure_tiny_models
 
-        paths = ensure_tiny_models(settings.cache_dir / "tiny")  # CLIP and face stand-ins
-        base, adapter, weight = family.tiny_weights(settings.cache_dir / "tiny")
-        # the very same loading code as real weights, pointed at the tiny folders
-        weights = DiffusionWeights(base, adapter, weight, True, family.id)
-        renderer = family.renderer_class().from_weights(
-            weights, runtime, _checker(safety, runtime), settings.size
-        )
-        folders = family.tokenizer_folders
-        return Engine(
-            choice=choice,
-            renderer=renderer,
-            # the stand-in detector's boxes do not depend on det_size; 320 is 2x faster
-            face=Lazy(lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320), "face models"),
-            budget=Lazy(
-                lambda: TokenBudget.for_family(family, _tokenizers_from(base, folders, True)),
-                "token budget",
-            ),
-            clip=ModelSource(str(paths.clip_dir), True),
-            family=family,
-            safety=safety,
-            notes=("tiny engine: random weights and stand-in face models; images are noise",),
-        )
+        return ModelSource(str(ensure_tiny_models(settings.cache_dir / "tiny").clip_dir), True)
+    if settings.engine == "preview":
+        return ModelSource(settings.clip_model, True)
+    return ModelSource(settings.clip_model, hub_offline() or None)
 
-    if choice.name == "diffusers":
-        local_only = _hub_offline() or None
-        weights = DiffusionWeights(
-            settings.base_model,
-            settings.faceid_adapter or None,
-            settings.faceid_weight or None,
-            local_only,
-            family.id,
-        )
-        renderer = family.renderer_class().from_weights(
-            weights, runtime, _checker(safety, runtime), settings.size
-        )
-        return Engine(
-            choice=choice,
-            renderer=renderer,
-            face=Lazy(
-                lambda: FaceAnalyzer(
-                    settings.face_pack,
-                    settings.face_root,
-                    det_size=det,
-                    allow_download=not _hub_offline(),
-                ),
-                "face models",
-            ),
-            budget=Lazy(
-                lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers),
-                "token budget",
-            ),
-            clip=ModelSource(settings.clip_model, local_only),
-            family=family,
-            safety=safety,
-        )
 
-    # preview: real face models when present, else generated stand-ins (KBs, written on first use)
-    notes = []
+def _tiny_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice) -> Engine:
+    """The family's pipeline on tiny random weights: the very same loading code as real
+    weights, pointed at folders written in code (the only door to ``pipelines.tiny``)."""
+    from pipelines.faces.analysis import FaceAnalyzer
+    from pipelines.models.renderer import DiffusionRenderer, DiffusionWeights
+    from pipelines.tiny import TINY_WEIGHTS
+    from pipelines.tiny.sd15_faceid import ensure_tiny_models
+
+    family, runtime = settings.family, _runtime(settings)
+    safety = resolve_safety(settings, choice)
+    paths = ensure_tiny_models(settings.cache_dir / "tiny")  # CLIP and face stand-ins
+    base, adapter, weight = TINY_WEIGHTS[family.id](settings.cache_dir / "tiny")
+    weights = DiffusionWeights(base, adapter, weight, True, family.id)
+    renderer = DiffusionRenderer.from_weights(
+        weights, runtime, _checker(safety, runtime), settings.size
+    )
+    folders = family.tokenizer_folders
+    return Engine(
+        choice=choice,
+        renderer=renderer,
+        # the stand-in detector's boxes do not depend on det_size; 320 is 2x faster
+        face=Lazy(lambda: FaceAnalyzer(paths.face_pack_dir, det_size=320), "face models"),
+        budget=Lazy(
+            lambda: TokenBudget.for_family(family, _tokenizers_from(base, folders, True)),
+            "token budget",
+        ),
+        clip=ModelSource(str(paths.clip_dir), True),
+        family=family,
+        safety=safety,
+        notes=("tiny engine: random weights and stand-in face models; images are noise",),
+    )
+
+
+def _diffusers_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice) -> Engine:
+    """The family's real weights, from hub ids or local folders."""
+    from pipelines.faces.analysis import FaceAnalyzer
+    from pipelines.models.renderer import DiffusionRenderer, DiffusionWeights
+
+    family, runtime = settings.family, _runtime(settings)
+    safety = resolve_safety(settings, choice)
+    local_only = hub_offline() or None
+    weights = DiffusionWeights(
+        settings.base_model,
+        settings.faceid_adapter or None,
+        settings.faceid_weight or None,
+        local_only,
+        family.id,
+    )
+    renderer = DiffusionRenderer.from_weights(
+        weights, runtime, _checker(safety, runtime), settings.size
+    )
+    return Engine(
+        choice=choice,
+        renderer=renderer,
+        face=Lazy(
+            lambda: FaceAnalyzer(
+                settings.face_pack,
+                settings.face_root,
+                det_size=settings.face_det_size,
+                allow_download=not hub_offline(),
+            ),
+            "face models",
+        ),
+        budget=Lazy(
+            lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers), "token budget"
+        ),
+        clip=ModelSource(settings.clip_model, local_only),
+        family=family,
+        safety=safety,
+    )
+
+
+def _preview_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice) -> Engine:
+    """No weights: the selfie stylised; real face models when present, else generated
+    stand-ins (KBs, written on first use)."""
+    from pipelines.faces.analysis import FaceAnalyzer, face_pack_dir
+    from pipelines.preview.renderer import PreviewRenderer
+
+    family = settings.family
     pack = face_pack_dir(settings.face_pack, settings.face_root)
 
     def face_loader() -> FaceAnalyzer:
         if pack is not None:
-            return FaceAnalyzer(pack, det_size=det)
+            return FaceAnalyzer(pack, det_size=settings.face_det_size)
         from pipelines.tiny.face import write_tiny_face_pack
 
         stand_in = settings.cache_dir / "stand-in-face"
@@ -333,10 +315,11 @@ def build_engine(
             return TokenBudget.for_family(family)
         return TokenBudget.for_family(family, _tokenizers_from(settings.clip_model, ("",), True))
 
+    notes = ()
     if pack is None:
-        notes.append(
+        notes = (
             f"face detection uses stand-in models ({settings.face_pack} not found in "
-            f"{settings.face_root}): the crop is centred, not detected"
+            f"{settings.face_root}): the crop is centred, not detected",
         )
     return Engine(
         choice=choice,
@@ -346,6 +329,21 @@ def build_engine(
         # the preview engine means no Hub: never wait on one
         clip=ModelSource(settings.clip_model, True),
         family=family,
-        safety=safety,
-        notes=tuple(notes),
+        safety=resolve_safety(settings, choice),
+        notes=notes,
     )
+
+
+# engine name -> builder; the one place that knows how each engine is put together
+EngineBuilder = Callable[["Settings", "StyleCatalog", EngineChoice], Engine]
+ENGINE_BUILDERS: Mapping[str, EngineBuilder] = MappingProxyType(
+    {"diffusers": _diffusers_engine, "tiny": _tiny_engine, "preview": _preview_engine}
+)
+
+
+def build_engine(
+    settings: Settings, catalog: StyleCatalog, choice: EngineChoice | None = None
+) -> Engine:
+    """Construct (but do not load) the engine ``settings`` asks for."""
+    choice = choice or resolve_engine(settings)
+    return ENGINE_BUILDERS[choice.name](settings, catalog, choice)

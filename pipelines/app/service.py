@@ -30,8 +30,8 @@ from pipelines.core.results import ComparisonResult, MethodOutput
 from pipelines.core.trace import Candidate, TraceStep
 from pipelines.faces.analysis import ImageSource, load_image
 from pipelines.feedback.records import image_sha256
+from pipelines.models.jobs import RenderJob
 from pipelines.models.safety import FLAGGED_MESSAGE
-from pipelines.renderers.base import RenderJob
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -123,15 +123,11 @@ def _clip(settings: Settings) -> LazyClip:
     """CLIP as the app would load it: the tiny one on the tiny engine, else the setting's."""
     from functools import partial
 
+    from pipelines.app.engines import clip_source
     from pipelines.augment.clip_backend import load_clip
 
-    if settings.engine == "tiny":
-        from pipelines.tiny.sd15_faceid import ensure_tiny_models
-
-        clip_dir = ensure_tiny_models(settings.cache_dir / "tiny").clip_dir
-        return LazyClip(partial(load_clip, str(clip_dir), local_files_only=True))
-    # None follows HF_HUB_OFFLINE, as the diffusers engine does
-    return LazyClip(partial(load_clip, settings.clip_model, local_files_only=None))
+    source = clip_source(settings)
+    return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
 
 
 def _augment(args: argparse.Namespace) -> dict:

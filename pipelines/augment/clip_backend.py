@@ -18,6 +18,7 @@ import torch
 
 from pipelines.augment.base import MethodUnavailable
 from pipelines.core.errors import InputError
+from pipelines.core.hub import hub_offline
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -166,12 +167,6 @@ _loaded: dict[tuple[str, bool | None, str], ClipBackend] = {}
 _load_lock = threading.Lock()
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _from_pretrained(model_id: str, local_only: bool, device: torch.device) -> ClipBackend:
     from transformers import AutoImageProcessor, CLIPModel, CLIPTokenizer
 
@@ -230,7 +225,7 @@ def _load_uncached(model_id: str, local_files_only: bool | None, dev: torch.devi
             f"CLIP model folder {model_id} does not exist; set BECOME_CLIP_MODEL to a local "
             f"folder holding a CLIP model or to a hub id such as {DEFAULT_CLIP_MODEL}"
         )
-    only_local = _offline() if local_files_only is None else local_files_only
+    only_local = hub_offline() if local_files_only is None else local_files_only
     attempts = [True] if only_local else [True, False]  # cache first: no network when cached
     last: Exception | None = None
     for local in attempts:

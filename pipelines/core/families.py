@@ -4,18 +4,16 @@ request validation, the README and the banner all read.
 A family is a generator (diffusers pipeline class and default weights) plus how identity gets in
 (an IP-Adapter FaceID embedding, or editing the selfie itself), its licence class, default size
 and steps, and how its text encoder reads a prompt (token limit, chat template, the instruction
-that wraps a method's prompt). Nothing here imports torch: classes are named by import path and
-imported on first use.
+that wraps a method's prompt). Data only, no torch: the code that renders a family is its module
+in ``pipelines/models/`` (listed in :mod:`pipelines.models.registry`), and its random-weight
+stand-in is its module in ``pipelines/tiny/``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from pipelines.core.errors import InputError
 from pipelines.core.limits import LIMITS, Limit
@@ -35,9 +33,6 @@ class ModelFamily:
 
     id: str
     title: str  # in words, for the banner and the README
-    pipeline: str  # "module:Class" of the pipeline (pipelines/generation*.py)
-    renderer: str  # "module:Class" of the renderer (pipelines/renderers/)
-    tiny: str  # "module:function" (cache_dir) -> (base, adapter, weight) of its tiny weights
     base_model: str  # default hub id (BECOME_BASE_MODEL)
     licence: str  # LICENCE_RESEARCH or LICENCE_COMMERCIAL: the generator weights' class
     licence_detail: str  # which weights carry which licence, in words
@@ -82,26 +77,9 @@ class ModelFamily:
         """``prompt`` inside this family's instruction: the final prompt as rendered."""
         return self.instruction.replace("{prompt}", prompt)
 
-    def pipeline_class(self) -> Any:
-        """The pipeline class (imports torch and diffusers)."""
-        return _import(self.pipeline)
-
-    def renderer_class(self) -> Any:
-        """The renderer class (imports torch and diffusers on first use)."""
-        return _import(self.renderer)
-
-    def tiny_weights(self, cache_dir: Path) -> tuple[Path, Path | None, str | None]:
-        """Build (once) this family's tiny random weights; (base, adapter folder, weight)."""
-        return _import(self.tiny)(cache_dir)
-
 
 def _sized(limit: Limit, label: str) -> Limit:
     return Limit(limit.low, limit.high, label, limit.multiple_of)
-
-
-def _import(path: str) -> Any:
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 _FACEID_RESEARCH = (
@@ -116,9 +94,6 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             ModelFamily(
                 id="sd15-faceid",
                 title="Stable Diffusion 1.5 + IP-Adapter FaceID",
-                pipeline="pipelines.models.sd15_faceid:PortraitPipeline",
-                renderer="pipelines.renderers.diffusion:DiffusionRenderer",
-                tiny="pipelines.tiny.sd15_faceid:tiny_sd15_weights",
                 base_model="stable-diffusion-v1-5/stable-diffusion-v1-5",
                 licence=LICENCE_RESEARCH,
                 licence_detail="SD-1.5: CreativeML OpenRAIL-M; " + _FACEID_RESEARCH,
@@ -136,9 +111,6 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             ModelFamily(
                 id="sdxl-faceid",
                 title="Stable Diffusion XL + IP-Adapter FaceID SDXL",
-                pipeline="pipelines.models.sdxl_faceid:SDXLPortraitPipeline",
-                renderer="pipelines.renderers.diffusion:DiffusionRenderer",
-                tiny="pipelines.tiny.sdxl_faceid:tiny_sdxl_weights",
                 base_model="stabilityai/stable-diffusion-xl-base-1.0",
                 licence=LICENCE_RESEARCH,
                 licence_detail="SDXL: CreativeML OpenRAIL++-M; " + _FACEID_RESEARCH,
@@ -157,9 +129,6 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             ModelFamily(
                 id="flux2-klein-edit",
                 title="FLUX.2 [klein] 4B, editing the selfie",
-                pipeline="pipelines.models.flux2_klein:Flux2EditPipeline",
-                renderer="pipelines.renderers.flux2:Flux2Renderer",
-                tiny="pipelines.tiny.flux2_klein:tiny_flux2_weights",
                 base_model="black-forest-labs/FLUX.2-klein-4B",
                 licence=LICENCE_COMMERCIAL,
                 licence_detail=(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pipelines.core.limits import Limit
     from pipelines.core.request import Progress
+    from pipelines.models.jobs import RenderJob
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +253,23 @@ class BatchedPipeline:
         """Rows of each denoiser call: ``batch_size`` (default by device) prompts at a time."""
         bs = min(batch_size or self.default_batch_size, n)
         return [slice(start, min(start + bs, n)) for start in range(0, n, bs)]
+
+    def group_jobs(self, jobs: Sequence[RenderJob]) -> list[list[int]]:
+        """Indices of the jobs rendered in one call: those with the same call settings (steps,
+        guidance, size, adapter scale); faces and seeds may differ per prompt."""
+        from pipelines.models.jobs import render_key
+
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(render_key(job.request), []).append(i)
+        return list(groups.values())
+
+    def render_jobs(
+        self, jobs: Sequence[RenderJob], progress: Progress, batch_size: int | None = None
+    ) -> PortraitPipelineOutput:
+        """Every prompt of ``jobs`` (one group of :meth:`group_jobs`) in one call, mapping each
+        job's request onto this family's call arguments."""
+        raise NotImplementedError
 
     def warm_up(self, height: int, width: int, max_prompts: int = 5) -> None:
         """Render once per batch shape a row can take, so a compiled denoiser is compiled now

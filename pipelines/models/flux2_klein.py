@@ -10,6 +10,7 @@ on its own (padded to the encoder's 512 tokens), so output ``i`` depends only on
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,8 +33,32 @@ if TYPE_CHECKING:
     from diffusers import Flux2KleinPipeline
 
     from pipelines.core.request import Progress
+    from pipelines.models.jobs import RenderJob
 
 MIN_REFERENCE_SIDE = 16  # the VAE's /8 latents are packed 2x2
+HEAD_AND_SHOULDERS = 2.4  # crop height in face heights: the hair, the neck and some shoulders
+
+
+def portrait_reference(
+    image: Image.Image, bbox: tuple[float, float, float, float], width: int, height: int
+) -> Image.Image:
+    """A head-and-shoulders crop of ``image`` around the face ``bbox`` at the output's size.
+
+    The crop has the output's aspect, holds the face a little above its centre (as a portrait
+    does), stays inside the photo, and is resized to ``width`` x ``height``, so the model edits
+    a portrait framed like the output it renders.
+    """
+    x1, y1, x2, y2 = bbox
+    face = max(x2 - x1, y2 - y1, 1.0)
+    crop_h = min(face * HEAD_AND_SHOULDERS, image.height)
+    crop_w = crop_h * width / height
+    if crop_w > image.width:
+        crop_w = float(image.width)
+        crop_h = crop_w * height / width
+    left = min(max((x1 + x2) / 2 - crop_w / 2, 0.0), image.width - crop_w)
+    top = min(max((y1 + y2) / 2 - crop_h * 0.45, 0.0), image.height - crop_h)
+    box = (round(left), round(top), round(left + crop_w), round(top + crop_h))
+    return image.crop(box).resize((width, height), Image.Resampling.LANCZOS)
 
 
 class Flux2EditPipeline(BatchedPipeline):
@@ -231,6 +256,32 @@ class Flux2EditPipeline(BatchedPipeline):
             seeds=[seed] * len(prompts),
             timings=timings,
             model_ids=dict(self.model_ids),
+        )
+
+    def group_jobs(self, jobs: Sequence[RenderJob]) -> list[list[int]]:
+        """One call per job: the reference image (the selfie) is per call, not per prompt."""
+        return [[i] for i in range(len(jobs))]
+
+    def render_jobs(
+        self, jobs: Sequence[RenderJob], progress: Progress, batch_size: int | None = None
+    ) -> PortraitPipelineOutput:
+        """Each prompt edits the job's selfie, framed head-and-shoulders at the output's size."""
+        (job,) = jobs
+        request = job.request
+        reference = portrait_reference(
+            job.image, tuple(float(v) for v in job.face.bbox), request.width, request.height
+        )
+        return self(
+            prompt=list(job.prompt),
+            negative_prompt=list(job.negative_prompt),
+            image=reference,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            height=request.height,
+            width=request.width,
+            seed=request.seed,
+            batch_size=batch_size,
+            callback=progress,
         )
 
     def _encode(self, prompts: list[str], negatives: list[str] | None) -> dict[str, Any]:

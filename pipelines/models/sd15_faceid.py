@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL import Image
 
+    from pipelines.models.jobs import RenderJob
+
 __all__ = ["PortraitInputError", "PortraitPipeline", "PortraitPipelineOutput"]
 
 log = logging.getLogger(__name__)
@@ -325,6 +327,25 @@ class PortraitPipeline(BatchedPipeline):
             seeds=seeds,
             timings=timings,
             model_ids=dict(self.model_ids),
+        )
+
+    def render_jobs(
+        self, jobs: Sequence[RenderJob], progress: Progress, batch_size: int | None = None
+    ) -> PortraitPipelineOutput:
+        """The FaceID families' call: each prompt with its own row's face embedding and seed."""
+        request = jobs[0].request  # the group shares every call setting (:meth:`group_jobs`)
+        return self(
+            prompt=[p for job in jobs for p in job.prompt],
+            negative_prompt=[n for job in jobs for n in job.negative_prompt],
+            face_embedding=np.stack([job.face.embedding for job in jobs for _ in job.prompt]),
+            ip_adapter_scale=request.ip_adapter_scale,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            height=request.height,
+            width=request.width,
+            seed=[job.request.seed for job in jobs for _ in job.prompt],
+            batch_size=batch_size,
+            callback=progress,
         )
 
     def _encode(

@@ -11,7 +11,7 @@ from pipelines.core.request import sub_progress
 
 if TYPE_CHECKING:
     from pipelines.core.request import Progress
-    from pipelines.renderers.base import RenderJob, RenderOutput
+    from pipelines.models.jobs import RenderJob, RenderOutput
     from pipelines.styles.catalog import Style, StyleCatalog
 
 
@@ -47,8 +47,8 @@ class PreviewRenderer:
 
     def render(self, job: RenderJob, progress: Progress) -> RenderOutput:
         """One preview per prompt; the style's recipe only where the prompt asks for the style."""
+        from pipelines.models.jobs import RenderOutput
         from pipelines.preview.render import render_preview
-        from pipelines.renderers.base import RenderOutput
 
         t0 = time.perf_counter()
         images = []

@@ -1,9 +1,9 @@
-"""Diffusion renderers: a family's pipeline, loaded on first use, then the safety checker.
+"""The diffusion renderer: a family's pipeline, loaded on first use, then the safety checker.
 
-:class:`DiffusionRenderer` renders the FaceID families (``sd15-faceid`` through
-:class:`~pipelines.models.sd15_faceid.PortraitPipeline`, ``sdxl-faceid`` through
-:class:`~pipelines.models.sdxl_faceid.SDXLPortraitPipeline`): both take the same call, so one class
-serves both. ``renderers/flux2.py`` subclasses it for the family that edits the selfie.
+One class serves every family: the pipeline class comes from :mod:`pipelines.models.registry`,
+and the pipeline itself says which jobs share a call (``group_jobs``) and how a job's request
+maps onto its call (``render_jobs``): a face embedding for the FaceID families, the framed
+selfie for the family that edits it.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from pipelines.core.errors import UnavailableError, UserError
 from pipelines.core.families import DEFAULT_FAMILY, FAMILIES, get_family
 from pipelines.core.lazy import Lazy
 from pipelines.core.request import sub_progress
+from pipelines.models.registry import pipeline_class
 from pipelines.models.runtime import RuntimeOptions, gpu_decorator
 
 if TYPE_CHECKING:
     from pipelines.core.request import Progress
-    from pipelines.models.base import PortraitPipelineOutput
+    from pipelines.models.jobs import RenderJob, RenderOutput
     from pipelines.models.safety import SafetyChecker
-    from pipelines.renderers.base import RenderJob, RenderOutput
 
 __all__ = ["DiffusionRenderer", "DiffusionWeights", "RuntimeOptions", "WeightsUnavailable"]
 
@@ -89,7 +87,7 @@ class DiffusionRenderer:
 
         def load() -> Any:
             try:
-                pipeline = family.pipeline_class().from_pretrained(
+                pipeline = pipeline_class(family.id).from_pretrained(
                     weights.base_model,
                     weights.faceid_adapter,
                     weights.faceid_weight,
@@ -145,15 +143,18 @@ class DiffusionRenderer:
     def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
         """Jobs that can share a pipeline call share one (several people's rows); then every
         output passes the safety checker."""
+        from pipelines.models.jobs import RenderOutput
         from pipelines.models.safety import screen
-        from pipelines.renderers.base import RenderOutput
 
-        groups = self._groups(jobs)
+        pipeline = self.pipeline
+        groups = pipeline.group_jobs(jobs)
         outputs: list[RenderOutput | None] = [None] * len(jobs)
         checker = self.safety.get() if self.safety is not None else None
         for g, members in enumerate(groups):
             part = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
-            out = self._call_pipeline([jobs[i] for i in members], part)
+            out = pipeline.render_jobs(
+                [jobs[i] for i in members], part, self.runtime.batch_size or None
+            )
             t0 = time.perf_counter()
             images, flagged = screen(checker, out.images)
             timings = dict(out.timings)
@@ -167,32 +168,3 @@ class DiffusionRenderer:
                 )
                 start = stop
         return [o for o in outputs if o is not None]
-
-    def _groups(self, jobs: Sequence[RenderJob]) -> list[list[int]]:
-        """Indices of jobs rendered together: those with the same settings (the adapter scale,
-        steps and size are set per call; faces and seeds can differ per prompt)."""
-        from pipelines.renderers.base import render_key
-
-        groups: dict[tuple, list[int]] = {}
-        for i, job in enumerate(jobs):
-            groups.setdefault(render_key(job.request), []).append(i)
-        return list(groups.values())
-
-    def _call_pipeline(
-        self, jobs: Sequence[RenderJob], progress: Progress
-    ) -> PortraitPipelineOutput:
-        """The FaceID families' call: each prompt with its own row's face embedding and seed."""
-        request = jobs[0].request
-        return self.pipeline(
-            prompt=[p for job in jobs for p in job.prompt],
-            negative_prompt=[n for job in jobs for n in job.negative_prompt],
-            face_embedding=np.stack([job.face.embedding for job in jobs for _ in job.prompt]),
-            ip_adapter_scale=request.ip_adapter_scale,
-            num_inference_steps=request.num_inference_steps,
-            guidance_scale=request.guidance_scale,
-            height=request.height,
-            width=request.width,
-            seed=[job.request.seed for job in jobs for _ in job.prompt],
-            batch_size=self.runtime.batch_size or None,
-            callback=progress,
-        )
