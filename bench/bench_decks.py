@@ -28,10 +28,9 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipelines.app.bootstrap import build_services  # noqa: E402
+from pipelines.app.bootstrap import build_services, deck_comparison  # noqa: E402
 from pipelines.core.request import CompareRequest  # noqa: E402
 from pipelines.core.settings import Settings  # noqa: E402
-from pipelines.decks.render import deck_compare  # noqa: E402
 from pipelines.decks.spec import load_spec  # noqa: E402
 
 METHODS = ["raw", "template", "learned", "inversion"]
@@ -118,7 +117,7 @@ def bench_deck(services, settings: Settings, size: int, steps: int, processes: i
     rows = spec.rows()
     out = tmp / "deck"
     prepare_folder(spec, out)
-    compare = deck_compare(services)
+    compare = deck_comparison(services).compare  # what the CLI renders with
     compare(rows[0].selfie.path, request_for(spec, settings, rows[0]), lambda *_: None)  # warm
     demo = build_demo(services)
     demo.queue(default_concurrency_limit=4)

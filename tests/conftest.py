@@ -100,7 +100,8 @@ def small_deck(tmp_path_factory, portrait_path, tiny_settings, tiny_services) ->
     """A rendered 2-row deck (one insightface portrait, anime, raw + template, seeds 1 and 2)."""
     from PIL import Image
 
-    from pipelines.decks.render import deck_compare, render_deck
+    from pipelines.app.bootstrap import deck_comparison
+    from pipelines.decks.render import render_deck
     from pipelines.decks.spec import parse_spec
 
     folder = tmp_path_factory.mktemp("small-deck")
@@ -120,7 +121,7 @@ def small_deck(tmp_path_factory, portrait_path, tiny_settings, tiny_services) ->
         spec,
         out,
         tiny_settings,
-        compare=deck_compare(tiny_services),
+        deck_comparison(tiny_services).compare,
         state=OneProcess(),
         progress=False,
     )

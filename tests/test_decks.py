@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipelines.decks.manifest import DeckFolderError, read_manifest
-from pipelines.decks.render import deck_compare, render_deck
+from pipelines.app.bootstrap import deck_comparison
+from pipelines.decks.manifest import TMP_SUFFIX, DeckFolderError, read_manifest
+from pipelines.decks.render import render_deck
 from pipelines.decks.spec import DeckSpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +72,7 @@ def render_here(spec_path: Path, out: Path, settings, services, compare=None):
         spec,
         out,
         spec.settings(settings),
-        compare=compare or deck_compare(services),
+        compare=compare or deck_comparison(services).compare,
         state=_State(),
         progress=False,
     )
@@ -122,23 +123,68 @@ def test_two_processes_give_the_same_manifest_and_pixels(
         assert ia == pytest.approx(ib, abs=0.05)
 
 
+# The CLI in a child that stops at a known point: on the third row, its first image is written
+# to its temporary file and the rename is held back; the child says so on stdout and waits to be
+# killed. Rows 1-2 are on disk, row 3 is half-written, rows 4-8 are not started.
+KILL_POINT = """
+import os, sys, threading
+from pathlib import Path
+
+from pipelines.decks.__main__ import main
+from pipelines.decks.manifest import IMAGES, TMP_SUFFIX
+
+real_replace = os.replace
+rows = []
+
+
+def replace(src, dst, *args, **kwargs):
+    dst = Path(dst)
+    if str(src).endswith(TMP_SUFFIX) and dst.parent.parent.name == IMAGES:
+        if dst.parent.name not in rows:
+            rows.append(dst.parent.name)
+        if len(rows) == 3:
+            print("third row half-written", flush=True)
+            threading.Event().wait()  # until SIGKILL
+    return real_replace(src, dst, *args, **kwargs)
+
+
+os.replace = replace
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def wait_for_line(proc: subprocess.Popen, seconds: float) -> str:
+    """The child's next stdout line, or "" when it ends or says nothing for ``seconds``."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout=seconds):
+            return ""
+    return proc.stdout.readline()
+
+
 @pytest.mark.slow
 def test_killed_render_resumes_with_only_the_missing_rows(
     deck_spec, tmp_path, tiny_settings, tiny_services
 ):
     out = tmp_path / "deck"
-    cmd = [sys.executable, "-m", "pipelines.decks", "render", str(deck_spec), "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env_for(tiny_settings), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while len(list((out / "rows").glob("*.json"))) < 2 and time.monotonic() < deadline:
-        assert proc.poll() is None, "the render ended before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd = [sys.executable, "-c", KILL_POINT, "render", str(deck_spec), "--out", str(out)]
+    log = tmp_path / "child.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env_for(tiny_settings), stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        try:
+            said = wait_for_line(proc, 300)
+            assert said == "third row half-written\n", log.read_text()[-3000:]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "rows").glob("*.json")}
-    assert 2 <= len(before) < 8
+    assert len(before) == 2  # killed mid-way: 2 rows done, 6 to go
+    assert list((out / "images").rglob(f"*{TMP_SUFFIX}"))  # and the third one half-written
     calls = []
-    compare = deck_compare(tiny_services)
+    compare = deck_comparison(tiny_services).compare
     summary = render_here(
         deck_spec,
         out,
@@ -177,6 +223,21 @@ def test_manifest_lines_carry_what_the_issue_asks(one_process_deck):
 
     assert hashlib.sha256(png).hexdigest() == line["image_hash"]
     assert {x["selfie"] for x in lines} == {"hanks", "group_left"}
+
+
+def test_deck_rows_carry_the_learned_score_like_live_rows(one_process_deck, tiny_services):
+    """A deck renders with the app's wiring: every output's prompt is scored by the learned
+    scorer on the live rows' scale (rounded as live rows are), and measured by it too."""
+    scorer = tiny_services.scorer.get()
+    lines = read_manifest(one_process_deck)
+    assert {line["method"] for line in lines} == {"raw", "template", "learned"}
+    for line in lines:
+        assert line["score"] is not None, line["row_id"]
+        live = float(scorer.score([line["final_prompt"]], line["style"])[0])
+        assert line["score"] == round(live, 4)
+        learned = line["measures"]["learned"]
+        assert learned["value"] == pytest.approx(live, abs=1e-4)  # stored to 4 places
+        assert learned["judge"].startswith("learned scorer")
 
 
 def test_faceless_selfie_is_skipped_and_the_rest_rendered(
@@ -346,15 +407,29 @@ def test_thirty_raters_on_a_loaded_deck(one_process_deck, tiny_services):
     """Balanced coverage, never a row twice, no rating lost, and every rater is told when done."""
     board, ratings = tiny_services.decks, tiny_services.ratings
     deck = board.load(str(one_process_deck))
+    try:
+        _thirty_raters(deck, board, ratings, tiny_services.store)
+    finally:  # the services are shared by the whole session: leave no deck loaded
+        board.unload()
+
+
+def _thirty_raters(deck, board, ratings, store) -> None:
     n_rows = len(deck.rows)
     seen: dict[str, list[str]] = {}
     loads: list[int] = []
+    errors: list[BaseException] = []
     lock = threading.Lock()
+    # a rater told to wait retries once anyone has submitted since it asked: only a submission
+    # changes what the assigner hands out
+    submitted = threading.Condition()
+    submissions = [0]
 
     def rater(i: int) -> None:
         name = f"rater {i}"
         rng = np.random.default_rng(i)
         while True:
+            with submitted:
+                asked_after = submissions[0]
             turn = board.next_row(name)
             with deck.assigner._lock:  # a consistent snapshot: ratings + rows handed out now
                 load = deck.assigner._load()
@@ -363,28 +438,41 @@ def test_thirty_raters_on_a_loaded_deck(one_process_deck, tiny_services):
             if turn.state == "done":
                 return
             if turn.state == "wait":
-                time.sleep(0.002)
+                with submitted:
+                    moved = submitted.wait_for(lambda n=asked_after: submissions[0] > n, 300)
+                assert moved, f"{name} waited and nobody rated"
                 continue
             assert turn.result.outputs[0].image is not None  # images served from the deck
             with lock:
                 seen.setdefault(name, []).append(turn.row_id)
             votes = {o.method: int(rng.integers(1, 6)) for o in turn.result.outputs}
             ratings.submit(turn.comparison_id, votes, rater=name, blind=True)
+            with submitted:
+                submissions[0] += 1
+                submitted.notify_all()
 
-    threads = [threading.Thread(target=rater, args=(i,)) for i in range(30)]
+    def run(i: int) -> None:
+        try:
+            rater(i)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(30)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
+    assert not [t.name for t in threads if t.is_alive()], "raters still running after 300 s"
+    assert not errors, errors
     assert all(len(rows) == len(set(rows)) == n_rows for rows in seen.values())
     assert len(seen) == 30
     assert max(loads) <= 1  # no row ever ran two ahead of another
-    stored = tiny_services.store.records(deck_id="test-deck")
+    stored = store.records(deck_id="test-deck")
     assert len(stored) == 30 * n_rows * 3  # every vote of every rater, none lost
     assert {r.row_id for r in stored} == set(deck.rows)
     assert all(r.measures and r.blind for r in stored)
     assert set(deck.assigner.counts().values()) == {30}
-    board.unload()
 
 
 def test_hub_push_and_pull_round_trip(one_process_deck, tmp_path, monkeypatch):

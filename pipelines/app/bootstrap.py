@@ -200,3 +200,27 @@ def build_services(settings: Settings) -> Services:
         staff=StaffGate(settings.staff_password),
         leaderboard=partial(filtered_frame, store),
     )
+
+
+def deck_comparison(services: Services) -> ComparisonService:
+    """The app's comparison service as decks render with it: the live rows' engine, methods,
+    learned scorer and measures, without the ratings-dependent style targets (a deck must not
+    depend on the ratings of the machine it is rendered on: the same spec gives the same deck
+    anywhere) and without filling the live recent-comparisons cache (rows go to disk)."""
+    return ComparisonService(
+        services.engine,
+        services.catalog,
+        services.registry,
+        rated_targets=None,
+        recent=RecentComparisons(capacity=0),
+        scorer=services.scorer,
+        measurer=services.comparison.measurer,
+    )
+
+
+def build_deck_service(settings: Settings) -> ComparisonService:
+    """The comparison service a deck renders with, wired for ``settings`` as the live app is
+    (:func:`build_services`, then :func:`deck_comparison`). Decks sit below the app, so the
+    deck CLI builds it here and hands ``.compare`` to ``render_deck``; under accelerate or
+    torchrun each process builds its own."""
+    return deck_comparison(build_services(settings))

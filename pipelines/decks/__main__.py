@@ -61,12 +61,19 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     if args.command == "render":
-        from pipelines.decks.render import render_deck
+        # an entry point may import the app: the deck renders with the live app's wiring
+        from pipelines.app.bootstrap import build_deck_service
+        from pipelines.decks.render import process_state, render_deck
         from pipelines.decks.spec import load_spec
 
         spec = load_spec(args.spec, settings)
+        run = spec.settings(settings)
+        # the process state first: with GPUs it picks this process's device before any model
+        # of this process's own service loads (models load on first use)
+        state = process_state(run)
+        compare = build_deck_service(run).compare
         show = not args.no_progress
-        summary = render_deck(spec, args.out, spec.settings(settings), progress=show)
+        summary = render_deck(spec, args.out, run, compare, state=state, progress=show)
         print(
             f"rendered {summary.rendered} rows ({summary.images} images) and skipped "
             f"{summary.skipped} in {summary.seconds:.1f} s; {summary.already} were already done",

@@ -1,5 +1,8 @@
 """Render a deck: every missing row through ``ComparisonService.compare``, on 1 or N processes.
 
+The service comes in as a parameter: decks sit below the app, so the caller (the CLI, a test,
+a benchmark) builds it with the app's wiring (``pipelines.app.bootstrap.build_deck_service``:
+the live app's engine, methods, learned scorer and measures) and passes its ``compare`` in.
 Under ``accelerate launch`` each process takes its share of the missing rows with accelerate's
 ``PartialState.split_between_processes``; a plain ``python -m pipelines.decks render`` is one
 process. Each row is rendered in one batched call with its own seeded generator, so which
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# a built ``ComparisonService.compare``: (selfie, request, progress) -> the row's result
 Compare = Callable[[Any, CompareRequest, "Progress"], "ComparisonResult"]
 
 
@@ -56,36 +60,6 @@ class RenderSummary:
     images: int  # output images this process wrote
     manifest_lines: int = 0  # main process: lines in the merged manifest
     skipped_total: int = 0  # main process: skipped rows in the deck
-
-
-def deck_service(settings: Settings) -> tuple[Compare, Any]:
-    """The app's own ``ComparisonService.compare`` for ``settings``, and the process state.
-
-    Rated targets are left out: a deck must not depend on the ratings of the machine it is
-    rendered on, so the same spec gives the same deck anywhere.
-    """
-    from pipelines.app.bootstrap import build_services
-
-    state = process_state(settings)
-    return deck_compare(build_services(settings)), state
-
-
-def deck_compare(services: Any) -> Compare:
-    """``ComparisonService.compare`` over the app's engine, methods and measures, without the
-    ratings-dependent style targets and without filling the live recent-comparisons cache."""
-    from pipelines.app.service import ComparisonService
-    from pipelines.core.recent import RecentComparisons
-
-    s = services
-    service = ComparisonService(
-        s.engine,
-        s.catalog,
-        s.registry,
-        rated_targets=None,
-        recent=RecentComparisons(capacity=0),  # rows go to disk; memory keeps none of them
-        measurer=s.comparison.measurer,
-    )
-    return service.compare
 
 
 def process_state(settings: Settings) -> Any:
@@ -135,17 +109,18 @@ def render_deck(
     spec: DeckSpec,
     out: Path,
     settings: Settings,
+    compare: Compare,
     *,
-    compare: Compare | None = None,
     state: Any = None,
     progress: bool = True,
 ) -> RenderSummary:
     """Render every row of ``spec`` that ``out`` does not hold yet; merge the manifest.
 
-    ``compare`` and ``state`` default to the app's service and accelerate's ``PartialState``.
+    ``compare`` is a built service's ``compare`` (each process builds its own); ``state``
+    defaults to accelerate's ``PartialState`` for ``settings``.
     """
-    if compare is None or state is None:
-        compare, state = deck_service(settings)
+    if state is None:
+        state = process_state(settings)
     out = Path(out)
     t0 = time.perf_counter()
     if state.is_main_process:
