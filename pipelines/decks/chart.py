@@ -3,53 +3,38 @@ one horizontal bar per style x method with its 95% interval as a whisker."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
-
-from pipelines.core.measures import MEASURES
-
-if TYPE_CHECKING:
-    from pipelines.decks.report import DeckReport
 
 BAR_H, GAP, LABEL_W, PLOT_W, VALUE_W, PAD = 16, 6, 230, 360, 56, 14
 COLOURS = ["#7c5cbf", "#d0568f", "#3b8ea5", "#e0a23b", "#5a9e5a", "#a0522d"]
 
-Bar = tuple[str, float, float | None, float | None]  # label, value, low, high
+Bar = tuple[str, float, float | None, float | None]  # label ("style · method"), value, low, high
+Panel = tuple[str, Sequence[Bar]]  # title, bars
 
 
-def draw_chart(report: DeckReport) -> Image.Image:
-    """A PNG-ready image of the report's measures (and strengths), one panel each."""
-    panels: list[tuple[str, list[Bar]]] = []
-    for name in MEASURES:
-        bars = [
-            (f"{c.style} · {c.method}", m.mean, m.low, m.high)
-            for c in report.cells
-            if (m := c.measures[name]).mean is not None
-        ]
-        if bars:
-            panels.append((f"{name} (mean, 95% CI)", bars))
-    bt = [
-        (_bt_label(r.style, r.method, r.blind), r.bt_strength, r.bt_low, r.bt_high)
-        for r in report.leaderboard
-    ]
-    if bt:
-        panels.append(("Bradley–Terry strength (95% bootstrap CI)", bt))
-    if not panels:
-        panels.append(("no measures yet", []))
+def draw_chart(panels: Sequence[Panel]) -> Image.Image:
+    """A PNG-ready image of ``panels``, one below the other (a placeholder panel when empty).
+
+    Plain data in, so the chart knows nothing of the report that feeds it.
+    """
+    shown: list[Panel] = list(panels) or [("no measures yet", [])]
     font = ImageFont.load_default()
-    heights = [PAD * 3 + max(1, len(b)) * (BAR_H + GAP) for _, b in panels]
+    heights = [PAD * 3 + max(1, len(b)) * (BAR_H + GAP) for _, b in shown]
     width = LABEL_W + PLOT_W + VALUE_W + 2 * PAD
     img = Image.new("RGB", (width, sum(heights) + PAD), "white")
     draw = ImageDraw.Draw(img)
     top = PAD
-    for (title, bars), h in zip(panels, heights, strict=True):
+    for (title, bars), h in zip(shown, heights, strict=True):
         _panel(draw, font, title, bars, top)
         top += h
     return img
 
 
-def _panel(draw: ImageDraw.ImageDraw, font: object, title: str, bars: list[Bar], top: int) -> None:
+def _panel(
+    draw: ImageDraw.ImageDraw, font: object, title: str, bars: Sequence[Bar], top: int
+) -> None:
     draw.text((PAD, top), title, fill="black", font=font)
     if not bars:
         return
@@ -78,7 +63,3 @@ def _panel(draw: ImageDraw.ImageDraw, font: object, title: str, bars: list[Bar],
     draw.line([zero, top + PAD * 2 - 3, zero, y], fill="#888")
     draw.text((x0, y), f"{lo:+.2f}", fill="#666", font=font)
     draw.text((x0 + PLOT_W - 10, y), f"{hi:+.2f}", fill="#666", font=font, anchor="ra")
-
-
-def _bt_label(style: str, method: str, blind: bool) -> str:
-    return f"{style} · {method}" + (" (blind)" if blind else "")

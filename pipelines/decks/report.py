@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.core.measures import MEASURES, NO_FACE
+from pipelines.decks.chart import Bar, Panel, draw_chart
 from pipelines.decks.manifest import read_manifest, read_skipped, read_spec_json
 from pipelines.decks.stats import Kendall, MeanCI, kendall, mean_ci
 
@@ -86,16 +87,40 @@ def write_report(
     folder: Path | str, store: FeedbackStore | None = None, *, n_boot: int = 200
 ) -> DeckReport:
     """:func:`build_report`, then write ``report.md`` and ``report.png`` into the deck folder."""
-    from pipelines.decks.chart import draw_chart
-
     report = build_report(folder, store, n_boot=n_boot)
     report.markdown_path = report.folder / REPORT_MD
     report.chart_path = report.folder / REPORT_PNG
-    draw_chart(report).save(report.chart_path)
+    draw_chart(chart_panels(report)).save(report.chart_path)
     report.markdown_path.write_text(
         report.markdown + f"\n![measures per style x method]({REPORT_PNG})\n", encoding="utf-8"
     )
     return report
+
+
+def chart_panels(report: DeckReport) -> list[Panel]:
+    """The chart's panels: one per measure with values (mean, 95% CI), then the Bradley–Terry
+    strengths once the deck is rated."""
+    panels: list[Panel] = []
+    for name in MEASURES:
+        bars: list[Bar] = [
+            (f"{c.style} · {c.method}", m.mean, m.low, m.high)
+            for c in report.cells
+            if (m := c.measures[name]).mean is not None
+        ]
+        if bars:
+            panels.append((f"{name} (mean, 95% CI)", bars))
+    bt: list[Bar] = [
+        (
+            f"{r.style} · {r.method}" + (" (blind)" if r.blind else ""),
+            r.bt_strength,
+            r.bt_low,
+            r.bt_high,
+        )
+        for r in report.leaderboard
+    ]
+    if bt:
+        panels.append(("Bradley–Terry strength (95% bootstrap CI)", bt))
+    return panels
 
 
 def _cells(lines: Sequence[dict[str, Any]]) -> list[Cell]:
