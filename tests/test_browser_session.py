@@ -11,13 +11,18 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def fresh(browser, app_url, tiny_services):
-    """A new browser (its own storage) on the app; the session is ended afterwards."""
+    """A new browser (its own storage) on the app. The live session a test starts (through
+    the staff form or ``sessions.start``) is ended afterwards, pass or fail: the app is shared."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-    tiny_services.sessions.end()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+    finally:
+        try:
+            context.close()
+        finally:
+            tiny_services.sessions.end()
 
 
 def generate(page: Page, photo: str) -> None:

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,16 +97,14 @@ def test_submit_round_trips_every_field(store):
 
 
 def test_created_at_defaults_to_submission_time(store):
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC)
     store.submit(row("c1", "a", {"raw": 3}))
+    after = datetime.now(UTC)
     (r,) = store.records()
     assert r.created_at.endswith("+00:00")
-    assert abs(time.time() - _epoch(r.created_at)) < 60
-
-
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp()
+    assert before <= datetime.fromisoformat(r.created_at) <= after  # stamped while submitting
 
 
 def test_resubmission_replaces_only_that_raters_votes(store):
@@ -354,11 +351,17 @@ def test_concurrent_processes_lose_no_rows(store, start):
     target = str(store.path) if start == "spawn" else store
     ctx = mp.get_context(start)
     procs = [ctx.Process(target=_write_many, args=(target, w, n)) for w in range(writers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    assert [p.exitcode for p in procs] == [0] * writers
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=60)
+        assert [p.exitcode for p in procs] == [0] * writers  # None: still running after 60 s
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
     _check_concurrent_result(store, writers, n)
 
 
@@ -374,8 +377,14 @@ def test_forked_child_never_uses_the_parents_connection(store):
     q = ctx.Queue()
     p = ctx.Process(target=_child_reconnects, args=(store, q))
     p.start()
-    assert q.get(timeout=30) is True
-    p.join(timeout=30)
+    try:
+        assert q.get(timeout=30) is True
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 # export
@@ -495,18 +504,44 @@ def test_sync_logs_submissions_for_the_dataset(store, tmp_path):
     assert made[0].stopped
 
 
+class WatchedLock:
+    """A lock that says when someone starts waiting for it (to synchronise on, not sleep)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waiting = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.waiting.set()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def test_sync_writes_only_under_the_schedulers_lock(store, tmp_path):
     sched = FakeScheduler()
+    sched.lock = WatchedLock()
     sync = FeedbackSync(tmp_path / "feedback_sync", sched)
     store.add_listener(sync)
     sched.lock.acquire()  # an upload is in progress
+    sched.lock.waiting.clear()
     t = threading.Thread(target=store.submit, args=(row("c1", "a", {"raw": 3}),))
-    t.start()
-    time.sleep(0.3)
-    assert not sync.path.exists() or sync.path.read_text() == ""
-    assert store.count() == 1  # the vote itself is committed already
-    sched.lock.release()
-    t.join(timeout=10)
+    try:
+        t.start()
+        assert sched.lock.waiting.wait(timeout=30)  # the append now waits for the upload
+        assert not sync.path.exists() or sync.path.read_text() == ""
+        assert store.count() == 1  # the vote itself is committed already
+    finally:
+        sched.lock.release()
+        t.join(timeout=30)
+    assert not t.is_alive()
     assert len(sync.path.read_text().splitlines()) == 1
 
 

@@ -132,7 +132,8 @@ def test_scorer_learns_and_reports_metadata(scorer: LearnedScorer, catalog: Styl
     assert md["wordvec"]["words"] > 1000 and md["features"]["wordvec_dim"] == 64
     assert md["sources"][0]["name"] == "synthetic.csv" and md["sources"][0]["rows"] == 900
     assert md["styles"] == ["alpha", "beta"]
-    assert md["train_seconds"] < 30
+    # the time it took is recorded with the model; how long training takes is bench_learned's
+    assert isinstance(md["train_seconds"], float) and md["train_seconds"] >= 0
 
 
 def test_scores_are_normalised_per_source(catalog: StyleCatalog) -> None:

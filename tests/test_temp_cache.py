@@ -8,8 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -66,6 +67,18 @@ def test_an_export_is_removed_once_gradio_holds_its_copy(tmp_path, monkeypatch):
     assert not export.exists() and not export.parent.exists()
 
 
+def _follow(stream: TextIO, log: TextIO, said: list[str], told: threading.Event) -> None:
+    """Copy the app's output into its log; ``told`` is set once Gradio says it serves (the line
+    goes into ``said``) or once the output ends (the app stopped: the test reports its log)."""
+    for line in stream:
+        log.write(line)
+        log.flush()
+        if "Running on local URL" in line:
+            said.append(line)
+            told.set()
+    told.set()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,23 +98,26 @@ def test_the_app_empties_its_cache_when_stopped(tmp_path, portrait_path):
         "HF_HUB_OFFLINE": "1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",  # Gradio's "Running on" line arrives when it is printed
     }
     env.pop("GRADIO_TEMP_DIR", None)
     log = (tmp_path / "app.log").open("w")
     app = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    said: list[str] = []
+    told = threading.Event()
+    follower = threading.Thread(target=_follow, args=(app.stdout, log, said, told), daemon=True)
+    follower.start()
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 240
-        while True:
-            assert app.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
-            try:
-                client = Client(url, verbose=False)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "the app did not start in 240 s"
-                time.sleep(2)
+        assert told.wait(timeout=240), "the app did not start in 240 s"
+        assert said, (tmp_path / "app.log").read_text()[-3000:]  # it stopped before serving
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         client.predict(
             handle_file(str(portrait_path)), "anime", "a person", ["raw"], 1, api_name="/compare"
         )
@@ -113,4 +129,6 @@ def test_the_app_empties_its_cache_when_stopped(tmp_path, portrait_path):
     finally:
         if app.poll() is None:
             app.kill()
+            app.wait()
+        follower.join(timeout=30)  # the app's output ends with it
         log.close()
