@@ -174,8 +174,8 @@ class ComparisonService:
                 f"model_family={request.model_family!r}: this app renders with {family.id}; "
                 "build the request from the app's settings"
             )
-        if family.uses_faceid:  # families without a face adapter have no identity strength
-            request = request.with_identity(style.identity_strength)
+        # unset identity strength: the style's (the request leaves it None where nothing reads it)
+        request = request.with_identity(style.identity_strength)
 
         # 1. Face: decode, orient, detect (cached by content hash)
         progress(0.05, "Finding the face")

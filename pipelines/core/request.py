@@ -4,7 +4,9 @@ The UI, the API, the CLI and the benchmarks all build a :class:`CompareRequest`;
 the renderers take it. Its generation fields carry diffusers' argument names, so a value such as
 ``guidance_scale`` is called the same from the slider to ``StableDiffusionPipeline.__call__``.
 It is validated once, when built, against :data:`pipelines.core.limits.LIMITS` with its model
-family's size limit (``ModelFamily.limits``).
+family's size limit (``ModelFamily.limits``): the one place where the values a person sends are
+checked. A value its family does not read (``ip_adapter_scale`` without a FaceID adapter) is left
+out (``None``), so the family's records never show a setting that changed nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.core.settings import Settings
+
+# the identity strength when neither the caller nor a style sets one: the pipelines' default and
+# where the page's slider starts (each style has its own, ``Style.identity_strength``)
+DEFAULT_IP_ADAPTER_SCALE = 0.8
 
 # progress(fraction done 0..1, what is happening now): the one signature from the page's progress
 # bar down to the pipeline's denoising loop
@@ -62,7 +68,8 @@ class CompareRequest:
     guidance_scale: float
     height: int
     width: int
-    ip_adapter_scale: float | None = None  # identity strength; None = the style's own
+    # identity strength; None = the style's own, and always None for a family without FaceID
+    ip_adapter_scale: float | None = None
     model_family: str = DEFAULT_FAMILY  # the generator it is for: its limits apply
     # style targets for inversion and ensemble (uploaded in the UI); never stored
     reference_images: tuple[Image.Image, ...] = field(default=(), repr=False, compare=False)
@@ -94,7 +101,9 @@ class CompareRequest:
             set_(self, name, _checked(limits, name, _whole(name, getattr(self, name))))
         value = _number(self.guidance_scale)
         set_(self, "guidance_scale", _checked(limits, "guidance_scale", value))
-        if self.ip_adapter_scale is not None:
+        if not self.family.uses_faceid:  # nothing reads it: not checked, not recorded
+            set_(self, "ip_adapter_scale", None)
+        elif self.ip_adapter_scale is not None:
             value = _number(self.ip_adapter_scale, "ip_adapter_scale")
             set_(self, "ip_adapter_scale", _checked(limits, "ip_adapter_scale", value))
         set_(self, "reference_images", tuple(self.reference_images or ()))
@@ -136,8 +145,9 @@ class CompareRequest:
         return FAMILIES[self.model_family]
 
     def with_identity(self, default_scale: float) -> CompareRequest:
-        """This request with ``ip_adapter_scale`` set (to ``default_scale`` when it is unset)."""
-        if self.ip_adapter_scale is not None:
+        """This request with ``ip_adapter_scale`` set (to ``default_scale``, the style's, when it
+        is unset); unchanged for a family without FaceID, which reads no identity strength."""
+        if self.ip_adapter_scale is not None or not self.family.uses_faceid:
             return self
         return replace(self, ip_adapter_scale=default_scale)
 

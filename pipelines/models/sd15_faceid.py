@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from pipelines.core.request import Progress
+from pipelines.core.request import DEFAULT_IP_ADAPTER_SCALE, Progress
 from pipelines.models.base import (
     FACE_EMBED_DIM,
     BatchedPipeline,
@@ -221,7 +221,7 @@ class PortraitPipeline(BatchedPipeline):
         negative_prompt: str | list[str] | None = None,
         *,
         face_embedding: np.ndarray | torch.Tensor,  # (512,) or (N, 512) L2-normalised ArcFace
-        ip_adapter_scale: float = 0.8,
+        ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE,
         num_inference_steps: int = 30,
         guidance_scale: float = 6.0,
         height: int = 512,
@@ -238,7 +238,8 @@ class PortraitPipeline(BatchedPipeline):
             face_embedding (`np.ndarray` or `torch.Tensor` of shape `(512,)` or `(N, 512)`): the
                 L2-normalised ArcFace embedding (insightface's `normed_embedding`) that carries
                 the identity: one for every prompt, or one per prompt.
-            ip_adapter_scale (`float`, defaults to 0.8): how strongly the identity is imposed.
+            ip_adapter_scale (`float`, defaults to `DEFAULT_IP_ADAPTER_SCALE`): how strongly the
+                identity is imposed.
             num_inference_steps (`int`, defaults to 30): denoising steps.
             guidance_scale (`float`, defaults to 6.0): classifier-free guidance; <= 1 turns it off.
             height, width (`int`, default 512): output size in pixels, within the family's size
