@@ -1,0 +1,103 @@
+"""Every read of Gradio's private internals, in one place (gradio is pinned in requirements.txt).
+
+Gradio shows ``gr.Progress`` only for an event it can name, and a batched call names none (its
+``event_id`` is ``None``); nor can it stop a function that is already running. To report each
+render step to every page of a batch and to stop a render once every such page has closed,
+:func:`running_batch` reads, from the worker thread of the running call:
+
+- ``gradio.context.LocalContext.blocks``, ``.event_id``, ``.request``: the call's context
+- ``Blocks._queue.active_jobs``: the batches running now, each a list of queue ``Event``
+- ``Event._id``, ``Event.request``, ``Event.alive``: an event, its HTTP request, whether its page
+  still waits for it
+- ``Queue.set_progress(event_id, [gradio.helpers.TrackedIterable])``: one event's progress line
+
+A missing piece raises :class:`GradioInternalsChanged`, naming the Gradio version and what is
+missing; ``tests/test_gradio_internals.py`` runs all of it in a live batched call, so a Gradio
+upgrade that breaks this fails the tests. At run time the caller falls back to plain progress.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+GRADIO_VERSION = gr.__version__
+
+
+class GradioInternalsChanged(RuntimeError):
+    """The installed Gradio lacks an internal this module reads; the message names it."""
+
+
+def _internal(owner: Any, name: str, where: str) -> Any:
+    """``owner.name``, or :class:`GradioInternalsChanged` naming ``where.name`` and the version."""
+    try:
+        return getattr(owner, name)
+    except AttributeError:
+        raise GradioInternalsChanged(
+            f"Gradio {GRADIO_VERSION} has no {where}.{name}, which demo/gradio_internals.py "
+            "reads to show render progress to every page of a batch and to stop abandoned "
+            "renders: update that module for this Gradio version, or pin the version it was "
+            "written for (requirements.txt)"
+        ) from None
+
+
+def _module_attr(module: str, name: str) -> Any:
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        raise GradioInternalsChanged(
+            f"Gradio {GRADIO_VERSION} has no module {module}, which demo/gradio_internals.py "
+            "reads: update that module for this Gradio version"
+        ) from None
+    return _internal(found, name, module)
+
+
+@dataclass(frozen=True)
+class RunningBatch:
+    """The queue events of the call running in this thread: one per page that asked for it."""
+
+    queue: Any  # gradio.queueing.Queue
+    events: tuple[Any, ...]  # gradio.queueing.Event, in batch order
+
+    def anyone_waiting(self) -> bool:
+        """Whether any page of the batch is still open and waiting for the result."""
+        return any(_internal(e, "alive", "gradio.queueing.Event") for e in self.events)
+
+    def send_progress(self, fraction: float, message: str) -> None:
+        """Show ``message`` at ``fraction`` (0..1) on every page of the batch."""
+        tracked = _module_attr("gradio.helpers", "TrackedIterable")
+        set_progress = _internal(self.queue, "set_progress", "gradio.queueing.Queue")
+        for event in self.events:
+            unit = tracked(None, None, None, desc=message, unit="steps", progress=fraction)
+            set_progress(_internal(event, "_id", "gradio.queueing.Event"), [unit])
+
+
+def running_batch() -> RunningBatch | None:
+    """The batch of the queued call running in this thread; None outside a queued call.
+
+    A batched call has no event id in its context, only the first event's request: its batch is
+    the running job whose first event carries that very request object.
+    """
+    context = _module_attr("gradio.context", "LocalContext")
+    where = "gradio.context.LocalContext"
+    blocks = _internal(context, "blocks", where).get(None)
+    event_id = _internal(context, "event_id", where).get(None)
+    request = _internal(context, "request", where).get(None)
+    if isinstance(request, Sequence):  # some versions pass a batch's requests as a list
+        request = request[0] if request else None
+    http_request = getattr(request, "request", None)  # gr.Request wraps the HTTP request
+    if blocks is None or (event_id is None and http_request is None):
+        return None
+    queue = _internal(blocks, "_queue", "gradio.Blocks")
+    for job in _internal(queue, "active_jobs", "gradio.queueing.Queue"):
+        if not job:
+            continue
+        ids = [_internal(e, "_id", "gradio.queueing.Event") for e in job]
+        first_request = _internal(job[0], "request", "gradio.queueing.Event")
+        if event_id in ids or (http_request is not None and first_request is http_request):
+            return RunningBatch(queue, tuple(job))
+    return None

@@ -1,0 +1,155 @@
+"""demo/gradio_internals.py against the installed Gradio: a live batched call finds its batch and
+shows progress on every page of it; a missing internal fails with the Gradio version and its name.
+
+If a Gradio upgrade fails these tests, update demo/gradio_internals.py (the only module that reads
+Gradio's internals) or keep the Gradio version pinned in requirements.txt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+from gradio_client.utils import Status
+
+from demo import gradio_internals, queue_progress
+from demo.gradio_internals import GRADIO_VERSION, GradioInternalsChanged, RunningBatch
+from demo.queue_progress import RenderCancelled, batch_progress
+
+DEADLINE = 60.0  # seconds any one wait may take on a loaded machine before the test fails
+
+
+def wait_until(condition: Any, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after :data:`DEADLINE`."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)  # a poll interval, not a wait for something to happen
+
+
+class BatchProbe:
+    """A queued app with a gate (holds the queue) and a batched call that reads its batch."""
+
+    def __init__(self) -> None:
+        self.gate_open = threading.Event()
+        self.gate_entered = threading.Event()
+        self.seen_progress = threading.Event()
+        self.found: list[tuple[int, bool] | str] = []
+
+    def gate(self, x: str) -> str:
+        self.gate_entered.set()
+        self.gate_open.wait(DEADLINE)
+        return x
+
+    def batched(self, xs: list[str]) -> list[list[str]]:
+        try:
+            batch = gradio_internals.running_batch()
+            if batch is None:
+                self.found.append("no running batch found")
+            else:
+                self.found.append((len(batch.events), batch.anyone_waiting()))
+                batch.send_progress(0.5, "probe step")
+                self.seen_progress.wait(DEADLINE)  # until the test has seen it on every page
+        except GradioInternalsChanged as exc:
+            self.found.append(str(exc))
+        return [xs]
+
+    def blocks(self) -> gr.Blocks:
+        with gr.Blocks() as demo:
+            box, out = gr.Textbox(), gr.Textbox()
+            gr.Button().click(
+                self.gate, box, out, api_name="gate", concurrency_id="probe", concurrency_limit=1
+            )
+            gr.Button().click(
+                self.batched,
+                box,
+                out,
+                api_name="batched",
+                batch=True,
+                max_batch_size=4,
+                concurrency_id="probe",
+                concurrency_limit=1,
+            )
+        return demo
+
+
+def test_a_batched_call_finds_its_batch_and_shows_progress_on_every_page():
+    probe = BatchProbe()
+    demo = probe.blocks()
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        client = Client(demo.local_url, verbose=False)
+        gate = client.submit("gate", api_name="/gate")
+        assert probe.gate_entered.wait(DEADLINE), "the gate call never started"
+        jobs = [client.submit(x, api_name="/batched") for x in ("a", "b")]
+        wait_until(
+            lambda: all(j.status().code == Status.IN_QUEUE for j in jobs), "both calls queued"
+        )
+        probe.gate_open.set()  # both run now, as one batch
+
+        def shows_progress(job: Any) -> bool:
+            units = job.status().progress_data or []
+            return any(u.desc == "probe step" for u in units)
+
+        wait_until(
+            lambda: (
+                probe.found and (isinstance(probe.found[0], str) or all(map(shows_progress, jobs)))
+            ),
+            "the progress line on both pages",
+        )
+        probe.seen_progress.set()
+        assert [j.result(timeout=DEADLINE) for j in jobs] == ["a", "b"]
+        assert gate.result(timeout=DEADLINE) == "gate"
+    finally:
+        probe.gate_open.set()
+        probe.seen_progress.set()
+        demo.close()
+    assert probe.found == [(2, True)], f"Gradio {GRADIO_VERSION}: {probe.found}"
+
+
+def test_a_missing_internal_names_itself_and_the_gradio_version(monkeypatch):
+    class OldContext:  # a LocalContext that lost ``event_id``
+        blocks = gr.context.LocalContext.blocks
+
+    monkeypatch.setattr(gr.context, "LocalContext", OldContext)
+    with pytest.raises(GradioInternalsChanged) as caught:
+        gradio_internals.running_batch()
+    message = str(caught.value)
+    assert f"Gradio {GRADIO_VERSION}" in message
+    assert "gradio.context.LocalContext.event_id" in message
+    assert "demo/gradio_internals.py" in message
+
+
+def test_changed_internals_fall_back_to_plain_progress(monkeypatch, caplog):
+    def changed() -> None:
+        raise GradioInternalsChanged("Gradio 9.9 has no gradio.context.LocalContext.event_id")
+
+    monkeypatch.setattr(queue_progress, "running_batch", changed)
+    shown: list[tuple[float, str]] = []
+    report = batch_progress(lambda fraction, desc: shown.append((fraction, desc)))
+    report(0.02, "Finding the face")
+    assert shown == [(0.02, "Finding the face")]
+    assert "LocalContext.event_id" in caplog.text  # said once in the log
+
+
+def test_a_batch_whose_pages_all_closed_stops_the_render(monkeypatch):
+    sent: list[tuple[str, str]] = []
+    queue = SimpleNamespace(
+        set_progress=lambda event_id, units: sent.append((event_id, units[0].desc))
+    )
+    events = [SimpleNamespace(_id="a", alive=True), SimpleNamespace(_id="b", alive=True)]
+    monkeypatch.setattr(queue_progress, "running_batch", lambda: RunningBatch(queue, tuple(events)))
+    report = batch_progress(lambda fraction, desc: pytest.fail("sent to the batch instead"))
+    report(0.02, "step 1")
+    assert sent == [("a", "step 1"), ("b", "step 1")]  # every page of the batch, not the first
+    events[0].alive = False
+    report(0.03, "step 2")  # one page still waits: the render goes on
+    events[1].alive = False
+    with pytest.raises(RenderCancelled):
+        report(0.04, "step 3")
