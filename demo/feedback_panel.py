@@ -6,13 +6,13 @@ In blind mode the methods stay hidden until the rater submits; then they are rev
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from demo.compare_tab import CompareTab
+from demo.compare_tab import CompareTab, Slot
 from demo.errors import user_errors
 from demo.formatting import caption_md, trace_md
 from demo.rows import ShownRow, slot_label
@@ -30,13 +30,52 @@ class FeedbackCallbacks:
     session: Callable[[], SessionConfig]  # the live facilitator session
 
 
+@dataclass(frozen=True)
+class PageLoad:
+    """A function the page runs when it opens (the layout registers it with ``demo.load``)."""
+
+    fn: Callable[..., Any]
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+@dataclass
+class RatingPanel:
+    """The panel's components: a 1–5 radio in each output card, the rest under the row."""
+
+    votes: list[gr.Radio]  # one per slot
+    group: gr.Group  # shown once a row is on the page
+    best: gr.Radio
+    comment: gr.Textbox
+    rater: gr.Textbox
+    tag: gr.Textbox
+    consent: gr.Checkbox
+    submit: gr.Button
+    status: gr.Markdown
+    remembered: gr.BrowserState  # [rater name, session tag], kept by the browser
+    voter: gr.BrowserState  # who votes: this browser (a random id it keeps), not the typed name
+
+
 def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
     """1–5 under each output, best pick, comment, rater name; returns the page-load hook."""
-    n = len(tab.slots)
-    ratings: list[gr.Radio] = []
-    for i, slot in enumerate(tab.slots):
+    panel = _layout(tab.slots)
+    handlers = FeedbackHandlers(cb, len(tab.slots))
+    _wire(panel, tab, handlers)
+    return PageLoad(
+        handlers.page_load,
+        [panel.remembered, panel.voter],
+        [panel.rater, panel.tag, tab.blind, panel.voter],
+    )
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _layout(slots: Sequence[Slot]) -> RatingPanel:
+    votes: list[gr.Radio] = []
+    for i, slot in enumerate(slots):
         with slot.column:  # inside the output's card, right under its image and caption
-            ratings.append(
+            votes.append(
                 gr.Radio(
                     RATINGS,
                     label=f"Your rating of {slot_label(i)} (1 = poor, 5 = great)",
@@ -44,7 +83,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
                     value=None,
                 )
             )
-    with gr.Group(visible=False) as panel:
+    with gr.Group(visible=False) as group:
         gr.Markdown("### Rate this row")
         with gr.Row():
             best = gr.Radio([], label="Best of this row", elem_id="best-pick")
@@ -67,34 +106,76 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             )
         submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")
         status = gr.Markdown(elem_id="rating-status")
-    remembered = gr.BrowserState(["", ""], storage_key="become-lab-rater")
-    # who votes: this browser (a random id it keeps), not the typed name
-    voter = gr.BrowserState("", storage_key="become-lab-voter")
-
-    def reset(row: ShownRow | None) -> list[Any]:
-        if row is None:
-            hidden = [gr.update(value=None, visible=False)] * n
-            return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
-        rendered = [row.result.output(m).rendered for m in row.order]
-        names = row.labels()
-        labels = [lbl for lbl, ok in zip(names, rendered, strict=True) if ok]
-        votes = [
-            gr.update(
-                value=None,
-                visible=i < len(rendered) and rendered[i],
-                label=f"Your rating of {names[i]} (1 = poor, 5 = great)"
-                if i < len(names)
-                else None,
-            )
-            for i in range(n)
-        ]
-        return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
-
-    tab.result.change(
-        reset, inputs=[tab.result], outputs=[panel, best, status, *ratings], api_name=False
+    return RatingPanel(
+        votes=votes,
+        group=group,
+        best=best,
+        comment=comment,
+        rater=rater,
+        tag=tag,
+        consent=consent,
+        submit=submit,
+        status=status,
+        remembered=gr.BrowserState(["", ""], storage_key="become-lab-rater"),
+        voter=gr.BrowserState("", storage_key="become-lab-voter"),
     )
 
-    def on_submit(
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def reset_values(row: ShownRow | None, n: int) -> list[Any]:
+    """A new row (or none): [panel, best pick, status, one vote per slot], all cleared."""
+    if row is None:
+        hidden = [gr.update(value=None, visible=False)] * n
+        return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
+    rendered = [row.result.output(m).rendered for m in row.order]
+    names = row.labels()
+    labels = [lbl for lbl, ok in zip(names, rendered, strict=True) if ok]
+    votes = [
+        gr.update(
+            value=None,
+            visible=i < len(rendered) and rendered[i],
+            label=f"Your rating of {names[i]} (1 = poor, 5 = great)" if i < len(names) else None,
+        )
+        for i in range(n)
+    ]
+    return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
+
+
+def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[Any]:
+    """After a saved blind vote: names, prompts and reasons appear on every card.
+
+    Values for [best pick] + (image, caption, prompt, why, trace) per slot."""
+    if row is None or not row.blind:
+        return [gr.update()] * (1 + 5 * n)
+    named = [f"{slot_label(i)} = {m}" for i, m in enumerate(row.order)]
+    rendered = [row.result.output(m).rendered for m in row.order]
+    choices = [(lbl, old) for lbl, old, ok in zip(named, row.labels(), rendered, strict=True) if ok]
+    values: list[Any] = [gr.update(choices=choices, value=best_label)]
+    for i in range(n):
+        if i >= len(row.order):
+            values += [gr.update()] * 5
+            continue
+        out = row.result.output(row.order[i])
+        values += [
+            gr.update(label=named[i]),
+            caption_md(out, out.method),
+            gr.update(value=out.prompt or "", visible=True),
+            gr.update(visible=True),
+            trace_md(out, row.result.token_limit),
+        ]
+    return values
+
+
+class FeedbackHandlers:
+    """The panel's handlers that reach the app: submitting votes, and the page's first values."""
+
+    def __init__(self, cb: FeedbackCallbacks, n_slots: int) -> None:
+        self.cb, self.n_slots = cb, n_slots
+
+    def submit(
+        self,
         row: ShownRow | None,
         best_label: str | None,
         comment_text: str,
@@ -104,6 +185,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         voter_id: str,
         *votes: str | None,
     ) -> list[Any]:
+        """Save the row's votes; [status line, remembered name and tag]. Refusals raise."""
         # only the status line is an output here: a refused submit never touches the row
         if row is None:
             raise gr.Error("Generate a comparison first, then rate it.")
@@ -115,7 +197,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
         by_method = {m: (int(v) if v else None) for m, v in zip(row.order, votes, strict=False)}
         best_method = row.order[labels.index(best_label)] if best_label in labels else None
         with user_errors("Saving your ratings"):
-            receipt = cb.submit(
+            receipt = self.cb.submit(
                 row.result.comparison_id,
                 by_method,
                 rater=rater_name,
@@ -133,56 +215,50 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
             msg += f"  \n**Revealed:** {shown}."
         return [msg, [rater_name, session_tag]]
 
-    def reveal(row: ShownRow | None, best_label: str | None) -> list[Any]:
-        """After a saved blind vote: names, prompts and reasons appear on every card."""
-        if row is None or not row.blind:
-            return [gr.update()] * (1 + 5 * n)
-        named = [f"{slot_label(i)} = {m}" for i, m in enumerate(row.order)]
-        rendered = [row.result.output(m).rendered for m in row.order]
-        choices = [
-            (lbl, old) for lbl, old, ok in zip(named, row.labels(), rendered, strict=True) if ok
-        ]
-        values: list[Any] = [gr.update(choices=choices, value=best_label)]
-        for i in range(n):
-            if i >= len(row.order):
-                values += [gr.update()] * 5
-                continue
-            out = row.result.output(row.order[i])
-            values += [
-                gr.update(label=named[i]),
-                caption_md(out, out.method),
-                gr.update(value=out.prompt or "", visible=True),
-                gr.update(visible=True),
-                trace_md(out, row.result.token_limit),
-            ]
-        return values
-
-    reveal_outputs: list[Any] = [best]
-    for slot in tab.slots:
-        reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
-    submit.click(
-        on_submit,
-        inputs=[tab.result, best, comment, rater, tag, consent, voter, *ratings],
-        outputs=[status, remembered],
-        api_name=False,
-        concurrency_id="ratings",
-        concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
-    ).success(reveal, [tab.result, best], reveal_outputs, api_name=False, show_progress="hidden")
-
-    def on_load(saved: list[str] | None, voter_id: str | None) -> list[Any]:
-        session = cb.session()
+    def page_load(self, saved: list[str] | None, voter_id: str | None) -> list[Any]:
+        """[rater name, session tag, blind mode, voter id] for a page that just opened."""
+        session = self.cb.session()
         name, saved_tag = ([*(saved or []), "", ""])[:2]
         # a browser seen for the first time gets its voter id now, kept in its storage
         voter_id = voter_id or uuid.uuid4().hex
         return [name, session.session_tag or saved_tag, session.blind, voter_id]
 
-    return PageLoad(on_load, [remembered, voter], [rater, tag, tab.blind, voter])
+
+# ----------------------------------------------------------------------------- wiring
 
 
-@dataclass(frozen=True)
-class PageLoad:
-    """A function the page runs when it opens (the layout registers it with ``demo.load``)."""
-
-    fn: Callable[..., Any]
-    inputs: list[Any]
-    outputs: list[Any]
+def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
+    """A new row clears the panel; submit saves, then reveals a blind row."""
+    n = len(tab.slots)
+    tab.result.change(
+        lambda row: reset_values(row, n),
+        inputs=[tab.result],
+        outputs=[panel.group, panel.best, panel.status, *panel.votes],
+        api_name=False,
+    )
+    reveal_outputs: list[Any] = [panel.best]
+    for slot in tab.slots:
+        reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
+    panel.submit.click(
+        h.submit,
+        inputs=[
+            tab.result,
+            panel.best,
+            panel.comment,
+            panel.rater,
+            panel.tag,
+            panel.consent,
+            panel.voter,
+            *panel.votes,
+        ],
+        outputs=[panel.status, panel.remembered],
+        api_name=False,
+        concurrency_id="ratings",
+        concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
+    ).success(
+        lambda row, best: reveal_values(row, best, n),
+        [tab.result, panel.best],
+        reveal_outputs,
+        api_name=False,
+        show_progress="hidden",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,12 +12,19 @@ import gradio as gr
 from demo.api import create_compare_api, create_feedback_api
 from demo.compare_tab import (
     CompareCallbacks,
+    CompareTab,
     availability_info,
     create_compare_tab,
     method_choices,
 )
-from demo.deck_panel import DeckCallbacks, create_deck_panel, deck_mode, wire_deck_panel
-from demo.feedback_panel import FeedbackCallbacks, create_feedback_panel
+from demo.deck_panel import (
+    DeckCallbacks,
+    DeckPanel,
+    create_deck_panel,
+    deck_mode,
+    wire_deck_panel,
+)
+from demo.feedback_panel import FeedbackCallbacks, PageLoad, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab
@@ -89,21 +97,6 @@ def server_details(services: Services) -> list[str]:
 
 def build_demo(services: Services) -> gr.Blocks:
     """The whole page, wired to ``services``; the caller queues and launches it."""
-    s = services.settings
-    registry = services.registry
-    styles = [(st.name, st.id) for st in services.catalog.styles.values()]
-    summaries = {m: registry.get(m).summary for m in registry.names()}
-    compare_cb = CompareCallbacks(
-        compare_many=services.comparison.compare_many,
-        recent=services.comparison.recent.get,
-        styles=styles,
-        methods=registry.names(),
-        summaries=summaries,
-        examples=example_photos(),
-        default_prompt="a portrait of a person",
-        default_methods=list(services.sessions.get().methods),
-        settings=s,
-    )
     # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
     with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
         gr.Markdown("# Become Lab\nOne selfie, one seed, several prompt-augmentation methods.")
@@ -115,130 +108,202 @@ def build_demo(services: Services) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
                 deck_panel = create_deck_panel()  # above the row; shown while a deck is loaded
-                tab = create_compare_tab(compare_cb)
-                rater_load = create_feedback_panel(
-                    FeedbackCallbacks(
-                        submit=services.ratings.submit, session=services.sessions.get
-                    ),
-                    tab,
-                )
-                wire_deck_panel(
-                    deck_panel,
-                    DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get),
-                    tab,
-                    rater_load.outputs[0],
-                )
+                tab = create_compare_tab(compare_callbacks(services))
+                rater_load = create_feedback_panel(feedback_callbacks(services), tab)
+                wire_deck_panel(deck_panel, deck_callbacks(services), tab, rater_load.outputs[0])
             with gr.Tab("Leaderboard", id="leaderboard") as board:
-                create_leaderboard_tab(
-                    LeaderboardCallbacks(
-                        table=services.leaderboard, session=services.sessions.get, styles=styles
-                    ),
-                    board,
-                )
+                create_leaderboard_tab(leaderboard_callbacks(services), board)
             with gr.Tab("Staff", id="staff") as staff:
-                create_staff_tab(
-                    StaffCallbacks(
-                        check_password=services.staff.check,
-                        password_required=services.staff.required,
-                        session=services.sessions.get,
-                        start_session=services.sessions.start,
-                        end_session=services.end_session,
-                        export=lambda fmt: export_to_temp(services.store, fmt),
-                        retrain=services.retrainer.retrain,
-                        model_summary=lambda: describe_model(services.scorer),
-                        availability=registry.availability,
-                        server_details=lambda: server_details(services),
-                        add_references=lambda style, files: services.references.add(
-                            style, files, load_image
-                        ),
-                        clear_references=services.references.clear,
-                        reference_counts=services.references.counts,
-                        styles=styles,
-                        methods=registry.names(),
-                        load_deck=services.load_deck,
-                        unload_deck=services.unload_deck,
-                        deck_coverage=services.decks.coverage,
-                    ),
-                    staff,
-                )
-        create_compare_api(services.comparison.compare, registry.names(), s)
-        create_feedback_api(services.ratings.submit, services.leaderboard)
-
-        checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
-        pending: list[Future[dict[str, str | None]]] = []
-
-        def availability_now() -> dict[str, str | None] | None:
-            """The methods' availability, or None while CLIP is still loading."""
-            # checking inversion may mean loading CLIP: never hold a page load for that
-            if not pending or (pending[-1].done() and pending[-1].exception() is not None):
-                pending.append(checker.submit(registry.availability))
-            try:
-                return pending[-1].result(timeout=1.0)
-            except TimeoutError:  # concurrent.futures raises the builtin since 3.11
-                return None
-
-        def methods_update(chosen: list[str] | None = None) -> tuple[Any, Any]:
-            """Only methods that can run here can be ticked; poll again while CLIP loads."""
-            av = availability_now()
-            if av is None:
-                info = "Checking which methods can run here (CLIP is loading)…"
-                return gr.update(info=info), gr.Timer(active=True)
-            usable = [m for m in registry.names() if not av.get(m)]
-            update: dict[str, Any] = {
-                "choices": method_choices(usable, summaries),
-                "info": availability_info(av),
-            }
-            if chosen is not None:
-                update["value"] = [m for m in chosen if m in usable] or usable[:2]
-            return gr.update(**update), gr.Timer(active=False)
-
-        poll = gr.Timer(2.0, active=False)
-        poll.tick(
-            lambda chosen: methods_update(chosen),
-            tab.methods,
-            [tab.methods, poll],
-            api_name=False,
-            show_progress="hidden",
+                create_staff_tab(staff_callbacks(services), staff)
+        create_compare_api(
+            services.comparison.compare, services.registry.names(), services.settings
         )
-
-        def on_load(*saved: Any) -> list[Any]:
-            *saved_rater, saved_row = saved  # the panel's remembered values, then the row key
-            session = services.sessions.get()
-            # a saved session may name styles or methods that no longer exist: ignore those
-            allowed = [c for c in styles if c[1] in session.styles] or list(styles)
-            chosen = [m for m in session.methods if m in registry] or ["raw", "template"]
-            style_update = gr.update(choices=allowed, value=allowed[0][1])
-            methods, timer = methods_update(chosen)
-            row, row_values = restore_row(services.comparison.recent.get, saved_row, len(tab.slots))
-            rater = rater_load.fn(*saved_rater)
-            deck = deck_mode(session, rater[0])  # a loaded deck replaces live renders
-            return [
-                engine_banner(services),  # the live learned model, after a retrain too
-                style_update,
-                methods,
-                timer,
-                row,
-                *row_values,
-                *rater,
-                *deck,
-            ]
-
-        demo.load(
-            on_load,
-            inputs=[*rater_load.inputs, tab.row_key],
-            outputs=[
-                banner,
-                tab.style,
-                tab.methods,
-                poll,
-                tab.result,
-                *tab.row_outputs,
-                *rater_load.outputs,
-                deck_panel.group,
-                deck_panel.intro,
-                deck_panel.rater,
-                tab.controls,
-            ],
-            api_name=False,
+        create_feedback_api(services.ratings.submit, services.leaderboard)
+        _wire_page_open(
+            demo, PageOpen(services, len(tab.slots), rater_load), banner, tab, deck_panel
         )
     return demo
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def style_choices(services: Services) -> list[tuple[str, str]]:
+    """(display name, id) of every style, in catalog order."""
+    return [(st.name, st.id) for st in services.catalog.styles.values()]
+
+
+def method_summaries(services: Services) -> dict[str, str]:
+    """Each method's few plain words."""
+    return {m: services.registry.get(m).summary for m in services.registry.names()}
+
+
+def compare_callbacks(services: Services) -> CompareCallbacks:
+    """What the Compare tab reads from the app."""
+    return CompareCallbacks(
+        compare_many=services.comparison.compare_many,
+        recent=services.comparison.recent.get,
+        styles=style_choices(services),
+        methods=services.registry.names(),
+        summaries=method_summaries(services),
+        examples=example_photos(),
+        default_prompt="a portrait of a person",
+        default_methods=list(services.sessions.get().methods),
+        settings=services.settings,
+    )
+
+
+def feedback_callbacks(services: Services) -> FeedbackCallbacks:
+    """What the rating panel reads from the app."""
+    return FeedbackCallbacks(submit=services.ratings.submit, session=services.sessions.get)
+
+
+def deck_callbacks(services: Services) -> DeckCallbacks:
+    """What the deck panel reads from the app."""
+    return DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get)
+
+
+def leaderboard_callbacks(services: Services) -> LeaderboardCallbacks:
+    """What the Leaderboard tab reads from the app."""
+    return LeaderboardCallbacks(
+        table=services.leaderboard, session=services.sessions.get, styles=style_choices(services)
+    )
+
+
+def staff_callbacks(services: Services) -> StaffCallbacks:
+    """What the Staff tab reads from (and does to) the app."""
+    return StaffCallbacks(
+        check_password=services.staff.check,
+        password_required=services.staff.required,
+        session=services.sessions.get,
+        start_session=services.sessions.start,
+        end_session=services.end_session,
+        export=lambda fmt: export_to_temp(services.store, fmt),
+        retrain=services.retrainer.retrain,
+        model_summary=lambda: describe_model(services.scorer),
+        availability=services.registry.availability,
+        server_details=lambda: server_details(services),
+        add_references=lambda style, files: services.references.add(style, files, load_image),
+        clear_references=services.references.clear,
+        reference_counts=services.references.counts,
+        styles=style_choices(services),
+        methods=services.registry.names(),
+        load_deck=services.load_deck,
+        unload_deck=services.unload_deck,
+        deck_coverage=services.decks.coverage,
+    )
+
+
+# ----------------------------------------------------------------------------- page open
+
+
+class MethodAvailability:
+    """Which methods can run here, checked off the page-load path: checking inversion may mean
+    loading CLIP, and a page load never waits for that."""
+
+    def __init__(
+        self,
+        availability: Callable[[], dict[str, str | None]],
+        methods: Sequence[str],
+        summaries: Mapping[str, str],
+        wait: float = 1.0,
+    ) -> None:
+        self.availability, self.methods, self.summaries = availability, list(methods), summaries
+        self.wait = wait  # seconds a page load waits for the answer before polling for it
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
+        self._pending: list[Future[dict[str, str | None]]] = []
+
+    def now(self) -> dict[str, str | None] | None:
+        """The methods' availability, or None while it is still being checked (CLIP loading)."""
+        if not self._pending or (
+            self._pending[-1].done() and self._pending[-1].exception() is not None
+        ):
+            self._pending.append(self._checker.submit(self.availability))
+        try:
+            return self._pending[-1].result(timeout=self.wait)
+        except TimeoutError:  # concurrent.futures raises the builtin since 3.11
+            return None
+
+    def update(self, chosen: list[str] | None = None) -> tuple[Any, Any]:
+        """(methods checkbox update, poll timer): only methods that can run here can be ticked;
+        the timer polls again while CLIP loads."""
+        av = self.now()
+        if av is None:
+            info = "Checking which methods can run here (CLIP is loading)…"
+            return gr.update(info=info), gr.Timer(active=True)
+        usable = [m for m in self.methods if not av.get(m)]
+        update: dict[str, Any] = {
+            "choices": method_choices(usable, self.summaries),
+            "info": availability_info(av),
+        }
+        if chosen is not None:
+            update["value"] = [m for m in chosen if m in usable] or usable[:2]
+        return gr.update(**update), gr.Timer(active=False)
+
+
+class PageOpen:
+    """What a page gets when it opens: the live banner, the session's styles and methods, its
+    last row back, the rater's remembered name, and the deck panel when a deck is loaded."""
+
+    def __init__(self, services: Services, n_slots: int, rater_load: PageLoad) -> None:
+        self.services, self.n_slots, self.rater_load = services, n_slots, rater_load
+        registry = services.registry
+        self.methods = MethodAvailability(
+            registry.availability, registry.names(), method_summaries(services)
+        )
+
+    def __call__(self, *saved: Any) -> list[Any]:
+        """Values for :func:`_wire_page_open`'s outputs, from the browser's saved values."""
+        *saved_rater, saved_row = saved  # the panel's remembered values, then the row key
+        services = self.services
+        session = services.sessions.get()
+        styles = style_choices(services)
+        # a saved session may name styles or methods that no longer exist: ignore those
+        allowed = [c for c in styles if c[1] in session.styles] or list(styles)
+        chosen = [m for m in session.methods if m in services.registry] or ["raw", "template"]
+        methods, timer = self.methods.update(chosen)
+        recent = services.comparison.recent.get
+        row, row_values = restore_row(recent, saved_row, self.n_slots)
+        rater = self.rater_load.fn(*saved_rater)
+        return [
+            engine_banner(services),  # the live learned model, after a retrain too
+            gr.update(choices=allowed, value=allowed[0][1]),
+            methods,
+            timer,
+            row,
+            *row_values,
+            *rater,
+            *deck_mode(session, rater[0]),  # a loaded deck replaces live renders
+        ]
+
+
+def _wire_page_open(
+    demo: gr.Blocks, page: PageOpen, banner: gr.Markdown, tab: CompareTab, deck: DeckPanel
+) -> None:
+    """The page-load event, and the timer that polls for methods while CLIP loads."""
+    poll = gr.Timer(2.0, active=False)
+    poll.tick(
+        page.methods.update,
+        tab.methods,
+        [tab.methods, poll],
+        api_name=False,
+        show_progress="hidden",
+    )
+    demo.load(
+        page,
+        inputs=[*page.rater_load.inputs, tab.row_key],
+        outputs=[
+            banner,
+            tab.style,
+            tab.methods,
+            poll,
+            tab.result,
+            *tab.row_outputs,
+            *page.rater_load.outputs,
+            deck.group,
+            deck.intro,
+            deck.rater,
+            tab.controls,
+        ],
+        api_name=False,
+    )

@@ -115,7 +115,6 @@ def serve_once(component: gr.File, path: Path) -> str:
 
 def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
     """Every Staff tool; the session form and panels reload whenever the tab is opened."""
-    names = {sid: name for name, sid in cb.styles}
     password = gr.Textbox(
         label="Staff password", type="password", visible=cb.password_required, elem_id="staff-pw"
     )
@@ -124,13 +123,85 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             "⚠️ No `BECOME_STAFF_PASSWORD` is set: anyone who can open this page can export "
             "the ratings (rater names, comments) and retrain the learned method."
         )
+    page = StaffPage(
+        password=password,
+        session=_session_form(cb),
+        server=_server_panel(),
+        refs=_references_panel(cb),
+        deck=_deck_form(),
+        export=_export_panel(),
+        retrain=_retrain_panel(),
+    )
+    handlers = StaffHandlers(cb, serve=lambda path: serve_once(page.export.file, path))
+    _wire(page, handlers, tab)
 
-    def guard(pw: str, request: gr.Request | None) -> None:
-        with user_errors("Checking the staff password"):
-            ok = cb.check_password(pw or "", client_key(request))
-        if not ok:
-            raise gr.Error("Wrong staff password.")
 
+# ----------------------------------------------------------------------------- layout
+
+
+@dataclass
+class SessionForm:
+    summary: gr.Markdown
+    tag: gr.Textbox
+    blind: gr.Checkbox
+    styles: gr.CheckboxGroup
+    methods: gr.CheckboxGroup
+    start: gr.Button
+    end: gr.Button
+    status: gr.Markdown
+
+    def fields(self) -> list[Any]:
+        """What :meth:`StaffHandlers.live` fills: the summary and the form's values."""
+        return [self.summary, self.tag, self.blind, self.styles, self.methods]
+
+
+@dataclass
+class ReferencesPanel:
+    style: gr.Dropdown
+    files: gr.File
+    add: gr.Button
+    clear: gr.Button
+    status: gr.Markdown
+
+
+@dataclass
+class DeckForm:
+    source: gr.Textbox
+    blind: gr.Checkbox
+    load: gr.Button
+    unload: gr.Button
+    info: gr.Markdown
+
+
+@dataclass
+class ExportPanel:
+    fmt: gr.Radio
+    button: gr.Button
+    file: gr.File
+
+
+@dataclass
+class RetrainPanel:
+    extra: gr.File
+    button: gr.Button
+    report: gr.Markdown
+    model: gr.Markdown
+
+
+@dataclass
+class StaffPage:
+    """The Staff tab's components, one group per accordion."""
+
+    password: gr.Textbox
+    session: SessionForm
+    server: gr.Markdown  # engine, notes and why each method can or cannot run
+    refs: ReferencesPanel
+    deck: DeckForm
+    export: ExportPanel
+    retrain: RetrainPanel
+
+
+def _session_form(cb: StaffCallbacks) -> SessionForm:
     with gr.Accordion("Facilitate a feedback session", open=True):
         summary = gr.Markdown(elem_id="fac-summary")
         with gr.Row():
@@ -141,51 +212,16 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
         with gr.Row():
             start = gr.Button("Start / update session", variant="primary", elem_id="fac-start")
             end = gr.Button("End session", variant="stop", elem_id="fac-end")
-        session_status = gr.Markdown(elem_id="fac-status")
+        status = gr.Markdown(elem_id="fac-status")
+    return SessionForm(summary, tag, blind, styles, methods, start, end, status)
 
-    def live() -> list[Any]:
-        """The form as the live session has it: nothing the facilitator did not set changes."""
-        config = cb.session()
-        return [
-            session_summary(config, names),
-            config.session_tag,
-            config.blind,
-            list(config.styles),
-            list(config.methods),
-        ]
 
-    form = [summary, tag, blind, styles, methods]
-
-    def on_start(
-        pw: str, t: str, b: bool, st: list[str], ms: list[str], request: gr.Request
-    ) -> list[Any]:
-        guard(pw, request)
-        with user_errors("Starting the session"):
-            config = cb.start_session(t, st, ms, b)
-        tag_md = plain_md(config.session_tag) if config.session_tag else "(untagged)"
-        return [f"Session **{tag_md}** is live: new pages open with it.", *live()]
-
-    def on_end(pw: str, request: gr.Request) -> list[Any]:
-        guard(pw, request)
-        cb.end_session()
-        return ["Session ended: new pages open untagged.", *live()]
-
-    start.click(
-        on_start, [password, tag, blind, styles, methods], [session_status, *form], api_name=False
-    )
-    end.click(on_end, [password], [session_status, *form], api_name=False)
-
+def _server_panel() -> gr.Markdown:
     with gr.Accordion("This server: engine, notes, methods", open=False):
-        methods_md = gr.Markdown(elem_id="staff-methods")
+        return gr.Markdown(elem_id="staff-methods")
 
-    def methods_report() -> str:
-        rows = [f"- {plain_md(line)}" for line in cb.server_details()]
-        rows += [
-            f"- **{m}**: " + ("runs here" if why is None else f"cannot run: {plain_md(why)}")
-            for m, why in cb.availability().items()
-        ]
-        return "\n".join(rows)
 
+def _references_panel(cb: StaffCallbacks) -> ReferencesPanel:
     with gr.Accordion("Style reference images (inversion and ensemble)", open=False):
         gr.Markdown(
             "Upload a few images that show a style (your own or public-domain art you may use). "
@@ -194,37 +230,18 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             'own description instead, and says so in "why this prompt".'
         )
         with gr.Row():
-            ref_style = gr.Dropdown(list(cb.styles), value=cb.styles[0][1], label="Style")
-            ref_files = gr.File(
+            style = gr.Dropdown(list(cb.styles), value=cb.styles[0][1], label="Style")
+            files = gr.File(
                 label="Images", file_count="multiple", file_types=["image"], type="filepath"
             )
         with gr.Row():
-            add_refs = gr.Button("Add to this style", elem_id="refs-add")
-            clear_refs = gr.Button("Remove this style's uploads", variant="stop")
-        refs_md = gr.Markdown(elem_id="refs-status")
+            add = gr.Button("Add to this style", elem_id="refs-add")
+            clear = gr.Button("Remove this style's uploads", variant="stop")
+        status = gr.Markdown(elem_id="refs-status")
+    return ReferencesPanel(style, files, add, clear, status)
 
-    def refs_report() -> str:
-        counts = cb.reference_counts()
-        if not counts:
-            return "No uploaded references yet."
-        return "Uploaded: " + ", ".join(f"{names.get(s, s)} {n}" for s, n in counts.items())
 
-    def on_add_refs(pw: str, style: str, files: list[str] | None, request: gr.Request) -> str:
-        guard(pw, request)
-        if not files:
-            raise gr.Error("Choose one or more image files first.")
-        with user_errors("Adding the references"):
-            added = cb.add_references(style, list(files))
-        return f"Added {added} new image(s) to {names.get(style, style)}. " + refs_report()
-
-    def on_clear_refs(pw: str, style: str, request: gr.Request) -> str:
-        guard(pw, request)
-        removed = cb.clear_references(style)
-        return f"Removed {removed} image(s) from {names.get(style, style)}. " + refs_report()
-
-    add_refs.click(on_add_refs, [password, ref_style, ref_files], refs_md, api_name=False)
-    clear_refs.click(on_clear_refs, [password, ref_style], refs_md, api_name=False)
-
+def _deck_form() -> DeckForm:
     with gr.Accordion("Rate a deck in this session", open=False):
         gr.Markdown(
             "Load a rendered deck (`python -m pipelines.decks render`): a folder on this "
@@ -233,70 +250,187 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             "rendering live ones."
         )
         with gr.Row():
-            deck_source = gr.Textbox(
+            source = gr.Textbox(
                 label="Deck folder or dataset repo id", elem_id="deck-source", scale=3
             )
-            deck_blind = gr.Checkbox(value=True, label="Blind", elem_id="deck-blind")
+            blind = gr.Checkbox(value=True, label="Blind", elem_id="deck-blind")
         with gr.Row():
-            load_deck = gr.Button("Load deck", variant="primary", elem_id="deck-load")
-            unload_deck = gr.Button("Unload (back to live)", elem_id="deck-unload")
-        deck_info = gr.Markdown(elem_id="deck-info")
+            load = gr.Button("Load deck", variant="primary", elem_id="deck-load")
+            unload = gr.Button("Unload (back to live)", elem_id="deck-unload")
+        info = gr.Markdown(elem_id="deck-info")
+    return DeckForm(source, blind, load, unload, info)
 
-    def on_load_deck(pw: str, source: str, is_blind: bool, request: gr.Request) -> str:
-        guard(pw, request)
-        with user_errors("Loading the deck"):
-            deck = cb.load_deck(source, is_blind)
-        return deck_status(deck.deck_id, cb.deck_coverage())
 
-    def on_unload_deck(pw: str, request: gr.Request) -> str:
-        guard(pw, request)
-        cb.unload_deck()
-        return deck_status("", None)
-
-    load_deck.click(on_load_deck, [password, deck_source, deck_blind], deck_info, api_name=False)
-    unload_deck.click(on_unload_deck, [password], deck_info, api_name=False)
-
+def _export_panel() -> ExportPanel:
     with gr.Accordion("Export ratings", open=False):
         with gr.Row():
             fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Format")
-            export = gr.Button("Export", elem_id="export")
-        export_file = gr.File(label="Ratings file (prompt, score, style, comment, ...)")
+            button = gr.Button("Export", elem_id="export")
+        file = gr.File(label="Ratings file (prompt, score, style, comment, ...)")
+    return ExportPanel(fmt, button, file)
 
-    def on_export(pw: str, f: str, request: gr.Request) -> str:
-        guard(pw, request)
-        with user_errors("The export"):
-            return serve_once(export_file, cb.export(f))
 
-    export.click(on_export, [password, fmt], export_file, api_name=False)
-
+def _retrain_panel() -> RetrainPanel:
     with gr.Accordion("Retrain the learned method", open=False):
         gr.Markdown(
             "Trains the prompt scorer on every rating in the store (plus any CSV/JSONL files "
             "below, columns `prompt`, `score`, optional `style`) and swaps it in without a restart."
         )
         extra = gr.File(label="Extra training files", file_count="multiple", type="filepath")
-        retrain = gr.Button("Retrain learned method", variant="primary", elem_id="retrain")
-        retrain_report = gr.Markdown(elem_id="retrain-report")
-        model_md = gr.Markdown(elem_id="learned-model")
+        button = gr.Button("Retrain learned method", variant="primary", elem_id="retrain")
+        report = gr.Markdown(elem_id="retrain-report")
+        model = gr.Markdown(elem_id="learned-model")
+    return RetrainPanel(extra, button, report, model)
 
-    def on_retrain(pw: str, files: list[str] | None, request: gr.Request) -> tuple[str, str]:
-        guard(pw, request)
+
+# ----------------------------------------------------------------------------- handlers
+
+
+class StaffHandlers:
+    """The Staff tab's handlers. Each staff action checks the password first (``guard``);
+    ``request`` is Gradio's, and None where a test calls the handler directly."""
+
+    def __init__(self, cb: StaffCallbacks, serve: Callable[[Path], str]) -> None:
+        self.cb = cb
+        self.serve = serve  # an export file -> what the file component serves (serve_once)
+        self.names = {sid: name for name, sid in cb.styles}
+
+    def guard(self, pw: str, request: gr.Request | None) -> None:
+        """Refuse a wrong staff password (and a client locked out after several)."""
+        with user_errors("Checking the staff password"):
+            ok = self.cb.check_password(pw or "", client_key(request))
+        if not ok:
+            raise gr.Error("Wrong staff password.")
+
+    def live(self) -> list[Any]:
+        """The form as the live session has it: nothing the facilitator did not set changes."""
+        config = self.cb.session()
+        return [
+            session_summary(config, self.names),
+            config.session_tag,
+            config.blind,
+            list(config.styles),
+            list(config.methods),
+        ]
+
+    def start(
+        self,
+        pw: str,
+        tag: str,
+        blind: bool,
+        styles: list[str],
+        methods: list[str],
+        request: gr.Request | None = None,
+    ) -> list[Any]:
+        """Start (or update) the session; [status line, *live form]."""
+        self.guard(pw, request)
+        with user_errors("Starting the session"):
+            config = self.cb.start_session(tag, styles, methods, blind)
+        tag_md = plain_md(config.session_tag) if config.session_tag else "(untagged)"
+        return [f"Session **{tag_md}** is live: new pages open with it.", *self.live()]
+
+    def end(self, pw: str, request: gr.Request | None = None) -> list[Any]:
+        """End the session; [status line, *live form]."""
+        self.guard(pw, request)
+        self.cb.end_session()
+        return ["Session ended: new pages open untagged.", *self.live()]
+
+    def methods_report(self) -> str:
+        """The engine's notes, then each method and why it cannot run here, if it cannot."""
+        rows = [f"- {plain_md(line)}" for line in self.cb.server_details()]
+        rows += [
+            f"- **{m}**: " + ("runs here" if why is None else f"cannot run: {plain_md(why)}")
+            for m, why in self.cb.availability().items()
+        ]
+        return "\n".join(rows)
+
+    def refs_report(self) -> str:
+        """How many reference images were uploaded to each style."""
+        counts = self.cb.reference_counts()
+        if not counts:
+            return "No uploaded references yet."
+        return "Uploaded: " + ", ".join(f"{self.names.get(s, s)} {n}" for s, n in counts.items())
+
+    def add_refs(
+        self, pw: str, style: str, files: list[str] | None, request: gr.Request | None = None
+    ) -> str:
+        """Add uploaded images to a style's references."""
+        self.guard(pw, request)
+        if not files:
+            raise gr.Error("Choose one or more image files first.")
+        with user_errors("Adding the references"):
+            added = self.cb.add_references(style, list(files))
+        name = self.names.get(style, style)
+        return f"Added {added} new image(s) to {name}. " + self.refs_report()
+
+    def clear_refs(self, pw: str, style: str, request: gr.Request | None = None) -> str:
+        """Remove a style's uploaded references."""
+        self.guard(pw, request)
+        removed = self.cb.clear_references(style)
+        name = self.names.get(style, style)
+        return f"Removed {removed} image(s) from {name}. " + self.refs_report()
+
+    def load_deck(
+        self, pw: str, source: str, blind: bool, request: gr.Request | None = None
+    ) -> str:
+        """Load a deck for this session's raters."""
+        self.guard(pw, request)
+        with user_errors("Loading the deck"):
+            deck = self.cb.load_deck(source, blind)
+        return deck_status(deck.deck_id, self.cb.deck_coverage())
+
+    def unload_deck(self, pw: str, request: gr.Request | None = None) -> str:
+        """Back to live comparisons."""
+        self.guard(pw, request)
+        self.cb.unload_deck()
+        return deck_status("", None)
+
+    def export(self, pw: str, fmt: str, request: gr.Request | None = None) -> str:
+        """The ratings as a file to download, served once."""
+        self.guard(pw, request)
+        with user_errors("The export"):
+            return self.serve(self.cb.export(fmt))
+
+    def retrain(
+        self, pw: str, files: list[str] | None, request: gr.Request | None = None
+    ) -> tuple[str, str]:
+        """Retrain the learned method; (report, the model now in use)."""
+        self.guard(pw, request)
         with user_errors("Retraining"):
-            report = cb.retrain([Path(f) for f in files or []])
-        return retrain_md(report), "Current learned model: " + cb.model_summary()
+            report = self.cb.retrain([Path(f) for f in files or []])
+        return retrain_md(report), "Current learned model: " + self.cb.model_summary()
 
-    retrain.click(
-        on_retrain,
-        [password, extra],
-        [retrain_report, model_md],
+    def open(self) -> list[Any]:
+        """The tab's panels as they are now: [*live form, server, references, model, deck]."""
+        model = "Current learned model: " + self.cb.model_summary()
+        deck = deck_status(self.cb.session().deck_id, self.cb.deck_coverage())
+        return [*self.live(), self.methods_report(), self.refs_report(), model, deck]
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
+    """Every button to its handler (the password first); opening the tab refreshes the panels."""
+    pw, form, refs, deck = page.password, page.session, page.refs, page.deck
+    form.start.click(
+        h.start,
+        [pw, form.tag, form.blind, form.styles, form.methods],
+        [form.status, *form.fields()],
+        api_name=False,
+    )
+    form.end.click(h.end, [pw], [form.status, *form.fields()], api_name=False)
+    refs.add.click(h.add_refs, [pw, refs.style, refs.files], refs.status, api_name=False)
+    refs.clear.click(h.clear_refs, [pw, refs.style], refs.status, api_name=False)
+    deck.load.click(h.load_deck, [pw, deck.source, deck.blind], deck.info, api_name=False)
+    deck.unload.click(h.unload_deck, [pw], deck.info, api_name=False)
+    page.export.button.click(h.export, [pw, page.export.fmt], page.export.file, api_name=False)
+    page.retrain.button.click(
+        h.retrain,
+        [pw, page.retrain.extra],
+        [page.retrain.report, page.retrain.model],
         api_name=False,
         concurrency_limit=1,
     )
-
-    def on_open() -> list[Any]:
-        model = "Current learned model: " + cb.model_summary()
-        deck = deck_status(cb.session().deck_id, cb.deck_coverage())
-        return [*live(), methods_report(), refs_report(), model, deck]
-
-    outputs = [*form, methods_md, refs_md, model_md, deck_info]
-    tab.select(on_open, None, outputs, api_name=False)
+    panels = [page.server, refs.status, page.retrain.model, deck.info]
+    tab.select(h.open, None, [*form.fields(), *panels], api_name=False)

@@ -1,0 +1,239 @@
+"""What a Generate click does, as plain functions: Gradio calls them, tests call them directly.
+
+A click runs two steps. :meth:`CompareHandlers.check` runs at once: it refuses what the page can
+tell is wrong, builds the click's :class:`CompareRequest` (the only time it is built, and so
+validated) and keeps it under a ticket. :meth:`CompareHandlers.run` is the batched render: each
+person's ticket gives back their request. Gradio keeps per-page ``State`` apart only outside
+batches, so the ticket travels in a hidden component.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from demo.errors import user_errors
+from demo.queue_progress import RenderCancelled, batch_progress
+from demo.rows import ShownRow, row_values, shown_row
+from pipelines.core.errors import UserError
+from pipelines.core.request import CompareRequest, Progress
+from pipelines.core.results import ComparisonResult
+from pipelines.core.settings import MAX_SEED, Settings
+from pipelines.faces.analysis import ImageSource, PhotoError, load_image
+
+CompareMany = Callable[
+    [Sequence[tuple[ImageSource, CompareRequest]], Progress], list[ComparisonResult | UserError]
+]
+
+
+@dataclass(frozen=True)
+class CompareCallbacks:
+    """What the tab needs from the app; callables, so the tab never touches a model."""
+
+    compare_many: CompareMany
+    recent: Callable[[str], ComparisonResult]  # a rendered row by id (a refreshed page)
+    styles: Sequence[tuple[str, str]]  # (display name, id)
+    methods: Sequence[str]
+    summaries: Mapping[str, str]  # method -> a few plain words
+    examples: Sequence[str]
+    default_prompt: str
+    default_methods: Sequence[str]
+    settings: Settings  # request defaults, and the model family whose controls show
+
+
+EXPIRED = "This click is no longer waiting for a render: press Generate again."
+
+
+class ClickExpiredError(UserError):
+    """A render found no request under its ticket (it waited too long, or was never checked)."""
+
+
+@dataclass(frozen=True)
+class Click:
+    """One Generate click, checked: its request and when it was made (seconds since the epoch)."""
+
+    request: CompareRequest
+    clicked: float
+
+
+class PendingClicks:
+    """Checked clicks waiting for their render, by ticket; each is taken once.
+
+    A page closed while its click waits in the queue never comes back for it: the oldest clicks
+    beyond ``limit``, and clicks older than ``max_age`` seconds, are dropped (with any style
+    reference image they hold).
+    """
+
+    def __init__(
+        self,
+        limit: int = 512,
+        max_age: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit, self.max_age, self.clock = limit, max_age, clock
+        self._clicks: OrderedDict[str, Click] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, click: Click) -> str:
+        """Keep ``click``; the ticket to take it back with."""
+        ticket = uuid.uuid4().hex
+        with self._lock:
+            self._clicks[ticket] = click
+            oldest = self.clock() - self.max_age
+            while self._clicks and (
+                len(self._clicks) > self.limit or next(iter(self._clicks.values())).clicked < oldest
+            ):
+                self._clicks.popitem(last=False)
+        return ticket
+
+    def take(self, ticket: str) -> Click | None:
+        """The click kept under ``ticket`` (then forgotten), or None."""
+        with self._lock:
+            return self._clicks.pop(ticket or "", None)
+
+    def __len__(self) -> int:
+        return len(self._clicks)
+
+
+def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
+    """The uploaded style reference, decoded like the selfie; its errors say which photo failed."""
+    if source is None:
+        return ()
+    try:
+        return (load_image(source),)
+    except PhotoError as exc:
+        raise type(exc)(f"Style reference: {exc}") from None
+
+
+def new_seed() -> int:
+    """A random seed for the seed box."""
+    return random.randint(0, MAX_SEED)
+
+
+class CompareHandlers:
+    """The Compare tab's event handlers, bound to the app's callbacks."""
+
+    def __init__(self, cb: CompareCallbacks, pending: PendingClicks | None = None) -> None:
+        self.cb = cb
+        self.pending = pending if pending is not None else PendingClicks()
+        self.n_slots = len(cb.methods)
+
+    def request(
+        self,
+        style: str,
+        prompt: str,
+        methods: list[str] | None,
+        seed: Any,  # as sent: the request accepts whole numbers and refuses the rest
+        num_inference_steps: float,
+        guidance_scale: float,
+        use_style_strength: bool,
+        ip_adapter_scale: float | None,
+        size: int,
+        reference: str | bytes | None,
+    ) -> CompareRequest:
+        """The controls' values as a request; the request validates them (its errors name them).
+
+        The identity strength is the style's unless the page unticks "Style's identity strength";
+        a family without FaceID reads none, and the request leaves it out whatever was sent.
+        """
+        return CompareRequest.from_settings(
+            self.cb.settings,
+            style=style,
+            prompt=prompt,
+            methods=[m for m in self.cb.methods if m in (methods or [])],  # UI order
+            seed=None if seed in (None, "") else seed,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
+            height=size,
+            width=size,
+            reference_images=style_reference(reference),
+        )
+
+    def check(
+        self,
+        selfie: str | bytes | None,
+        style: str,
+        prompt: str,
+        methods: list[str] | None,
+        seed: Any,
+        num_inference_steps: float,
+        guidance_scale: float,
+        use_style_strength: bool,
+        ip_adapter_scale: float | None,
+        size: int,
+        reference: str | bytes | None,
+    ) -> str:
+        """Before queueing: plain messages for what the page can tell at once. Builds the click's
+        request and returns the ticket its render takes it by."""
+        if selfie is None:
+            raise gr.Error("Upload a selfie (or pick an example photo) first.")
+        if not methods:
+            raise gr.Error("Tick at least one method to compare.")
+        with user_errors("The comparison"):
+            request = self.request(
+                style,
+                prompt,
+                methods,
+                seed,
+                num_inference_steps,
+                guidance_scale,
+                use_style_strength,
+                ip_adapter_scale,
+                size,
+                reference,
+            )
+        # the status line counts the wait in the queue from now
+        return self.pending.put(Click(request, time.time()))
+
+    def run(
+        self,
+        selfies: list[ImageSource],
+        blinds: list[bool],
+        tickets: list[str],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the bar by this default)
+    ) -> list[list[Any]]:
+        """Batched: one value per person in each list; one list per output component back
+        (the values :func:`row_values` lays out: status, face, face info, row key, slots)."""
+        clicks = [self.pending.take(t) for t in tickets]
+        outcomes: list[ComparisonResult | UserError | None] = [
+            None if c else ClickExpiredError(EXPIRED) for c in clicks
+        ]
+        asked = [(i, selfies[i], c.request) for i, c in enumerate(clicks) if c]
+        started = min((c.clicked for c in clicks if c), default=time.time())
+        try:
+            with user_errors("The comparison", passthrough=(RenderCancelled,)):
+                done = (
+                    self.cb.compare_many(
+                        [(img, req) for _, img, req in asked],
+                        batch_progress(progress, time.monotonic() - (time.time() - started)),
+                    )
+                    if asked
+                    else []
+                )
+        except RenderCancelled:  # no one is waiting for it any more
+            return [[gr.update()] * len(tickets) for _ in range(4 + 6 * self.n_slots)]
+        for (i, _, _), outcome in zip(asked, done, strict=True):
+            outcomes[i] = outcome
+        now = time.time()
+        rows = [
+            row_values(o, bool(b), self.n_slots, now - c.clicked if c else 0.0)
+            for o, b, c in zip(outcomes, blinds, clicks, strict=True)
+        ]
+        return [list(col) for col in zip(*rows, strict=True)]  # one list per output component
+
+    def show(self, key: str, current: ShownRow | None) -> tuple[Any, Any]:
+        """The batched call's row becomes this page's state, and is remembered by the browser."""
+        row = shown_row(self.cb.recent, key)
+        if row is None or (current is not None and current.key() == key):
+            return gr.update(), gr.update()  # this page's row failed: keep what it shows
+        return row, key

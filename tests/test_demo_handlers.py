@@ -1,0 +1,119 @@
+"""The Staff tab's and the rating panel's handlers called as plain functions, without a Gradio
+event: the password guards every staff action, the form follows the live session, votes are
+refused in plain words, and a blind row is revealed once rated."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from demo.feedback_panel import FeedbackCallbacks, FeedbackHandlers, reset_values, reveal_values
+from demo.rows import ShownRow
+from demo.staff_tab import StaffCallbacks, StaffHandlers
+from pipelines.feedback.sessions import SessionConfig
+
+
+class FakeSessions:
+    def __init__(self) -> None:
+        self.config = SessionConfig()
+
+    def start(self, tag: str, styles: list[str], methods: list[str], blind: bool) -> SessionConfig:
+        self.config = SessionConfig(tag, tuple(styles), tuple(methods), blind)
+        return self.config
+
+    def end(self) -> SessionConfig:
+        self.config = SessionConfig()
+        return self.config
+
+
+def staff(sessions: FakeSessions, served: list[Path]) -> StaffHandlers:
+    def unused(*args: object) -> None:
+        pytest.fail("not part of this test")
+
+    cb = StaffCallbacks(
+        check_password=lambda pw, client: pw == "s3cret",
+        password_required=True,
+        session=lambda: sessions.config,
+        start_session=sessions.start,
+        end_session=sessions.end,
+        export=lambda fmt: Path(f"ratings.{fmt}"),
+        retrain=unused,
+        model_summary=lambda: "the stand-in model",
+        availability=lambda: {"raw": None, "inversion": "CLIP is not installed"},
+        server_details=lambda: ["Engine **tiny**: asked for"],
+        add_references=unused,
+        clear_references=unused,
+        reference_counts=lambda: {"anime": 2},
+        styles=[("Anime", "anime"), ("Watercolor", "watercolor")],
+        methods=["raw", "template"],
+        load_deck=unused,
+        unload_deck=unused,
+        deck_coverage=lambda: None,
+    )
+    return StaffHandlers(cb, serve=lambda path: served.append(path) or f"served {path}")
+
+
+def test_every_staff_action_checks_the_password_first():
+    sessions, served = FakeSessions(), []
+    h = staff(sessions, served)
+    with pytest.raises(gr.Error, match="Wrong staff password"):
+        h.start("guess", "workshop", True, [], ["raw"])
+    with pytest.raises(gr.Error, match="Wrong staff password"):
+        h.export("guess", "csv")
+    assert sessions.config == SessionConfig() and served == []  # nothing happened
+
+
+def test_the_staff_form_follows_the_live_session():
+    sessions, served = FakeSessions(), []
+    h = staff(sessions, served)
+    status, summary, tag, blind, styles, methods = h.start(
+        "s3cret", "workshop", True, ["anime"], ["raw"]
+    )
+    assert "workshop" in status and "workshop" in summary and "Anime" in summary
+    assert (tag, blind, styles, methods) == ("workshop", True, ["anime"], ["raw"])
+    assert h.export("s3cret", "jsonl") == "served ratings.jsonl"
+    *form, server, refs, model, deck = h.open()
+    assert form[1:] == ["workshop", True, ["anime"], ["raw"]]
+    assert "**inversion**: cannot run: CLIP is not installed" in server
+    assert refs == "Uploaded: Anime 2" and model.endswith("the stand-in model")
+    assert deck.startswith("No deck loaded")
+    assert h.end("s3cret")[0] == "Session ended: new pages open untagged."
+
+
+# ----------------------------------------------------------------------------- ratings
+
+
+@pytest.fixture(scope="module")
+def rendered(tiny_services, make_request, group_path):
+    return tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 3)
+    )
+
+
+def test_votes_are_refused_in_plain_words_before_anything_is_saved(rendered):
+    saved = []
+    h = FeedbackHandlers(
+        FeedbackCallbacks(submit=lambda *a, **k: saved.append(a), session=SessionConfig), 3
+    )
+    row = ShownRow(rendered.without_images(), ("raw", "template"), blind=True)
+    with pytest.raises(gr.Error, match="Generate a comparison first"):
+        h.submit(None, None, "", "ann", "", False, "v1", "4", None)
+    with pytest.raises(gr.Error, match="Type your name"):
+        h.submit(row, None, "", "  ", "", False, "v1", "4", None)
+    with pytest.raises(gr.Error, match="Rate at least one output"):
+        h.submit(row, None, "", "ann", "", False, "v1", None, None)
+    assert saved == []
+
+
+def test_a_blind_row_is_labelled_by_letter_then_revealed(rendered):
+    row = ShownRow(rendered.without_images(), ("template", "raw"), blind=True)
+    panel, best, status, *votes = reset_values(row, 3)
+    assert panel["visible"] and best["choices"] == ["Output A", "Output B"] and status == ""
+    assert [v["visible"] for v in votes] == [True, True, False]  # two outputs in three slots
+    best, *cards = reveal_values(row, "Output B", 3)
+    assert best["choices"] == [("Output A = template", "Output A"), ("Output B = raw", "Output B")]
+    assert cards[0]["label"] == "Output A = template"  # image label of the first card
+    assert reveal_values(replace(row, blind=False), None, 3) == [gr.update()] * 16
