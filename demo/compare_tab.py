@@ -231,8 +231,10 @@ def _advanced(cb: CompareCallbacks) -> dict[str, Any]:
     reference = raw_image(label="Style reference for inversion (optional)", height=160)
     gr.Markdown(
         "Inversion and ensemble also use the style's reference images and its "
-        "top-rated outputs that raters agreed to keep. Neither the selfie nor this "
-        "reference is stored."
+        "top-rated outputs that raters agreed to keep. The app never saves your selfie or "
+        "this reference: it reads them in memory, and the web server's upload cache deletes "
+        "its copies within 10 minutes (and whenever the app starts or stops). Only the "
+        "face's embedding stays, in memory, so a second comparison skips detection."
     )
     return {
         "num_inference_steps": num_inference_steps,
