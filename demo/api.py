@@ -12,7 +12,7 @@ from demo.raw_inputs import raw_image, raw_number
 from pipelines.core.request import CompareRequest, Progress, no_progress
 from pipelines.core.results import ComparisonResult
 from pipelines.core.settings import Settings
-from pipelines.faces.analysis import ImageSource
+from pipelines.faces.photo import ImageSource
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.store import RecordFilter

@@ -28,7 +28,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
 from pipelines.core.settings import MAX_SEED, Settings
-from pipelines.faces.analysis import ImageSource, PhotoError, load_image
+from pipelines.faces.photo import ImageSource, PhotoError, load_image
 
 CompareMany = Callable[
     [Sequence[tuple[ImageSource, CompareRequest]], Progress], list[ComparisonResult | UserError]

@@ -28,7 +28,7 @@ from demo.feedback_panel import FeedbackCallbacks, PageLoad, create_feedback_pan
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab
-from pipelines.faces.analysis import load_image
+from pipelines.faces.photo import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
 

@@ -62,7 +62,7 @@ def test_preview_engine_renders_plain_and_styled_prompts_differently(tmp_path, o
     engine = build_engine(s, catalog)
     assert engine.choice.is_preview and any("stand-in" in n for n in engine.notes)
     from pipelines.core.request import CompareRequest, no_progress
-    from pipelines.faces.analysis import load_image
+    from pipelines.faces.photo import load_image
     from pipelines.models.jobs import RenderJob
 
     img = load_image(group_path)

@@ -18,12 +18,10 @@ from pipelines.faces.analysis import (
     FaceModelsMissingError,
     FaceTooSmallError,
     NoFaceError,
-    UnreadableImageError,
     face_pack_dir,
-    image_hash,
     largest_face_index,
-    load_image,
 )
+from pipelines.faces.photo import UnreadableImageError, image_hash, load_image
 from pipelines.tiny.face import DEFAULT_BOXES, DET_FILE, REC_FILE, write_tiny_face_pack
 
 IMAGES = Path(insightface.__file__).parent / "data" / "images"

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from uploads import BAD, encode, gray16_png, png_bomb, rgba_png
 
-from pipelines.faces.analysis import (
-    FaceAnalyzer,
+from pipelines.faces.analysis import FaceAnalyzer
+from pipelines.faces.photo import (
     ImageTooLargeError,
     ImageTooThinError,
     PhotoError,

@@ -28,7 +28,7 @@ from pipelines.core.request import (
 )
 from pipelines.core.results import ComparisonResult, MethodOutput
 from pipelines.core.trace import Candidate, TraceStep
-from pipelines.faces.analysis import ImageSource, load_image
+from pipelines.faces.photo import ImageSource, load_image
 from pipelines.feedback.records import image_sha256
 from pipelines.models.jobs import RenderJob
 from pipelines.models.safety import FLAGGED_MESSAGE

@@ -141,7 +141,7 @@ def _augment(args: argparse.Namespace) -> dict:
     model_path = args.model or default_model_path(settings)
     holder = ScorerHolder(LearnedScorer.load(model_path))
     from pipelines.augment.registry import build_registry
-    from pipelines.faces.analysis import load_image
+    from pipelines.faces.photo import load_image
 
     method = build_registry(settings, holder, _clip(settings)).get(args.method)
     reason = method.unavailable_reason()

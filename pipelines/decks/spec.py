@@ -231,7 +231,7 @@ def _generation(value: Any, fail: Any) -> dict[str, Any]:
 
 
 def _selfies(value: Any, path: Path, fail: Any) -> tuple[Selfie, ...]:
-    from pipelines.faces.analysis import UnreadableImageError, load_image
+    from pipelines.faces.photo import UnreadableImageError, load_image
 
     if not isinstance(value, str):
         raise fail("selfies", f"is {value!r}: use the path of a folder of selfies")

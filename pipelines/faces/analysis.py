@@ -21,16 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.core.errors import InputError
-from pipelines.faces.photo import (  # re-exported: callers load and analyse photos from here
-    ImageSource,
-    ImageTooLargeError,
-    ImageTooThinError,
-    PhotoError,
-    UnreadableImageError,
-    UnsupportedImageError,
-    image_hash,
-    load_image,
-)
+from pipelines.faces.photo import ImageSource, image_hash, load_image
 
 __all__ = [
     "CROP_SIZE",
@@ -40,17 +31,9 @@ __all__ = [
     "FaceModelsMissingError",
     "FaceResult",
     "FaceTooSmallError",
-    "ImageSource",
-    "ImageTooLargeError",
-    "ImageTooThinError",
     "NoFaceError",
-    "PhotoError",
-    "UnreadableImageError",
-    "UnsupportedImageError",
     "face_pack_dir",
-    "image_hash",
     "largest_face_index",
-    "load_image",
 ]
 
 log = logging.getLogger(__name__)

@@ -95,7 +95,7 @@ def targets_label(n_images: int) -> str:
 
 def image_digest(image: Image.Image) -> str:
     """sha256 of an image's RGB pixels and size: the cache key part, never the image itself."""
-    from pipelines.faces.analysis import image_hash
+    from pipelines.faces.photo import image_hash
 
     return image_hash(image.convert("RGB"))
 
