@@ -197,7 +197,8 @@ def _advanced(cb: CompareCallbacks) -> dict[str, Any]:
     """Steps, guidance, identity strength, size and a style reference, within the family's limits.
 
     Each control is named as the request field (and diffusers argument) it sets; a control the
-    family does not read is hidden (identity strength without a FaceID adapter).
+    family does not read is hidden (identity strength without a FaceID adapter, guidance for a
+    step-distilled family).
     """
     s = cb.settings
     limits = s.family.limits  # sizes differ per model family
@@ -207,7 +208,13 @@ def _advanced(cb: CompareCallbacks) -> dict[str, Any]:
         steps_limit.low, steps_limit.high, value=s.num_inference_steps, step=1, label="Steps"
     )
     guidance_scale = gr.Slider(
-        guidance_limit.low, guidance_limit.high, value=s.guidance_scale, step=0.5, label="Guidance"
+        guidance_limit.low,
+        guidance_limit.high,
+        value=s.guidance_scale,
+        step=0.5,
+        label="Guidance",
+        visible=s.family.reads_guidance,
+        elem_id="guidance-scale",
     )
     use_style_strength = gr.Checkbox(
         value=True, label="Style's identity strength", visible=faceid, elem_id="use-style-strength"

@@ -153,7 +153,7 @@ def identity_controls(settings) -> dict[str, Any]:
     """The Compare tab built for ``settings``: its identity controls by elem_id."""
     with gr.Blocks() as demo:
         create_compare_tab(callbacks(settings))
-    wanted = {"ip-adapter-scale", "use-style-strength"}
+    wanted = {"ip-adapter-scale", "use-style-strength", "guidance-scale"}
     return {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None) in wanted}
 
 
@@ -167,3 +167,17 @@ def test_the_identity_slider_shows_only_for_faceid_families(tiny_settings):
     flux = identity_controls(tiny_settings.with_family(FLUX))
     assert not flux["ip-adapter-scale"].visible
     assert not flux["use-style-strength"].visible
+
+
+def test_guidance_shows_only_for_families_that_read_it(tiny_settings):
+    """FLUX.2 klein is step-distilled: guidance is fixed, so its slider is hidden and whatever a
+    client sends, the request (and so every record) holds the value that actually ran."""
+    assert identity_controls(tiny_settings)["guidance-scale"].visible
+    flux_settings = tiny_settings.with_family(FLUX)
+    assert not identity_controls(flux_settings)["guidance-scale"].visible
+    family = flux_settings.family
+    request = CompareRequest.from_settings(
+        flux_settings, style="anime", prompt="a person", methods=["raw"], guidance_scale=7.5
+    )
+    assert request.guidance_scale == family.guidance_scale == 1.0
+    assert request.generation_params()["guidance_scale"] == 1.0

@@ -47,6 +47,7 @@ class ModelFamily:
     chat_template: bool = False  # the encoder reads the prompt inside its chat template
     instruction: str = "{prompt}"  # wraps a method's prompt; part of the final prompt
     negative_prompt: bool = True  # whether the model reads a negative prompt
+    reads_guidance: bool = True  # False: step-distilled, guidance_scale is fixed at the default
     faceid_adapter: str | None = None  # default hub id (BECOME_FACEID_ADAPTER); None = none
     faceid_weight: str | None = None  # default file name (BECOME_FACEID_WEIGHT)
 
@@ -151,6 +152,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     "Change only the style, medium, colours, lighting and background."
                 ),
                 negative_prompt=False,  # distilled, no classifier-free guidance
+                reads_guidance=False,
             ),
         )
     }

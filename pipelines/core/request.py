@@ -99,8 +99,11 @@ class CompareRequest:
         set_(self, "methods", methods)
         for name in ("seed", "num_inference_steps", "height", "width"):
             set_(self, name, _checked(limits, name, _whole(name, getattr(self, name))))
-        value = _number(self.guidance_scale)
-        set_(self, "guidance_scale", _checked(limits, "guidance_scale", value))
+        if not self.family.reads_guidance:  # distilled: the family's fixed value is what runs
+            set_(self, "guidance_scale", self.family.guidance_scale)
+        else:
+            value = _number(self.guidance_scale)
+            set_(self, "guidance_scale", _checked(limits, "guidance_scale", value))
         if not self.family.uses_faceid:  # nothing reads it: not checked, not recorded
             set_(self, "ip_adapter_scale", None)
         elif self.ip_adapter_scale is not None:
