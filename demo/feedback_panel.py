@@ -1,6 +1,8 @@
 """Ratings under a comparison row: 1–5 per output, a best pick, a comment, one submit.
 
-In blind mode the methods stay hidden until the rater submits; then they are revealed.
+In blind mode the methods stay hidden until the rater submits a rating for every output of
+the row; a partial submit is saved and reveals nothing. During a blind session the page's
+"Blind mode" box is ticked and locked: the facilitator decides.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def reset_values(row: ShownRow | None, n: int) -> list[Any]:
 
 
 def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[Any]:
-    """After a saved blind vote: names, prompts and reasons appear on every card.
+    """After a blind vote that rated every output: names, prompts and reasons on every card.
 
     Values for [best pick] + (image, caption, prompt, why, trace) per slot."""
     if row is None or not row.blind:
@@ -159,8 +161,8 @@ def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[
             continue
         out = row.result.output(row.order[i])
         values += [
-            gr.update(label=named[i]),
-            caption_md(out, out.method),
+            gr.update(label=named[i], show_label=False),  # the caption names it whole
+            caption_md(out, out.method, slot_label(i)),
             gr.update(value=out.prompt or "", visible=True),
             gr.update(visible=True),
             trace_md(out, row.result.token_limit),
@@ -185,8 +187,12 @@ class FeedbackHandlers:
         voter_id: str,
         *votes: str | None,
     ) -> list[Any]:
-        """Save the row's votes; [status line, remembered name and tag]. Refusals raise."""
-        # only the status line is an output here: a refused submit never touches the row
+        """Save the row's votes; [status line, remembered name and tag, revealed]. Refusals raise.
+
+        ``revealed`` is the server's word: a blind row is revealed only once every output is
+        rated (:meth:`reveal` then fills the cards); a partial submit is saved, reveals nothing."""
+        # only the status line is an output here: a refused submit never touches the row (an
+        # error marks every output of its event with an "Error" badge)
         if row is None:
             raise gr.Error("Generate a comparison first, then rate it.")
         if not (rater_name or "").strip():
@@ -209,26 +215,52 @@ class FeedbackHandlers:
                 consent_images=bool(keep_images),
             )
         verb = "Updated" if receipt.replaced_earlier else "Saved"
-        msg = f"✅ {verb} {receipt.saved} rating(s). Submit again to change your vote."
+        msg = f"✅ {verb} {receipt.saved} rating(s)."
+        remembered = [rater_name, session_tag]
+        if row.blind and not receipt.revealed:
+            left = receipt.unrated
+            msg += (
+                f" {left} output{'s' if left != 1 else ''} still unrated: the methods stay "
+                "hidden until you rate every output and submit again."
+            )
+            return [msg, remembered, False]
+        msg += " Submit again to change your vote."
         if row.blind:
             shown = ", ".join(f"{slot_label(i)} = {m}" for i, m in enumerate(row.order))
-            msg += f"  \n**Revealed:** {shown}."
-        return [msg, [rater_name, session_tag]]
+            msg += (
+                f"  \n**Revealed:** {shown}. A rating you change now counts as a labelled "
+                "(not blind) vote."
+            )
+        return [msg, remembered, receipt.revealed]
+
+    def reveal(self, row: ShownRow | None, best_label: str | None, revealed: bool) -> list[Any]:
+        """After a saved submit: the cards' names, prompts and reasons, if the server revealed."""
+        if not revealed:
+            return [gr.update()] * (1 + 5 * self.n_slots)
+        return reveal_values(row, best_label, self.n_slots)
 
     def page_load(self, saved: list[str] | None, voter_id: str | None) -> list[Any]:
-        """[rater name, session tag, blind mode, voter id] for a page that just opened."""
+        """[rater name, session tag, blind mode, voter id] for a page that just opened.
+
+        A blind session ticks "Blind mode" and locks it (the facilitator decides); otherwise
+        the box is the participant's, unticked."""
         session = self.cb.session()
         name, saved_tag = ([*(saved or []), "", ""])[:2]
         # a browser seen for the first time gets its voter id now, kept in its storage
         voter_id = voter_id or uuid.uuid4().hex
-        return [name, session.session_tag or saved_tag, session.blind, voter_id]
+        blind = gr.update(
+            value=session.blind,
+            interactive=not session.blind,
+            info="Set by the facilitator for this session" if session.blind else None,
+        )
+        return [name, session.session_tag or saved_tag, blind, voter_id]
 
 
 # ----------------------------------------------------------------------------- wiring
 
 
 def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
-    """A new row clears the panel; submit saves, then reveals a blind row."""
+    """A new row clears the panel; submit saves, and reveals a blind row once fully rated."""
     n = len(tab.slots)
     tab.result.change(
         lambda row: reset_values(row, n),
@@ -236,6 +268,7 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         outputs=[panel.group, panel.best, panel.status, *panel.votes],
         api_name=False,
     )
+    revealed = gr.State(False)  # the last submit's receipt: did the server reveal the row?
     reveal_outputs: list[Any] = [panel.best]
     for slot in tab.slots:
         reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
@@ -251,13 +284,13 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
             panel.voter,
             *panel.votes,
         ],
-        outputs=[panel.status, panel.remembered],
+        outputs=[panel.status, panel.remembered, revealed],
         api_name=False,
         concurrency_id="ratings",
         concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
     ).success(
-        lambda row, best: reveal_values(row, best, n),
-        [tab.result, panel.best],
+        h.reveal,
+        [tab.result, panel.best, revealed],
         reveal_outputs,
         api_name=False,
         show_progress="hidden",

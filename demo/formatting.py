@@ -26,9 +26,17 @@ def plain_md(text: object) -> str:
     return _MARKDOWN.sub(r"\\\1", html.escape(one_line, quote=False))
 
 
-def caption_md(out: MethodOutput, method: str | None) -> str:
-    """Caption under an image; ``method=None`` hides the method (blind mode)."""
-    name = f"**{plain_md(method)}**" if method else "**?** (hidden until you rate)"
+def caption_md(out: MethodOutput, method: str | None, slot: str | None = None) -> str:
+    """Caption under an image, which names its card (the image's own label is hidden: its
+    toolbar cut long labels); ``method=None`` hides the method (blind mode).
+
+    ``slot`` is the card's blind name ("Output A"): shown alone while blind, and as
+    "Output A = raw" once revealed.
+    """
+    if method:
+        name = f"**{plain_md(f'{slot} = {method}' if slot else method)}**"
+    else:
+        name = f"**{plain_md(slot or '?')}** · method hidden until you rate every output"
     if out.error:
         return f"{name} — ⚠️ not available: {plain_md(out.error)}"
     parts = [name]

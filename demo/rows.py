@@ -68,6 +68,7 @@ def restore_row(
     values = row_values(full, row.blind, n_slots, order=row.order)
     values[0] = "Your last row, as you left it. " + values[0]
     values[1] = gr.update()  # the selfie's face crop is never kept
+    values[2] = full.face_notice  # so no "Centre crop" caption names a crop that is not shown
     return row, values
 
 
@@ -110,10 +111,12 @@ def row_values(
         status += " · **blind mode**: methods are revealed after you submit ratings"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    # a stand-in's crop is the centre of the photo: do not label it as detected
+    # a stand-in's crop is the centre of the photo: do not label it as detected. The name goes
+    # in the text beside the crop: the image's toolbar cut its own label to "Centre cr…"
     face_label = "Centre crop" if res.face_stand_in else "Detected face"
-    face = gr.update(value=res.face_crop, label=face_label)
-    values: list[Any] = [status, face, res.face_notice, row.key()]
+    face = gr.update(value=res.face_crop, label=face_label, show_label=False)
+    face_info = f"**{face_label}**" + (f"  \n{res.face_notice}" if res.face_notice else "")
+    values: list[Any] = [status, face, face_info, row.key()]
     for slot in range(n_slots):
         if slot >= len(shown):
             values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
@@ -121,8 +124,11 @@ def row_values(
         out = shown[slot]
         values += [
             gr.update(visible=True),
-            gr.update(value=out.image, label=slot_label(slot) if blind else out.method),
-            caption_md(out, None if blind else out.method),
+            # named by the caption under it: the image's label was cut by its toolbar
+            gr.update(
+                value=out.image, label=slot_label(slot) if blind else out.method, show_label=False
+            ),
+            caption_md(out, None if blind else out.method, slot_label(slot) if blind else None),
             gr.update(value="" if blind else (out.prompt or ""), visible=not blind),
             gr.update(visible=not blind),
             "" if blind else trace_md(out, res.token_limit),

@@ -56,7 +56,9 @@ def test_rate_then_leaderboard_updates(page):
     expect(page.locator("#lb-table")).to_contain_text("learned")
 
 
-def test_blind_mode_hides_then_reveals(page, group_path):
+def test_blind_mode_reveals_only_once_every_output_is_rated(page, tiny_services):
+    """A partial blind submit is saved blind and reveals nothing; rating the rest reveals the
+    methods; a rating changed after that is stored as not blind."""
     page.get_by_role("tab", name="Compare").click()
     page.locator("#blind input").check()
     page.locator("#generate").click()
@@ -65,11 +67,41 @@ def test_blind_mode_hides_then_reveals(page, group_path):
     expect(caption).to_contain_text("hidden until you rate")
     # blind: the final prompt (and why) stay hidden until the reveal
     expect(page.locator("#out-prompt-0 textarea")).to_have_count(0)
+    page.locator("#rater input, #rater textarea").first.fill("blind-browser")
     page.locator("#rate-0 label", has_text="4").click()
     page.locator("#submit-ratings").click()
-    expect(page.locator("#rating-status")).to_contain_text("rating(s)")
+    status = page.locator("#rating-status")
+    expect(status).to_contain_text("2 outputs still unrated")
+    expect(status).to_be_in_viewport()
+    cards = page.locator("#results-row")
+    for i in range(3):  # every card still reads as a letter, no method name anywhere
+        expect(page.locator(f"#out-caption-{i}")).to_contain_text(f"Output {'ABC'[i]}")
+        expect(page.locator(f"#out-caption-{i}")).to_contain_text("hidden until you rate")
+    for method in ("raw", "template", "learned"):
+        expect(cards).not_to_contain_text(method)
+    expect(page.locator("#best-pick")).not_to_contain_text("=")
+    stored = tiny_services.store.records(rater="blind-browser")
+    assert [(r.rating, r.blind) for r in stored] == [(4, True)]
+
+    page.locator("#rate-1 label", has_text="2").click()
+    page.locator("#rate-2 label", has_text="5").click()
+    page.locator("#submit-ratings").click()
+    expect(status).to_contain_text("Revealed")
     expect(caption).not_to_contain_text("hidden")
+    expect(caption).to_contain_text("Output A = ")
     expect(page.locator("#out-prompt-0 textarea")).not_to_have_value("")
+    stored = tiny_services.store.records(rater="blind-browser")
+    assert len(stored) == 3 and all(r.blind for r in stored)
+    first = next(r.method for r in stored if r.rating == 4)  # the method of Output A
+
+    page.locator("#rate-0 label", has_text="1").click()  # changed after seeing the methods
+    page.locator("#submit-ratings").click()
+    expect(status).to_contain_text("Updated 3 rating(s)")
+    stored = {
+        r.method: (r.rating, r.blind) for r in tiny_services.store.records(rater="blind-browser")
+    }
+    assert stored[first] == (1, False)
+    assert [b for m, (_, b) in stored.items() if m != first] == [True, True]
 
 
 def test_generate_without_selfie_shows_a_human_error(browser, app_url):
@@ -126,8 +158,9 @@ def test_deck_session_hands_rows_until_done(browser, app_url, tiny_services, sma
             expect(pg.locator("#deck-status")).to_contain_text(f"Row {i} of 2")
             expect(pg.locator("#out-caption-0")).to_contain_text("hidden until you rate")
             pg.locator("#rate-0 label", has_text="4").click()
+            pg.locator("#rate-1 label", has_text="2").click()  # every output: then the reveal
             pg.locator("#submit-ratings").click()
-            expect(pg.locator("#rating-status")).to_contain_text("Saved 1 rating(s)")
+            expect(pg.locator("#rating-status")).to_contain_text("Saved 2 rating(s)")
             expect(pg.locator("#out-caption-0")).to_contain_text("face")  # measures, revealed
         pg.locator("#deck-next").click()
         expect(pg.locator("#deck-status")).to_contain_text("rated all 2 rows")

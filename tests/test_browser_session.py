@@ -123,3 +123,14 @@ def test_participants_page_shows_no_setting_names(fresh, app_url):
     expect(banner).to_contain_text("Tiny engine")
     expect(banner).not_to_contain_text("BECOME_")
     expect(fresh.locator("#methods")).not_to_contain_text("BECOME_")
+
+
+def test_a_blind_session_locks_blind_mode_ticked(fresh, app_url, tiny_services):
+    tiny_services.sessions.start("blind-lock", [], ["raw", "template"], True)
+    fresh.goto(app_url)
+    box = fresh.locator("#blind input")
+    expect(box).to_be_checked()
+    expect(box).to_be_disabled()
+    expect(fresh.locator("#blind")).to_contain_text("Set by the facilitator")
+    fresh.locator("#blind").scroll_into_view_if_needed()  # below the fold at 1366x900
+    expect(box).to_be_in_viewport()

@@ -13,6 +13,7 @@ import pytest
 from demo.feedback_panel import FeedbackCallbacks, FeedbackHandlers, reset_values, reveal_values
 from demo.rows import ShownRow
 from demo.staff_tab import StaffCallbacks, StaffHandlers
+from pipelines.feedback.ratings import Receipt
 from pipelines.feedback.sessions import SessionConfig
 
 
@@ -117,3 +118,41 @@ def test_a_blind_row_is_labelled_by_letter_then_revealed(rendered):
     assert best["choices"] == [("Output A = template", "Output A"), ("Output B = raw", "Output B")]
     assert cards[0]["label"] == "Output A = template"  # image label of the first card
     assert reveal_values(replace(row, blind=False), None, 3) == [gr.update()] * 16
+
+
+def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
+    sent = []
+
+    def submit(cid, ratings, **kw):
+        sent.append((ratings, kw["blind"]))
+        unrated = sum(v is None for v in ratings.values())
+        return Receipt(
+            saved=len(ratings) - unrated,
+            replaced_earlier=False,
+            revealed=not unrated,
+            unrated=unrated,
+        )
+
+    h = FeedbackHandlers(FeedbackCallbacks(submit=submit, session=SessionConfig), 3)
+    row = ShownRow(rendered.without_images(), ("template", "raw"), blind=True)
+    status, remembered, shown = h.submit(row, None, "", "ann", "", False, "v1", "4", None, None)
+    assert "1 output still unrated" in status and "Revealed" not in status
+    assert remembered == ["ann", ""]
+    assert shown is False and h.reveal(row, None, shown) == [gr.update()] * 16  # no card changes
+    assert sent == [({"template": 4, "raw": None}, True)]
+    status, _, shown = h.submit(row, None, "", "ann", "", False, "v1", "4", "2", None)
+    best, *cards = h.reveal(row, None, shown)
+    assert "**Revealed:** Output A = template, Output B = raw" in status
+    assert best["choices"][0] == ("Output A = template", "Output A")
+    assert cards[0]["show_label"] is False and "Output A = template" in cards[1]
+
+
+def test_a_blind_session_ticks_and_locks_blind_mode():
+    blind = SessionConfig("workshop", (), ("raw",), True)
+    h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=lambda: blind), 3)  # type: ignore[arg-type]
+    name, tag, box, voter = h.page_load(["ann", ""], "")
+    assert (name, tag) == ("ann", "workshop") and voter
+    assert box["value"] is True and box["interactive"] is False
+    h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=SessionConfig), 3)  # type: ignore[arg-type]
+    box = h.page_load(None, "v1")[2]
+    assert box["value"] is False and box["interactive"] is True

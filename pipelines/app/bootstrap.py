@@ -190,7 +190,7 @@ def build_services(settings: Settings) -> Services:
             build_measurer(settings, engine, clip, scorer),
         ),
         store=store,
-        ratings=RatingService(store, recent, decks.find),
+        ratings=RatingService(store, recent, decks.find, lambda: sessions.get().blind),
         sessions=sessions,
         decks=decks,
         retrainer=Retrainer(

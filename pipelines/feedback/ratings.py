@@ -3,6 +3,10 @@
 The comparison's prompts, seed, images and measures are taken from the server's own results
 (the recent live comparisons, or the rows of the loaded deck), never from the client, so a
 rating always describes exactly what was rendered.
+
+Blind votes cannot be peeked: a blind submission reveals the methods only once it rates every
+rendered output of the row; the store then keeps any later change by that voter as not blind.
+During a blind session a vote that is not blind is refused.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ DeckRows = Callable[[str], DeckRowRef | None]
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a submission stored, and the row's methods and prompts to reveal."""
+    """What a submission stored, and the row's methods and prompts once they may be shown."""
 
     saved: int
     replaced_earlier: bool
     outputs: tuple[dict[str, Any], ...] = field(default=())  # revealed methods and prompts
+    revealed: bool = True  # False: a blind row with outputs still unrated; outputs is empty
+    unrated: int = 0  # rendered outputs this submission left unrated
 
 
 class SubmitRatings(Protocol):
@@ -95,11 +101,17 @@ class RatingService:
     """Validates a row of ratings against the rendered comparison and stores it."""
 
     def __init__(
-        self, store: FeedbackStore, recent: RecentComparisons, deck_rows: DeckRows | None = None
+        self,
+        store: FeedbackStore,
+        recent: RecentComparisons,
+        deck_rows: DeckRows | None = None,
+        blind_session: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.recent = recent
         self.deck_rows = deck_rows
+        # whether the live facilitator session is blind: then only blind votes are taken
+        self.blind_session = blind_session
 
     def submit(
         self,
@@ -123,7 +135,19 @@ class RatingService:
         ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
         A deck row's ratings carry its deck and row ids; its images are the deck's own files,
         so ``consent_images`` does not copy them.
+
+        A blind submission that leaves rendered outputs unrated is stored (blind) but reveals
+        nothing: the receipt has ``revealed=False`` and no outputs. Rating every output reveals
+        the methods; after that, ratings this voter gives or changes here are stored as not
+        blind. While the live session is blind, ``blind=False`` is refused.
         """
+        if not isinstance(blind, bool):
+            raise RatingError(f"blind={blind!r} is not allowed: use true or false")
+        if not blind and self.blind_session is not None and self.blind_session():
+            raise RatingError(
+                "this session is blind: votes are given with the methods hidden. Submit with "
+                "blind mode on (on the page: reload it, generate a new row, then rate it)"
+            )
         deck = self.deck_rows(comparison_id) if self.deck_rows is not None else None
         result = deck.result if deck is not None else self.recent.get(comparison_id)
         rendered = {o.method: o for o in result.outputs if o.rendered}
@@ -188,8 +212,17 @@ class RatingService:
                     row_id=deck.row_id if deck else "",
                 )
             )
-        replaced = self.store.submit(records, images=images or None)
+        unrated = len(set(rendered) - set(given))
+        # a blind row's methods are shown only once every rendered output is rated
+        reveal = not blind or unrated == 0
+        replaced = self.store.submit(records, images=images or None, reveal=reveal)
         outputs = tuple(
             {"method": o.method, "prompt": o.prompt, "score": o.score} for o in result.outputs
         )
-        return Receipt(saved=len(records), replaced_earlier=bool(replaced), outputs=outputs)
+        return Receipt(
+            saved=len(records),
+            replaced_earlier=bool(replaced),
+            outputs=outputs if reveal else (),
+            revealed=reveal,
+            unrated=unrated,
+        )

@@ -70,6 +70,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX ratings_vote",
         "CREATE UNIQUE INDEX ratings_vote ON ratings (comparison_id, voter, method)",
     ),
+    # v6: when a voter saw a blind row's methods; a rating given or changed after it is not blind
+    (
+        """CREATE TABLE reveals (
+            comparison_id TEXT NOT NULL,
+            voter TEXT NOT NULL,
+            revealed_at TEXT NOT NULL,
+            PRIMARY KEY (comparison_id, voter)
+        )""",
+    ),
 )
 
 

@@ -9,6 +9,11 @@ reading, so replacing a rater's earlier votes and inserting the new ones is atom
 Selfies are never stored. An output image is written to ``images/<sha256>.png`` only when the
 caller passes it to :meth:`FeedbackStore.submit`, which it does only when the rater consented.
 
+Blind votes cannot be peeked: a submission that shows the voter the row's methods records a
+reveal (``reveal=True``), and any rating that voter gives or changes on that row afterwards is
+stored with ``blind = 0``, whatever the client claims. Only ratings given before the reveal count
+as blind.
+
 What a rating is and how it is validated lives in :mod:`pipelines.feedback.records`; connection
 settings and schema migrations in :mod:`pipelines.feedback.schema`.
 """
@@ -155,10 +160,14 @@ class FeedbackStore:
         records: Sequence[RatingRecord],
         *,
         images: Mapping[str, Image.Image | bytes] | None = None,
+        reveal: bool = False,
     ) -> int:
         """Store one submission; returns how many earlier ratings it replaced (0 = first vote).
 
-        Earlier votes of the same (comparison_id, voter) are replaced. ``images`` maps an
+        Earlier votes of the same (comparison_id, voter) are replaced. ``reveal=True`` says this
+        submission shows the voter the row's methods; after that, a rating the voter gives or
+        changes (value or best pick) on that row is stored as not blind, and one left as it was
+        keeps its earlier flag. ``images`` maps an
         ``image_hash`` to its output image (or its :func:`png_bytes`, to skip a second encoding)
         and is passed only for raters who consented to storing outputs; those images are written
         to ``images_dir/<hash>.png``.
@@ -190,7 +199,7 @@ class FeedbackStore:
             )
             for r in records
         ]
-        replaced = self._replace_votes(records, encoded)
+        replaced, records = self._replace_votes(records, encoded, reveal)
         for listener in self._listeners:
             try:
                 listener(records)
@@ -201,9 +210,12 @@ class FeedbackStore:
     def _image_path(self, image_hash: str) -> Path:
         return (self.images_dir / f"{image_hash}.png").resolve()
 
-    def _replace_votes(self, records: Sequence[RatingRecord], pngs: Mapping[str, bytes]) -> int:
+    def _replace_votes(
+        self, records: Sequence[RatingRecord], pngs: Mapping[str, bytes], reveal: bool
+    ) -> tuple[int, list[RatingRecord]]:
         """Replace each (row, rater)'s earlier votes and write/delete images, atomically.
 
+        Returns how many votes were replaced and the records as stored (blind flags settled).
         Image files are written and deleted while holding the database write lock, so a
         concurrent submission of the same row can never see a file that is about to vanish.
         """
@@ -214,6 +226,8 @@ class FeedbackStore:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # read under the write lock: a reveal committed by a concurrent submit counts
+                records = _settle_blind(conn, records)
                 old_paths: set[str] = set()
                 replaced = 0
                 for cid, voter in keys:
@@ -229,6 +243,13 @@ class FeedbackStore:
                         "DELETE FROM ratings WHERE comparison_id = ? AND voter = ?", (cid, voter)
                     ).rowcount
                 conn.executemany(insert, [_to_row(r) for r in records])
+                if reveal:
+                    stamp = utc_now()
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO reveals (comparison_id, voter, revealed_at) "
+                        "VALUES (?, ?, ?)",
+                        [(cid, voter, stamp) for cid, voter in keys],
+                    )
                 for h, data in pngs.items():
                     path = self._image_path(h)
                     if not path.exists():  # content-addressed: same hash, same pixels
@@ -246,9 +267,14 @@ class FeedbackStore:
                 for path in created:
                     path.unlink(missing_ok=True)
                 raise
-        return replaced
+        return replaced, list(records)
 
     # reading
+
+    def revealed(self, comparison_id: str, voter: str) -> bool:
+        """Whether ``voter`` has been shown the methods of row ``comparison_id``."""
+        with self._connect() as conn:
+            return _revealed(conn, comparison_id, voter)
 
     def records(
         self,
@@ -314,6 +340,47 @@ class FeedbackStore:
             rows = conn.execute(sql, (style, min_mean)).fetchall()
         paths = [Path(p) for p, _, _ in rows if Path(p).is_file()]
         return paths[:k]
+
+
+def _revealed(conn: sqlite3.Connection, comparison_id: str, voter: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM reveals WHERE comparison_id = ? AND voter = ?", (comparison_id, voter)
+        ).fetchone()
+        is not None
+    )
+
+
+def _settle_blind(conn: sqlite3.Connection, records: Sequence[RatingRecord]) -> list[RatingRecord]:
+    """``records`` with ``blind`` cleared on each rating given or changed after its reveal.
+
+    A rating left as it was (same value, same best pick) keeps its earlier flag, so
+    re-submitting an unchanged row after the reveal neither gains nor loses blind votes.
+    """
+    out: list[RatingRecord] = []
+    earlier: dict[tuple[str, str], dict[str, tuple[int, bool, bool]] | None] = {}
+    for r in records:
+        key = (r.comparison_id, r.voter_key)
+        if key not in earlier:
+            earlier[key] = (
+                {
+                    m: (rating, bool(best), bool(blind))
+                    for m, rating, best, blind in conn.execute(
+                        "SELECT method, rating, is_best, blind FROM ratings "
+                        "WHERE comparison_id = ? AND voter = ?",
+                        key,
+                    )
+                }
+                if _revealed(conn, *key)
+                else None
+            )
+        before = earlier[key]
+        if r.blind and before is not None:
+            same = before.get(r.method)
+            kept = same is not None and same[:2] == (r.rating, r.is_best) and same[2]
+            r = replace(r, blind=kept)
+        out.append(r)
+    return out
 
 
 def _to_row(r: RatingRecord) -> tuple[Any, ...]:
