@@ -108,7 +108,7 @@ def row_values(
         + ")"
     )
     if blind:
-        status += " · **blind mode**: methods are revealed after you submit ratings"
+        status += " · **blind mode**: methods are revealed once you rate every output and submit"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
     # a stand-in's crop is the centre of the photo: do not label it as detected. The name goes
