@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,8 @@ class OutputMeasurer:
         scorer: returns the live learned scorer (``ScorerHolder.get``), or raises when none.
         judge: optional second recogniser; when given it embeds the selfie and the outputs, so
             the identity judge is not the model that conditioned the generator.
+        references: a style's reference image files (the app's ``ReferenceStore.targets``:
+            bundled and staff-uploaded alike); by default only the bundled ones.
     """
 
     def __init__(
@@ -61,8 +64,10 @@ class OutputMeasurer:
         clip: LazyClip,
         scorer: Callable[[], LearnedScorer] | None = None,
         judge: Lazy[FaceAnalyzer] | None = None,
+        references: Callable[[Style], list[Path]] | None = None,
     ) -> None:
         self.face = face
+        self.references = references or _bundled_references
         self.clip = clip
         self.scorer = scorer
         self.judge = judge
@@ -169,9 +174,9 @@ class OutputMeasurer:
 
     def _reference_features(self, backend: Any, style: Style) -> tuple[np.ndarray | None, str]:
         """(m, d) CLIP features of the style's reference images, cached until a file changes."""
-        paths = style.reference_images()
-        if not paths:
-            return None, f"style {style.id!r} has no reference images ({style.reference_dir})"
+        paths = self.references(style)
+        if not paths:  # shown to participants: no server path here
+            return None, f"style {style.id!r} has no reference images yet"
         key = (style.id, tuple((str(p), p.stat().st_mtime_ns) for p in paths))
         with self._refs_lock:
             hit = self._refs.get(key)
@@ -221,6 +226,11 @@ class OutputMeasurer:
                 for p, v in zip(todo, fresh, strict=True):
                     known[(style_id, p)] = self._scores[(style_id, p)] = float(v)
         return [known[(style_id, p)] for p in prompts]
+
+
+def _bundled_references(style: Style) -> list[Path]:
+    """The reference files shipped with the style (no uploads)."""
+    return style.reference_images()
 
 
 def _det_size(img: Image.Image, largest: int) -> int:

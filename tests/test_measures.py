@@ -165,3 +165,24 @@ def test_a_failing_measure_never_costs_the_row(
     identity = out.measures.identity
     assert identity.value is None and "division by zero" in identity.reason
     assert out.measures.prompt.value is not None
+
+
+def test_style_ref_reads_the_references_staff_upload(tiny_settings, tmp_path, selfie):
+    """The measure reads the app's one reference store: images added through the Staff tab
+    (as inversion uses them) are measured at once, without a restart."""
+    from pipelines.app.bootstrap import build_services
+    from pipelines.faces.photo import load_image
+
+    settings = replace(tiny_settings, data_dir=tmp_path / "data")
+    s = build_services(settings)
+    style = s.catalog.get("anime")
+    assert style.reference_images() == []  # nothing bundled: only uploads can count
+    face = s.engine.face.get().analyze_loaded(selfie)
+    before = s.comparison.measurer.measure(_outputs(selfie), selfie, face, "x", style)[0]
+    assert before.style_ref.value is None and "no reference images" in before.style_ref.reason
+    assert str(tmp_path) not in before.style_ref.reason  # participants read it: no paths
+    upload = tmp_path / "ref.png"
+    Image.new("RGB", (48, 48), (30, 90, 200)).save(upload)
+    assert s.references.add("anime", [upload], load_image) == 1
+    after = s.comparison.measurer.measure(_outputs(selfie), selfie, face, "x", style)[0]
+    assert after.style_ref.value is not None and -1 <= after.style_ref.value <= 1

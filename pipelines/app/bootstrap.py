@@ -134,10 +134,21 @@ def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
 
 
 def build_measurer(
-    settings: Settings, engine: Engine, clip: LazyClip, scorer: ScorerHolder
+    settings: Settings,
+    engine: Engine,
+    clip: LazyClip,
+    scorer: ScorerHolder,
+    references: ReferenceStore | None = None,
 ) -> OutputMeasurer:
-    """The measures of every output, with the models the app already has (CLIP loaded once)."""
-    return OutputMeasurer(engine.face, clip, scorer.get, identity_judge(settings))
+    """The measures of every output, with the models the app already has (CLIP loaded once)
+    and the app's one reference store (bundled and staff-uploaded images, as inversion)."""
+    return OutputMeasurer(
+        engine.face,
+        clip,
+        scorer.get,
+        identity_judge(settings),
+        references=references.targets if references is not None else None,
+    )
 
 
 def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
@@ -187,7 +198,7 @@ def build_services(settings: Settings) -> Services:
             rated_targets,
             recent,
             scorer,
-            build_measurer(settings, engine, clip, scorer),
+            build_measurer(settings, engine, clip, scorer, references),
         ),
         store=store,
         ratings=RatingService(store, recent, decks.find, lambda: sessions.get().blind),

@@ -15,10 +15,14 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from pipelines.core.errors import InputError
+
+if TYPE_CHECKING:
+    from pipelines.styles.catalog import Style
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ class ReferenceStore:
         if not folder.is_dir():
             return []
         return sorted(folder.glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
+
+    def targets(self, style: Style) -> list[Path]:
+        """Every reference image of ``style``, as every consumer reads them (the measures, and
+        inversion through the service's style targets): the files bundled in
+        ``assets/references/<id>/``, then the ones staff uploaded here."""
+        return [*style.reference_images(), *self.paths(style.id)]
 
     def images(self, style_id: str) -> list[Image.Image]:
         """This style's uploaded references, decoded (unreadable files are skipped, logged)."""
