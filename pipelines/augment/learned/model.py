@@ -1,6 +1,6 @@
 """The learned prompt scorer: ridge regression on hashed n-grams, style interactions, hand
 features and a mean of static MiniLM word vectors, blended with an RBF kernel-ridge head on that
-mean (learned_kernel.py).
+mean (kernel.py).
 
 Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
 JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
