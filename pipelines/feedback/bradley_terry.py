@@ -7,8 +7,8 @@ reference item of strength 0. This shrinks towards the average: an item that nev
 finite strength, an item with no comparisons gets 0, and with hundreds of real comparisons the
 prior is negligible. It also makes the log-posterior strictly concave, so Newton's method with a
 backtracking line search converges in a handful of steps, vectorised over bootstrap replicates.
-Hunter's (2004) MM algorithm (``method="mm"``) fits the same objective and is kept as a
-cross-check: it converges linearly and needs thousands of steps when one item dominates.
+The tests cross-check it against Hunter's (2004) MM algorithm, which fits the same objective but
+converges linearly (thousands of steps when one item dominates).
 
 Ties enter as half a win for each side (the usual "ties as half-wins" treatment; it keeps the
 sufficient statistics of plain Bradley–Terry instead of fitting a Rao–Kupper tie parameter).
@@ -20,8 +20,6 @@ import numpy as np
 
 from pipelines.feedback.errors import FeedbackError
 
-METHODS = ("newton", "mm")
-
 
 class BradleyTerryError(FeedbackError):
     """Bad input to the Bradley–Terry fit."""
@@ -31,7 +29,6 @@ def fit_bradley_terry(
     wins: np.ndarray,
     *,
     prior: float = 0.5,
-    method: str = "newton",
     max_iter: int = 100,
     tol: float = 1e-9,
 ) -> np.ndarray:
@@ -43,7 +40,6 @@ def fit_bradley_terry(
         prior: virtual wins and losses of every item against a reference of strength 0.
             0 gives the maximum-likelihood fit, which exists only when every item both won
             and lost (strictly: when the comparison graph is strongly connected).
-        method: "newton" (default) or "mm" (Hunter 2004; ``max_iter`` is multiplied by 1000).
         max_iter, tol: stop when no log-strength moves by more than ``tol``.
 
     Returns:
@@ -56,8 +52,6 @@ def fit_bradley_terry(
         raise BradleyTerryError("wins holds negative or non-finite counts: use counts >= 0")
     if not np.isfinite(prior) or prior < 0:
         raise BradleyTerryError(f"prior={prior} is not allowed: use a number >= 0")
-    if method not in METHODS:
-        raise BradleyTerryError(f"method={method!r} is not allowed: use one of {METHODS}")
     k = w.shape[-1]
     batch = w.shape[:-2]
     if k == 0 or 0 in batch:
@@ -70,8 +64,7 @@ def fit_bradley_terry(
             "an item never won or never lost, so its maximum-likelihood strength is infinite: "
             "use prior > 0"
         )
-    fit = _newton if method == "newton" else _mm
-    s = fit(w, prior, max_iter, tol)  # (B, k)
+    s = _newton(w, prior, max_iter, tol)  # (B, k)
     s -= s.mean(-1, keepdims=True)
     return s.reshape(*batch, k)
 
@@ -116,38 +109,6 @@ def _newton(w: np.ndarray, prior: float, max_iter: int, tol: float) -> np.ndarra
         if np.max(np.abs(move)) < tol:
             break
     return s
-
-
-def _mm(w: np.ndarray, prior: float, max_iter: int, tol: float) -> np.ndarray:
-    won = w.sum(-1) + prior  # (B, k) W_i plus the virtual wins
-    games = w + w.transpose(0, 2, 1)  # (B, k, k)
-    s = np.zeros(won.shape)
-    for _ in range(max_iter * 1000):
-        p = np.exp(s)
-        # Hunter's MM step: p_i <- W_i / sum_j N_ij / (p_i + p_j), the reference included
-        denom = (games / (p[:, :, None] + p[:, None, :])).sum(-1) + 2.0 * prior / (p + 1.0)
-        new = np.log(won) - np.log(denom)
-        new = new - new.mean(-1, keepdims=True) if prior == 0 else _best_shift(new)
-        delta = np.max(np.abs(new - s))
-        s = new
-        if delta < tol:
-            break
-    return s
-
-
-def _best_shift(s: np.ndarray) -> np.ndarray:
-    """Shift each row of s to maximise the prior term; the pairwise fit does not depend on it.
-
-    Without this the common level moves only through the weak prior, and MM crawls.
-    """
-    c = np.zeros((*s.shape[:-1], 1))
-    for _ in range(50):  # Newton on sum_i sigmoid(s_i + c) = k / 2
-        q = 1.0 / (1.0 + np.exp(-(s + c)))
-        f = q.sum(-1, keepdims=True) - s.shape[-1] / 2
-        c -= f / (q * (1.0 - q)).sum(-1, keepdims=True)
-        if np.max(np.abs(f)) < 1e-12:
-            break
-    return s + c
 
 
 def row_win_matrices(ratings: np.ndarray, best: np.ndarray) -> np.ndarray:
