@@ -158,6 +158,8 @@ def _check_header(img: Image.Image, label: str, max_pixels: int) -> None:
     width, height = img.size
     if width < 1 or height < 1:
         raise UnreadableImageError(f"The photo {label} is empty (0 pixels): {_ASK}.")
+    # Not Pillow's MAX_IMAGE_PIXELS: one value for the whole process (max_pixels is per call), it
+    # raises only past twice that, sees a JPEG before draft() shrinks it and its error lacks WxH.
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"The photo {label} is too large: {width}x{height} px "
