@@ -164,6 +164,8 @@ def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
 
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
+    # browsers' stored values must read back after a restart: the secret is fixed (or kept)
+    settings = settings.with_browser_secret()
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
     clip = shared_clip(engine)
@@ -178,7 +180,8 @@ def build_services(settings: Settings) -> Services:
         kept = [Image.open(p).convert("RGB") for p in store.top_rated_images(style_id, 4)]
         return references.images(style_id) + kept
 
-    recent = RecentComparisons()
+    # what rating a row needs is kept on disk (no image, no selfie), so a restart loses no row
+    recent = RecentComparisons(folder=settings.recent_dir)
     sessions = SessionBoard(
         settings.data_dir / "session.json", list(catalog.styles), registry.names()
     )

@@ -7,6 +7,7 @@ Invalid values fail at start with a :class:`SettingsError` naming the variable a
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,6 +23,8 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 INVERSION_MODES = ("fast", "pez")
 SAFETY_CHOICES = ("auto", "on", "off")
+MIN_SECRET_CHARS = 16
+BROWSER_SECRET_FILE = "browser_secret"  # in data_dir, when BECOME_BROWSER_SECRET is unset
 DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +78,9 @@ class Settings:
     feedback_repo: str = ""  # HF dataset repo id for syncing ratings; empty = local only
     feedback_token: str = field(default="", repr=False)
     staff_password: str = field(default="", repr=False)
+    # encrypts what a browser keeps (its voter id, name, last row); "" = the secret generated
+    # once in data_dir (see with_browser_secret), so a restart can still read what browsers keep
+    browser_secret: str = field(default="", repr=False)
     queue_concurrency: int = 1
     max_queue: int = 64
 
@@ -100,6 +106,13 @@ class Settings:
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
         _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
+        if self.browser_secret and len(self.browser_secret) < MIN_SECRET_CHARS:
+            # the message never shows the secret: settings errors are logged
+            raise SettingsError(
+                f"BECOME_BROWSER_SECRET has {len(self.browser_secret)} characters: use at least "
+                f"{MIN_SECRET_CHARS}, e.g. the output of: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
         if self.face_det_size % 32:
             raise SettingsError(
                 f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
@@ -158,6 +171,14 @@ class Settings:
             values[f.name] = _parse(name, raw.strip(), default, f.metadata.get("kind"))
         return cls(**values)  # type: ignore[arg-type]
 
+    def with_browser_secret(self) -> Settings:
+        """These settings with ``browser_secret`` filled: ``BECOME_BROWSER_SECRET`` when set,
+        else the secret kept in ``data_dir/browser_secret`` (generated on the first start, owner
+        read/write only), so every restart reads what browsers stored before it."""
+        if self.browser_secret:
+            return self
+        return replace(self, browser_secret=_kept_secret(self.data_dir / BROWSER_SECRET_FILE))
+
     @property
     def ratings_db(self) -> Path:
         """The SQLite ratings database."""
@@ -169,9 +190,42 @@ class Settings:
         return self.data_dir / "learned"
 
     @property
+    def recent_dir(self) -> Path:
+        """What rating a recent row needs (no image, no selfie), kept a day across restarts."""
+        return self.data_dir / "recent"
+
+    @property
     def cache_dir(self) -> Path:
         """Caches: tiny models, stand-in face models, inversion results."""
         return self.data_dir / "cache"
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret in ``path``, written there first if the file is missing (or empty).
+
+    Written to a temporary file and linked into place, which fails if another process got
+    there first: then both use the one that won, never two secrets."""
+    try:
+        kept = path.read_text("utf-8").strip()
+    except FileNotFoundError:
+        kept = ""
+    if len(kept) >= MIN_SECRET_CHARS:
+        return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secrets.token_hex(32))
+    try:
+        if kept:  # a file too short to be ours (e.g. truncated): replaced
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process wrote it first: use theirs
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text("utf-8").strip()
 
 
 def _family_defaults(family: ModelFamily) -> dict[str, object]:

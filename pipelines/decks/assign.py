@@ -1,5 +1,8 @@
 """Which deck row a rater gets next: the least-covered row they have not rated (balanced coverage).
 
+A rater is a voter key (:func:`pipelines.feedback.records.voter_id`: the browser and the typed name
+together), so two people who type one name on two browsers are handed rows independently.
+
 A row's load is its raters so far plus the raters it is handed to right now (a lease), so raters
 who ask at the same moment get different rows. A rater is handed the least-loaded row they have
 not rated, as long as that keeps every row's load within one of every other's. When all their

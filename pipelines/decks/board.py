@@ -1,9 +1,11 @@
 """The deck a facilitator loaded for the session: rows handed to raters, and found for ratings.
 
 While a deck is loaded, raters get its pre-rendered rows (no GPU at session time): each asks
-:meth:`DeckBoard.next_row` with their name and gets the least-covered row they have not rated
-(see :mod:`pipelines.decks.assign`). Ratings go through the usual ``RatingService``, which finds
-the row here by its comparison id ("<deck>/<row>") and stores the deck and row ids with them.
+:meth:`DeckBoard.next_row` with their browser's id and their name, and gets the least-covered
+row that this voter (browser and name together, as ratings store it) has not rated (see
+:mod:`pipelines.decks.assign`): two raters who type one name on two browsers are two voters.
+Ratings go through the usual ``RatingService``, which finds the row here by its comparison id
+("<deck>/<row>") and stores the deck and row ids with them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipelines.decks.assign import Assignment, Coverage, RowAssigner
 from pipelines.decks.manifest import DeckFolderError, DeckRow, group_rows, read_manifest
 from pipelines.decks.manifest import read_spec_json as _read_spec
 from pipelines.feedback.ratings import DeckRowRef
+from pipelines.feedback.records import voter_id
 
 if TYPE_CHECKING:
     from pipelines.core.results import ComparisonResult
@@ -111,7 +114,7 @@ class DeckBoard:
                     )
         assigner = RowAssigner(list(rows), lease_s=self._lease_s)
         assigner.seed(
-            (r.rater, r.row_id) for r in self.store.records(deck_id=deck_id) if r.row_id in rows
+            (r.voter_key, r.row_id) for r in self.store.records(deck_id=deck_id) if r.row_id in rows
         )
         loaded = LoadedDeck(deck_id, folder, rows, assigner)
         with self._lock:
@@ -131,15 +134,16 @@ class DeckBoard:
         with self._lock:
             return self._deck
 
-    def next_row(self, rater: str) -> DeckTurn:
-        """The row ``rater`` rates next, with its images; raises when no deck is loaded."""
+    def next_row(self, rater: str, client: str = "") -> DeckTurn:
+        """The row the voter (``client``, e.g. the browser's id, and the typed name ``rater``)
+        rates next, with its images; raises when no deck is loaded."""
         deck = self.current()
         if deck is None:
             raise DeckFolderError("no deck is loaded any more: reload the page for live mode")
         name = rater_key(rater)
         if not name:
             raise DeckFolderError("type your name first: it keeps you from getting a row twice")
-        turn: Assignment = deck.assigner.next_row(name)
+        turn: Assignment = deck.assigner.next_row(voter_id(client, name))
         result = None if turn.row_id is None else self._result(deck, turn.row_id, True)
         return DeckTurn(deck.deck_id, turn.state, turn.rated, turn.total, turn.row_id, result)
 
@@ -179,7 +183,7 @@ class DeckBoard:
             return
         for r in records:
             if r.deck_id == deck.deck_id:
-                deck.assigner.record(rater_key(r.rater), r.row_id)
+                deck.assigner.record(r.voter_key, r.row_id)
 
 
 def deck_dir_name(repo_id: str) -> str:

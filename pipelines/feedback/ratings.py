@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.feedback.errors import RatingError
-from pipelines.feedback.records import RatingRecord, png_bytes
+from pipelines.feedback.records import RatingRecord, png_bytes, voter_id
 from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
@@ -128,13 +128,17 @@ class RatingService:
     ) -> Receipt:
         """Store one rater's votes for one comparison row; re-submitting replaces them.
 
-        ``voter`` says who votes (the browser's remembered id, an API client's session): two
-        people who type the same name keep their own votes. Without one, the name is the voter.
+        ``voter`` is the client that votes (the browser's remembered id, an API client's
+        session); the stored voter is that client and the typed name together
+        (:func:`~pipelines.feedback.records.voter_id`): two people who type the same name on two
+        browsers keep their own votes, and so do two people who type two names on one shared
+        browser. Without a client, the name is the voter.
 
         A rating is a whole number 1 to 5 (``4``, ``4.0`` or ``"4"`` from the page's radios);
         ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
         A deck row's ratings carry its deck and row ids; its images are the deck's own files,
-        so ``consent_images`` does not copy them.
+        so ``consent_images`` does not copy them. A row read back from disk after a restart has
+        no images (they were never written there): its ratings are stored without them.
 
         A blind submission that leaves rendered outputs unrated is stored (blind) but reveals
         nothing: the receipt has ``revealed=False`` and no outputs. Rating every output reveals
@@ -179,18 +183,20 @@ class RatingService:
         n_rendered = max(len(rendered), 1)
         latency = result.timings.get("render", 0.0) / n_rendered
         created = datetime.now(UTC).isoformat(timespec="seconds")
+        client = _text("voter", voter).strip()[:100]
+        who = voter_id(client, rater)
         records, images = [], {}
         for method, rating in given.items():
             out = rendered[method]
             h = out.image_hash  # computed when it was rendered
-            if consent_images and deck is None:
-                images[h] = png_bytes(out.image)  # type: ignore[arg-type]
+            if consent_images and deck is None and out.image is not None:
+                images[h] = png_bytes(out.image)
             records.append(
                 RatingRecord(
                     created_at=created,
                     session_tag=session_tag.strip(),
                     rater=rater,
-                    voter=_text("voter", voter).strip()[:100],
+                    voter=who,
                     comparison_id=comparison_id,
                     style=result.request.style,
                     method=method,

@@ -53,14 +53,27 @@ class RatingRecord:
     measures: str = ""  # the output's automatic measures as JSON (Measures.to_json); "" = none
     deck_id: str = ""  # the deck the rated row came from; "" = a live comparison
     row_id: str = ""  # the row within that deck
-    # who voted: a browser's remembered id (or an API client's session); "" = the rater name.
-    # Two people who type the same name are two voters: neither replaces the other's votes.
+    # who voted: voter_id(client, rater), the browser's remembered id (or an API client's
+    # session) and the typed name together; "" = the rater name. Two people who type the same
+    # name on two browsers, or two names on one shared browser, are two voters: neither
+    # replaces the other's votes.
     voter: str = ""
 
     @property
     def voter_key(self) -> str:
         """The identity a re-submission replaces: the voter, else (older rows) the name."""
         return self.voter or self.rater
+
+
+def voter_id(client: str, rater: str) -> str:
+    """Who votes: ``client`` (a browser's remembered id, an API client's session) and the typed
+    name (whitespace collapsed) together, ``"<client>/<name>"``; the name alone without a client.
+
+    A kiosk's browser shared by two people who type two names holds two voters; two browsers
+    whose people type one name hold two voters too."""
+    name = " ".join((rater or "").split())
+    client = (client or "").strip()
+    return f"{client}/{name}" if client else name
 
 
 BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
