@@ -181,7 +181,9 @@ def test_compile_compiles_the_denoiser_once_and_warms_it_up_at_load(
     family = FAMILIES[family_id]
     warmed = []
     monkeypatch.setattr(
-        pipeline_class(family.id), "warm_up", lambda self, h, w: warmed.append((h, w))
+        pipeline_class(family.id),
+        "warm_up",
+        lambda self, h, w, max_prompts: warmed.append((h, w, max_prompts)),
     )
     base, adapter, weight = TINY_WEIGHTS[family.id](cache)
     weights = DiffusionWeights(base, adapter, weight, True, family.id)
@@ -189,7 +191,9 @@ def test_compile_compiles_the_denoiser_once_and_warms_it_up_at_load(
     renderer = DiffusionRenderer.from_weights(weights, options, warmup_size=64)
     assert warmed == []  # nothing loads at construction
     pipeline = renderer.pipeline
-    assert warmed == [(64, 64)] and pipeline.speed["compile"] and pipeline.speed["sdpa"]
+    # every batch shape batching can produce: 1..the batch size (1 on the CPU, 8 on CUDA)
+    assert warmed == [(64, 64, pipeline.largest_batch())] and pipeline.speed["compile"]
+    assert pipeline.speed["sdpa"] and not pipeline.speed["aot"]
     denoiser = getattr(pipeline.pipe, type(pipeline).denoiser)
     assert denoiser._compiled_call_impl is not None  # nn.Module.compile, in place
     _ = renderer.pipeline

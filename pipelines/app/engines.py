@@ -179,12 +179,18 @@ def resolve_safety(settings: Settings, choice: EngineChoice) -> SafetyChoice:
     local_only = hub_offline() or None
     if is_cached(model, "config.json"):
         return SafetyChoice(True, model, f"safety checker {model}", local_only)
-    if settings.safety_checker == "on" or (not hub_offline() and hub_reachable(model)):
+    # Weights that are not cached never switch the checker off on a machine that may use the
+    # Hub (a Space): it downloads them, and a failed download fails loudly at start or on the
+    # first render. Only a machine offline by configuration, or a local folder that is not
+    # there, runs unchecked, and the banner says why.
+    hub_id = not Path(model).expanduser().exists() and model.count("/") == 1
+    if settings.safety_checker == "on" or (hub_id and not hub_offline()):
         return SafetyChoice(True, model, f"safety checker {model} (downloads on first use)")
+    why = "HF_HUB_OFFLINE is set and its weights" if hub_id and hub_offline() else "its weights"
     return SafetyChoice(
         False,
         model,
-        f"its weights ({model}, BECOME_SAFETY_MODEL) are not here: outputs are not checked",
+        f"{why} ({model}, BECOME_SAFETY_MODEL) are not here: outputs are not checked",
     )
 
 

@@ -20,7 +20,12 @@ import torch
 
 from pipelines.core.errors import InputError
 from pipelines.core.families import FAMILIES, ModelFamily
-from pipelines.models.runtime import RuntimeOptions, apply_speed_options, default_batch_size
+from pipelines.models.runtime import (
+    RuntimeOptions,
+    aot_compile,
+    apply_speed_options,
+    default_batch_size,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -275,3 +280,41 @@ class BatchedPipeline:
         """Render once per batch shape a row can take, so a compiled denoiser is compiled now
         (at load) rather than during the first requests. Subclasses render dummy inputs."""
         raise NotImplementedError
+
+    def largest_batch(self, batch_size: int | None = None) -> int:
+        """The most prompts one denoiser call takes (``batch_size``, else by device): every
+        batch shape a render can produce, batched or not, is 1..this many prompts."""
+        return batch_size or self.default_batch_size
+
+    def warm_up_call(self, n: int, height: int, width: int) -> None:
+        """One render of ``n`` dummy prompts (2 steps) with a neutral identity: a face
+        embedding for the FaceID families, a grey selfie for the family that edits one."""
+        identity: dict[str, Any]
+        if self.family.uses_faceid:
+            face = np.zeros(FACE_EMBED_DIM, np.float32)
+            face[0] = 1.0
+            identity = {"face_embedding": face}
+        else:
+            from PIL import Image
+
+            identity = {"image": Image.new("RGB", (width, height), (128, 128, 128))}
+        self(
+            ["warm-up"] * n,
+            num_inference_steps=2,
+            guidance_scale=self.family.guidance_scale,
+            height=height,
+            width=width,
+            **identity,
+        )
+
+    def compile_ahead_of_time(self, height: int, width: int, max_prompts: int) -> dict[int, Any]:
+        """ZeroGPU's replacement for ``torch.compile``: the denoiser compiled ahead of time for
+        every batch shape of 1..``max_prompts`` prompts at ``height`` x ``width`` (see
+        :func:`pipelines.models.runtime.aot_compile`); returns {batch rows: program}."""
+        denoiser = getattr(self.pipe, self.denoiser)
+        captures = {
+            n: (lambda n=n: self.warm_up_call(n, height, width)) for n in range(1, max_prompts + 1)
+        }
+        programs = aot_compile(denoiser, captures)
+        self.speed["aot"] = True
+        return programs

@@ -1,4 +1,5 @@
-"""The diffusion renderer: a family's pipeline, loaded on first use, then the safety checker.
+"""The diffusion renderer: a family's pipeline, loaded on first use (at start on a ZeroGPU
+Space), then the safety checker.
 
 One class serves every family: the pipeline class comes from :mod:`pipelines.models.registry`,
 and the pipeline itself says which jobs share a call (``group_jobs``) and how a job's request
@@ -17,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 from pipelines.core.errors import UnavailableError, UserError
 from pipelines.core.families import DEFAULT_FAMILY, FAMILIES, get_family
 from pipelines.core.lazy import Lazy
-from pipelines.core.request import sub_progress
+from pipelines.core.request import no_progress, sub_progress
 from pipelines.models.registry import pipeline_class
-from pipelines.models.runtime import RuntimeOptions, gpu_decorator
+from pipelines.models.runtime import (
+    RuntimeOptions,
+    compile_mode,
+    gpu_decorator,
+    gpu_seconds,
+    on_zero_gpu,
+    pickle_read_only_mappings,
+)
 
 if TYPE_CHECKING:
     from pipelines.core.request import Progress
@@ -27,6 +35,12 @@ if TYPE_CHECKING:
     from pipelines.models.safety import SafetyChecker
 
 __all__ = ["DiffusionRenderer", "DiffusionWeights", "RuntimeOptions", "WeightsUnavailable"]
+
+# Seconds of H200 time per output image and denoising step, a generous upper bound for the
+# ZeroGPU reservation (:func:`gpu_seconds`) until bench/gpu_check.py measures them: an SD-1.5
+# 512 px step was 35 ms at batch 1 on an H100 (docs/BENCHMARKS.md); SDXL 1024 px is ~4x the
+# UNet FLOPs per image, klein 4B at 1024 px more again. Not measured on ZeroGPU.
+GPU_SECONDS_PER_IMAGE_STEP = {"sd15-faceid": 0.05, "sdxl-faceid": 0.2, "flux2-klein-edit": 0.5}
 
 
 class WeightsUnavailable(UnavailableError):
@@ -61,14 +75,27 @@ class DiffusionRenderer:
         runtime: RuntimeOptions,
         planned_ids: dict[str, str] | None = None,
         safety: Lazy[SafetyChecker] | None = None,  # named by its model id
+        family: str = DEFAULT_FAMILY,  # sizes the ZeroGPU reservation
     ) -> None:
         self.runtime = runtime
         self._pipeline: Lazy[Any] = Lazy(load, "diffusion pipeline")
         self._planned_ids = dict(planned_ids or {})  # what will load, until it has
         self.safety = safety
-        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls: the
-        # pipeline and the safety checker both run inside it.
-        self.render_many = gpu_decorator()(self._render_many)  # type: ignore[method-assign]
+        self.family = family
+        # On a ZeroGPU Space the GPU is attached only inside spaces.GPU-decorated calls, in a
+        # worker whose state dies with the call: the pipeline and the safety checker are built
+        # outside it (at start, or in render_many before the call) and only run inside it.
+        self.gpu_render = gpu_decorator(self.gpu_duration)(self._render_many)
+
+    def gpu_duration(self, jobs: Sequence[RenderJob], progress: Progress | None = None) -> int:
+        """Seconds of GPU to reserve for ``jobs`` (ZeroGPU's dynamic duration): from the
+        number of outputs and the most steps any of them takes."""
+        images = sum(len(job.prompt) for job in jobs)
+        steps = max((job.request.num_inference_steps for job in jobs), default=1)
+        per_step = GPU_SECONDS_PER_IMAGE_STEP.get(
+            self.family, max(GPU_SECONDS_PER_IMAGE_STEP.values())
+        )
+        return gpu_seconds(images, steps, per_step)
 
     @classmethod
     def from_weights(
@@ -105,15 +132,19 @@ class DiffusionRenderer:
                     f"diffusers layout or a hub id (BECOME_MODEL_FAMILY={family.id}; families: "
                     f"{', '.join(FAMILIES)})"
                 ) from exc
-            if runtime.compile:
-                size = warmup_size or family.size
-                pipeline.warm_up(size, size)
+            size = warmup_size or family.size
+            largest = pipeline.largest_batch(runtime.batch_size or None)
+            mode = compile_mode(runtime)
+            if mode == "aot":  # ZeroGPU: torch.compile is unsupported there
+                pipeline.compile_ahead_of_time(size, size, largest)
+            elif mode == "torch.compile":  # static shapes: one graph per batch shape, now
+                pipeline.warm_up(size, size, max_prompts=largest)
             return pipeline
 
         planned = weights.planned_ids()
         if safety is not None:
             planned["safety_checker"] = safety.name
-        return cls(load, runtime, planned, safety)
+        return cls(load, runtime, planned, safety, family.id)
 
     @property
     def pipeline(self) -> Any:
@@ -140,9 +171,19 @@ class DiffusionRenderer:
         """Every prompt of ``job`` in one call."""
         return self.render_many([job], progress)[0]
 
-    def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
+    def render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
         """Jobs that can share a pipeline call share one (several people's rows); then every
-        output passes the safety checker."""
+        output passes the safety checker. On ZeroGPU in one GPU call that only runs models."""
+        if on_zero_gpu():
+            # Built here, never inside the GPU worker (a no-op once built at start); the step
+            # progress closure cannot be pickled into the worker, so it reports no steps.
+            self.load()
+            pickle_read_only_mappings()  # the jobs are pickled into the worker
+            return self.gpu_render(list(jobs), no_progress)
+        return self.gpu_render(jobs, progress)
+
+    def _render_many(self, jobs: Sequence[RenderJob], progress: Progress) -> list[RenderOutput]:
+        """The GPU part of :meth:`render_many`: inference with the models already built."""
         from pipelines.models.jobs import RenderOutput
         from pipelines.models.safety import screen
 
