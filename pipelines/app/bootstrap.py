@@ -238,3 +238,17 @@ def build_deck_service(settings: Settings) -> ComparisonService:
     deck CLI builds it here and hands ``.compare`` to ``render_deck``; under accelerate or
     torchrun each process builds its own."""
     return deck_comparison(build_services(settings))
+
+
+def build_at_start(services: Services) -> bool:
+    """On a ZeroGPU Space, build every model the running family needs now, at import and
+    outside any GPU call: the pipeline (compiled ahead of time with ``BECOME_COMPILE``), the
+    safety checker, the face models and CLIP. ``.to("cuda")`` here is deferred by ZeroGPU, and
+    whatever a ``@spaces.GPU`` call builds dies with its worker. Returns whether it built (off
+    ZeroGPU models load on first use or in the background warm-up)."""
+    from pipelines.models.runtime import on_zero_gpu
+
+    if not on_zero_gpu():
+        return False
+    services.warmup()
+    return True
