@@ -124,7 +124,10 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     tab = CompareTab(
         slots=slots,
         result=gr.State(None),
-        row_key=gr.BrowserState("", storage_key="become-lab-last-row"),
+        # a fixed secret, so a restarted server still reads it (and the row kept on disk)
+        row_key=gr.BrowserState(
+            "", storage_key="become-lab-last-row", secret=cb.settings.browser_secret or None
+        ),
         row_outputs=row_outputs,
         blind=controls.blind,
         style=controls.style,

@@ -20,7 +20,8 @@ from pipelines.feedback.sessions import SessionConfig
 class DeckCallbacks:
     """What the panel needs from the app."""
 
-    next_row: Callable[[str], DeckTurn]  # rater name -> their next row (or wait / done)
+    # (rater name, browser id) -> the voter's next row (or wait / done)
+    next_row: Callable[[str, str], DeckTurn]
     session: Callable[[], SessionConfig]  # the live session: its deck and blind mode
 
 
@@ -48,14 +49,18 @@ def create_deck_panel() -> DeckPanel:
     return DeckPanel(group, intro, rater, nxt, status)
 
 
-def wire_deck_panel(panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater: Any) -> None:
-    """ "Show my next row" fills the compare row with the rater's next deck row."""
+def wire_deck_panel(
+    panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater: Any, voter: Any
+) -> None:
+    """ "Show my next row" fills the compare row with the voter's next deck row: the voter is
+    this browser (``voter``, its kept id) and the typed name, so two people who type one name
+    on two browsers get rows independently."""
     n = len(tab.slots)
 
-    def on_next(name: str) -> list[Any]:
+    def on_next(name: str, client: str | None) -> list[Any]:
         session = cb.session()
         with user_errors("Fetching your next row"):
-            turn = cb.next_row(name)
+            turn = cb.next_row(name, client or "")
         keep = [gr.update()] * (len(tab.row_outputs) + 1)
         if turn.state == "done":
             msg = f"🎉 You have rated all {turn.total} rows of deck **{turn.deck_id}**. Thank you!"
@@ -84,7 +89,7 @@ def wire_deck_panel(panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater:
 
     panel.next.click(
         on_next,
-        inputs=[panel.rater],
+        inputs=[panel.rater, voter],
         outputs=[panel.status, rater, *tab.row_outputs, tab.result],
         api_name=False,
         concurrency_id="deck-rows",

@@ -30,6 +30,8 @@ class FeedbackCallbacks:
 
     submit: SubmitRatings
     session: Callable[[], SessionConfig]  # the live facilitator session
+    # encrypts what the browser keeps; fixed (settings), so a restarted server still reads it
+    browser_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,13 @@ class RatingPanel:
     submit: gr.Button
     status: gr.Markdown
     remembered: gr.BrowserState  # [rater name, session tag], kept by the browser
-    voter: gr.BrowserState  # who votes: this browser (a random id it keeps), not the typed name
+    # this browser's random id, which it keeps; the voter is this id and the typed name together
+    voter: gr.BrowserState
 
 
 def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
     """1–5 under each output, best pick, comment, rater name; returns the page-load hook."""
-    panel = _layout(tab.slots)
+    panel = _layout(tab.slots, cb.browser_secret)
     handlers = FeedbackHandlers(cb, len(tab.slots))
     _wire(panel, tab, handlers)
     return PageLoad(
@@ -73,7 +76,7 @@ def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
 # ----------------------------------------------------------------------------- layout
 
 
-def _layout(slots: Sequence[Slot]) -> RatingPanel:
+def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
     votes: list[gr.Radio] = []
     for i, slot in enumerate(slots):
         with slot.column:  # inside the output's card, right under its image and caption
@@ -118,8 +121,8 @@ def _layout(slots: Sequence[Slot]) -> RatingPanel:
         consent=consent,
         submit=submit,
         status=status,
-        remembered=gr.BrowserState(["", ""], storage_key="become-lab-rater"),
-        voter=gr.BrowserState("", storage_key="become-lab-voter"),
+        remembered=gr.BrowserState(["", ""], storage_key="become-lab-rater", secret=secret or None),
+        voter=gr.BrowserState("", storage_key="become-lab-voter", secret=secret or None),
     )
 
 

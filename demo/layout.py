@@ -110,7 +110,13 @@ def build_demo(services: Services) -> gr.Blocks:
                 deck_panel = create_deck_panel()  # above the row; shown while a deck is loaded
                 tab = create_compare_tab(compare_callbacks(services))
                 rater_load = create_feedback_panel(feedback_callbacks(services), tab)
-                wire_deck_panel(deck_panel, deck_callbacks(services), tab, rater_load.outputs[0])
+                wire_deck_panel(
+                    deck_panel,
+                    deck_callbacks(services),
+                    tab,
+                    rater_load.outputs[0],  # the rating panel's name box
+                    rater_load.inputs[1],  # this browser's voter id
+                )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(leaderboard_callbacks(services), board)
             with gr.Tab("Staff", id="staff") as staff:
@@ -155,7 +161,11 @@ def compare_callbacks(services: Services) -> CompareCallbacks:
 
 def feedback_callbacks(services: Services) -> FeedbackCallbacks:
     """What the rating panel reads from the app."""
-    return FeedbackCallbacks(submit=services.ratings.submit, session=services.sessions.get)
+    return FeedbackCallbacks(
+        submit=services.ratings.submit,
+        session=services.sessions.get,
+        browser_secret=services.settings.browser_secret,
+    )
 
 
 def deck_callbacks(services: Services) -> DeckCallbacks:

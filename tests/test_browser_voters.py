@@ -1,0 +1,65 @@
+"""Who a voter is, in headless Chromium (issue #17, section 7): a kiosk's one browser shared by
+two people who type two names keeps both people's votes; a reload keeps the browser's voter."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def kiosk(browser, app_url):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        yield page
+    finally:
+        context.close()
+
+
+def vote(page: Page, name: str, rating: str) -> None:
+    page.locator("#rater textarea, #rater input").first.fill(name)
+    page.locator("#rate-0 label", has_text=rating).click()
+    page.locator("#submit-ratings").click()
+
+
+def test_two_people_on_one_page_both_keep_their_votes(kiosk, group_path, tiny_services):
+    kiosk.locator("#selfie input[type=file]").set_input_files(str(group_path))
+    expect(kiosk.locator("#selfie img").first).to_be_visible()
+    kiosk.locator("#generate").click()
+    expect(kiosk.locator("#out-caption-0")).to_contain_text("raw", timeout=120_000)
+    expect(kiosk.locator("#submit-ratings")).to_be_visible()
+
+    status = kiosk.locator("#rating-status")
+    vote(kiosk, "kiosk-ann", "2")
+    expect(status).to_contain_text("Saved 1 rating(s)")
+    (cid,) = {r.comparison_id for r in tiny_services.store.records(rater="kiosk-ann")}
+    vote(kiosk, "kiosk-bo", "5")  # the next person at the same browser
+    expect(status).to_contain_text("Saved 1 rating(s)")  # a vote of their own, not an update
+
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert {(r.rater, r.method, r.rating) for r in rows} == {
+        ("kiosk-ann", "raw", 2),
+        ("kiosk-bo", "raw", 5),
+    }
+    voters = {r.rater: r.voter for r in rows}
+    browser_id = voters["kiosk-ann"].rsplit("/", 1)[0]
+    assert browser_id and voters == {
+        "kiosk-ann": f"{browser_id}/kiosk-ann",
+        "kiosk-bo": f"{browser_id}/kiosk-bo",
+    }
+
+    kiosk.reload()  # the browser keeps its id: the first person changes her own vote
+    expect(kiosk.locator("#run-status")).to_contain_text("Your last row")
+    expect(kiosk.locator("#rate-0")).to_be_visible()
+    vote(kiosk, "kiosk-ann", "3")
+    expect(status).to_contain_text("Updated 1 rating(s)")
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert {(r.voter, r.rating) for r in rows} == {
+        (f"{browser_id}/kiosk-ann", 3),
+        (f"{browser_id}/kiosk-bo", 5),
+    }
