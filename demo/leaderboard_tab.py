@@ -1,9 +1,15 @@
-"""The Leaderboard tab: per style x method, mean rating, win rate and Bradley–Terry strength."""
+"""The Leaderboard tab: per style x method, a rank, mean rating, picks and Bradley–Terry strength.
+
+The numbers and ranks are the pipeline's (pipelines/feedback/leaderboard.py); the tab words them
+and draws the strengths as horizontal bars with their ranges, one line per series, in HTML (it
+reflows to any width and never overlaps labels, however many series there are).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import gradio as gr
@@ -19,13 +25,15 @@ BLIND_CHOICES = [
     ("Blind votes only", "blind"),
     ("Labelled votes only", "open"),
 ]
-MIN_FOR_INTERVAL = 3  # ratings before an interval means anything
 LEGEND = (
-    "**How to read it.** *Mean rating*: the average 1–5 score, with its 95% range. *Picked as "
-    "best*: how often raters chose it as the best of its row. *Strength*: how likely it is to "
-    "be preferred over the others (0 = average, higher is better), with its 95% range. Ranges "
-    f"show from {MIN_FOR_INTERVAL} ratings; methods whose strength ranges overlap share a rank "
-    "(`=`). Blind and labelled votes are never pooled."
+    "**Rank** by *strength*: how likely a method is to be preferred over the others of its "
+    "style (0 = average), from every rater's 1–5 ratings compared in pairs within a row (equal "
+    "ratings count half each; the pick of best decides those ties). Methods whose 95% strength "
+    "ranges overlap share a rank (`=`). Ranges start from a weak prior (each method half a win "
+    "and half a loss against an average one), so a handful of votes gives a wide range, never "
+    "a certainty; with many rows, resampling them widens a range where raters disagree. *Mean "
+    "rating*: the average 1–5 score, its range a t-interval with a prior spread of 1 point. "
+    "Blind and labelled votes are never pooled."
 )
 
 
@@ -49,18 +57,9 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         blind = gr.Radio(BLIND_CHOICES, value=ALL, label="Votes", elem_id="lb-votes")
         refresh = gr.Button("Refresh", elem_id="lb-refresh")
     summary = gr.Markdown(elem_id="lb-summary")
-    chart = gr.BarPlot(
-        x="bar",
-        y="strength",
-        color="series",
-        title="Strength (0 = average, higher = preferred)",
-        x_title="method (style · kind of vote)",
-        y_title="strength",
-        height=300,
-        elem_id="lb-chart",
-    )
+    gr.Markdown(LEGEND, elem_id="lb-legend")
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="lb-table")
-    gr.Markdown(LEGEND)
+    chart = gr.HTML(elem_id="lb-chart")
 
     def compute(
         style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
@@ -80,13 +79,13 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
             return f"⚠️ {exc} Use dates like 2026-12-01.", gr.update(), gr.update()
         if df.empty:
             where = f" for session “{session_tag.strip()}”" if session_tag.strip() else ""
-            return f"No ratings match these filters yet{where}.", None, readable(df)
+            return f"No ratings match these filters yet{where}.", "", readable(df)
         n = int(df["ratings"].sum())
         ratings = "1 rating" if n == 1 else f"{n} ratings"
         pairs = "1 style × method pair" if len(df) == 1 else f"{len(df)} style × method pairs"
         return (
             f"{ratings} across {pairs}.",
-            chart_frame(df),
+            chart_html(df),
             readable(df),
         )
 
@@ -103,46 +102,88 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         control.change(compute, inputs, outputs, api_name=False)
 
 
-def chart_frame(df: Any) -> Any:
-    """One bar per style × method × kind of vote, so no series hides another."""
+def series_label(df: Any) -> Any:
+    """Each row's line label: "method (style · kind of vote)", one per style x method x kind."""
     kind = df["blind"].map({True: "blind", False: "labelled"})
-    series = df["style"] + " · " + kind
-    return df.assign(
-        series=series,
-        bar=df["method"] + " (" + series + ")",
-        strength=df["bt_strength"].round(3),
-    )[["bar", "strength", "series"]]
+    return df["method"] + " (" + df["style"] + " · " + kind + ")"
 
 
-def _interval(low: Any, high: Any, n: int) -> str:
-    if n < MIN_FOR_INTERVAL or low is None or high is None or low != low or high != high:
+def chart_html(df: Any) -> str:
+    """Horizontal strength bars, one line per series, each with its 95% range as a whisker.
+
+    Rows come in table order (kind of vote, style, rank). The label sits on its own line above
+    its bar, so labels never overlap, and the HTML reflows to the page's width.
+    """
+    if df.empty:
+        return ""
+    table = _ordered(df)
+    lows = [lo if lo == lo and lo is not None else s for lo, s in _pairs(table, "bt_low")]
+    highs = [hi if hi == hi and hi is not None else s for hi, s in _pairs(table, "bt_high")]
+    lo, hi = min(0.0, *lows), max(0.0, *highs)
+    span = (hi - lo) or 1.0
+
+    def pct(v: float) -> float:
+        return round(100.0 * (v - lo) / span, 2)
+
+    zero = pct(0.0)
+    lines = []
+    for label, rank, s, low, high in zip(
+        series_label(table), rank_labels(table), table["bt_strength"], lows, highs, strict=True
+    ):
+        left, right = sorted((zero, pct(s)))
+        ranged = f" [{low:+.2f}, {high:+.2f}]" if high > low else ""
+        lines.append(
+            '<div class="lb-series" style="margin:0 0 6px">'
+            '<div class="lb-label" style="font-size:0.85rem;line-height:1.25;'
+            'overflow-wrap:anywhere">'
+            f"<b>{escape(rank)}</b> · {escape(label)} "
+            f'<span style="opacity:0.75">{s:+.2f}{ranged}</span></div>'
+            '<div class="lb-track" style="position:relative;height:14px;'
+            'background:rgba(128,128,128,0.12);border-radius:3px">'
+            f'<div class="lb-zero" style="position:absolute;left:{zero}%;top:0;bottom:0;'
+            'border-left:1px solid rgba(128,128,128,0.8)"></div>'
+            f'<div class="lb-bar" style="position:absolute;left:{left}%;'
+            f"width:{max(right - left, 0.3):.2f}%;top:2px;bottom:2px;background:#7c5cbf;"
+            'border-radius:2px"></div>'
+            f'<div class="lb-whisker" style="position:absolute;left:{pct(low)}%;'
+            f"width:{pct(high) - pct(low):.2f}%;top:2px;height:10px;box-sizing:border-box;"
+            'border-left:2px solid currentColor;border-right:2px solid currentColor">'
+            '<div style="position:absolute;left:0;right:0;top:4px;'
+            'border-top:2px solid currentColor"></div></div>'
+            "</div></div>"
+        )
+    return (
+        '<div class="lb-bars" role="img" aria-label="Strength of each style and method, with '
+        'its 95% range">'
+        '<div style="font-weight:600;margin:4px 0 8px">Strength (0 = average, higher = '
+        f"preferred), bar = estimate, whisker = 95% range; axis {lo:+.2f} to {hi:+.2f}</div>"
+        + "".join(lines)
+        + "</div>"
+    )
+
+
+def _pairs(df: Any, column: str) -> list[tuple[Any, float]]:
+    return list(zip(df[column], df["bt_strength"], strict=True))
+
+
+def _ordered(df: Any) -> Any:
+    """The pipeline's order within a group (rank, then strength), groups by kind then style."""
+    return (
+        df.assign(_kind=~df["blind"])
+        .sort_values(["_kind", "style", "rank", "bt_strength"], ascending=[True, True, True, False])
+        .drop(columns="_kind")
+    )
+
+
+def _interval(low: Any, high: Any) -> str:
+    if low is None or high is None or low != low or high != high:
         return "—"
     return f"{low:.2f} – {high:.2f}"
 
 
-def tied_ranks(df: Any) -> list[str]:
-    """Rank by strength within each (votes, style) group; overlapping ranges share a rank.
-
-    A row's rank is 1 + the number of rows whose whole range lies above its range; rows with
-    too few ratings for a range are compared by their point estimate.
-    """
-
-    def span(row: Any) -> tuple[float, float]:
-        low, high = row["bt_low"], row["bt_high"]
-        if row["ratings"] < MIN_FOR_INTERVAL or low != low or high != high or low is None:
-            return row["bt_strength"], row["bt_strength"]
-        return low, high
-
-    spans = [span(row) for _, row in df.iterrows()]
-    keys = list(zip(df["blind"], df["style"], strict=True))
-    ranks = [
-        1 + sum(1 for k2, s2 in zip(keys, spans, strict=True) if k2 == k and s2[0] > s[1])
-        for k, s in zip(keys, spans, strict=True)
-    ]
-    counts: dict[tuple[Any, Any, int], int] = {}
-    for k, r in zip(keys, ranks, strict=True):
-        counts[(*k, r)] = counts.get((*k, r), 0) + 1
-    return [f"={r}" if counts[(*k, r)] > 1 else str(r) for k, r in zip(keys, ranks, strict=True)]
+def rank_labels(df: Any) -> list[str]:
+    """The pipeline's ranks as shown: "=2" where another row of the group shares rank 2."""
+    return [f"={r}" if tied else str(r) for r, tied in zip(df["rank"], df["tied"], strict=True)]
 
 
 def readable(df: Any) -> Any:
@@ -152,18 +193,17 @@ def readable(df: Any) -> Any:
     if df.empty:
         return pd.DataFrame(columns=["votes", "style", "method", "rank", "ratings"])
 
+    df = _ordered(df)
+
     def ranges(low: str, high: str) -> list[str]:
-        return [
-            _interval(a, b, int(n))
-            for a, b, n in zip(df[low], df[high], df["ratings"], strict=True)
-        ]
+        return [_interval(a, b) for a, b in zip(df[low], df[high], strict=True)]
 
     out = pd.DataFrame(
         {
             "votes": df["blind"].map({True: "blind", False: "labelled"}),
             "style": df["style"],
             "method": df["method"],
-            "rank": tied_ranks(df),
+            "rank": rank_labels(df),
             "ratings": df["ratings"],
             "mean rating": df["mean"].round(2),
             "mean range (95%)": ranges("mean_low", "mean_high"),
@@ -172,6 +212,4 @@ def readable(df: Any) -> Any:
             "strength range (95%)": ranges("bt_low", "bt_high"),
         }
     )
-    out["_order"] = df["bt_strength"]
-    out = out.sort_values(["votes", "style", "_order"], ascending=[True, True, False])
-    return out.drop(columns="_order")
+    return out.reset_index(drop=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -10,6 +12,7 @@ from pipelines.feedback.bradley_terry import (
     BradleyTerryError,
     fit_bradley_terry,
     row_win_matrices,
+    strength_covariance,
 )
 from pipelines.feedback.errors import FilterError
 from pipelines.feedback.leaderboard import (
@@ -17,6 +20,7 @@ from pipelines.feedback.leaderboard import (
     format_table,
     leaderboard,
     leaderboard_frame,
+    rank_rows,
     to_frame,
 )
 from pipelines.feedback.records import RatingRecord
@@ -57,7 +61,7 @@ BLIND = row("c4", "dave", {"A": 1, "B": 5, "C": 3}, best="B", blind=True) + row(
     "c5", "erin", {"A": 2, "B": 4}, best="A", blind=True
 )
 # Pairwise outcomes by hand (row: pairs), the pick beating everyone in its row:
-#   1: A>B, A>C (pick overrides the A=C tie), C>B     2: B>A, B>C, A>C
+#   1: A>B, A>C (the pick wins the A=C tie), C>B     2: B>A, B>C, A>C
 #   3: B>A                                            4: B>A, B>C, A>C
 HAND_WINS = np.array(
     [
@@ -77,15 +81,17 @@ def test_hand_worked_means_intervals_and_pick_rates():
     got = by_method(leaderboard(OPEN + BLIND, blind=False, n_boot=0))
     a, b, c = got["A"], got["B"], got["C"]
     assert (a.ratings, b.ratings, c.ratings) == (4, 4, 3)
-    # A: 4,3,3,4 -> mean 3.5, sd 0.57735, t(0.975, 3) = 3.18245, half-width 0.91869
+    # the variance pools the squared deviations with one prior degree of freedom of spread 1:
+    # sd = sqrt((SS + 1) / n) with n - 1 + 1 = n degrees of freedom
+    # A: 4,3,3,4 -> mean 3.5, SS 1, sd 0.70711, t(0.975, 4) = 2.77645, half-width 0.98162
     assert a.mean == pytest.approx(3.5)
-    assert (a.mean_low, a.mean_high) == pytest.approx((2.58131, 4.41869), abs=1e-5)
-    # B: 3,4,4,5 -> mean 4, sd 0.81650, half-width 1.29923 -> (2.70077, 5.29923), clipped to 5
+    assert (a.mean_low, a.mean_high) == pytest.approx((2.51838, 4.48162), abs=1e-5)
+    # B: 3,4,4,5 -> mean 4, SS 2, sd 0.86603, half-width 1.20224 -> (2.79776, 5.20224), to 5
     assert b.mean == pytest.approx(4.0)
-    assert (b.mean_low, b.mean_high) == pytest.approx((2.70077, 5.0), abs=1e-5)
-    # C: 4,2,3 -> mean 3, sd 1, t(0.975, 2) = 4.30265 -> (0.51586, 5.48414), clipped to 1..5
+    assert (b.mean_low, b.mean_high) == pytest.approx((2.79776, 5.0), abs=1e-5)
+    # C: 4,2,3 -> mean 3, SS 2, sd 1, t(0.975, 3) = 3.18245, half-width 1.83739
     assert c.mean == pytest.approx(3.0)
-    assert (c.mean_low, c.mean_high) == (1.0, 5.0)
+    assert (c.mean_low, c.mean_high) == pytest.approx((1.16261, 4.83739), abs=1e-5)
     # picks / rows with a pick that showed the method (rows 1, 2, 4)
     assert (a.picks, a.rows, a.pick_rate) == (1, 3, pytest.approx(1 / 3))
     assert (b.picks, b.rows, b.pick_rate) == (2, 3, pytest.approx(2 / 3))
@@ -296,34 +302,109 @@ def test_frame_and_table_for_the_ui(tmp_path):
     assert "watercolor" in format_table(leaderboard(OPEN, n_boot=0))
 
 
-def test_chart_has_one_bar_per_method_and_kind_of_vote():
+def test_chart_has_one_bar_and_whisker_per_series_and_one_line_each():
     """Blind and labelled votes of a style are separate bars: neither series hides the other."""
-    from demo.leaderboard_tab import chart_frame, readable, tied_ranks
+    from demo.leaderboard_tab import chart_html, readable, series_label
 
     df = to_frame(leaderboard(OPEN + BLIND, n_boot=20))
-    chart = chart_frame(df)
-    assert len(chart) == len(df) and chart["bar"].is_unique
-    assert {s.split(" · ")[1] for s in chart["series"]} == {"blind", "labelled"}
-    ranks = tied_ranks(df)
-    assert len(ranks) == len(df) and all(r.lstrip("=").isdigit() for r in ranks)
+    html = chart_html(df)
+    labels = list(series_label(df))
+    assert len(set(labels)) == len(df) == 6  # 3 labelled + 3 blind
+    assert html.count('class="lb-series"') == len(df)
+    assert html.count('class="lb-bar"') == len(df)
+    assert html.count('class="lb-whisker"') == len(df)  # every series has its range
+    assert all(label in html for label in labels)
+    assert "watercolor · blind" in html and "watercolor · labelled" in html
     table = readable(df)
     assert list(table.columns)[:4] == ["votes", "style", "method", "rank"]
+    assert chart_html(to_frame([])) == ""
 
 
 def test_ranks_tie_where_strength_ranges_overlap():
-    import pandas as pd
+    from demo.leaderboard_tab import rank_labels
 
-    from demo.leaderboard_tab import tied_ranks
+    def lb(method, s, low, high):
+        return LeaderboardRow(
+            blind=False, style="anime", method=method, ratings=10, mean=3.0, mean_low=2.0,
+            mean_high=4.0, rows=10, picks=3, pick_rate=0.3, comparisons=20.0,
+            bt_strength=s, bt_low=low, bt_high=high,
+        )  # fmt: skip
 
-    df = pd.DataFrame(
-        {
-            "blind": [False] * 3,
-            "style": ["anime"] * 3,
-            "ratings": [10, 10, 10],
-            "bt_strength": [1.0, 0.8, -1.0],
-            "bt_low": [0.5, 0.3, -1.5],
-            "bt_high": [1.5, 1.2, -0.6],
-        }
-    )
+    rows = rank_rows([lb("C", -1.0, -1.5, -0.6), lb("B", 0.8, 0.3, 1.2), lb("A", 1.0, 0.5, 1.5)])
     # A and B overlap (tied first); C lies below both
-    assert tied_ranks(df) == ["=1", "=1", "3"]
+    assert [(r.method, r.rank, r.tied) for r in rows] == [
+        ("A", 1, True),
+        ("B", 1, True),
+        ("C", 3, False),
+    ]
+    assert rank_labels(to_frame(rows)) == ["=1", "=1", "3"]
+
+
+# The deck case of issue #17: raters rate raw far above learned but click learned as best.
+DECK = (
+    row("d1", "ann", {"raw": 5, "learned": 2, "template": 2}, best="learned", style="anime")
+    + row("d1", "ben", {"raw": 4, "learned": 2, "template": 1}, best="learned", style="anime")
+    + row("d1", "cat", {"raw": 4, "learned": 2, "template": 1}, best="learned", style="anime")
+)
+
+
+def test_ranks_follow_the_ratings_whatever_the_best_picks():
+    got = leaderboard(DECK, n_boot=200)
+    by = by_method(got)
+    assert by["raw"].mean == pytest.approx(13 / 3) and by["learned"].mean == 2.0
+    assert by["learned"].picks == 3  # the picks are counted ...
+    # ... but do not overturn the ratings: raw first, learned second, template last
+    assert [r.method for r in got] == ["raw", "learned", "template"]
+    assert by["raw"].bt_strength > by["learned"].bt_strength > by["template"].bt_strength
+    assert by["raw"].rank <= by["learned"].rank <= by["template"].rank
+    # with the picks moved to template, the order is the same: ratings decide strict pairs
+    moved = [replace(r, is_best=r.method == "template") for r in DECK]
+    assert [r.method for r in leaderboard(moved, n_boot=0)] == ["raw", "learned", "template"]
+
+
+def test_the_best_pick_decides_the_ties_it_is_in():
+    # A = B in every row; the rater picks B: B beats A, and both beat C
+    recs = row("c1", "r", {"A": 4, "B": 4, "C": 1}, best="B")
+    wins = row_win_matrices(np.array([[4.0, 4.0, 1.0]]), np.array([1]))[0]
+    np.testing.assert_array_equal(wins, [[0, 0, 1], [1, 0, 1], [0, 0, 0]])
+    assert [r.method for r in leaderboard(recs, n_boot=0)] == ["B", "A", "C"]
+    # a pick rated below another output leaves that pair to the ratings
+    wins = row_win_matrices(np.array([[5.0, 2.0]]), np.array([1]))[0]
+    np.testing.assert_array_equal(wins, [[0, 1], [0, 0]])
+
+
+def test_intervals_have_positive_width_after_three_equal_ratings():
+    """Three raters who agree exactly: no range may read as certainty."""
+    for r in leaderboard(DECK, n_boot=200):
+        assert r.ratings == 3
+        assert r.mean_low < r.mean_high, r
+        assert r.mean_low <= r.mean <= r.mean_high
+        assert r.bt_high - r.bt_low > 0.5, r  # three rows say little
+        assert r.bt_low < r.bt_strength < r.bt_high
+    learned = by_method(leaderboard(DECK, n_boot=200))["learned"]
+    assert learned.mean_high - learned.mean_low > 0.5  # 2, 2, 2 is not "2.00 – 2.00"
+    # one method always first in 3 identical rows: the row bootstrap alone has no spread
+    same = [r for i in range(3) for r in row(f"c{i}", "r", {"A": 5, "B": 1})]
+    a = by_method(leaderboard(same, n_boot=100))["A"]
+    assert a.bt_high - a.bt_low > 0.5
+
+
+def test_posterior_interval_matches_binomial_theory():
+    # A beats B 300 of 400 times: centred strength logit(0.75) / 2, sd 1 / (2 sqrt(n p q))
+    wins = np.array([[0.0, 300.0], [100.0, 0.0]])
+    s = fit_bradley_terry(wins, prior=0.01)
+    cov = strength_covariance(wins, s, prior=0.01)
+    assert np.sqrt(cov[0, 0]) == pytest.approx(1 / (2 * np.sqrt(400 * 0.75 * 0.25)), rel=0.01)
+    assert cov.sum() == pytest.approx(0.0, abs=1e-12)  # centred: the strengths sum to 0
+    with pytest.raises(BradleyTerryError, match="prior=0"):
+        strength_covariance(wins, s, prior=0)
+
+
+def test_deck_and_tab_agree_with_the_rows():
+    """The deck report and the tab show the pipeline's ranks, not ones of their own."""
+    from demo.leaderboard_tab import readable
+
+    rows = leaderboard(DECK, n_boot=50)
+    table = readable(to_frame(rows))
+    assert list(table["method"]) == [r.method for r in rows]
+    assert list(table["rank"]) == [f"={r.rank}" if r.tied else str(r.rank) for r in rows]

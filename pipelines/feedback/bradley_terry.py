@@ -114,9 +114,11 @@ def _newton(w: np.ndarray, prior: float, max_iter: int, tol: float) -> np.ndarra
 def row_win_matrices(ratings: np.ndarray, best: np.ndarray) -> np.ndarray:
     """Pairwise outcomes implied by each rated row.
 
-    Within a row, each pair of rated outputs is one comparison: the rater's best pick beats every
-    other output (the explicit pick overrides the ratings, even a tie); otherwise the higher
-    rating wins and equal ratings are a tie, half a win each.
+    Within a row, each pair of rated outputs is one comparison decided by the ratings: the
+    higher rating wins, equal ratings are a tie (half a win each). The best pick adds what the
+    ratings leave open: it beats the outputs rated the same as it. A pick rated below another
+    output does not overturn that rating (the 1-5 scores are the graded judgement; the pick is
+    one click), so a method's rank follows its ratings whatever the picks.
 
     Args:
         ratings: (n, k) ratings of k methods in n rows, NaN where a method was not in the row.
@@ -140,10 +142,60 @@ def row_win_matrices(ratings: np.ndarray, best: np.ndarray) -> np.ndarray:
     both = present[:, :, None] & present[:, None, :]  # (n, k, k)
     both &= ~np.eye(k, dtype=bool)
     ri, rj = r[:, :, None], r[:, None, :]
-    out = np.where(ri > rj, 1.0, np.where(ri == rj, 0.5, 0.0))  # NaN compares False -> 0
+    tie = ri == rj  # NaN compares False
+    out = np.where(ri > rj, 1.0, np.where(tie, 0.5, 0.0))
     is_best = np.zeros((n, k), dtype=bool)
     has = b >= 0
     is_best[np.flatnonzero(has), b[has]] = True
-    out = np.where(is_best[:, :, None], 1.0, out)  # the pick beats everyone in its row
-    out = np.where(is_best[:, None, :], 0.0, out)  # ... and loses to no one
+    out = np.where(is_best[:, :, None] & tie, 1.0, out)  # the pick wins its ties ...
+    out = np.where(is_best[:, None, :] & tie, 0.0, out)  # ... from both sides
     return np.where(both, out, 0.0)
+
+
+def strength_covariance(wins: np.ndarray, strengths: np.ndarray, *, prior: float) -> np.ndarray:
+    """Posterior covariance of the centred log-strengths (Laplace approximation).
+
+    The inverse of the penalised log-likelihood's curvature at the fit, mapped to strengths
+    centred to mean 0. With ``prior > 0`` the curvature is positive definite, so every variance
+    is positive however few or one-sided the comparisons (a row bootstrap of three identical
+    rows has zero spread; this does not).
+
+    Args:
+        wins: (k, k) as for :func:`fit_bradley_terry`.
+        strengths: (k,) the fit (:func:`fit_bradley_terry` with the same ``prior``).
+        prior: the same prior as the fit; must be > 0.
+
+    Returns:
+        (k, k) covariance of the centred strengths.
+    """
+    w = np.asarray(wins, dtype=np.float64)
+    s = np.asarray(strengths, dtype=np.float64)
+    k = s.shape[-1]
+    if w.shape != (k, k):
+        raise BradleyTerryError(f"wins has shape {w.shape}: use ({k}, {k}) for {k} strengths")
+    if not np.isfinite(prior) or prior <= 0:
+        raise BradleyTerryError(f"prior={prior} is not allowed for a covariance: use a number > 0")
+    w = w.copy()
+    np.fill_diagonal(w, 0.0)
+    games = w + w.T
+    # the fit is centred; the prior's reference sits at the uncentred level, so find it again
+    s = _best_level(s)
+    p = 1.0 / (1.0 + np.exp(s[None, :] - s[:, None]))  # P(i beats j)
+    q = 1.0 / (1.0 + np.exp(-s))
+    curv = games * p * (1.0 - p)
+    neg_hess = -curv
+    neg_hess[np.arange(k), np.arange(k)] = curv.sum(-1) + 2.0 * prior * q * (1.0 - q)
+    centre = np.eye(k) - 1.0 / k
+    return centre @ np.linalg.inv(neg_hess) @ centre.T
+
+
+def _best_level(s: np.ndarray) -> np.ndarray:
+    """Shift s so the prior term's gradient sums to 0 (where the uncentred fit sits)."""
+    c = 0.0
+    for _ in range(50):  # Newton on sum_i sigmoid(s_i + c) = k / 2
+        q = 1.0 / (1.0 + np.exp(-(s + c)))
+        f = q.sum() - len(s) / 2
+        c -= f / max((q * (1.0 - q)).sum(), 1e-12)
+        if abs(f) < 1e-12:
+            break
+    return s + c

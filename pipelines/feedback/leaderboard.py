@@ -4,9 +4,20 @@ Blind and non-blind votes are never pooled: with ``blind=None`` they form separa
 a method's label cannot leak into its blind score. Methods are compared only within a style
 (a comparison row has one style).
 
-Uncertainty: the mean rating has a t-interval; the Bradley–Terry strength has a percentile
-bootstrap interval that resamples rated rows (one rater's submission for one comparison), not
-single votes, because the votes of one row are not independent.
+Pairwise outcomes: within each rated row (one rater's submission for one comparison) every pair
+of rated outputs is one comparison decided by the 1-5 ratings (ties half a win each); the best
+pick wins the ties it is part of (see :func:`row_win_matrices`).
+
+Uncertainty, never of zero width from a handful of votes:
+- mean rating: a t-interval whose variance is pooled with a weak prior (``PRIOR_DF`` pseudo
+  degrees of freedom of a rating spread of ``PRIOR_SD`` points), so three equal ratings still get
+  a range; with many ratings the prior is negligible;
+- strength: the wider of the Bradley–Terry posterior interval (the fit's prior, Laplace
+  approximation: positive even when one method won every comparison) and a percentile bootstrap
+  that resamples rated rows, not single votes (the votes of one row are not independent).
+
+Ranks: within each (blind, style), a row's rank is 1 + the number of rows whose whole strength
+interval lies above its interval, so rows whose intervals overlap share a rank.
 """
 
 from __future__ import annotations
@@ -14,14 +25,18 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
-from pipelines.feedback.bradley_terry import fit_bradley_terry, row_win_matrices
+from pipelines.feedback.bradley_terry import (
+    fit_bradley_terry,
+    row_win_matrices,
+    strength_covariance,
+)
 from pipelines.feedback.errors import FilterError
 from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.store import FeedbackStore, RecordFilter
@@ -30,6 +45,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_BOOT = 100_000
+PRIOR_DF = 1.0  # pseudo degrees of freedom of the mean rating's prior variance
+PRIOR_SD = 1.0  # its spread, in rating points (raters' 1-5 scores typically spread about 1)
+Z95 = float(stats.norm.ppf(0.975))
 
 
 @dataclass(frozen=True)
@@ -41,15 +59,17 @@ class LeaderboardRow:
     method: str
     ratings: int  # how many ratings
     mean: float  # mean rating, 1..5
-    mean_low: float | None  # 95% t-interval, clipped to 1..5; None when n < 2
+    mean_low: float | None  # 95% t-interval with a prior variance, in 1..5; None when n < 2
     mean_high: float | None
     rows: int  # rated rows with a best pick that showed this method
     picks: int  # times picked best
     pick_rate: float | None  # picks / rows; None when rows == 0
     comparisons: float  # pairwise comparisons it took part in
     bt_strength: float  # Bradley–Terry log-strength, mean 0 over the style's methods
-    bt_low: float | None  # 95% bootstrap percentile interval; None when n_boot == 0
+    bt_low: float | None  # 95%: posterior or row bootstrap, the wider; None when n_boot == 0
     bt_high: float | None
+    rank: int = 1  # within (blind, style): 1 + rows whose strength interval lies wholly above
+    tied: bool = False  # another row of the group has the same rank
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain JSON-ready values."""
@@ -78,7 +98,7 @@ def leaderboard(
     prior: float = 0.5,
     deck_id: str | None = None,
 ) -> list[LeaderboardRow]:
-    """Leaderboard rows sorted by (blind, style, strength descending).
+    """Leaderboard rows sorted by (blind, style, rank, strength descending).
 
     ``blind=None`` keeps blind and non-blind votes as separate groups; True or False keeps one.
     ``until`` is exclusive. ``prior`` is the Bradley–Terry shrinkage (see bradley_terry.py).
@@ -132,7 +152,9 @@ def _rows(
     n = present.sum(0)  # (k,)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nansum(g.ratings, 0) / n
-        sd = np.sqrt(np.nansum((g.ratings - mean) ** 2, 0) / (n - 1))
+        # the sample variance pooled with the prior's: never 0, the data's once n is large
+        dof = n - 1 + PRIOR_DF
+        sd = np.sqrt((np.nansum((g.ratings - mean) ** 2, 0) + PRIOR_DF * PRIOR_SD**2) / dof)
     picked_rows = present & (g.best >= 0)[:, None]  # (n_rows, k)
     rows = picked_rows.sum(0)
     picks = np.bincount(g.best[g.best >= 0], minlength=k)
@@ -147,12 +169,16 @@ def _rows(
         boot_wins = (counts @ row_wins.reshape(n_rows, k * k)).reshape(n_boot, k, k)
         boot = fit_bradley_terry(boot_wins, prior=prior)  # (B, k)
         bt_low, bt_high = np.percentile(boot, [2.5, 97.5], axis=0)  # (k,) each
+        # resampled rows cannot vary when every row says the same: the prior's posterior can
+        if prior > 0:  # prior 0 (maximum likelihood) has no posterior to widen with
+            half = Z95 * np.sqrt(np.diag(strength_covariance(wins, bt, prior=prior)))
+            bt_low, bt_high = np.minimum(bt_low, bt - half), np.maximum(bt_high, bt + half)
 
     out = []
     for i, method in enumerate(g.methods):
         low = high = None
         if n[i] >= 2:
-            half = stats.t.ppf(0.975, n[i] - 1) * sd[i] / math.sqrt(n[i])
+            half = stats.t.ppf(0.975, dof[i]) * sd[i] / math.sqrt(n[i])
             low, high = max(1.0, mean[i] - half), min(5.0, mean[i] + half)
         out.append(
             LeaderboardRow(
@@ -172,7 +198,24 @@ def _rows(
                 bt_high=None if bt_high is None else float(bt_high[i]),
             )
         )
-    out.sort(key=lambda r: -r.bt_strength)
+    return rank_rows(out)
+
+
+def rank_rows(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
+    """One group's rows with ranks, ties where intervals overlap, sorted by rank then strength."""
+
+    def span(r: LeaderboardRow) -> tuple[float, float]:
+        if r.bt_low is None or r.bt_high is None:  # no intervals asked for: the point alone
+            return r.bt_strength, r.bt_strength
+        return r.bt_low, r.bt_high
+
+    spans = [span(r) for r in rows]
+    ranks = [1 + sum(1 for low, _ in spans if low > high) for _, high in spans]
+    out = [
+        replace(r, rank=rank, tied=ranks.count(rank) > 1)
+        for r, rank in zip(rows, ranks, strict=True)
+    ]
+    out.sort(key=lambda r: (r.rank, -r.bt_strength))
     return out
 
 
