@@ -408,3 +408,20 @@ def test_deck_and_tab_agree_with_the_rows():
     table = readable(to_frame(rows))
     assert list(table["method"]) == [r.method for r in rows]
     assert list(table["rank"]) == [f"={r.rank}" if r.tied else str(r.rank) for r in rows]
+
+
+def test_deck_report_shows_the_leaderboards_ranks_and_intervals(tmp_path):
+    from pipelines.decks.report import DeckReport, chart_panels, to_markdown
+
+    rows = leaderboard(DECK, n_boot=50)
+    report = DeckReport("d", tmp_path, "tiny", [], [], ratings=9, leaderboard=rows)
+    md = to_markdown(report)
+    for r in rows:
+        rank = f"={r.rank}" if r.tied else str(r.rank)
+        assert f"| labelled | anime | {rank} | {r.method} | 3 |" in md
+        assert f"[{r.bt_low:+.2f}, {r.bt_high:+.2f}]" in md
+    title, bars = chart_panels(report)[-1]
+    assert "Bradley–Terry" in title
+    assert [(b[0], b[2], b[3]) for b in bars] == [
+        (f"anime · {r.method}", r.bt_low, r.bt_high) for r in rows
+    ]

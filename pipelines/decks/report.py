@@ -119,7 +119,7 @@ def chart_panels(report: DeckReport) -> list[Panel]:
         for r in report.leaderboard
     ]
     if bt:
-        panels.append(("Bradley–Terry strength (95% bootstrap CI)", bt))
+        panels.append(("Bradley–Terry strength (95%: prior's posterior or row bootstrap)", bt))
     return panels
 
 
@@ -223,16 +223,21 @@ def to_markdown(report: DeckReport) -> str:
         return "\n".join(out) + "\n"
     out += [
         "",
-        "## Ratings: Bradley–Terry strength [95% bootstrap CI]",
+        "## Ratings: rank and Bradley–Terry strength [95% interval]",
         "",
-        "| votes | style | method | ratings | mean rating | BT strength |",
-        "|---|---|---|---|---|---|",
+        "Pairs within each rated row, decided by the 1-5 ratings (ties half each, the best pick "
+        "decides its ties). Strength interval: the wider of the fit's prior posterior and a "
+        "bootstrap over rated rows. Rows whose intervals overlap share a rank (`=`).",
+        "",
+        "| votes | style | rank | method | ratings | mean rating | BT strength |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report.leaderboard:
         ci = "" if r.bt_low is None else f" [{r.bt_low:+.2f}, {r.bt_high:+.2f}]"
+        rank = f"={r.rank}" if r.tied else str(r.rank)
         out.append(
-            f"| {'blind' if r.blind else 'labelled'} | {r.style} | {r.method} | {r.ratings} | "
-            f"{r.mean:.2f} | {r.bt_strength:+.2f}{ci} |"
+            f"| {'blind' if r.blind else 'labelled'} | {r.style} | {rank} | {r.method} | "
+            f"{r.ratings} | {r.mean:.2f} | {r.bt_strength:+.2f}{ci} |"
         )
     scopes = sorted({s for per in report.kendall.values() for s in per}, key=lambda s: s != "all")
     out += [
