@@ -1,14 +1,18 @@
 """What a Generate click does, as plain functions: Gradio calls them, tests call them directly.
 
 A click runs two steps. :meth:`CompareHandlers.check` runs at once: it refuses what the page can
-tell is wrong, builds the click's :class:`CompareRequest` (the only time it is built, and so
-validated) and keeps it under a ticket. :meth:`CompareHandlers.run` is the batched render: each
-person's ticket gives back their request. Gradio keeps per-page ``State`` apart only outside
-batches, so the ticket travels in a hidden component.
+tell is wrong (the selfie is decoded with the app's own checks, as the API decodes it), builds the
+click's :class:`CompareRequest` (the only time it is built, and so validated) and keeps it under a
+ticket. On the page, :meth:`CompareHandlers.click` wraps it: the previous row goes at once, and a
+refusal's message shows beside Generate (:meth:`CompareHandlers.refused`).
+:meth:`CompareHandlers.run` is the batched render: each person's ticket gives back their
+request. Gradio keeps per-page ``State`` apart only outside batches, so the ticket travels in a
+hidden component.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -22,8 +26,9 @@ import gradio as gr
 from PIL import Image
 
 from demo.errors import user_errors
+from demo.formatting import plain_md
 from demo.queue_progress import RenderCancelled, batch_progress
-from demo.rows import ShownRow, row_values, shown_row
+from demo.rows import ShownRow, cleared_row, row_values, shown_row
 from pipelines.core.errors import UserError
 from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
@@ -51,6 +56,20 @@ class CompareCallbacks:
 
 
 EXPIRED = "This click is no longer waiting for a render: press Generate again."
+STARTING = "⏳ Your photo is checked: your render is about to start…"
+# the controls a reloaded page gets back (never the selfie or the style reference)
+SAVED_INPUTS = (
+    "style",
+    "prompt",
+    "methods",
+    "seed",
+    "blind",
+    "num_inference_steps",
+    "guidance_scale",
+    "use_style_strength",
+    "ip_adapter_scale",
+    "size",
+)
 
 
 class ClickExpiredError(UserError):
@@ -126,6 +145,8 @@ class CompareHandlers:
         self.cb = cb
         self.pending = pending if pending is not None else PendingClicks()
         self.n_slots = len(cb.methods)
+        self._refusals: OrderedDict[str, str] = OrderedDict()  # page -> its last click's refusal
+        self._lock = threading.Lock()
 
     def request(
         self,
@@ -180,6 +201,7 @@ class CompareHandlers:
         if not methods:
             raise gr.Error("Tick at least one method to compare.")
         with user_errors("The comparison"):
+            load_image(selfie)  # the render decodes it again; a bad file is refused now
             request = self.request(
                 style,
                 prompt,
@@ -195,6 +217,63 @@ class CompareHandlers:
         # the status line counts the wait in the queue from now
         return self.pending.put(Click(request, time.time()))
 
+    def upload(self, selfie: str | bytes | None) -> list[Any]:
+        """A selfie as it arrives, decoded with the app's checks: [selfie, row, *row values].
+        A file the app cannot read is taken off the page (no broken image), with the previous
+        row, and the status says why; a readable one changes nothing."""
+        if selfie is None:
+            return [gr.update(), gr.update(), *[gr.update()] * (4 + 6 * self.n_slots)]
+        try:
+            load_image(selfie)
+        except PhotoError as exc:
+            message = f"⚠️ Selfie: {plain_md(str(exc))}"
+            return [None, None, *cleared_row(message, self.n_slots)]
+        return [gr.update(), gr.update(), *[gr.update()] * (4 + 6 * self.n_slots)]
+
+    def click(
+        self,
+        selfie: str | bytes | None,
+        blind: bool,
+        style: str,
+        prompt: str,
+        methods: list[str] | None,
+        seed: Any,
+        num_inference_steps: float,
+        guidance_scale: float,
+        use_style_strength: bool,
+        ip_adapter_scale: float | None,
+        size: int,
+        reference: str | bytes | None,
+        request: gr.Request | None = None,
+    ) -> list[Any]:
+        """Generate, on the page: :meth:`check`, then [ticket, the inputs the browser keeps, no
+        row, *the row cleared with a "starting" status]. A refusal is kept for :meth:`refused`
+        (Gradio shows the error, and runs that page's failure step) and raised."""
+        fields = [style, prompt, methods, seed, num_inference_steps, guidance_scale]
+        fields += [use_style_strength, ip_adapter_scale, size]
+        key = getattr(request, "session_hash", None) or ""
+        try:
+            ticket = self.check(selfie, *fields, reference)
+        except gr.Error as exc:
+            self._remember_refusal(key, str(exc.message))
+            raise
+        names = [n for n in SAVED_INPUTS if n != "blind"]  # the fields' order
+        saved = dict(zip(names, fields, strict=True)) | {"blind": bool(blind)}
+        return [ticket, json.dumps(saved), None, *cleared_row(STARTING, self.n_slots)]
+
+    def _remember_refusal(self, key: str, message: str) -> None:
+        with self._lock:
+            self._refusals[key] = message
+            while len(self._refusals) > 512:  # pages that never came back for theirs
+                self._refusals.popitem(last=False)
+
+    def refused(self, request: gr.Request | None = None) -> list[Any]:
+        """After a refused click: [no row, *the row cleared, the refusal in the status]."""
+        key = getattr(request, "session_hash", None) or ""
+        with self._lock:
+            message = self._refusals.pop(key, "This click was refused: press Generate again.")
+        return [None, *cleared_row(f"⚠️ {message}", self.n_slots)]
+
     def run(
         self,
         selfies: list[ImageSource],
@@ -209,19 +288,19 @@ class CompareHandlers:
             None if c else ClickExpiredError(EXPIRED) for c in clicks
         ]
         asked = [(i, selfies[i], c.request) for i, c in enumerate(clicks) if c]
-        started = min((c.clicked for c in clicks if c), default=time.time())
+        report = batch_progress(progress, len(asked))
         try:
             with user_errors("The comparison", passthrough=(RenderCancelled,)):
                 done = (
-                    self.cb.compare_many(
-                        [(img, req) for _, img, req in asked],
-                        batch_progress(progress, time.monotonic() - (time.time() - started)),
-                    )
+                    self.cb.compare_many([(img, req) for _, img, req in asked], report)
                     if asked
                     else []
                 )
         except RenderCancelled:  # no one is waiting for it any more
+            report.done(cancelled=True)
             return [[gr.update()] * len(tickets) for _ in range(4 + 6 * self.n_slots)]
+        if asked:
+            report.done()
         for (i, _, _), outcome in zip(asked, done, strict=True):
             outcomes[i] = outcome
         now = time.time()
@@ -233,7 +312,21 @@ class CompareHandlers:
 
     def show(self, key: str, current: ShownRow | None) -> tuple[Any, Any]:
         """The batched call's row becomes this page's state, and is remembered by the browser."""
+        if not key:  # this page's row failed: its status says why, and no row is left to rate
+            return None, ""
         row = shown_row(self.cb.recent, key)
         if row is None or (current is not None and current.key() == key):
-            return gr.update(), gr.update()  # this page's row failed: keep what it shows
+            return gr.update(), gr.update()
         return row, key
+
+
+def saved_inputs(saved: str | None) -> dict[str, Any]:
+    """The controls a page's last click sent (what :meth:`CompareHandlers.click` kept in the
+    browser), by name; {} when nothing readable was kept."""
+    try:
+        data = json.loads(saved or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if k in SAVED_INPUTS and v is not None}

@@ -68,6 +68,7 @@ class Controls:
     size: gr.Dropdown
     reference: gr.Image
     generate: gr.Button
+    status: gr.Markdown  # under Generate: queue place, progress, time left, or why it failed
     face: gr.Image
     face_info: gr.Markdown
 
@@ -101,6 +102,9 @@ class CompareTab:
     generate: gr.Button
     controls: gr.Column  # selfie and generation controls, hidden while a deck is rated
     status: gr.Markdown
+    inputs: list[Any]  # the controls a reload gives back, in SAVED_INPUTS order
+    saved_inputs: gr.BrowserState  # their values at the last click (JSON), kept across reloads
+    results: gr.Column | None = None  # the cards' column: the rating panel goes right under them
 
 
 # ----------------------------------------------------------------------------- layout
@@ -110,10 +114,9 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     """The selfie, style, methods and generation controls, and one card per method."""
     with gr.Row(equal_height=False):
         controls = _controls(cb)
-        with gr.Column(scale=3):
-            # the queue position, progress and time left show here, above the results
-            status = gr.Markdown(elem_id="run-status", min_height=48)
+        with gr.Column(scale=3) as results:
             slots = _slots(len(cb.methods))
+    status = controls.status
     # rows are batched across people, and Gradio keeps per-page State apart only outside batches:
     # the batched call fills a plain component; a per-page step turns it into state
     batch_key = gr.Textbox(visible=False)
@@ -135,6 +138,22 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
         generate=controls.generate,
         controls=controls.column,
         status=status,
+        inputs=[
+            controls.style,
+            controls.prompt,
+            controls.methods,
+            controls.seed,
+            controls.blind,
+            controls.num_inference_steps,
+            controls.guidance_scale,
+            controls.use_style_strength,
+            controls.ip_adapter_scale,
+            controls.size,
+        ],
+        saved_inputs=gr.BrowserState(  # the fixed secret: a restart still reads them
+            "", storage_key="become-lab-inputs", secret=cb.settings.browser_secret or None
+        ),
+        results=results,
     )
     _wire(controls, tab, CompareHandlers(cb), batch_key, ticket)
     return tab
@@ -177,6 +196,8 @@ def _controls(cb: CompareCallbacks) -> Controls:
         with gr.Accordion("Advanced", open=False):
             advanced = _advanced(cb)
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        # where the person just clicked: the queue place, each step and the time left, or why not
+        status = gr.Markdown(elem_id="run-status", min_height=56)
         with gr.Row():
             face = gr.Image(label="Detected face", height=140, interactive=False)
             face_info = gr.Markdown(elem_id="face-info")
@@ -190,6 +211,7 @@ def _controls(cb: CompareCallbacks) -> Controls:
         randomize=randomize,
         blind=blind,
         generate=generate,
+        status=status,
         face=face,
         face_info=face_info,
         **advanced,
@@ -287,14 +309,30 @@ def _wire(
 ) -> None:
     """Generate: check at once, render in batches, then make the row this page's state."""
     c.randomize.click(new_seed, outputs=c.seed, api_name=False)
-    c.generate.click(
-        h.check,
-        [c.selfie, *c.fields()],
-        ticket,
+    c.selfie.upload(  # a file the app cannot read is refused as it arrives, not at Generate
+        h.upload,
+        c.selfie,
+        [c.selfie, tab.result, *tab.row_outputs],
+        api_name=False,
+        concurrency_limit=None,
+        show_progress="hidden",
+    ).then(None, js=SHOW_STATUS)
+    clicked = c.generate.click(
+        h.click,
+        [c.selfie, c.blind, *c.fields()],
+        [ticket, tab.saved_inputs, tab.result, *tab.row_outputs],
         api_name=False,
         concurrency_limit=None,  # checks run at once, never behind a render
         show_progress="hidden",
-    ).success(
+    )
+    clicked.failure(  # refused: its message beside Generate, no old row left to rate
+        h.refused,
+        None,
+        [tab.result, *tab.row_outputs],
+        api_name=False,
+        show_progress="hidden",
+    ).then(None, js=SHOW_STATUS)
+    clicked.success(
         h.run,
         inputs=[c.selfie, c.blind, ticket],
         outputs=tab.row_outputs,
@@ -304,8 +342,22 @@ def _wire(
         concurrency_id="render",
         concurrency_limit=1,
         show_progress_on=[tab.status],
-        scroll_to_output=True,
-    ).then(h.show, [batch_key, tab.result], [tab.result, tab.row_key], api_name=False)
+    ).then(h.show, [batch_key, tab.result], [tab.result, tab.row_key], api_name=False).then(
+        None, js=SHOW_ROW
+    )
+
+
+# the finished row, scrolled into view (or, when it failed, the status that says why)
+SHOW_ROW = """() => {
+  const status = document.querySelector('#run-status');
+  const failed = status && status.innerText.trim().startsWith('⚠');
+  const target = failed ? status : document.querySelector('#results-row');
+  if (target) target.scrollIntoView({behavior: 'smooth', block: failed ? 'nearest' : 'start'});
+}"""
+SHOW_STATUS = """() => {
+  const status = document.querySelector('#run-status');
+  if (status && status.innerText.trim()) status.scrollIntoView({block: 'nearest'});
+}"""
 
 
 # ----------------------------------------------------------------------------- words

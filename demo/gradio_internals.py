@@ -10,6 +10,10 @@ render step to every page of a batch and to stop a render once every such page h
 - ``Event._id``, ``Event.request``, ``Event.alive``: an event, its HTTP request, whether its page
   still waits for it
 - ``Queue.set_progress(event_id, [gradio.helpers.TrackedIterable])``: one event's progress line
+- ``Event.fn`` (its ``concurrency_id``, ``max_batch_size``) and
+  ``Queue.event_queue_per_concurrency_id[...].queue``: the events still waiting for the same
+  function, in queue order
+- ``Queue.send_message(event, gradio.server_messages.ProgressMessage)``: a line for a waiting event
 
 A missing piece raises :class:`GradioInternalsChanged`, naming the Gradio version and what is
 missing; ``tests/test_gradio_internals.py`` runs all of it in a live batched call, so a Gradio
@@ -19,6 +23,7 @@ upgrade that breaks this fails the tests. At run time the caller falls back to p
 from __future__ import annotations
 
 import importlib
+from abc import ABCMeta
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +80,29 @@ class RunningBatch:
             unit = tracked(None, None, None, desc=message, unit="steps", progress=fraction)
             set_progress(_internal(event, "_id", "gradio.queueing.Event"), [unit])
 
+    def max_batch_size(self) -> int:
+        """How many requests one call of this function takes at most."""
+        fn = _internal(self.events[0], "fn", "gradio.queueing.Event")
+        return int(_internal(fn, "max_batch_size", "gradio.block_function.BlockFunction") or 1)
+
+    def waiting(self) -> list[Any]:
+        """The events queued for this same function, not started yet, in queue order."""
+        fn = _internal(self.events[0], "fn", "gradio.queueing.Event")
+        cid = _internal(fn, "concurrency_id", "gradio.block_function.BlockFunction")
+        queues = _internal(self.queue, "event_queue_per_concurrency_id", "gradio.queueing.Queue")
+        line = queues.get(cid)
+        if line is None:
+            return []
+        events = list(_internal(line, "queue", "gradio.queueing.EventQueue"))
+        return [e for e in events if _internal(e, "fn", "gradio.queueing.Event") is fn]
+
+    def tell_waiting(self, event: Any, message: str) -> None:
+        """Show ``message`` (an empty bar) on a page whose request still waits in the queue."""
+        progress_message = _module_attr("gradio.server_messages", "ProgressMessage")
+        unit = _module_attr("gradio.server_messages", "ProgressUnit")
+        send = _internal(self.queue, "send_message", "gradio.queueing.Queue")
+        send(event, progress_message(progress_data=[unit(desc=message, progress=0.0)]))
+
 
 def running_batch() -> RunningBatch | None:
     """The batch of the queued call running in this thread; None outside a queued call.
@@ -101,3 +129,21 @@ def running_batch() -> RunningBatch | None:
         if event_id in ids or (http_request is not None and first_request is http_request):
             return RunningBatch(queue, tuple(job))
     return None
+
+
+def component_subclass(base: type, name: str, attrs: dict[str, Any], module: str) -> type:
+    """A subclass of the Gradio component ``base`` named ``name`` (the page draws it with the
+    frontend of the component so named), made without ``ComponentMeta.__new__``: that step writes
+    a ``.pyi`` file beside the defining module, and the subclass adds no events to describe.
+
+    Gradio rebuilds a component from its class whenever an event updates its properties (an
+    example photo clicked, ``gr.update(...)``): only a class, not an instance attribute, keeps
+    behaviour through that.
+    """
+    meta = type(base)
+    if not isinstance(meta, type) or not issubclass(meta, ABCMeta):
+        raise GradioInternalsChanged(
+            f"Gradio {GRADIO_VERSION}: {base.__name__}'s metaclass is {meta!r}, not an ABCMeta "
+            "(gradio.component_meta.ComponentMeta), which demo/gradio_internals.py expects"
+        )
+    return ABCMeta.__new__(meta, name, (base,), {"__module__": module, **attrs})

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from demo.api import create_compare_api, create_feedback_api
+from demo.compare_handlers import SAVED_INPUTS, saved_inputs
 from demo.compare_tab import (
     CompareCallbacks,
     CompareTab,
@@ -264,27 +265,37 @@ class PageOpen:
 
     def __call__(self, *saved: Any) -> list[Any]:
         """Values for :func:`_wire_page_open`'s outputs, from the browser's saved values."""
-        *saved_rater, saved_row = saved  # the panel's remembered values, then the row key
+        # the panel's remembered values, the row key, the controls at the last click
+        *saved_rater, saved_row, saved_controls = saved
+        last = saved_inputs(saved_controls)
         services = self.services
         session = services.sessions.get()
         styles = style_choices(services)
         # a saved session may name styles or methods that no longer exist: ignore those
         allowed = [c for c in styles if c[1] in session.styles] or list(styles)
         chosen = [m for m in session.methods if m in services.registry] or ["raw", "template"]
+        chosen = [m for m in last.get("methods") or () if m in services.registry] or chosen
+        style = last.get("style") if last.get("style") in {c[1] for c in allowed} else None
         methods, timer = self.methods.update(chosen)
         recent = services.comparison.recent.get
         row, row_values = restore_row(recent, saved_row, self.n_slots)
         rater = self.rater_load.fn(*saved_rater)
         return [
             engine_banner(services),  # the live learned model, after a retrain too
-            gr.update(choices=allowed, value=allowed[0][1]),
+            gr.update(choices=allowed, value=style or allowed[0][1]),
             methods,
             timer,
             row,
             *row_values,
             *rater,
             *deck_mode(session, rater[0]),  # a loaded deck replaces live renders
+            # the rest of the page's controls as its last click sent them (blind: the panel's)
+            *(gr.update(value=last[n]) if n in last else gr.update() for n in RESTORED),
         ]
+
+
+# restored by the page load beside style and methods (blind is the rating panel's to set)
+RESTORED = tuple(n for n in SAVED_INPUTS if n not in {"style", "methods", "blind"})
 
 
 def _wire_page_open(
@@ -301,7 +312,7 @@ def _wire_page_open(
     )
     demo.load(
         page,
-        inputs=[*page.rater_load.inputs, tab.row_key],
+        inputs=[*page.rater_load.inputs, tab.row_key, tab.saved_inputs],
         outputs=[
             banner,
             tab.style,
@@ -314,6 +325,7 @@ def _wire_page_open(
             deck.intro,
             deck.rater,
             tab.controls,
+            *(tab.inputs[SAVED_INPUTS.index(n)] for n in RESTORED),
         ],
         api_name=False,
     )

@@ -1,29 +1,114 @@
 """Progress and cancellation for a batched Gradio event: every person in the batch sees it.
 
 Gradio shows no ``gr.Progress`` for a batched call and cannot stop a function that is already
-running. :func:`batch_progress` reports each step to every event of the batch and stops the
-render once every page that asked for it has closed, through :mod:`demo.gradio_internals` (the
-one module that reads Gradio's internals). Where those internals have changed it falls back to
-plain ``gr.Progress`` (which a batched call does not show) and never cancels, and says so once in
-the log; ``tests/test_gradio_internals.py`` fails in that case.
+running. :func:`batch_progress` reports each step to every event of the batch, tells the pages
+still waiting in the queue where they stand, and stops the render once every page that asked for
+it has closed, through :mod:`demo.gradio_internals` (the one module that reads Gradio's
+internals). Where those internals have changed it falls back to plain ``gr.Progress`` (which a
+batched call does not show) and never cancels, and says so once in the log;
+``tests/test_gradio_internals.py`` fails in that case.
+
+Time left is measured, never guessed from Gradio's average: before a render has gone far, from
+this process's finished renders (seconds per row, times the rows of the batch actually formed);
+then from this render's own step times. It is re-estimated at every step, so it never reads as
+already exceeded. :data:`RENDERS` keeps every render's outcome, cancelled ones included.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
+import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import gradio as gr
 
 from demo.gradio_internals import GradioInternalsChanged, RunningBatch, running_batch
-from pipelines.core.request import Progress
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
+TELL_WAITING_EVERY = 0.5  # seconds between queue messages to the pages still waiting
 
 
 class RenderCancelled(Exception):
     """Every page that asked for this render has closed or reloaded: stop rendering."""
+
+
+@dataclass(frozen=True)
+class RenderRecord:
+    """One batched render: how many rows, how long, how far it got, whether it was cancelled."""
+
+    rows: int
+    seconds: float
+    fraction: float
+    cancelled: bool
+
+
+class RenderClock:
+    """This process's renders: the measured seconds per row, and which renders were cancelled."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self._records: deque[RenderRecord] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def add(self, record: RenderRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+        if record.cancelled:
+            log.info(
+                "render of %d row(s) cancelled at %.0f%% after %.1f s: no page waits for it",
+                record.rows,
+                100 * record.fraction,
+                record.seconds,
+            )
+
+    def records(self) -> list[RenderRecord]:
+        """Every kept render, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def estimate(self, rows: int) -> float | None:
+        """Seconds a render of ``rows`` rows takes, from the last finished renders; None before
+        the first one finishes."""
+        done = [r for r in self.records() if not r.cancelled][-10:]
+        if not done:
+            return None
+        return rows * sum(r.seconds for r in done) / sum(r.rows for r in done)
+
+
+RENDERS = RenderClock()
+
+
+def seconds_left(
+    elapsed: float, fraction: float, prior: float | None, rate: float | None = None
+) -> float:
+    """Time left of a render ``fraction`` done after ``elapsed`` s: from ``rate`` (fraction per
+    second over its latest steps) once measured, else from ``prior`` (a finished render's
+    measured time); NaN while neither is known."""
+    if rate is not None and rate > 0:
+        from_steps = (1.0 - fraction) / rate
+        if prior is None or fraction >= 0.3:
+            return max(from_steps, 0.0)
+        weight = fraction / 0.3  # trust this render's own steps more as they add up
+        return max(weight * from_steps + (1 - weight) * (prior - elapsed), 0.0)
+    if prior is None:
+        return math.nan
+    return max(prior - elapsed, 0.0)
+
+
+def in_words(seconds: float) -> str:
+    """Time left in words ("about 12 s left", "about 2 min left", "almost done"); "" while
+    nothing has been measured yet."""
+    if math.isnan(seconds):
+        return ""
+    if seconds < 1:
+        return "almost done"
+    if seconds < 90:
+        return f"about {math.ceil(seconds)} s left"
+    return f"about {math.ceil(seconds / 60)} min left"
 
 
 def _fallback(exc: GradioInternalsChanged) -> None:
@@ -41,27 +126,92 @@ def _current_batch() -> RunningBatch | None:
         return None
 
 
-def batch_progress(progress: gr.Progress, started: float | None = None) -> Progress:
-    """A :data:`Progress` that updates every event of the batch, with a time-left estimate,
-    and raises :class:`RenderCancelled` once no one in the batch is still waiting."""
-    batch = _current_batch()
-    t0 = started if started is not None else time.monotonic()
+class BatchProgress:
+    """A :data:`~pipelines.core.request.Progress` for one batched render: each step goes to every
+    page of the batch with the time left, the pages still in the queue get their place, and
+    :class:`RenderCancelled` is raised once no page of the batch waits. Call :meth:`done` when
+    the render ends (it records the render in :data:`RENDERS`)."""
 
-    def report(fraction: float, message: str) -> None:
-        nonlocal batch
-        elapsed = time.monotonic() - t0
-        if 0.05 < fraction < 1.0:
-            message += f" · about {elapsed / fraction - elapsed:.0f} s left"
-        if batch is None:
-            progress(fraction, desc=message)
+    def __init__(self, progress: gr.Progress, rows: int, clock: RenderClock = RENDERS) -> None:
+        self.progress, self.rows, self.clock = progress, max(rows, 1), clock
+        self.batch = _current_batch()
+        self.t0 = time.monotonic()
+        self.prior = clock.estimate(self.rows)
+        self.fraction = 0.0
+        self._marks: deque[tuple[float, float]] = deque(maxlen=64)  # (time, fraction) per step
+        self._told = -math.inf  # when the waiting pages were last told
+
+    def rate(self) -> float | None:
+        """Fraction done per second over the latest steps (about the last 3 s): the stage the
+        render is in now (finding faces, writing prompts, denoising) sets the pace."""
+        if len(self._marks) < 2:
+            return None
+        t1, f1 = self._marks[-1]
+        t0, f0 = next(((t, f) for t, f in self._marks if t1 - t <= 3.0), self._marks[0])
+        if t1 - t0 < 0.2 or f1 <= f0:
+            t0, f0 = self._marks[0]
+        return (f1 - f0) / (t1 - t0) if t1 > t0 and f1 > f0 else None
+
+    def left(self) -> float:
+        """Seconds left of this render, as measured so far."""
+        return seconds_left(time.monotonic() - self.t0, self.fraction, self.prior, self.rate())
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.fraction = max(self.fraction, min(fraction, 1.0))
+        self._marks.append((time.monotonic(), self.fraction))
+        message = re.sub(r"(\d+)/(\d+)", r"\1 of \2", message)  # "step 6 of 93"
+        left = in_words(self.left()) if fraction < 1.0 else ""
+        if left:
+            message += " · " + left
+        if self.batch is None:
+            self.progress(fraction, desc=message)
             return
         try:
-            if not batch.anyone_waiting():
+            if not self.batch.anyone_waiting():
                 raise RenderCancelled("every page of this batch closed")
-            batch.send_progress(fraction, message)
+            self.batch.send_progress(fraction, message)
         except GradioInternalsChanged as exc:
             _fallback(exc)
-            batch = None
-            progress(fraction, desc=message)
+            self.batch = None
+            self.progress(fraction, desc=message)
+            return
+        try:
+            self._tell_waiting()
+        except GradioInternalsChanged as exc:  # the batch's own progress still goes out
+            _fallback(exc)
+            self._told = math.inf  # no more queue messages for this render
 
-    return report
+    def _tell_waiting(self) -> None:
+        """Each page still in the queue: how many renders come before its own, and when its
+        own starts (this render's time left, then a measured render per full batch ahead)."""
+        now = time.monotonic()
+        if self.batch is None or now - self._told < TELL_WAITING_EVERY:
+            return
+        self._told = now
+        waiting = self.batch.waiting()
+        if not waiting:
+            return
+        size = self.batch.max_batch_size()
+        full = self.clock.estimate(size)
+        for rank, event in enumerate(waiting):
+            ahead = rank // size  # whole batches that start before this page's
+            start = self.left() + (ahead * full if full is not None else 0.0)
+            renders = "1 render" if ahead == 0 else f"{ahead + 1} renders"
+            when = (
+                f"yours starts in about {math.ceil(start)} s"
+                if not math.isnan(start) and (ahead == 0 or full is not None)
+                else "measuring how long they take"
+            )
+            self.batch.tell_waiting(event, f"In line: {renders} before yours · {when}")
+
+    def done(self, cancelled: bool = False) -> None:
+        """Record this render (its time feeds the next estimates unless it was cancelled)."""
+        seconds = time.monotonic() - self.t0
+        self.clock.add(RenderRecord(self.rows, seconds, self.fraction, cancelled))
+
+
+def batch_progress(
+    progress: gr.Progress, rows: int = 1, clock: RenderClock = RENDERS
+) -> BatchProgress:
+    """The progress of a batched render of ``rows`` rows (see :class:`BatchProgress`)."""
+    return BatchProgress(progress, rows, clock)

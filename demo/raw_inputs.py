@@ -25,6 +25,8 @@ from urllib.parse import unquote_to_bytes
 import gradio as gr
 from gradio.data_classes import ImageData
 
+from demo.gradio_internals import component_subclass
+
 BAD_DATA_URL = "The image could not be read: upload a photo (JPEG, PNG or WebP)."
 
 
@@ -32,12 +34,12 @@ def raw_image(**kwargs: Any) -> gr.Image:
     """A ``gr.Image`` (upload, webcam, clipboard, preview) whose value reaches the function as
     the uploaded file's path (or a pasted image's bytes), never decoded by Gradio.
 
-    The instance's ``preprocess`` is replaced rather than subclassed: a subclass is a new
-    component name the page has no frontend for, and Gradio writes a ``.pyi`` beside it.
+    A class, not an instance attribute: Gradio rebuilds a component from its class when an event
+    updates it (an example photo clicked), and a replaced instance ``preprocess`` was then lost,
+    so every later upload went through Gradio's decoder. The class is still named ``Image``, so
+    the page draws it with Gradio's image frontend.
     """
-    image = gr.Image(type="filepath", image_mode=None, **kwargs)  # "filepath": what the API says
-    image.preprocess = raw_preprocess  # type: ignore[method-assign]
-    return image
+    return RawImage(type="filepath", image_mode=None, **kwargs)  # "filepath": what the API says
 
 
 def raw_preprocess(payload: ImageData | None) -> str | bytes | None:
@@ -60,6 +62,14 @@ def data_url_bytes(url: str) -> bytes:
         return base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
         raise gr.Error(BAD_DATA_URL) from None
+
+
+RawImage = component_subclass(
+    gr.Image,
+    "Image",
+    {"preprocess": lambda self, payload: raw_preprocess(payload)},
+    __name__,
+)
 
 
 def raw_number(**kwargs: Any) -> gr.Number:

@@ -72,6 +72,15 @@ def restore_row(
     return row, values
 
 
+def cleared_row(status: str, n_slots: int) -> list[Any]:
+    """Values for [status, face, face info, row key] + 6 per slot: ``status``, and no row (no
+    face crop, no cards, no key)."""
+    values: list[Any] = [status, gr.update(value=None), "", ""]
+    for _ in range(n_slots):
+        values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
+    return values
+
+
 def row_values(
     res: ComparisonResult | UserError | None,
     blind: bool,
@@ -85,9 +94,9 @@ def row_values(
     Blind rows are shuffled by ``shuffle_key`` (default: the comparison id, so one row reads the
     same on every page; a deck shuffles per rater so no position favours a method).
     """
-    if not isinstance(res, ComparisonResult):
+    if not isinstance(res, ComparisonResult):  # no old row stays on screen to be rated
         message = str(res) if res is not None else "This row was not rendered."
-        return [f"⚠️ {plain_md(message)}", *([gr.update()] * (3 + 6 * n_slots))]
+        return cleared_row(f"⚠️ {plain_md(message)}", n_slots)
     skipped = [o.method for o in res.outputs if not o.rendered]
     if order is not None:  # as the page showed it before
         shown = [res.output(m) for m in order]

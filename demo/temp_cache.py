@@ -38,30 +38,57 @@ def claim_temp_dir(
     env = os.environ if environ is None else environ
     folder = Path(env.get("GRADIO_TEMP_DIR") or Path(data_dir) / "gradio-tmp").expanduser()
     env["GRADIO_TEMP_DIR"] = str(folder)
-    if not empty_temp_dir(folder):
+    before = set(files_under(folder))  # what this process did not write
+    ours = empty_temp_dir(folder)
+    if not ours:
         log.warning(
-            "GRADIO_TEMP_DIR=%s holds files that are not the app's: it is not emptied at start "
-            "or stop; uploads there are only deleted by Gradio after 10 minutes",
+            "GRADIO_TEMP_DIR=%s holds files that are not the app's: it is not emptied at start; "
+            "at stop only the files this run wrote are deleted",
             folder,
         )
-        return folder
     if install:
 
         def cleanup() -> None:  # on a signal and again at exit: files may land in between
-            empty_temp_dir(folder)
+            # every upload of this process's life goes, whatever the folder held at start
+            if not (ours and empty_temp_dir(folder)):
+                remove_new_files(folder, before)
 
         atexit.register(cleanup)
         install_stop_handlers(cleanup)
     return folder
 
 
+def files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder`` (none if it does not exist)."""
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+
+
+def remove_new_files(folder: Path, before: set[Path]) -> None:
+    """Delete the files below ``folder`` that are not in ``before``, then empty folders."""
+    for path in files_under(folder):
+        if path not in before and path.name != MARKER:
+            path.unlink(missing_ok=True)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+
+
 def empty_temp_dir(folder: Path) -> bool:
-    """Delete everything in ``folder`` and mark it as the app's; False when it is not the app's."""
+    """Delete everything in ``folder`` and mark it as the app's; False when it is not the app's.
+
+    The marker is written first and never deleted: a process killed mid-way (kill -9) leaves a
+    folder still marked as the app's, which the next start empties."""
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
         return False
-    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text("Become Lab's Gradio cache: emptied at every start and stop.\n")
+    for child in folder.iterdir():
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
     log.info("Gradio temp cache %s emptied", folder)
     return True
 

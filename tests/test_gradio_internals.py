@@ -19,7 +19,7 @@ from gradio_client.utils import Status
 
 from demo import gradio_internals, queue_progress
 from demo.gradio_internals import GRADIO_VERSION, GradioInternalsChanged, RunningBatch
-from demo.queue_progress import RenderCancelled, batch_progress
+from demo.queue_progress import RenderCancelled, RenderClock, batch_progress
 
 DEADLINE = 60.0  # seconds any one wait may take on a loaded machine before the test fails
 
@@ -132,7 +132,10 @@ def test_changed_internals_fall_back_to_plain_progress(monkeypatch, caplog):
 
     monkeypatch.setattr(queue_progress, "running_batch", changed)
     shown: list[tuple[float, str]] = []
-    report = batch_progress(lambda fraction, desc: shown.append((fraction, desc)))
+    # a clock without finished renders: no time-left estimate yet
+    report = batch_progress(
+        lambda fraction, desc: shown.append((fraction, desc)), clock=RenderClock()
+    )
     report(0.02, "Finding the face")
     assert shown == [(0.02, "Finding the face")]
     assert "LocalContext.event_id" in caplog.text  # said once in the log
@@ -145,7 +148,9 @@ def test_a_batch_whose_pages_all_closed_stops_the_render(monkeypatch):
     )
     events = [SimpleNamespace(_id="a", alive=True), SimpleNamespace(_id="b", alive=True)]
     monkeypatch.setattr(queue_progress, "running_batch", lambda: RunningBatch(queue, tuple(events)))
-    report = batch_progress(lambda fraction, desc: pytest.fail("sent to the batch instead"))
+    report = batch_progress(
+        lambda fraction, desc: pytest.fail("sent to the batch instead"), clock=RenderClock()
+    )
     report(0.02, "step 1")
     assert sent == [("a", "step 1"), ("b", "step 1")]  # every page of the batch, not the first
     events[0].alive = False

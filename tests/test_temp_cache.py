@@ -132,3 +132,37 @@ def test_the_app_empties_its_cache_when_stopped(tmp_path, portrait_path):
             app.wait()
         follower.join(timeout=30)  # the app's output ends with it
         log.close()
+
+
+def test_a_folder_not_emptied_at_start_still_loses_this_run_s_uploads_at_stop(
+    tmp_path, monkeypatch
+):
+    """Whatever the folder held when the app started (a crash mid-cleanup, someone else's
+    files), every upload this process wrote is deleted at stop; the files it found stay."""
+    from demo import temp_cache
+
+    shared = tmp_path / "shared"
+    (shared / "theirs").mkdir(parents=True)
+    (shared / "theirs" / "keep.txt").write_text("someone else's file")
+    cleanups: list = []
+    monkeypatch.setattr(temp_cache.atexit, "register", cleanups.append)
+    monkeypatch.setattr(temp_cache, "install_stop_handlers", lambda cleanup: None)
+    claim_temp_dir(tmp_path / "data", {"GRADIO_TEMP_DIR": str(shared)})
+    upload = shared / "abc123" / "selfie.jpg"  # an upload of this run
+    upload.parent.mkdir()
+    upload.write_bytes(b"a selfie")
+    assert len(cleanups) == 1, "no stop-time cleanup was installed"
+    cleanups[0]()
+    assert not upload.exists() and not upload.parent.exists()
+    assert (shared / "theirs" / "keep.txt").read_text() == "someone else's file"
+
+
+def test_emptying_keeps_the_marker_so_a_killed_cleanup_is_finished_next_start(tmp_path):
+    from demo.temp_cache import empty_temp_dir
+
+    folder = tmp_path / "gradio-tmp"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "selfie.jpg").write_bytes(b"a selfie")
+    (folder / MARKER).write_text("")
+    assert empty_temp_dir(folder)
+    assert (folder / MARKER).exists() and files_in(folder) == []
