@@ -50,7 +50,12 @@ def create_deck_panel() -> DeckPanel:
 
 
 def wire_deck_panel(
-    panel: DeckPanel, cb: DeckCallbacks, tab: CompareTab, rater: Any, voter: Any
+    panel: DeckPanel,
+    cb: DeckCallbacks,
+    tab: CompareTab,
+    rater: Any,
+    voter: Any,
+    next_below: Any = None,
 ) -> None:
     """ "Show my next row" fills the compare row with the voter's next deck row: the voter is
     this browser (``voter``, its kept id) and the typed name, so two people who type one name
@@ -75,25 +80,29 @@ def wire_deck_panel(
         res = turn.result
         values = row_values(res, session.blind, n, shuffle_key=f"{turn.row_id}:{name}")
         row = shown_row_of(res, values)
-        values[0] = f"**{res.engine}** engine, pre-rendered · seed `{res.request.seed}`" + (
-            " · **blind mode**: methods are revealed after you submit ratings"
+        values[0] = f"Pre-rendered row · seed {res.request.seed}" + (
+            " · **blind mode**: methods are revealed once you rate every output and submit"
             if session.blind
             else ""
         )
         values[1] = None  # decks carry no selfie crop (the face column is hidden anyway)
         msg = (
             f"Row {turn.rated + 1} of {turn.total}: rate each output below and submit, "
-            "then press the button for your next row."
+            "then press **Show my next row** (beside Submit) for the next one."
         )
         return [msg, name, *values, row]
 
-    panel.next.click(
+    # the button here, and its twin beside Submit (where a rater is after submitting)
+    triggers = [panel.next.click] + ([next_below.click] if next_below is not None else [])
+    gr.on(
+        triggers,
         on_next,
         inputs=[panel.rater, voter],
         outputs=[panel.status, rater, *tab.row_outputs, tab.result],
         api_name=False,
         concurrency_id="deck-rows",
         concurrency_limit=None,  # rows come from disk: no GPU, every rater at once
+        scroll_to_output=True,  # from beside Submit, back up to the new row
     )
 
 
@@ -105,6 +114,10 @@ def deck_mode(session: SessionConfig, saved_name: str) -> list[Any]:
         f"### Rating deck **{session.deck_id}**\n"
         "This session rates pre-rendered rows: no selfie needed. Each of you gets the row with "
         "the fewest ratings that you have not rated yet"
-        + (", with the methods hidden until you submit." if session.blind else ".")
+        + (
+            ", with the methods hidden until you have rated every output of it."
+            if session.blind
+            else "."
+        )
     )
     return [gr.update(visible=True), intro, saved_name, gr.update(visible=False)]

@@ -1,5 +1,9 @@
 """Markdown for captions and "why this prompt" of one comparison output, and :func:`plain_md`
-for any text a person typed (prompts, session tags, names, comments) that Markdown shows."""
+for any text a person typed (prompts, session tags, names, comments) that Markdown shows.
+
+Participants read these: measures are named in plain words (:data:`MEASURE_WORDS`), and server
+paths and setting names are hidden (:func:`hide_server_detail`); staff read those in the Staff
+tab, programs in the API's JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +17,24 @@ if TYPE_CHECKING:
 # CommonMark lets any ASCII punctuation be backslash-escaped; these start emphasis, code, links,
 # images, headings, lists, tables, strikethrough, autolinks (":") or Gradio's $$ LaTeX
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:])")
+# a file path on the server (/x/y, ~/x, C:\x): not after a word, a dot or a URL's "://"
+_PATH = re.compile(r"(?<![\w.:/~\\])(?:~?/|[A-Za-z]:\\)[^\s,;()'\"]*[\w/\\][^\s,;()'\"]*")
+_SETTING = re.compile(r"\bBECOME_[A-Z0-9_]+(?:=[^\s,;:)]*)?")
+
+# each measure as participants read it: the short name under a picture, and what it says
+MEASURE_WORDS: dict[str, tuple[str, str]] = {
+    "identity": ("face", "how much the face looks like the selfie's"),
+    "style_text": ("style", "how much the picture looks like the style's description"),
+    "style_ref": ("refs", "how much it looks like the style's reference images"),
+    "prompt": ("prompt", "how well it matches the base prompt"),
+    "learned": ("predicted", "how well the learned model expects people to rate this prompt"),
+}
+MEASURE_LEGEND = (
+    "The numbers under each picture are the computer's own checks (higher = closer; not a "
+    "verdict, your rating is what counts): **face**: looks like the selfie · **style**: looks "
+    "like the style · **prompt**: matches the base prompt."
+)
+_OWN_SCORE = "'s own ranking score"  # the service's trace step for a method's own scale
 
 
 def plain_md(text: object) -> str:
@@ -24,6 +46,13 @@ def plain_md(text: object) -> str:
     """
     one_line = " ".join(str(text).split())
     return _MARKDOWN.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
+def hide_server_detail(text: object) -> str:
+    """``text`` without server file paths or setting names (``BECOME_…``): participants read
+    it; the Staff tab and the API keep the detail."""
+    text = _SETTING.sub("a server setting", str(text))
+    return _PATH.sub("…", text)  # where on the server is for staff
 
 
 def caption_md(out: MethodOutput, method: str | None, slot: str | None = None) -> str:
@@ -38,13 +67,11 @@ def caption_md(out: MethodOutput, method: str | None, slot: str | None = None) -
     else:
         name = f"**{plain_md(slot or '?')}** · method hidden until you rate every output"
     if out.error:
-        return f"{name} — ⚠️ not available: {plain_md(out.error)}"
+        return f"{name} — ⚠️ not available: {plain_md(hide_server_detail(out.error))}"
     parts = [name]
     if method and out.same_as:
         parts.append(f"same prompt as {plain_md(out.same_as)}, so the same image")
-    if method and out.score is not None:
-        # the learned scorer's prediction for every method, so the numbers compare
-        parts.append(f"predicted score {out.score:+.2f}")
+    # the learned scorer's prediction is under "Why this prompt" with the other measures
     line = " · ".join(parts)
     if method and out.measures is not None:  # hidden in blind mode: numbers would anchor votes
         line += f"  \n{out.measures.summary()}"
@@ -52,21 +79,29 @@ def caption_md(out: MethodOutput, method: str | None, slot: str | None = None) -
 
 
 def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
-    """Why the final prompt is what it is: one line per part, where it came from and why."""
+    """Why the final prompt is what it is: one line per part, where it came from and why; then
+    the computer's checks, each named and explained. No paths or judges' model files: those
+    are for staff (the API's JSON keeps them)."""
     if out.error:
-        return plain_md(out.error)
+        return plain_md(hide_server_detail(out.error))
     if not out.trace:
         return "No trace."
-    # the base prompt is user text; sources and reasons are escaped alike
+    # the base prompt is user text (shown as typed); sources and reasons are escaped alike.
+    # A method's own ranking score is on its own scale: the API keeps it, people skip it
+    steps = [t for t in out.trace if not t.reason.endswith(_OWN_SCORE)]
     lines = [
-        f"- “{plain_md(t.part)}” — {plain_md(t.source)}: {plain_md(t.reason)}" for t in out.trace
+        f"- “{plain_md(t.part)}” — {plain_md(hide_server_detail(t.source))}: "
+        f"{plain_md(hide_server_detail(t.reason))}"
+        for t in steps
     ]
     if out.tokens is not None:
-        lines.append(f"- {out.tokens} of {max_tokens} text-encoder tokens used")
+        lines.append(
+            f"- {out.tokens} of {max_tokens} text-encoder tokens used (the most the model reads)"
+        )
     if out.measures is not None:
-        lines.append("")
-        lines += [
-            f"- measure {plain_md(name)}: {plain_md(shown)} (judged by {plain_md(judge or '—')})"
-            for name, shown, judge in out.measures.details()
-        ]
+        lines += ["", "The computer's checks (higher = closer; your rating is what counts):"]
+        for name, (label, meaning) in MEASURE_WORDS.items():
+            m = out.measures.get(name)
+            value = f"{m.value:+.2f}" if m.value is not None else f"not measured ({m.reason})"
+            lines.append(f"- {label}: {plain_md(hide_server_detail(value))}, {meaning}")
     return "\n".join(lines)

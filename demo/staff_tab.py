@@ -302,6 +302,12 @@ class StaffHandlers:
         if not ok:
             raise gr.Error("Wrong staff password.")
 
+    def check(self, pw: str, request: gr.Request | None = None) -> None:
+        """The first step of every staff click: a refusal here targets no component, so a
+        wrong password leaves the form as it was (no "Error" badges on its fields). Each
+        action checks again itself (``guard``): a handler is never reachable without it."""
+        self.guard(pw, request)
+
     def live(self) -> list[Any]:
         """The form as the live session has it: nothing the facilitator did not set changes."""
         config = self.cb.session()
@@ -410,26 +416,42 @@ class StaffHandlers:
 # ----------------------------------------------------------------------------- wiring
 
 
+def _guarded(
+    h: StaffHandlers,
+    button: gr.Button,
+    pw: gr.Textbox,
+    fn: Callable[..., Any],
+    inputs: list[Any],
+    outputs: Any,
+    **kwargs: Any,
+) -> None:
+    """``button`` runs ``fn`` once the password is checked in a step of its own, without
+    outputs: Gradio marks every output of a failed step with an "Error" badge."""
+    button.click(h.check, [pw], None, api_name=False, show_progress="hidden").success(
+        fn, inputs, outputs, api_name=False, **kwargs
+    )
+
+
 def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
     """Every button to its handler (the password first); opening the tab refreshes the panels."""
     pw, form, refs, deck = page.password, page.session, page.refs, page.deck
-    form.start.click(
-        h.start,
-        [pw, form.tag, form.blind, form.styles, form.methods],
-        [form.status, *form.fields()],
-        api_name=False,
-    )
-    form.end.click(h.end, [pw], [form.status, *form.fields()], api_name=False)
-    refs.add.click(h.add_refs, [pw, refs.style, refs.files], refs.status, api_name=False)
-    refs.clear.click(h.clear_refs, [pw, refs.style], refs.status, api_name=False)
-    deck.load.click(h.load_deck, [pw, deck.source, deck.blind], deck.info, api_name=False)
-    deck.unload.click(h.unload_deck, [pw], deck.info, api_name=False)
-    page.export.button.click(h.export, [pw, page.export.fmt], page.export.file, api_name=False)
-    page.retrain.button.click(
+    fields = [pw, form.tag, form.blind, form.styles, form.methods]
+    _guarded(h, form.start, pw, h.start, fields, [form.status, *form.fields()])
+    _guarded(h, form.end, pw, h.end, [pw], [form.status, *form.fields()])
+    _guarded(h, refs.add, pw, h.add_refs, [pw, refs.style, refs.files], refs.status)
+    _guarded(h, refs.clear, pw, h.clear_refs, [pw, refs.style], refs.status)
+    _guarded(h, deck.load, pw, h.load_deck, [pw, deck.source, deck.blind], deck.info)
+    _guarded(h, deck.unload, pw, h.unload_deck, [pw], deck.info)
+    export = page.export
+    _guarded(h, export.button, pw, h.export, [pw, export.fmt], export.file)
+    retrain = page.retrain
+    _guarded(
+        h,
+        retrain.button,
+        pw,
         h.retrain,
-        [pw, page.retrain.extra],
-        [page.retrain.report, page.retrain.model],
-        api_name=False,
+        [pw, retrain.extra],
+        [retrain.report, retrain.model],
         concurrency_limit=1,
     )
     panels = [page.server, refs.status, page.retrain.model, deck.info]

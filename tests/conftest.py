@@ -54,11 +54,18 @@ def tiny_services(tiny_settings: Settings):
 @pytest.fixture(scope="session")
 def app_url(tiny_services):
     """The real app (demo.layout.build_demo) served on a free local port, tiny engine."""
-    from demo import build_demo
+    from demo import CSS, THEME, build_demo
 
     demo = build_demo(tiny_services)
     demo.queue(default_concurrency_limit=4)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo.launch(  # with the page's CSS and theme, as app.py: tests look at what people see
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=None,
+        quiet=True,
+        css=CSS,
+        theme=THEME,
+    )
     try:
         yield demo.local_url
     finally:
