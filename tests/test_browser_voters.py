@@ -3,6 +3,8 @@ two people who type two names keeps both people's votes; a reload keeps the brow
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -27,6 +29,15 @@ def vote(page: Page, name: str, rating: str) -> None:
     page.locator("#submit-ratings").click()
 
 
+def wait_for_votes(store, cid: str, n: int) -> list:
+    """The row's votes once ``n`` are stored (a poll with a deadline: the page's status line
+    reads the same for both people, so it cannot tell the second save has landed)."""
+    deadline = time.monotonic() + 60
+    while len(rows := store.records(comparison_id=cid)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return rows
+
+
 def test_two_people_on_one_page_both_keep_their_votes(kiosk, group_path, tiny_services):
     kiosk.locator("#selfie input[type=file]").set_input_files(str(group_path))
     expect(kiosk.locator("#selfie img").first).to_be_visible()
@@ -41,7 +52,7 @@ def test_two_people_on_one_page_both_keep_their_votes(kiosk, group_path, tiny_se
     vote(kiosk, "kiosk-bo", "5")  # the next person at the same browser
     expect(status).to_contain_text("Saved 1 rating(s)")  # a vote of their own, not an update
 
-    rows = tiny_services.store.records(comparison_id=cid)
+    rows = wait_for_votes(tiny_services.store, cid, 2)
     assert {(r.rater, r.method, r.rating) for r in rows} == {
         ("kiosk-ann", "raw", 2),
         ("kiosk-bo", "raw", 5),
