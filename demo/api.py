@@ -74,8 +74,9 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
     ) -> dict[str, Any]:
         """Rate the outputs of a /compare result: {method: 1-5}, optional best method.
 
-        The voter is the client's session: a second client with the same rater name adds its
-        own votes instead of replacing the first one's."""
+        The voter is the client's session and the rater name together: a second client with
+        the same rater name adds its own votes instead of replacing the first one's, and so
+        does one client sending another name."""
         voter = f"api:{request.session_hash}" if request and request.session_hash else ""
         with user_errors("Saving the ratings"):
             # passed on as sent: the service refuses 3.5, true or "five" (int() would not)
