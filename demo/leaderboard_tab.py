@@ -26,14 +26,17 @@ BLIND_CHOICES = [
     ("Labelled votes only", "open"),
 ]
 LEGEND = (
-    "**Rank** by *strength*: how likely a method is to be preferred over the others of its "
-    "style (0 = average), from every rater's 1–5 ratings compared in pairs within a row (equal "
-    "ratings count half each; the pick of best decides those ties). Methods whose 95% strength "
-    "ranges overlap share a rank (`=`). Ranges start from a weak prior (each method half a win "
-    "and half a loss against an average one), so a handful of votes gives a wide range, never "
-    "a certainty; with many rows, resampling them widens a range where raters disagree. *Mean "
-    "rating*: the average 1–5 score, its range a t-interval with a prior spread of 1 point. "
-    "Blind and labelled votes are never pooled."
+    "**Rank** by *strength*: every rater's 1–5 ratings compared in pairs within a row (equal "
+    "ratings half each, the best pick decides them). Methods whose 95% strength ranges overlap "
+    "share a rank (`=`); a few votes give wide ranges, never a certainty."
+)
+DETAILS = (
+    "**How it is computed.** *Strength*: a Bradley–Terry fit, 0 = the style's average, higher "
+    "= preferred more often. Its 95% range comes from a weak prior (each method starts with "
+    "half a win and half a loss against an average one), widened where resampling the rated "
+    "rows gives a wider range (raters who disagree). *Mean rating*: the average 1–5 score, its "
+    "range a t-interval with a prior spread of 1 point. *Picked as best*: how often raters "
+    "chose it as the best of its row. Blind and labelled votes are never pooled."
 )
 
 
@@ -60,6 +63,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     gr.Markdown(LEGEND, elem_id="lb-legend")
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="lb-table")
     chart = gr.HTML(elem_id="lb-chart")
+    gr.Markdown(DETAILS, elem_id="lb-details")
 
     def compute(
         style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
@@ -191,7 +195,7 @@ def readable(df: Any) -> Any:
     import pandas as pd
 
     if df.empty:
-        return pd.DataFrame(columns=["votes", "style", "method", "rank", "ratings"])
+        return pd.DataFrame(columns=["rank", "method", "style", "votes", "ratings"])
 
     df = _ordered(df)
 
@@ -200,10 +204,10 @@ def readable(df: Any) -> Any:
 
     out = pd.DataFrame(
         {
-            "votes": df["blind"].map({True: "blind", False: "labelled"}),
-            "style": df["style"],
+            "rank": rank_labels(df),  # first: the column a phone shows without scrolling
             "method": df["method"],
-            "rank": rank_labels(df),
+            "style": df["style"],
+            "votes": df["blind"].map({True: "blind", False: "labelled"}),
             "ratings": df["ratings"],
             "mean rating": df["mean"].round(2),
             "mean range (95%)": ranges("mean_low", "mean_high"),

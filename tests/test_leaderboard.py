@@ -316,7 +316,7 @@ def test_chart_has_one_bar_and_whisker_per_series_and_one_line_each():
     assert all(label in html for label in labels)
     assert "watercolor · blind" in html and "watercolor · labelled" in html
     table = readable(df)
-    assert list(table.columns)[:4] == ["votes", "style", "method", "rank"]
+    assert list(table.columns)[:4] == ["rank", "method", "style", "votes"]
     assert chart_html(to_frame([])) == ""
 
 
