@@ -8,7 +8,7 @@ import pytest
 from pipelines.feedback.errors import RatingError
 from pipelines.feedback.leaderboard import leaderboard
 from pipelines.feedback.ratings import RatingService
-from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.records import RatingRecord, voter_id
 from pipelines.feedback.store import FeedbackStore
 
 
@@ -84,11 +84,14 @@ def test_a_partial_blind_submit_reveals_nothing_and_a_full_one_reveals(
     cid = rendered.comparison_id
     first = service.submit(cid, {"raw": 4}, rater="ann", voter="v1", blind=True)
     assert not first.revealed and first.unrated == 2 and first.outputs == ()
-    assert not store.revealed(cid, "v1")
+    ann = voter_id("v1", "ann")  # the stored voter: this browser and this name
+    assert not store.revealed(cid, ann)
     full = service.submit(
         cid, {"raw": 4, "template": 2, "learned": 3}, rater="ann", voter="v1", blind=True
     )
     assert full.revealed and full.unrated == 0
+    # revealed to ann only: someone else typing their name on the same browser sees nothing
+    assert store.revealed(cid, ann) and not store.revealed(cid, voter_id("v1", "bo"))
     assert [o["method"] for o in full.outputs] == ["raw", "template", "learned"]
     assert all(r.blind for r in store.records(comparison_id=cid))
     after = service.submit(
