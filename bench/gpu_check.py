@@ -377,6 +377,12 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the check without autograd; grad mode is restored after (tests run it in-process)."""
+    with torch.no_grad():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="cuda", help="cuda (the check) or cpu (with --smoke)")
     ap.add_argument("--smoke", action="store_true", help="tiny stand-ins, 64 px, 2 steps")
@@ -393,7 +399,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.device == "cpu" and not args.smoke:
         ap.error("--device cpu runs full-size models for hours: add --smoke")
 
-    torch.set_grad_enabled(False)
     start = time.monotonic()
     budget = args.budget_s or (170.0 if args.smoke else 450.0)
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))

@@ -94,7 +94,15 @@ def test_blind_mode_reveals_only_once_every_output_is_rated(page, tiny_services)
     assert len(stored) == 3 and all(r.blind for r in stored)
     first = next(r.method for r in stored if r.rating == 4)  # the method of Output A
 
-    page.locator("#rate-0 label", has_text="1").click()  # changed after seeing the methods
+    # changed after seeing the methods; the revealed panel may redraw under a click on a loaded
+    # machine, so click until the option shows as chosen (a deadline, not a sleep)
+    one = page.locator("#rate-0 label", has_text="1")
+    for _ in range(10):
+        one.click()
+        if one.locator("input").is_checked():
+            break
+        page.wait_for_timeout(500)
+    expect(one.locator("input")).to_be_checked()
     page.locator("#submit-ratings").click()
     expect(status).to_contain_text("Updated 3 rating(s)")
     stored = {

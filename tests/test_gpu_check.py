@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipelines.core.families import FAMILIES
 
@@ -23,6 +24,7 @@ def test_the_gpu_check_runs_every_family_in_smoke_mode(tmp_path, capsys, monkeyp
     out = tmp_path / "check.json"
     argv = ["--device", "cpu", "--smoke", "--repeats", "1", "--people", "1", "2", "--out", str(out)]
     report = module.main([*argv, "--budget-s", "600"])
+    assert torch.is_grad_enabled()  # run in-process: the check leaves grad mode as it was
     saved = json.loads(out.read_text())
     eager = [r for r in saved["rows"] if r["variant"] == "eager"]
     assert [r["family"] for r in eager] == list(FAMILIES)  # every family, in one table
