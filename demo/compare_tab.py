@@ -354,9 +354,15 @@ SHOW_ROW = """() => {
   const target = failed ? status : document.querySelector('#results-row');
   if (target) target.scrollIntoView({behavior: 'smooth', block: failed ? 'nearest' : 'start'});
 }"""
+# the status that says why a click or an upload was refused; after the page has drawn the new
+# message (the outputs of the step before are applied asynchronously), wherever the person scrolled
 SHOW_STATUS = """() => {
-  const status = document.querySelector('#run-status');
-  if (status && status.innerText.trim()) status.scrollIntoView({block: 'nearest'});
+  const show = () => {
+    const status = document.querySelector('#run-status');
+    if (status && status.innerText.trim()) status.scrollIntoView({block: 'center'});
+  };
+  requestAnimationFrame(show);
+  setTimeout(show, 300);
 }"""
 
 
