@@ -221,14 +221,15 @@ class CompareHandlers:
         """A selfie as it arrives, decoded with the app's checks: [selfie, row, *row values].
         A file the app cannot read is taken off the page (no broken image), with the previous
         row, and the status says why; a readable one changes nothing."""
+        unchanged = [gr.update()] * (2 + len(cleared_row("", self.n_slots)))
         if selfie is None:
-            return [gr.update(), gr.update(), *[gr.update()] * (4 + 6 * self.n_slots)]
+            return unchanged
         try:
             load_image(selfie)
         except PhotoError as exc:
             message = f"⚠️ Selfie: {plain_md(str(exc))}"
             return [None, None, *cleared_row(message, self.n_slots)]
-        return [gr.update(), gr.update(), *[gr.update()] * (4 + 6 * self.n_slots)]
+        return unchanged
 
     def click(
         self,

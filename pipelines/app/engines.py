@@ -212,14 +212,16 @@ def _checker(safety: SafetyChoice, runtime: RuntimeOptions) -> Lazy[SafetyChecke
     return Lazy(load, safety.model_id)
 
 
-def clip_source(settings: Settings) -> ModelSource:
+def clip_source(settings: Settings, engine: str | None = None) -> ModelSource:
     """Where the app's CLIP loads from: the tiny engine's stand-in, else ``BECOME_CLIP_MODEL``
-    (offline as ``HF_HUB_OFFLINE`` says; the preview engine never waits on the Hub)."""
-    if settings.engine == "tiny":
+    (offline as ``HF_HUB_OFFLINE`` says; the preview engine never waits on the Hub). ``engine``:
+    the resolved engine's name (default: the setting, as the command line has no resolution)."""
+    engine = engine or settings.engine
+    if engine == "tiny":
         from pipelines.tiny.sd15_faceid import ensure_tiny_models
 
         return ModelSource(str(ensure_tiny_models(settings.cache_dir / "tiny").clip_dir), True)
-    if settings.engine == "preview":
+    if engine == "preview":  # the preview engine means no Hub: never wait on one
         return ModelSource(settings.clip_model, True)
     return ModelSource(settings.clip_model, hub_offline() or None)
 
@@ -250,7 +252,7 @@ def _tiny_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice
             lambda: TokenBudget.for_family(family, _tokenizers_from(base, folders, True)),
             "token budget",
         ),
-        clip=ModelSource(str(paths.clip_dir), True),
+        clip=clip_source(settings, choice.name),
         family=family,
         safety=safety,
         notes=("tiny engine: random weights and stand-in face models; images are noise",),
@@ -290,7 +292,7 @@ def _diffusers_engine(settings: Settings, catalog: StyleCatalog, choice: EngineC
         budget=Lazy(
             lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers), "token budget"
         ),
-        clip=ModelSource(settings.clip_model, local_only),
+        clip=clip_source(settings, choice.name),
         family=family,
         safety=safety,
     )
@@ -332,8 +334,7 @@ def _preview_engine(settings: Settings, catalog: StyleCatalog, choice: EngineCho
         renderer=PreviewRenderer(catalog),
         face=Lazy(face_loader, "face models"),
         budget=Lazy(preview_budget, "token budget"),
-        # the preview engine means no Hub: never wait on one
-        clip=ModelSource(settings.clip_model, True),
+        clip=clip_source(settings, choice.name),
         family=family,
         safety=resolve_safety(settings, choice),
         notes=notes,
