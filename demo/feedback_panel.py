@@ -7,6 +7,7 @@ the row; a partial submit is saved and reveals nothing. During a blind session t
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class PageLoad:
     fn: Callable[..., Any]
     inputs: list[Any]
     outputs: list[Any]
+    next_row: Any = None  # "Show my next row" beside Submit, shown while a deck is rated
 
 
 @dataclass
@@ -55,6 +57,7 @@ class RatingPanel:
     tag: gr.Textbox
     consent: gr.Checkbox
     submit: gr.Button
+    next_row: gr.Button  # a deck's next row, right where the rater just submitted
     status: gr.Markdown
     remembered: gr.BrowserState  # [rater name, session tag], kept by the browser
     # this browser's random id, which it keeps; the voter is this id and the typed name together
@@ -63,13 +66,16 @@ class RatingPanel:
 
 def create_feedback_panel(cb: FeedbackCallbacks, tab: CompareTab) -> PageLoad:
     """1–5 under each output, best pick, comment, rater name; returns the page-load hook."""
-    panel = _layout(tab.slots, cb.browser_secret)
+    # right under the cards (not below the tall controls column): no long scroll to rate
+    with tab.results or contextlib.nullcontext():
+        panel = _layout(tab.slots, cb.browser_secret)
     handlers = FeedbackHandlers(cb, len(tab.slots))
     _wire(panel, tab, handlers)
     return PageLoad(
         handlers.page_load,
         [panel.remembered, panel.voter],
-        [panel.rater, panel.tag, tab.blind, panel.voter],
+        [panel.rater, panel.tag, tab.blind, panel.voter, panel.consent, panel.next_row],
+        next_row=panel.next_row,
     )
 
 
@@ -83,7 +89,7 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
             votes.append(
                 gr.Radio(
                     RATINGS,
-                    label=f"Your rating of {slot_label(i)} (1 = poor, 5 = great)",
+                    label=f"Rate {slot_label(i)}: 1 poor … 5 great",
                     elem_id=f"rate-{i}",
                     value=None,
                 )
@@ -100,7 +106,14 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
                 elem_id="rater",
                 max_length=80,
             )
-            tag = gr.Textbox(label="Session tag", elem_id="session-tag", max_length=80)
+            # the facilitator's, read-only; shown only while a session has one (page load)
+            tag = gr.Textbox(
+                label="Session",
+                elem_id="session-tag",
+                max_length=80,
+                interactive=False,
+                visible=False,
+            )
             consent = gr.Checkbox(
                 value=False,
                 label=(
@@ -109,7 +122,9 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
                 ),
                 elem_id="consent",
             )
-        submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")
+        with gr.Row():
+            submit = gr.Button("Submit ratings", variant="primary", elem_id="submit-ratings")
+            next_row = gr.Button("Show my next row", visible=False, elem_id="deck-next-below")
         status = gr.Markdown(elem_id="rating-status")
     return RatingPanel(
         votes=votes,
@@ -120,6 +135,7 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
         tag=tag,
         consent=consent,
         submit=submit,
+        next_row=next_row,
         status=status,
         remembered=gr.BrowserState(["", ""], storage_key="become-lab-rater", secret=secret or None),
         voter=gr.BrowserState("", storage_key="become-lab-voter", secret=secret or None),
@@ -141,7 +157,7 @@ def reset_values(row: ShownRow | None, n: int) -> list[Any]:
         gr.update(
             value=None,
             visible=i < len(rendered) and rendered[i],
-            label=f"Your rating of {names[i]} (1 = poor, 5 = great)" if i < len(names) else None,
+            label=f"Rate {names[i]}: 1 poor … 5 great" if i < len(names) else None,
         )
         for i in range(n)
     ]
@@ -228,6 +244,8 @@ class FeedbackHandlers:
             )
             return [msg, remembered, False]
         msg += " Submit again to change your vote."
+        if self.cb.session().deck_id:  # a deck hands rows one at a time: say how to go on
+            msg += " Next: press **Show my next row** (beside Submit)."
         if row.blind:
             shown = ", ".join(f"{slot_label(i)} = {m}" for i, m in enumerate(row.order))
             msg += (
@@ -243,12 +261,15 @@ class FeedbackHandlers:
         return reveal_values(row, best_label, self.n_slots)
 
     def page_load(self, saved: list[str] | None, voter_id: str | None) -> list[Any]:
-        """[rater name, session tag, blind mode, voter id] for a page that just opened.
+        """[rater name, session tag, blind mode, voter id, consent, next row] for a page that
+        just opened.
 
         A blind session ticks "Blind mode" and locks it (the facilitator decides); otherwise
-        the box is the participant's, unticked."""
+        the box is the participant's, unticked. The session tag is the facilitator's: shown
+        read-only during a tagged session, hidden outside one. A deck's rows are pre-rendered,
+        so its raters get no "keep these images" box, and "Show my next row" beside Submit."""
         session = self.cb.session()
-        name, saved_tag = ([*(saved or []), "", ""])[:2]
+        name = ([*(saved or []), ""])[0]
         # a browser seen for the first time gets its voter id now, kept in its storage
         voter_id = voter_id or uuid.uuid4().hex
         blind = gr.update(
@@ -256,7 +277,14 @@ class FeedbackHandlers:
             interactive=not session.blind,
             info="Set by the facilitator for this session" if session.blind else None,
         )
-        return [name, session.session_tag or saved_tag, blind, voter_id]
+        tag = gr.update(
+            value=session.session_tag,
+            visible=bool(session.session_tag) and not session.deck_id,
+            interactive=False,
+        )
+        deck = bool(session.deck_id)
+        consent = gr.update(visible=not deck, value=False)
+        return [name, tag, blind, voter_id, consent, gr.update(visible=deck)]
 
 
 # ----------------------------------------------------------------------------- wiring

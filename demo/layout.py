@@ -40,12 +40,31 @@ THEME = gr.themes.Soft(primary_hue="violet", secondary_hue="pink")
 CSS = """
 #engine-banner {border-radius: 8px; padding: 6px 12px;}
 #engine-banner.preview {background: #fff4d6;}
-/* an equal grid of output cards, whatever the number of methods */
-#results-row {display: grid !important; gap: 12px;
-  grid-template-columns: repeat(auto-fill, minmax(210px, 1fr));}
+/* one row of equal output cards, whatever the number of methods: it scrolls sideways when
+   they do not fit (never wraps into ragged rows) */
+#results-row {display: grid !important; gap: 10px; grid-auto-flow: column;
+  grid-auto-columns: minmax(168px, 1fr); grid-template-columns: none !important;
+  overflow-x: auto; scroll-snap-type: x proximity; padding-bottom: 4px;}
 #results-row > .slot-card {min-width: 0 !important; width: auto !important;
-  border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px;}
+  border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px;
+  scroll-snap-align: start;}
 #results-row .prose {overflow-wrap: break-word; word-break: normal;}
+#results-row {align-items: stretch !important;}
+#results-row [data-testid="block-info"] {font-size: 12px; line-height: 1.3;}
+/* every card's prompt box the same height (it scrolls), so the cards line up */
+#results-row textarea {height: 6.6em !important; overflow-y: auto !important;}
+/* the 1-5 rating buttons on one line under each image: numbers as buttons, no circles */
+#results-row .slot-card fieldset .wrap {flex-wrap: nowrap !important; gap: 3px !important;}
+#results-row .slot-card fieldset .wrap label {flex: 1 1 0; min-width: 0 !important;
+  padding: 6px 0 !important; justify-content: center; margin: 0 !important;}
+#results-row .slot-card fieldset .wrap label input {position: absolute; opacity: 0;
+  width: 1px; height: 1px;}
+#results-row .slot-card fieldset .wrap label:has(input:checked) {
+  background: var(--color-accent); color: white; font-weight: 600;}
+/* on a phone: two cards side by side, swipe for the others */
+@media (max-width: 640px) {
+  #results-row {grid-auto-columns: calc(50% - 5px); scroll-snap-type: x mandatory;}
+}
 """
 
 
@@ -60,10 +79,20 @@ def example_photos() -> list[str]:
     return [str(folder / n) for n in names if (folder / n).exists()]
 
 
+GUIDE = (
+    "**1** Upload a selfie (or try a photo) · **2** Pick a style · **3** Press **Generate**, "
+    "then rate each picture from 1 to 5 and submit."
+)
+DECK_GUIDE = (
+    "**1** Type your name · **2** Press **Show my next row** · **3** Rate each picture from "
+    "1 to 5 and submit, then on to the next row."
+)
+
+
 def engine_banner(services: Services) -> str:
-    """What renders, in plain words for everyone on the page: the engine, the model family and
-    its licence class, whether the safety checker is off, and the live learned model. Setting
-    names, paths and reasons are for staff (:func:`server_details`)."""
+    """What renders, in plain words for everyone on the page: what kind of pictures these are,
+    and whether the safety checker is off. The model family, its licence class, the learned
+    model's figures, setting names, paths and reasons are for staff (:func:`server_details`)."""
     choice = services.engine.choice
     if choice.is_preview:
         head = (
@@ -75,21 +104,24 @@ def engine_banner(services: Services) -> str:
     else:
         head = "✨ **AI portraits rendered on this server.**"
     lines = [head]
-    if not choice.is_preview:
-        family, safety = services.engine.family, services.engine.safety
-        lines.append(
-            f"Model family: **{family.id}** ({family.title}) · licence class: **{family.licence}**."
-        )
-        if not safety.on:
-            lines.append("⚠️ Safety checker off: outputs are shown unchecked.")
-    lines.append(f"Learned method: {describe_model(services.scorer)}.")
+    if not choice.is_preview and not services.engine.safety.on:
+        lines.append("⚠️ Safety checker off: outputs are shown unchecked.")
     return "  \n".join(lines)
 
 
 def server_details(services: Services) -> list[str]:
-    """The technical side of the banner, for the Staff tab: why this engine, notes, safety."""
+    """The technical side of the banner, for the Staff tab: why this engine, the model family
+    and its licence class, safety, the learned model, the measures' CLIP, notes."""
     choice = services.engine.choice
-    lines = [f"Engine **{choice.name}**: {choice.reason}."]
+    lines = [f"Engine {choice.name}: {choice.reason}."]  # shown escaped: no Markdown
+    if not choice.is_preview:
+        family = services.engine.family
+        lines.append(f"Model family: {family.id} ({family.title}), licence class {family.licence}.")
+    lines.append(f"Learned method: {describe_model(services.scorer)}.")
+    lines.append(
+        f"CLIP (inversion, ensemble, and the style and prompt measures): "
+        f"{services.engine.clip.model_id}."
+    )
     if not services.engine.safety.on:
         lines.append(f"Safety checker off: {services.engine.safety.reason}.")
     lines += [f"Note: {n}." for n in services.engine.notes]
@@ -100,7 +132,11 @@ def build_demo(services: Services) -> gr.Blocks:
     """The whole page, wired to ``services``; the caller queues and launches it."""
     # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
     with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
-        gr.Markdown("# Become Lab\nOne selfie, one seed, several prompt-augmentation methods.")
+        gr.Markdown(
+            "# Become Lab\nOne selfie, one seed, several ways of writing the prompt: which "
+            "picture do you like best?"
+        )
+        guide = gr.Markdown(GUIDE, elem_id="guide")  # a deck's raters get DECK_GUIDE
         banner = gr.Markdown(
             engine_banner(services),
             elem_id="engine-banner",
@@ -117,6 +153,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     tab,
                     rater_load.outputs[0],  # the rating panel's name box
                     rater_load.inputs[1],  # this browser's voter id
+                    next_below=rater_load.next_row,  # its twin beside Submit
                 )
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 create_leaderboard_tab(leaderboard_callbacks(services), board)
@@ -127,7 +164,7 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         create_feedback_api(services.ratings.submit, services.leaderboard)
         _wire_page_open(
-            demo, PageOpen(services, len(tab.slots), rater_load), banner, tab, deck_panel
+            demo, PageOpen(services, len(tab.slots), rater_load), banner, tab, deck_panel, guide
         )
     return demo
 
@@ -289,6 +326,7 @@ class PageOpen:
             *row_values,
             *rater,
             *deck_mode(session, rater[0]),  # a loaded deck replaces live renders
+            DECK_GUIDE if session.deck_id else GUIDE,
             # the rest of the page's controls as its last click sent them (blind: the panel's)
             *(gr.update(value=last[n]) if n in last else gr.update() for n in RESTORED),
         ]
@@ -299,7 +337,12 @@ RESTORED = tuple(n for n in SAVED_INPUTS if n not in {"style", "methods", "blind
 
 
 def _wire_page_open(
-    demo: gr.Blocks, page: PageOpen, banner: gr.Markdown, tab: CompareTab, deck: DeckPanel
+    demo: gr.Blocks,
+    page: PageOpen,
+    banner: gr.Markdown,
+    tab: CompareTab,
+    deck: DeckPanel,
+    guide: gr.Markdown,
 ) -> None:
     """The page-load event, and the timer that polls for methods while CLIP loads."""
     poll = gr.Timer(2.0, active=False)
@@ -325,6 +368,7 @@ def _wire_page_open(
             deck.intro,
             deck.rater,
             tab.controls,
+            guide,
             *(tab.inputs[SAVED_INPUTS.index(n)] for n in RESTORED),
         ],
         api_name=False,

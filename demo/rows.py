@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from demo.formatting import caption_md, plain_md, trace_md
+from demo.formatting import MEASURE_LEGEND, caption_md, plain_md, trace_md
 from pipelines.core.errors import UserError
 from pipelines.core.recent import UnknownComparisonError
 from pipelines.core.results import ComparisonResult
@@ -72,6 +72,20 @@ def restore_row(
     return row, values
 
 
+def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
+    """The row's line in plain words: how long it took and its seed. The engine, model family
+    and each stage's time are for staff (the banner's details, the API's ``timings``)."""
+    t = res.timings
+    total = max(waited, t.get("total", 0.0))
+    wait = max(total - t.get("total", 0.0), 0.0)
+    status = f"Ready in {total:.1f} s"
+    if wait >= 0.1:
+        status += f" ({wait:.1f} s of it waiting for other people's pictures)"
+    if t.get("render.rows", 1) > 1:
+        status += f", made together with {int(t['render.rows']) - 1} other people's"
+    return status + f" · seed {res.request.seed}"
+
+
 def cleared_row(status: str, n_slots: int) -> list[Any]:
     """Values for [status, face, face info, row key] + 6 per slot: ``status``, and no row (no
     face crop, no cards, no key)."""
@@ -106,20 +120,13 @@ def row_values(
     else:
         shown = list(res.outputs)
     row = ShownRow(res.without_images(), tuple(o.method for o in shown), blind)
-    t = res.timings
-    total = max(waited, t.get("total", 0.0))
-    status = (
-        f"**{res.engine}** engine ({res.model_family}) · seed `{res.request.seed}` · "
-        f"{total:.1f} s in all "
-        f"(waiting {max(total - t.get('total', 0.0), 0.0):.1f} s, face {t.get('face', 0.0):.2f} s, "
-        f"prompts {t.get('augment', 0.0):.2f} s, render {t.get('render', 0.0):.1f} s"
-        + (f" shared by {int(t['render.rows'])} people" if t.get("render.rows", 1) > 1 else "")
-        + ")"
-    )
+    status = row_status(res, waited)
     if blind:
         status += " · **blind mode**: methods are revealed once you rate every output and submit"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
+    elif any(o.measures is not None for o in shown):
+        status += f"  \n<small>{MEASURE_LEGEND}</small>"
     # a stand-in's crop is the centre of the photo: do not label it as detected. The name goes
     # in the text beside the crop: the image's toolbar cut its own label to "Centre cr…"
     face_label = "Centre crop" if res.face_stand_in else "Detected face"

@@ -150,9 +150,17 @@ def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
 def test_a_blind_session_ticks_and_locks_blind_mode():
     blind = SessionConfig("workshop", (), ("raw",), True)
     h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=lambda: blind), 3)  # type: ignore[arg-type]
-    name, tag, box, voter = h.page_load(["ann", ""], "")
-    assert (name, tag) == ("ann", "workshop") and voter
+    name, tag, box, voter, consent, next_row = h.page_load(["ann", ""], "")
+    assert name == "ann" and voter
+    # the facilitator's tag: shown read-only during the session
+    assert tag["value"] == "workshop" and tag["visible"] and tag["interactive"] is False
+    assert consent["visible"] and next_row["visible"] is False  # live renders, no deck
     assert box["value"] is True and box["interactive"] is False
     h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=SessionConfig), 3)  # type: ignore[arg-type]
-    box = h.page_load(None, "v1")[2]
+    _, tag, box, *_ = h.page_load(["ann", "old-tag"], "v1")
     assert box["value"] is False and box["interactive"] is True
+    assert tag["visible"] is False and tag["value"] == ""  # no session: no tag, none kept
+    deck = SessionConfig("", (), ("raw",), True, deck_id="small", deck_dir="/x")
+    h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=lambda: deck), 3)  # type: ignore[arg-type]
+    _, tag, _, _, consent, next_row = h.page_load(None, "v1")
+    assert consent["visible"] is False and next_row["visible"] and tag["visible"] is False
