@@ -102,6 +102,28 @@ def test_a_partial_blind_submit_reveals_nothing_and_a_full_one_reveals(
     assert stored == {"raw": False, "template": True, "learned": True}
 
 
+def test_after_a_reveal_the_next_person_on_the_same_browser_is_not_blind(
+    tmp_path, tiny_services, rendered
+):
+    """A kiosk: ann's full submit reveals the methods on the shared screen; bo then types his
+    name there and rates the same row with the methods in view. His votes are not blind; a
+    third person on another browser still votes blind."""
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    service = RatingService(store, tiny_services.ratings.recent)
+    cid = rendered.comparison_id
+    all3 = {"raw": 4, "template": 2, "learned": 3}
+    assert service.submit(cid, all3, rater="ann", voter="kiosk", blind=True).revealed
+    service.submit(cid, {"raw": 5, "template": 1}, rater="bo", voter="kiosk", blind=True)
+    service.submit(cid, {"raw": 2}, rater="cy", voter="laptop", blind=True)
+    stored = {(r.rater, r.method): r.blind for r in store.records(comparison_id=cid)}
+    assert stored == {
+        **{("ann", m): True for m in all3},  # given before the reveal
+        ("bo", "raw"): False,
+        ("bo", "template"): False,
+        ("cy", "raw"): True,
+    }
+
+
 def test_a_labelled_vote_counts_as_a_reveal(tmp_path, tiny_services, rendered):
     store = FeedbackStore(tmp_path / "r.sqlite3")
     service = RatingService(store, tiny_services.ratings.recent)

@@ -142,8 +142,9 @@ class RatingService:
 
         A blind submission that leaves rendered outputs unrated is stored (blind) but reveals
         nothing: the receipt has ``revealed=False`` and no outputs. Rating every output reveals
-        the methods; after that, ratings this voter gives or changes here are stored as not
-        blind. While the live session is blind, ``blind=False`` is refused.
+        the methods; after that, ratings this voter gives or changes here, and ratings anyone
+        gives this row on the same client under another name, are stored as not blind. While
+        the live session is blind, ``blind=False`` is refused.
         """
         if not isinstance(blind, bool):
             raise RatingError(f"blind={blind!r} is not allowed: use true or false")
@@ -221,7 +222,7 @@ class RatingService:
         unrated = len(set(rendered) - set(given))
         # a blind row's methods are shown only once every rendered output is rated
         reveal = not blind or unrated == 0
-        replaced = self.store.submit(records, images=images or None, reveal=reveal)
+        replaced = self.store.submit(records, images=images or None, reveal=reveal, screen=client)
         outputs = tuple(
             {"method": o.method, "prompt": o.prompt, "score": o.score} for o in result.outputs
         )

@@ -41,6 +41,7 @@ from pipelines.feedback.records import (
     to_utc_iso,
     utc_now,
     validate,
+    voter_id,
 )
 from pipelines.feedback.schema import connect, migrate
 
@@ -161,13 +162,16 @@ class FeedbackStore:
         *,
         images: Mapping[str, Image.Image | bytes] | None = None,
         reveal: bool = False,
+        screen: str = "",
     ) -> int:
         """Store one submission; returns how many earlier ratings it replaced (0 = first vote).
 
         Earlier votes of the same (comparison_id, voter) are replaced. ``reveal=True`` says this
         submission shows the voter the row's methods; after that, a rating the voter gives or
         changes (value or best pick) on that row is stored as not blind, and one left as it was
-        keeps its earlier flag. ``images`` maps an
+        keeps its earlier flag. ``screen`` is the client (browser) whose screen shows the
+        reveal: whoever rates that row on it afterwards, under any name, has seen the methods, so
+        their ratings are not blind either (a kiosk's next person). ``images`` maps an
         ``image_hash`` to its output image (or its :func:`png_bytes`, to skip a second encoding)
         and is passed only for raters who consented to storing outputs; those images are written
         to ``images_dir/<hash>.png``.
@@ -199,7 +203,7 @@ class FeedbackStore:
             )
             for r in records
         ]
-        replaced, records = self._replace_votes(records, encoded, reveal)
+        replaced, records = self._replace_votes(records, encoded, reveal, screen)
         for listener in self._listeners:
             try:
                 listener(records)
@@ -211,7 +215,11 @@ class FeedbackStore:
         return (self.images_dir / f"{image_hash}.png").resolve()
 
     def _replace_votes(
-        self, records: Sequence[RatingRecord], pngs: Mapping[str, bytes], reveal: bool
+        self,
+        records: Sequence[RatingRecord],
+        pngs: Mapping[str, bytes],
+        reveal: bool,
+        screen: str = "",
     ) -> tuple[int, list[RatingRecord]]:
         """Replace each (row, rater)'s earlier votes and write/delete images, atomically.
 
@@ -227,7 +235,7 @@ class FeedbackStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # read under the write lock: a reveal committed by a concurrent submit counts
-                records = _settle_blind(conn, records)
+                records = _settle_blind(conn, records, screen)
                 old_paths: set[str] = set()
                 replaced = 0
                 for cid, voter in keys:
@@ -248,7 +256,7 @@ class FeedbackStore:
                     conn.executemany(
                         "INSERT OR IGNORE INTO reveals (comparison_id, voter, revealed_at) "
                         "VALUES (?, ?, ?)",
-                        [(cid, voter, stamp) for cid, voter in keys],
+                        [(cid, who, stamp) for cid, voter in keys for who in _seen(voter, screen)],
                     )
                 for h, data in pngs.items():
                     path = self._image_path(h)
@@ -342,17 +350,25 @@ class FeedbackStore:
         return paths[:k]
 
 
-def _revealed(conn: sqlite3.Connection, comparison_id: str, voter: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM reveals WHERE comparison_id = ? AND voter = ?", (comparison_id, voter)
-        ).fetchone()
-        is not None
+def _seen(voter: str, screen: str) -> tuple[str, ...]:
+    """The reveals keys of a voter on a screen: the voter, and the screen itself as the voter
+    with no name (``"<client>/"``, which no named voter can be)."""
+    return (voter, voter_id(screen, "")) if screen else (voter,)
+
+
+def _revealed(conn: sqlite3.Connection, comparison_id: str, voter: str, screen: str = "") -> bool:
+    keys = _seen(voter, screen)
+    sql = (
+        f"SELECT 1 FROM reveals WHERE comparison_id = ? AND voter IN ({', '.join('?' * len(keys))})"
     )
+    return conn.execute(sql, (comparison_id, *keys)).fetchone() is not None
 
 
-def _settle_blind(conn: sqlite3.Connection, records: Sequence[RatingRecord]) -> list[RatingRecord]:
-    """``records`` with ``blind`` cleared on each rating given or changed after its reveal.
+def _settle_blind(
+    conn: sqlite3.Connection, records: Sequence[RatingRecord], screen: str = ""
+) -> list[RatingRecord]:
+    """``records`` with ``blind`` cleared on each rating given or changed after its reveal, to
+    this voter or on this screen.
 
     A rating left as it was (same value, same best pick) keeps its earlier flag, so
     re-submitting an unchanged row after the reveal neither gains nor loses blind votes.
@@ -371,7 +387,7 @@ def _settle_blind(conn: sqlite3.Connection, records: Sequence[RatingRecord]) -> 
                         key,
                     )
                 }
-                if _revealed(conn, *key)
+                if _revealed(conn, *key, screen)
                 else None
             )
         before = earlier[key]
