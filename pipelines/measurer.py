@@ -3,6 +3,8 @@
 * ``identity``: cosine between the selfie's ArcFace embedding and the largest face in the output
   (the conditioning face models, or a second recogniser so that the judge is not the model that
   steers the generator). No face in the output is a result (``faces == 0``), not an error.
+* ``identity_face_pack``: with a second recogniser, the face pack's own cosine beside it (two
+  judges side by side); without one, a reason.
 * ``style_ref``: mean CLIP image cosine of the output to the style's reference images.
 * ``style_text``: CLIP cosine of the output to the style's description.
 * ``prompt``: CLIP cosine of the output to the base prompt (CLIPScore without its 2.5 x 100).
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from pipelines.faces.analysis import FaceAnalyzer, FaceResult
     from pipelines.styles.catalog import Style
 
-from pipelines.core.measures import NO_FACE, Measure, Measures
+from pipelines.core.measures import NO_FACE, NO_SECOND_JUDGE, Measure, Measures
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +93,14 @@ class OutputMeasurer:
         images = [outputs[i].image for i in shown]
         if not images:
             return [None] * len(outputs)
-        identity, faces = self._identity(images, selfie, selfie_face)  # type: ignore[arg-type]
+        identity, own, faces = self._identity(images, selfie, selfie_face)  # type: ignore[arg-type]
         clip = self._clip(images, base_prompt, style)  # type: ignore[arg-type]
         learned = self._learned([outputs[i].prompt or "" for i in shown], style)
         out: list[Measures | None] = [None] * len(outputs)
         for k, i in enumerate(shown):
             out[i] = Measures(
                 identity=identity[k],
+                identity_face_pack=own[k],
                 style_text=clip["style_text"][k],
                 style_ref=clip["style_ref"][k],
                 prompt=clip["prompt"][k],
@@ -110,21 +113,40 @@ class OutputMeasurer:
 
     def _identity(
         self, images: Sequence[Image.Image], selfie: Image.Image, selfie_face: FaceResult
+    ) -> tuple[list[Measure], list[Measure], list[int | None]]:
+        """``identity`` (the second judge when set, else the face pack), the face pack's own
+        cosine when a second judge is set (side by side in reports), and faces found."""
+        n = len(images)
+        if self.judge is None:
+            own, faces = self._identity_by(self.face, images, lambda _: selfie_face.embedding)
+            return own, [Measure(reason=NO_SECOND_JUDGE)] * n, faces
+
+        def judge_reference(analyzer: FaceAnalyzer) -> np.ndarray:
+            return analyzer.analyze_loaded(selfie).embedding  # the judge embeds the selfie too
+
+        judged, faces = self._identity_by(self.judge, images, judge_reference)
+        own, _ = self._identity_by(self.face, images, lambda _: selfie_face.embedding)
+        return judged, own, faces
+
+    @staticmethod
+    def _identity_by(
+        models: Lazy[FaceAnalyzer],
+        images: Sequence[Image.Image],
+        reference: Callable[[FaceAnalyzer], np.ndarray],
     ) -> tuple[list[Measure], list[int | None]]:
+        """Cosine of ``reference`` (the selfie's embedding by ``models``) to each output's
+        largest face, as ``models`` embed it; ``faces``: how many each output shows."""
         n = len(images)
         try:
-            analyzer = (self.judge or self.face).get()
+            analyzer = models.get()
             judge = analyzer.recognizer_id
-            if self.judge is None:
-                reference = selfie_face.embedding  # the very embedding that conditioned the row
-            else:
-                from pipelines.faces.analysis import FaceError
+            from pipelines.faces.analysis import FaceError
 
-                try:
-                    reference = analyzer.analyze_loaded(selfie).embedding
-                except FaceError as exc:
-                    why = f"the judge found no usable face in the selfie ({exc})"
-                    return [Measure(judge=judge, reason=why)] * n, [None] * n
+            try:
+                selfie_embedding = reference(analyzer)
+            except FaceError as exc:
+                why = f"the judge found no usable face in the selfie ({exc})"
+                return [Measure(judge=judge, reason=why)] * n, [None] * n
             measures, faces = [], []
             sizes = [_det_size(img, analyzer.det_size) for img in images]
             for found in analyzer.embed_largest_many(images, sizes):
@@ -132,7 +154,7 @@ class OutputMeasurer:
                     measures.append(Measure(judge=judge, reason=NO_FACE))
                     faces.append(0)
                     continue
-                cosine = float(np.dot(reference, found.embedding))
+                cosine = float(np.dot(selfie_embedding, found.embedding))
                 measures.append(Measure(value=cosine, judge=judge))
                 faces.append(found.num_faces)
             return measures, faces

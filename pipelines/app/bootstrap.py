@@ -115,19 +115,22 @@ def shared_clip(engine: Engine) -> LazyClip:
 
 
 def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
-    """The second recogniser of ``BECOME_IDENTITY_PACK`` (loaded on first use), or None."""
+    """The second recogniser of ``BECOME_IDENTITY_PACK`` (loaded on first use), or None.
+
+    A Hub pack's name (``auraface``: fal/AuraFace-v1, Apache-2.0) is downloaded on first use."""
     if not settings.identity_pack:
         return None
 
     def load() -> FaceAnalyzer:
         from pipelines.core.hub import hub_offline
         from pipelines.faces.analysis import FaceAnalyzer
+        from pipelines.faces.packs import fetch_hub_pack
 
+        online = not hub_offline()
+        # a Hub pack (e.g. "auraface") is fetched into face_root/models first
+        pack = fetch_hub_pack(settings.identity_pack, settings.face_root, allow_download=online)
         return FaceAnalyzer(
-            settings.identity_pack,
-            settings.face_root,
-            det_size=settings.face_det_size,
-            allow_download=not hub_offline(),
+            pack, settings.face_root, det_size=settings.face_det_size, allow_download=online
         )
 
     return Lazy(load, "identity judge")

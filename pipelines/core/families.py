@@ -50,6 +50,8 @@ class ModelFamily:
     reads_guidance: bool = True  # False: step-distilled, guidance_scale is fixed at the default
     faceid_adapter: str | None = None  # default hub id (BECOME_FACEID_ADAPTER); None = none
     faceid_weight: str | None = None  # default file name (BECOME_FACEID_WEIGHT)
+    # the identity judge to run with it (BECOME_IDENTITY_PACK), in words, for the README
+    identity_judge: str = "the face pack's ArcFace (`buffalo_l`, research-only, as the family)"
 
     @property
     def uses_faceid(self) -> bool:
@@ -153,6 +155,10 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                 ),
                 negative_prompt=False,  # distilled, no classifier-free guidance
                 reads_guidance=False,
+                identity_judge=(
+                    "`BECOME_IDENTITY_PACK=auraface`: AuraFace (`fal/AuraFace-v1`, Apache-2.0 "
+                    "recogniser), the face pack's ArcFace beside it"
+                ),
             ),
         )
     }
@@ -164,8 +170,9 @@ def markdown_table() -> str:
     """The README's table of families, written from :data:`FAMILIES` (a test keeps them equal)."""
     lines = [
         "| `BECOME_MODEL_FAMILY` | generator and identity | default weights | licence class | "
-        "default size, steps | text encoder limit | GPU memory (half precision) |",
-        "|---|---|---|---|---|---|---|",
+        "identity judge | default size, steps | text encoder limit | "
+        "GPU memory (half precision) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for f in FAMILIES.values():
         weights = f"`{f.base_model}`"
@@ -173,8 +180,8 @@ def markdown_table() -> str:
             weights += f" + `{f.faceid_adapter}` / `{f.faceid_weight}`"
         lines.append(
             f"| `{f.id}` | {f.title}; identity: {f.identity} | {weights} | **{f.licence}**: "
-            f"{f.licence_detail} | {f.size} px, {f.num_inference_steps} steps | "
-            f"{f.token_limit} tokens | {f.gpu_memory} |"
+            f"{f.licence_detail} | {f.identity_judge} | {f.size} px, "
+            f"{f.num_inference_steps} steps | {f.token_limit} tokens | {f.gpu_memory} |"
         )
     return "\n".join(lines)
 

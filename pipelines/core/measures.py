@@ -11,12 +11,16 @@ from typing import Any
 # every measure, in the order they are shown, with the short label of the compact line
 MEASURES: Mapping[str, str] = {
     "identity": "face",
+    # the face pack's own cosine, kept beside ``identity`` when a second judge
+    # (BECOME_IDENTITY_PACK) measures it, so a report shows both judges side by side
+    "identity_face_pack": "face (pack)",
     "style_text": "style",
     "style_ref": "refs",
     "prompt": "prompt",
     "learned": "learned",
 }
 NO_FACE = "no face found in the output"
+NO_SECOND_JUDGE = "no second identity judge (BECOME_IDENTITY_PACK): identity is the face pack's"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Measures:
     """Every measure of one output. ``faces``: faces found in it (None = not looked for)."""
 
     identity: Measure = field(default_factory=_unmeasured)
+    identity_face_pack: Measure = field(default_factory=_unmeasured)
     style_text: Measure = field(default_factory=_unmeasured)
     style_ref: Measure = field(default_factory=_unmeasured)
     prompt: Measure = field(default_factory=_unmeasured)

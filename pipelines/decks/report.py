@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.core.measures import MEASURES, NO_FACE
+from pipelines.core.measures import MEASURES, NO_FACE, NO_SECOND_JUDGE
 from pipelines.decks.chart import Bar, Panel, draw_chart
+from pipelines.decks.identity import IdentitySummary, identity_markdown, identity_summary
 from pipelines.decks.manifest import read_manifest, read_skipped, read_spec_json
 from pipelines.decks.stats import Kendall, MeanCI, kendall, mean_ci
 
@@ -50,6 +51,7 @@ class DeckReport:
     ratings: int = 0
     leaderboard: list[LeaderboardRow] = field(default_factory=list)
     kendall: dict[str, dict[str, Kendall]] = field(default_factory=dict)  # measure -> scope -> tau
+    identity: IdentitySummary | None = None  # both identity judges' distributions
     markdown: str = ""
     markdown_path: Path | None = None
     chart_path: Path | None = None
@@ -70,6 +72,7 @@ def build_report(
         engine=lines[0]["engine"] if lines else str(spec.get("engine") or ""),
         cells=cells,
         skipped=read_skipped(folder),
+        identity=identity_summary(lines),
     )
     if store is not None:
         from pipelines.feedback.leaderboard import leaderboard
@@ -191,6 +194,14 @@ def measure_vs_ratings(
 
 def to_markdown(report: DeckReport) -> str:
     """The report as Markdown: measures table, skipped rows, and the ratings once there are."""
+    # the face pack's own identity is a column only when a second judge measured beside it
+    # (decks rendered before it existed say "not measured")
+    unjudged = {NO_SECOND_JUDGE, "not measured"}
+    shown = [
+        n
+        for n in MEASURES
+        if not report.cells or not all(c.reasons.get(n) in unjudged for c in report.cells)
+    ]
     out = [
         f"# Deck `{report.deck}`",
         "",
@@ -200,21 +211,25 @@ def to_markdown(report: DeckReport) -> str:
         "",
         "## Automatic measures (mean [95% CI] (n))",
         "",
-        "| style | method | outputs | no face | " + " | ".join(MEASURES) + " |",
-        "|---|---|---|---|" + "---|" * len(MEASURES),
+        "| style | method | outputs | no face | " + " | ".join(shown) + " |",
+        "|---|---|---|---|" + "---|" * len(shown),
     ]
     for c in report.cells:
-        values = [c.measures[n].text() if c.measures[n].n else "—" for n in MEASURES]
+        values = [c.measures[n].text() if c.measures[n].n else "—" for n in shown]
         extra = f" (+{c.unrendered} not rendered)" if c.unrendered else ""
         out.append(
             f"| {c.style} | {c.method} | {c.outputs}{extra} | {c.no_face} | "
             + " | ".join(values)
             + " |"
         )
-    missing = sorted({f"{n}: {why}" for c in report.cells for n, why in c.reasons.items()})
+    missing = sorted(
+        {f"{n}: {why}" for c in report.cells for n, why in c.reasons.items() if n in shown}
+    )
     if missing:
         out += ["", "Measures without values, and why:", ""]
         out += [f"- {m}" for m in missing]
+    if report.identity is not None:
+        out += identity_markdown(report.identity)
     if report.skipped:
         out += ["", "## Skipped rows", ""]
         out += [f"- `{s['row_id']}`: {s.get('reason', '?')}" for s in report.skipped]
