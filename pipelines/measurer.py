@@ -9,6 +9,9 @@
 * ``style_text``: CLIP cosine of the output to the style's description.
 * ``prompt``: CLIP cosine of the output to the base prompt (CLIPScore without its 2.5 x 100).
 * ``learned``: the learned scorer's predicted rating of the final prompt, for every method alike.
+* ``pickscore``, ``hpsv2``: human-preference scores (PickScore, HPSv2) of the output for one text
+  per row, the base prompt and the style's name, so that no method is judged against its own
+  final prompt; which run is a deployment's choice (``BECOME_PREFERENCE_MEASURES``).
 
 A measure that cannot run keeps ``value=None`` and says why; nothing is made up. The service
 computes them once, after rendering (:class:`OutputMeasurer`), and every reader (page, API,
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +36,16 @@ if TYPE_CHECKING:
     from pipelines.core.lazy import Lazy
     from pipelines.core.results import MethodOutput
     from pipelines.faces.analysis import FaceAnalyzer, FaceResult
+    from pipelines.preference.scorer import LazyPreference
     from pipelines.styles.catalog import Style
 
-from pipelines.core.measures import NO_FACE, NO_SECOND_JUDGE, Measure, Measures
+from pipelines.core.measures import (
+    NO_FACE,
+    NO_SECOND_JUDGE,
+    PREFERENCE_MODELS,
+    Measure,
+    Measures,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,8 @@ class OutputMeasurer:
             the identity judge is not the model that conditioned the generator.
         references: a style's reference image files (the app's ``ReferenceStore.targets``:
             bundled and staff-uploaded alike); by default only the bundled ones.
+        preference: the preference scorers by measure name (``pickscore``, ``hpsv2``), loaded
+            on first use; a measure with none here says so instead of a value.
     """
 
     def __init__(
@@ -67,8 +79,10 @@ class OutputMeasurer:
         scorer: Callable[[], LearnedScorer] | None = None,
         judge: Lazy[FaceAnalyzer] | None = None,
         references: Callable[[Style], list[Path]] | None = None,
+        preference: Mapping[str, LazyPreference] | None = None,
     ) -> None:
         self.face = face
+        self.preference = dict(preference or {})
         self.references = references or _bundled_references
         self.clip = clip
         self.scorer = scorer
@@ -96,6 +110,8 @@ class OutputMeasurer:
         identity, own, faces = self._identity(images, selfie, selfie_face)  # type: ignore[arg-type]
         clip = self._clip(images, base_prompt, style)  # type: ignore[arg-type]
         learned = self._learned([outputs[i].prompt or "" for i in shown], style)
+        text = preference_text(base_prompt, style)
+        preference = self._preference(images, text)  # type: ignore[arg-type]
         out: list[Measures | None] = [None] * len(outputs)
         for k, i in enumerate(shown):
             out[i] = Measures(
@@ -105,6 +121,7 @@ class OutputMeasurer:
                 style_ref=clip["style_ref"][k],
                 prompt=clip["prompt"][k],
                 learned=learned[k],
+                **{name: values[k] for name, values in preference.items()},
                 faces=faces[k],
             )
         return out
@@ -214,6 +231,35 @@ class OutputMeasurer:
             self._refs[key] = feats
         return feats, ""
 
+    # preference ------------------------------------------------------------------------------
+
+    def _preference(self, images: Sequence[Image.Image], text: str) -> dict[str, list[Measure]]:
+        """Each preference measure of the row's images, one batch per model."""
+        n, out = len(images), {}
+        for name in PREFERENCE_MODELS:
+            lazy = self.preference.get(name)
+            if lazy is None:
+                out[name] = [Measure(reason=f"{name} is not set up in this app")] * n
+                continue
+            try:
+                scorer = lazy.get()
+            except Exception as exc:  # PreferenceUnavailable says why (off, no weights)
+                out[name] = [Measure(judge=lazy.source.model_id, reason=str(exc))] * n
+                continue
+            try:
+                scores = scorer.score(images, text)
+            except Exception as exc:  # a measure must never cost the row its images
+                log.warning("%s failed: %s", name, exc, exc_info=True)
+                out[name] = [Measure(judge=scorer.judge, reason=f"{name} failed: {exc}")] * n
+                continue
+            out[name] = [
+                Measure(value=s, judge=scorer.judge)
+                if math.isfinite(s)
+                else Measure(judge=scorer.judge, reason="score not finite")
+                for s in scores
+            ]
+        return out
+
     # learned ---------------------------------------------------------------------------------
 
     def _learned(self, prompts: Sequence[str], style: Style) -> list[Measure]:
@@ -248,6 +294,13 @@ class OutputMeasurer:
                 for p, v in zip(todo, fresh, strict=True):
                     known[(style_id, p)] = self._scores[(style_id, p)] = float(v)
         return [known[(style_id, p)] for p in prompts]
+
+
+def preference_text(base_prompt: str, style: Style) -> str:
+    """The text a row's outputs are judged against by the preference measures: what the person
+    asked for (the base prompt, in the style), the same for every method of the row."""
+    base = " ".join(base_prompt.split()) or "a portrait of a person"
+    return f"{base}, {style.name}"
 
 
 def _bundled_references(style: Style) -> list[Path]:

@@ -32,6 +32,7 @@ from pipelines.feedback.sessions import SessionBoard, SessionConfig
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
 from pipelines.measurer import OutputMeasurer
+from pipelines.preference.scorer import preference_judges
 from pipelines.styles.catalog import StyleCatalog, load_catalog
 from pipelines.styles.references import ReferenceStore
 
@@ -151,6 +152,7 @@ def build_measurer(
         scorer.get,
         identity_judge(settings),
         references=references.targets if references is not None else None,
+        preference=preference_judges(engine.preference),
     )
 
 

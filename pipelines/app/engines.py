@@ -20,7 +20,9 @@ from pipelines.augment.tokens import TokenBudget
 from pipelines.core.families import ModelFamily
 from pipelines.core.hub import hub_offline, hub_reachable, is_cached
 from pipelines.core.lazy import Lazy
+from pipelines.core.measures import PREFERENCE_MODELS
 from pipelines.core.settings import Settings
+from pipelines.preference.scorer import PreferenceSource
 
 if TYPE_CHECKING:
     from pipelines.faces.analysis import FaceAnalyzer
@@ -127,6 +129,8 @@ class Engine:
     family: ModelFamily
     safety: SafetyChoice
     notes: tuple[str, ...] = ()  # extra lines for the UI banner
+    # every preference measure: where it loads from, or why it is off (the measures say so)
+    preference: tuple[PreferenceSource, ...] = ()
 
 
 def _tokenizers_from(path_or_id: str | Path, folders: tuple[str, ...], local_only: bool) -> tuple:
@@ -226,6 +230,38 @@ def clip_source(settings: Settings, engine: str | None = None) -> ModelSource:
     return ModelSource(settings.clip_model, hub_offline() or None)
 
 
+def preference_sources(
+    settings: Settings, engine: str | None = None
+) -> tuple[PreferenceSource, ...]:
+    """Where each preference measure loads from: the tiny engine's stand-ins, else the
+    ``BECOME_<NAME>_MODEL`` / ``_PROCESSOR`` settings (offline as ``HF_HUB_OFFLINE`` says; the
+    preview engine never waits on the Hub). A measure left out of
+    ``BECOME_PREFERENCE_MEASURES`` is listed with the reason it does not run."""
+    engine = engine or settings.engine
+    on = settings.preference_list
+    tiny: dict[str, Path] = {}
+    if engine == "tiny" and on:
+        from pipelines.tiny.preference import ensure_tiny_preference
+
+        tiny = ensure_tiny_preference(settings.cache_dir / "tiny")
+    sources = []
+    for name in PREFERENCE_MODELS:
+        model, processor = settings.preference_source(name)
+        if name not in on:
+            off = (
+                f"{name} is not run in this deployment "
+                f"(BECOME_PREFERENCE_MEASURES={settings.preference_measures!r})"
+            )
+            sources.append(PreferenceSource(name, model, processor, True, off=off))
+        elif name in tiny:
+            sources.append(PreferenceSource(name, str(tiny[name]), str(tiny[name]), True))
+        elif engine == "preview":  # the preview engine means no Hub: never wait on one
+            sources.append(PreferenceSource(name, model, processor, True))
+        else:
+            sources.append(PreferenceSource(name, model, processor, hub_offline() or None))
+    return tuple(sources)
+
+
 def _tiny_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice) -> Engine:
     """The family's pipeline on tiny random weights: the very same loading code as real
     weights, pointed at folders written in code (the only door to ``pipelines.tiny``)."""
@@ -253,6 +289,7 @@ def _tiny_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice
             "token budget",
         ),
         clip=clip_source(settings, choice.name),
+        preference=preference_sources(settings, choice.name),
         family=family,
         safety=safety,
         notes=("tiny engine: random weights and stand-in face models; images are noise",),
@@ -293,6 +330,7 @@ def _diffusers_engine(settings: Settings, catalog: StyleCatalog, choice: EngineC
             lambda: TokenBudget.for_family(family, renderer.pipeline.tokenizers), "token budget"
         ),
         clip=clip_source(settings, choice.name),
+        preference=preference_sources(settings, choice.name),
         family=family,
         safety=safety,
     )
@@ -335,6 +373,7 @@ def _preview_engine(settings: Settings, catalog: StyleCatalog, choice: EngineCho
         face=Lazy(face_loader, "face models"),
         budget=Lazy(preview_budget, "token budget"),
         clip=clip_source(settings, choice.name),
+        preference=preference_sources(settings, choice.name),
         family=family,
         safety=resolve_safety(settings, choice),
         notes=notes,

@@ -18,8 +18,47 @@ MEASURES: Mapping[str, str] = {
     "style_ref": "refs",
     "prompt": "prompt",
     "learned": "learned",
+    "pickscore": "pick",
+    "hpsv2": "hps",
 }
 NO_FACE = "no face found in the output"
+
+
+@dataclass(frozen=True)
+class PreferenceModel:
+    """A published human-preference scorer: a CLIP image/text model fine-tuned on people's
+    choices between images of one prompt. Its score of an image given a prompt is
+    ``scale * cos(image, text)``, where ``scale`` is the model's own ``logit_scale.exp()``
+    when ``logit_scaled`` (PickScore's published score) and 1 otherwise (HPSv2's)."""
+
+    model_id: str  # transformers CLIPModel weights (hub id)
+    processor_id: str  # tokenizer and image processor (hub id)
+    logit_scaled: bool
+    licence: str
+    paper: str
+
+
+# the human-preference measures (each a field of Measures below), with their default weights;
+# which run is a deployment's choice (BECOME_PREFERENCE_MEASURES)
+PREFERENCE_MODELS: Mapping[str, PreferenceModel] = {
+    "pickscore": PreferenceModel(
+        model_id="yuvalkirstain/PickScore_v1",
+        processor_id="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        logit_scaled=True,
+        licence="MIT (PickScore code and Pick-a-Pic data; the weights' card names no licence)",
+        paper="Kirstain et al. 2023, Pick-a-Pic",
+    ),
+    "hpsv2": PreferenceModel(
+        # HPSv2 (xswu/HPSv2, Apache-2.0) in transformers' CLIPModel layout: the official
+        # checkpoint is an open_clip file, and open_clip needs a torchvision build that matches
+        # the pinned torch, which a CPU install does not have
+        model_id="adams-story/HPSv2-hf",
+        processor_id="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        logit_scaled=False,
+        licence="Apache-2.0 (HPSv2 weights, xswu/HPSv2)",
+        paper="Wu et al. 2023, Human Preference Score v2",
+    ),
+}
 NO_SECOND_JUDGE = "no second identity judge (BECOME_IDENTITY_PACK): identity is the face pack's"
 
 
@@ -63,6 +102,8 @@ class Measures:
     style_ref: Measure = field(default_factory=_unmeasured)
     prompt: Measure = field(default_factory=_unmeasured)
     learned: Measure = field(default_factory=_unmeasured)
+    pickscore: Measure = field(default_factory=_unmeasured)
+    hpsv2: Measure = field(default_factory=_unmeasured)
     faces: int | None = None
 
     def get(self, name: str) -> Measure:
@@ -76,15 +117,18 @@ class Measures:
         return {name: self.get(name).value for name in MEASURES}
 
     def summary(self) -> str:
-        """The compact line under an output: "face 0.71 · style 0.28 · prompt 0.24"."""
+        """The compact line under an output: "face 0.71 · style 0.28 · prompt 0.24 · pick 21.30".
+
+        A preference measure is shown when it has a value; why it has none is in :meth:`details`
+        (a deployment may turn them off, and the line would say so under every picture)."""
         parts = []
-        for name in ("identity", "style_text", "style_ref", "prompt"):
+        for name in ("identity", "style_text", "style_ref", "prompt", *PREFERENCE_MODELS):
             m, label = self.get(name), MEASURES[name]
             if m.value is not None:
                 parts.append(f"{label} {m.value:.2f}")
             elif name == "identity" and self.faces == 0:
                 parts.append(f"{label}: none found")
-            elif name != "style_ref":  # most styles have no references: do not shout it
+            elif name in ("identity", "style_text", "prompt"):  # most styles have no refs
                 parts.append(f"{label} n/a")
         return " · ".join(parts)
 

@@ -17,6 +17,7 @@ from pipelines.core.families import DEFAULT_FAMILY, FAMILIES, ModelFamily
 from pipelines.core.limits import LIMITS
 from pipelines.core.limits import MAX_SEED as MAX_SEED  # re-exported: the UI and requests read it
 from pipelines.core.limits import Limit as Limit
+from pipelines.core.measures import PREFERENCE_MODELS
 
 ENGINES = ("auto", "diffusers", "tiny", "preview")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -52,6 +53,13 @@ class Settings:
     # "" = the conditioning pack judges (the output's measures say which model judged)
     identity_pack: str = ""
     clip_model: str = "openai/clip-vit-large-patch14"
+    # the human-preference measures to run, comma-separated ("" or "none": none); each loads
+    # on first use, and an output says why one that is listed could not run
+    preference_measures: str = ",".join(PREFERENCE_MODELS)
+    pickscore_model: str = PREFERENCE_MODELS["pickscore"].model_id
+    pickscore_processor: str = PREFERENCE_MODELS["pickscore"].processor_id
+    hpsv2_model: str = PREFERENCE_MODELS["hpsv2"].model_id
+    hpsv2_processor: str = PREFERENCE_MODELS["hpsv2"].processor_id
     inversion_mode: str = "fast"  # "fast" (rank the modifier banks) or "pez" (hard-prompt opt.)
     pez_steps: int = 300
     device: str = "auto"
@@ -83,6 +91,8 @@ class Settings:
     browser_secret: str = field(default="", repr=False)
     queue_concurrency: int = 1
     max_queue: int = 64
+    # the app is also an MCP server (Gradio's): /compare, /rate and /leaderboard as tools
+    mcp_server: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("BECOME_ENGINE", self.engine, ENGINES)
@@ -93,6 +103,7 @@ class Settings:
         _check_choice("BECOME_INVERSION_MODE", self.inversion_mode, INVERSION_MODES)
         _check_choice("BECOME_SAFETY_CHECKER", self.safety_checker, SAFETY_CHOICES)
         _check_range("BECOME_PEZ_STEPS", self.pez_steps, 1, 5000)
+        self.preference_list  # noqa: B018  # raises SettingsError on an unknown name
         limits = self.family.limits
         for name, var, value in (
             ("num_inference_steps", "BECOME_STEPS", self.num_inference_steps),
@@ -178,6 +189,25 @@ class Settings:
         if self.browser_secret:
             return self
         return replace(self, browser_secret=_kept_secret(self.data_dir / BROWSER_SECRET_FILE))
+
+    @property
+    def preference_list(self) -> tuple[str, ...]:
+        """The preference measures ``BECOME_PREFERENCE_MEASURES`` turns on, in its order."""
+        raw = self.preference_measures.strip().lower()
+        if raw in ("", "none", "off"):
+            return ()
+        names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+        for name in names:
+            _check_choice("BECOME_PREFERENCE_MEASURES", name, (*PREFERENCE_MODELS, "none"))
+        return names
+
+    def preference_source(self, name: str) -> tuple[str, str]:
+        """(model, processor) the preference measure ``name`` loads: its two settings."""
+        if name not in PREFERENCE_MODELS:
+            raise SettingsError(
+                f"unknown preference measure {name!r}: use one of {', '.join(PREFERENCE_MODELS)}"
+            )
+        return getattr(self, f"{name}_model"), getattr(self, f"{name}_processor")
 
     @property
     def ratings_db(self) -> Path:

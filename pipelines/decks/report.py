@@ -1,8 +1,11 @@
 """A deck's report: per style x method, each measure's mean with a 95% CI; once rated, the
-Bradley–Terry strength with its CI and Kendall's tau of each measure against the ratings.
+Bradley–Terry strength with its CI, Kendall's tau of each measure against the ratings, each
+measure's pairwise agreement with the raters, and per style the measure that agrees best.
 
 Ratings are matched to outputs by (deck, row, method). For Kendall, each rated output's mean
 rating (over its raters) is paired with its measure, over the whole deck and within each style.
+For pairwise agreement, every two outputs of a row that one rater rated differently are a pair,
+and a measure agrees when it orders them the same way (as the preference benchmarks count it).
 """
 
 from __future__ import annotations
@@ -16,7 +19,18 @@ from pipelines.core.measures import MEASURES, NO_FACE, NO_SECOND_JUDGE
 from pipelines.decks.chart import Bar, Panel, draw_chart
 from pipelines.decks.identity import IdentitySummary, identity_markdown, identity_summary
 from pipelines.decks.manifest import read_manifest, read_skipped, read_spec_json
-from pipelines.decks.stats import Kendall, MeanCI, kendall, mean_ci
+from pipelines.decks.stats import (
+    Agreement,
+    BestMeasure,
+    Kendall,
+    MeanCI,
+    RowPairs,
+    best_measure,
+    kendall,
+    mean_ci,
+    pairwise_agreement,
+    row_pairs,
+)
 
 if TYPE_CHECKING:
     from pipelines.feedback.leaderboard import LeaderboardRow
@@ -51,6 +65,9 @@ class DeckReport:
     ratings: int = 0
     leaderboard: list[LeaderboardRow] = field(default_factory=list)
     kendall: dict[str, dict[str, Kendall]] = field(default_factory=dict)  # measure -> scope -> tau
+    # measure -> scope -> share of rated pairs it orders like the raters
+    agreement: dict[str, dict[str, Agreement]] = field(default_factory=dict)
+    best: dict[str, BestMeasure] = field(default_factory=dict)  # scope -> best-agreeing measure
     identity: IdentitySummary | None = None  # both identity judges' distributions
     markdown: str = ""
     markdown_path: Path | None = None
@@ -82,6 +99,16 @@ def build_report(
         if records:
             report.leaderboard = leaderboard(records, n_boot=n_boot)
             report.kendall = measure_vs_ratings(lines, records)
+            pairs = measure_pairs(lines, records)
+            report.agreement = {
+                name: {scope: pairwise_agreement(rows, n_boot) for scope, rows in per.items()}
+                for name, per in pairs.items()
+            }
+            scopes = sorted({s for per in pairs.values() for s in per}, key=_scope_order)
+            for scope in scopes:
+                best = best_measure({n: per.get(scope, {}) for n, per in pairs.items()}, n_boot)
+                if best is not None:
+                    report.best[scope] = best
     report.markdown = to_markdown(report)
     return report
 
@@ -123,6 +150,16 @@ def chart_panels(report: DeckReport) -> list[Panel]:
     ]
     if bt:
         panels.append(("Bradley–Terry strength (95%: prior's posterior or row bootstrap)", bt))
+    agree: list[Bar] = [
+        (f"{scope} · {name}", a.share, a.low, a.high)
+        for name, per in report.agreement.items()
+        for scope, a in sorted(per.items(), key=lambda kv: _scope_order(kv[0]))
+        if a.share is not None
+    ]
+    if agree:
+        panels.append(
+            ("pairwise agreement with the raters (0.5 = chance; 95% row bootstrap)", agree)
+        )
     return panels
 
 
@@ -189,6 +226,44 @@ def measure_vs_ratings(
                 xs.append(float(value))
                 ys.append(mean_rating)
         out[name] = {scope: kendall(xs, ys) for scope, (xs, ys) in pairs.items()}
+    return out
+
+
+def measure_pairs(
+    lines: Sequence[dict[str, Any]], records: Sequence[Any]
+) -> dict[str, dict[str, dict[str, RowPairs]]]:
+    """Each measure's rated pairs, ``{measure: {scope: {row: (agreements, pairs)}}}``.
+
+    A pair is two outputs of one row that one rater (voter) rated differently and that the
+    measure measured both of; scopes are ``"all"`` and each style."""
+    ratings: dict[tuple[str, str], dict[str, int]] = {}
+    for r in records:
+        ratings.setdefault((r.row_id, r.voter_key), {})[r.method] = r.rating
+    by_output = {(line["row_id"], line["method"]): line for line in lines}
+    out: dict[str, dict[str, dict[str, RowPairs]]] = {}
+    for name in MEASURES:
+        per_scope: dict[str, dict[str, RowPairs]] = {}
+        for (row, _voter), rated in ratings.items():
+            values, marks, style = [], [], None
+            for method, rating in rated.items():
+                line = by_output.get((row, method))
+                value = ((line or {}).get("measures") or {}).get(name, {}).get("value")
+                if value is None:
+                    continue
+                values.append(float(value))
+                marks.append(float(rating))
+                style = line["style"]  # type: ignore[index]
+            if len(values) < 2:
+                continue
+            agree, n = row_pairs(values, marks)
+            if not n:
+                continue
+            for scope in ("all", style):
+                rows = per_scope.setdefault(str(scope), {})
+                a0, n0 = rows.get(row, (0.0, 0))
+                rows[row] = (a0 + agree, n0 + n)  # a row's raters together: resampled as one
+        if per_scope:
+            out[name] = per_scope
     return out
 
 
@@ -270,4 +345,51 @@ def to_markdown(report: DeckReport) -> str:
                 "—" if k is None or k.tau is None else f"{k.tau:+.2f} (n={k.n}, p={k.p:.2g})"
             )
         out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out += _agreement_markdown(report)
     return "\n".join(out) + "\n"
+
+
+def _scope_order(scope: str) -> tuple[bool, str]:
+    """The deck ("all") first, then the styles by name."""
+    return scope != "all", scope
+
+
+def _agreement_markdown(report: DeckReport) -> list[str]:
+    """Pairwise agreement per measure and scope, then the best-agreeing measure per scope."""
+    if not report.agreement:
+        return []
+    scopes = sorted({s for per in report.agreement.values() for s in per}, key=_scope_order)
+    out = [
+        "",
+        "## Pairwise agreement with the raters [95% interval]",
+        "",
+        "The share of rated pairs (two outputs of a row one rater rated differently) that the "
+        "measure orders like the rater, as the preference benchmarks report it: 0.5 is chance, "
+        "1 always agrees; a measure's tie counts one half. Interval: bootstrap over rows.",
+        "",
+        "| measure | " + " | ".join(scopes) + " |",
+        "|---|" + "---|" * len(scopes),
+    ]
+    for name, per in report.agreement.items():
+        out.append(
+            f"| {name} | " + " | ".join(per[s].text() if s in per else "—" for s in scopes) + " |"
+        )
+    if report.best:
+        out += [
+            "",
+            "## The measure that agrees best with the room",
+            "",
+            "Per style (and over the deck): the measure with the highest pairwise agreement, its "
+            "95% interval, and how often it stays the best when the rated rows are resampled "
+            "(below ~95%, the room does not yet tell it from the runner-up).",
+            "",
+            "| scope | best measure | agreement [95% interval] | best in resamples | runner-up |",
+            "|---|---|---|---|---|",
+        ]
+        for scope, b in report.best.items():
+            wins = "—" if b.wins is None else f"{b.wins:.0%}"
+            out.append(
+                f"| {scope} | **{b.measure}** | {b.agreement.text()} | {wins} | "
+                f"{b.runner_up or '—'} |"
+            )
+    return out
