@@ -27,4 +27,4 @@ if __name__ == "__main__":
         threading.Thread(target=services.warmup, daemon=True).start()
     demo.queue(
         default_concurrency_limit=settings.queue_concurrency, max_size=settings.max_queue
-    ).launch(theme=THEME, css=CSS)  # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured
+    ).launch(theme=THEME, css=CSS, mcp_server=settings.mcp_server)  # + GRADIO_SERVER_* env

@@ -1,4 +1,10 @@
-"""Named API endpoints for gradio_client; hidden from the page."""
+"""Named API endpoints for gradio_client and MCP clients; hidden from the page.
+
+``/compare``, ``/rate`` and ``/leaderboard`` are the app's whole API: with the MCP server on
+(``BECOME_MCP_SERVER``) each is also an MCP tool, described by its function's docstring (Gradio
+reads the summary, ``Args:`` and ``Returns:``), so the docstrings below are written for an
+assistant. Staff actions are never endpoints (``api_name=False``): no client reaches them.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from pipelines.feedback.store import RecordFilter
 Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 
 
-def create_compare_api(compare: Compare, methods: Sequence[str], settings: Settings) -> None:
+def create_compare_api(render: Compare, methods: Sequence[str], settings: Settings) -> None:
     """``/compare``: (selfie, style id, base prompt, methods, seed) -> (images, JSON)."""
     with gr.Column(visible=False):
         selfie = raw_image(label="selfie")  # the app decodes the upload, with its own checks
@@ -35,21 +41,38 @@ def create_compare_api(compare: Compare, methods: Sequence[str], settings: Setti
         meta = gr.JSON(label="comparison")
         trigger = gr.Button("compare")
 
-    def api_compare(
+    def compare(
         selfie: str | bytes | None, style: str, prompt: str, methods: list[str], seed: Any
     ) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
+        """Render one selfie in one style with several prompt-augmentation methods, side by side.
+
+        Every method turns the same base prompt into its own final prompt, and all are rendered
+        with the same seed, so the images differ only by the method. Each output carries
+        automatic measures (identity, style, prompt alignment, learned score).
+
+        Args:
+            selfie: a photo with one clearly visible face (URL or file), the person to portray.
+            style: a style id, e.g. watercolor, anime, oil_painting, pencil_sketch, pop_art.
+            prompt: the base prompt, e.g. "a portrait of a person".
+            methods: methods to compare: raw, template, learned, inversion, ensemble.
+            seed: a whole number; the same seed gives the same images.
+
+        Returns:
+            the images, one per method with the method as caption, and the comparison as JSON:
+            comparison_id (to rate it), per method the final prompt and measures, timings.
+        """
         if not selfie:
             raise gr.Error("selfie is required: pass handle_file('photo.jpg')")
         with user_errors("The comparison"):
             request = CompareRequest.from_settings(
                 settings, style=style, prompt=prompt, methods=list(methods or []), seed=seed
             )
-            res = compare(selfie, request, no_progress)
+            res = render(selfie, request, no_progress)
         images = [(o.image, o.method) for o in res.outputs if o.image is not None]
         return images, res.to_json()
 
     trigger.click(
-        api_compare,
+        compare,
         inputs=[selfie, style, prompt, chosen, seed],
         outputs=[gallery, meta],
         api_name="compare",
@@ -72,11 +95,27 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         keep_images: bool = False,
         request: gr.Request | None = None,
     ) -> dict[str, Any]:
-        """Rate the outputs of a /compare result: {method: 1-5}, optional best method.
+        """Rate the outputs of a /compare result on a person's behalf: their 1-5 per method.
 
-        The voter is the client's session and the rater name together: a second client with
-        the same rater name adds its own votes instead of replacing the first one's, and so
-        does one client sending another name."""
+        Ratings are what people think of the images; submit only ratings a person gave. The
+        voter is the client's session and the rater name together: a second client with the
+        same rater name adds its own votes instead of replacing the first one's, and so does
+        one client sending another name.
+
+        Args:
+            comparison_id: the comparison_id a compare call returned (rateable for 24 hours).
+            ratings: {method: rating}, each rating a whole number from 1 (worst) to 5 (best).
+            rater: the name of the person rating.
+            best: the method the person liked best, or empty.
+            session_tag: a tag grouping ratings of one session, or empty.
+            comment: the person's comment, or empty.
+            blind: whether the person rated without seeing which method made which image.
+            keep_images: whether the person agrees that the rated images are kept.
+
+        Returns:
+            saved (ratings stored), replaced_earlier (this voter's earlier ratings replaced),
+            outputs (the methods rated).
+        """
         voter = f"api:{request.session_hash}" if request and request.session_hash else ""
         with user_errors("Saving the ratings"):
             # passed on as sent: the service refuses 3.5, true or "five" (int() would not)
@@ -105,8 +144,24 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         votes: str = "all",
         deck: str = "",
     ) -> list[dict[str, Any]]:
-        """Per style x method: ratings, mean with 95% CI, win rate, Bradley-Terry strength;
-        ``deck`` keeps the ratings of one deck's rows."""
+        """Which prompt-augmentation method people prefer, per style: the ratings leaderboard.
+
+        One row per style x method: rank (ties share a rank), ratings, mean rating with its 95%
+        interval, win rate and Bradley-Terry strength with its interval. Every filter is
+        optional; empty means all.
+
+        Args:
+            style: a style id, or empty for every style.
+            session_tag: only ratings given with this session tag.
+            since: only ratings from this UTC date or time on (ISO 8601, e.g. 2026-11-01).
+            until: only ratings before this UTC date or time (ISO 8601).
+            votes: all, blind (raters did not see the methods) or open.
+            deck: only the ratings of one deck's rows (its deck id).
+
+        Returns:
+            a list of rows, one per style x method: by style (blind and open votes apart),
+            best rank first.
+        """
         if votes not in {"all", "blind", "open"}:
             raise gr.Error(f"votes={votes!r} is not allowed: use all, blind or open")
         with user_errors("The leaderboard"):

@@ -1,0 +1,129 @@
+"""Become Lab as an MCP server: the app launched as app.py launches it (mcp_server on), listed
+and called through the MCP protocol (streamable HTTP) by the `mcp` client an assistant uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from mcp import ClientSession  # gradio[mcp] (requirements.txt)
+from mcp.client.streamable_http import streamablehttp_client
+
+
+@pytest.fixture(scope="module")
+def mcp_app(tiny_services):
+    from demo import CSS, THEME, build_demo
+
+    assert tiny_services.settings.mcp_server  # on by default (BECOME_MCP_SERVER)
+    demo = build_demo(tiny_services)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=None,
+        quiet=True,
+        css=CSS,
+        theme=THEME,
+        mcp_server=tiny_services.settings.mcp_server,
+    )
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+def _session(url: str, work: Any) -> Any:
+    async def run() -> Any:
+        async with streamablehttp_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(run())
+
+
+def test_mcp_lists_compare_rate_leaderboard_with_their_docstrings(mcp_app):
+    url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+
+    async def list_tools(session: ClientSession) -> Any:
+        return (await session.list_tools()).tools
+
+    tools = {t.name: t for t in _session(url, list_tools)}
+    assert set(tools) == {"compare", "rate", "leaderboard"}
+    # descriptions and parameters come from the endpoints' docstrings (demo/api.py)
+    assert tools["compare"].description.startswith("Render one selfie in one style")
+    props = tools["compare"].inputSchema["properties"]
+    assert {"selfie", "style", "prompt", "methods", "seed"} <= set(props)
+    assert "base prompt" in props["prompt"]["description"]
+    assert "on a person's behalf" in tools["rate"].description
+    assert "ISO 8601" in tools["leaderboard"].inputSchema["properties"]["since"]["description"]
+
+    # every staff action is an event of the page: none is reachable as a tool
+    staff = [
+        fn
+        for fn in mcp_app.fns.values()
+        if fn.fn is not None and fn.api_visibility != "public" and fn.api_name
+    ]
+    assert staff, "the page's own events (staff tab included) are expected to be private"
+    tool_fns = {fn.fn for fn in mcp_app.fns.values() if fn.api_name in tools}
+    assert not tool_fns & {fn.fn for fn in staff}
+    names = " ".join(tools).lower()
+    for word in ("staff", "retrain", "export", "deck", "session", "password", "reference"):
+        assert word not in names
+
+
+def test_mcp_reads_the_leaderboard(mcp_app):
+    url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+
+    async def call(session: ClientSession) -> Any:
+        return await session.call_tool("leaderboard", {"style": "watercolor", "votes": "all"})
+
+    result = _session(url, call)
+    assert not result.isError
+    rows = json.loads(result.content[0].text)
+    assert isinstance(rows, list)
+    assert all(r["style"] == "watercolor" for r in rows)
+
+    async def bad(session: ClientSession) -> Any:
+        return await session.call_tool("leaderboard", {"votes": "sometimes"})
+
+    refused = _session(url, bad)
+    assert refused.isError and "votes='sometimes' is not allowed" in refused.content[0].text
+
+
+def _outputs(value: Any) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
+    """(gallery, meta) from the compare tool's outputs, however deep Gradio nested them."""
+    while len(value) == 1:
+        value = value[0]
+    gallery, meta = value
+    return [(item["image"], item["caption"]) for item in gallery], meta
+
+
+def test_mcp_runs_a_comparison(mcp_app, portrait_path):
+    import ast
+    import base64
+
+    url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+    selfie = "data:image/png;base64," + base64.b64encode(portrait_path.read_bytes()).decode()
+    args = {
+        "selfie": selfie,
+        "style": "anime",
+        "prompt": "a portrait of a person",
+        "methods": ["raw", "template"],
+        "seed": 3,
+    }
+
+    async def call(session: ClientSession) -> Any:
+        return await session.call_tool("compare", args)
+
+    result = _session(url, call)
+    assert not result.isError, result.content
+    # Gradio hands the outputs (gallery, comparison JSON) back as one text: their Python repr
+    (text,) = [c.text for c in result.content if c.type == "text"]
+    gallery, meta = _outputs(ast.literal_eval(text))
+    assert [caption for _, caption in gallery] == ["raw", "template"]
+    assert meta["seed"] == 3 and meta["engine"] == "tiny"
+    assert [o["method"] for o in meta["outputs"]] == ["raw", "template"]
+    assert all(o["measures"]["identity"]["judge"] for o in meta["outputs"])
