@@ -1,7 +1,8 @@
-"""Benchmark of the learned method: train time (10k rows), model load time, augmentation
-latency and PQPP validation metrics of the bundled model.
+"""Benchmark of the learned method: encode and train time (10k rows, both stages), retraining
+from 10k rows of ratings, model load time, augmentation latency (two-stage and fast-only) and
+the PQPP validation and CV metrics of the bundled model.
 
-    python3 bench/bench_learned.py [--pqpp DIR] [--repeats N]
+    python3 bench/bench_learned.py [--pqpp DIR] [--repeats N] [--skip-train]
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.augment.base import AugmentContext
+from pipelines.augment.learned.contextual import ContextConfig
 from pipelines.augment.learned.data import ScoredPrompts, read_scored
+from pipelines.augment.learned.encoder import EncodingStore, shared_encoder
 from pipelines.augment.learned.model import BUNDLED_MODEL, LearnedScorer, ScorerHolder, TrainConfig
 from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
@@ -33,15 +38,20 @@ PROMPTS = (
 )
 
 
-def _style_ratings(catalog: StyleCatalog, n: int, seed: int = 0) -> ScoredPrompts:
-    """Rating-like rows (final prompt, 1-5 score, style) built from the real catalog."""
+def _style_ratings(
+    catalog: StyleCatalog, n: int, seed: int = 0, signal: bool = False
+) -> ScoredPrompts:
+    """Rating-like rows (final prompt, 1-5 score, style) built from the real catalog; with
+    ``signal``, raters like each style's first bank modifier (held-out figures mean something)."""
     rng = random.Random(seed)
     texts, scores, styles = [], [], []
     for _ in range(n):
         style = catalog.get(rng.choice(catalog.ids()))
         bank = [m.text for m in catalog.modifiers_for(style)]
-        texts.append(", ".join([style.apply(rng.choice(PROMPTS)), *rng.sample(bank, 3)]))
-        scores.append(float(rng.randint(1, 5)))
+        mods = rng.sample(bank, 3)
+        texts.append(", ".join([style.apply(rng.choice(PROMPTS)), *mods]))
+        liked = signal and bank[0] in mods
+        scores.append(float(rng.randint(4, 5) if liked else rng.randint(1, 4 if signal else 5)))
         styles.append(style.id)
     return ScoredPrompts("ratings.csv", texts, scores, styles, "prompt", "score", "style")
 
@@ -50,60 +60,141 @@ def _pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs) * 1000, q))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pqpp", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "pqpp")
-    p.add_argument("--repeats", type=int, default=20)
-    args = p.parse_args()
-    catalog = load_catalog(ASSETS_DIR)
-    pqpp_train = read_scored(args.pqpp / "train.csv")
-    pqpp_val = read_scored(args.pqpp / "validation.csv")
-
-    rows = [pqpp_train, _style_ratings(catalog, 10_000 - len(pqpp_train))]
-    t0 = time.perf_counter()
-    trained = LearnedScorer.train(rows, TrainConfig())
-    train_s = time.perf_counter() - t0
-
-    bundled = ASSETS_DIR / "learned" / BUNDLED_MODEL
-    loads = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        scorer = LearnedScorer.load(bundled)
-        loads.append(time.perf_counter() - t0)
-
+def _latency(scorer: LearnedScorer, catalog: StyleCatalog, repeats: int) -> tuple[list, list]:
+    """(first call per style, later calls) seconds of augmenting the PROMPTS in every style."""
     method = LearnedMethod(ScorerHolder(scorer))
     ctx = AugmentContext(catalog=catalog, budget=TokenBudget())
     cold, warm = [], []
     for sid in catalog.ids():
         style = catalog.get(sid)
-        for i in range(args.repeats):
-            prompt = PROMPTS[i % len(PROMPTS)]
+        for i in range(repeats):
+            prompt = PROMPTS[i % len(PROMPTS)] + ("" if i < len(PROMPTS) else f" #{i}")
             t0 = time.perf_counter()
             method.augment(prompt, style, ctx)
             (cold if i == 0 else warm).append(time.perf_counter() - t0)
+    return cold, warm
 
-    val = scorer.evaluate(pqpp_val)
+
+def _corr(name: str, m: dict) -> str:
+    return f"{name} {m['pearson']:.3f} / {m['kendall']:.3f} / {m['spearman']:.3f}"
+
+
+def _retrain(rows: ScoredPrompts, extra: Path, live: LearnedScorer, out: Path) -> dict:
+    """Retrainer.retrain on a store of ``rows`` plus the ``extra`` file; returns its report."""
+    from pipelines.feedback.records import RatingRecord
+    from pipelines.feedback.retrain import Retrainer
+    from pipelines.feedback.store import FeedbackStore
+
+    store = FeedbackStore(out / "ratings.sqlite3")
+    store.submit(
+        [
+            RatingRecord(
+                rater=f"r{i % 9}",
+                comparison_id=f"c{i}",
+                style=style or "",
+                method="learned",
+                final_prompt=text,
+                seed=i,
+                rating=int(score),
+            )
+            for i, (text, score, style) in enumerate(
+                zip(rows.texts, rows.scores, rows.styles, strict=True)
+            )
+        ]
+    )
+    holder = ScorerHolder(live)
+    report = Retrainer(store, holder, out / "learned").retrain([extra])
+    return {"report": report, "scorer": holder.get()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pqpp", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "pqpp")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--skip-train", action="store_true", help="latency and PQPP figures only")
+    args = p.parse_args()
+    catalog = load_catalog(ASSETS_DIR)
+    pqpp_val = read_scored(args.pqpp / "validation.csv")
+    bundled = ASSETS_DIR / "learned" / BUNDLED_MODEL
     print("| measure | value |\n| --- | --- |")
-    print(f"| train, {trained.metadata['rows']:,} rows (PQPP train + ratings) | {train_s:.2f} s |")
+
+    loads = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        scorer = LearnedScorer.load(bundled)
+        loads.append(time.perf_counter() - t0)
     print(
-        f"| model load (median of 5), {bundled.stat().st_size / 1e3:.0f} kB file "
+        f"| model load (median of 5), {bundled.stat().st_size / 1e6:.1f} MB file "
         f"| {np.median(loads) * 1000:.1f} ms |"
     )
-    print(
-        f"| augment p50 / p95, warm ({len(warm)} calls, {len(catalog.ids())} styles) "
-        f"| {_pct(warm, 50):.1f} / {_pct(warm, 95):.1f} ms |"
+    if scorer.context is not None:
+        t0 = time.perf_counter()
+        reason = scorer.context_reason()  # loads the encoder, as the app's warm-up does
+        print(f"| contextual encoder load (once per process) | {time.perf_counter() - t0:.2f} s |")
+        if reason:
+            print(f"| contextual stage | unavailable here: {reason} |")
+    fast_only = LearnedScorer(
+        scorer.featurizer, scorer.weights, scorer.bias, {}, scorer.kernel, scorer.kernel_weight
     )
-    print(f"| augment, first call per style (gain cache cold) | {_pct(cold, 50):.1f} ms (p50) |")
-    print(
-        f"| PQPP validation (n={val['n']}) pearson / kendall / spearman "
-        f"| {val['pearson']:.3f} / {val['kendall']:.3f} / {val['spearman']:.3f} |"
-    )
+    for label, s in (("two-stage", scorer), ("fast stage alone", fast_only)):
+        cold, warm = _latency(s, catalog, args.repeats)
+        print(
+            f"| augment p50 / p95, {label}, warm ({len(warm)} calls, {len(catalog.ids())} "
+            f"styles) | {_pct(warm, 50):.1f} / {_pct(warm, 95):.1f} ms |"
+        )
+        print(f"| augment, {label}, first call per style | {_pct(cold, 50):.1f} ms (p50) |")
+
+    val = scorer.evaluate(pqpp_val)
+    line = _corr(val["stage"], val) + (f"; {_corr('fast', val['fast'])}" if "fast" in val else "")
+    print(f"| PQPP validation (n={val['n']}) pearson / kendall / spearman | {line} |")
     cv = scorer.metadata.get("cv")
     if cv:
-        print(
-            f"| PQPP train {cv['folds']}-fold CV pearson / kendall / spearman "
-            f"| {cv['pearson']:.3f} / {cv['kendall']:.3f} / {cv['spearman']:.3f} |"
+        line = _corr(cv.get("stage", "fast"), cv) + (
+            f"; {_corr('fast', cv['fast'])}" if "fast" in cv else ""
         )
+        print(f"| PQPP train {cv['folds']}-fold CV pearson / kendall / spearman | {line} |")
+    if args.skip_train:
+        return
+
+    pqpp_train = read_scored(args.pqpp / "train.csv")
+    ratings = _style_ratings(catalog, 10_000 - len(pqpp_train))
+    rows = [pqpp_train, ratings]
+    t0 = time.perf_counter()
+    fast = LearnedScorer.train(rows, TrainConfig())
+    print(f"| train fast stage alone, 10,000 rows | {time.perf_counter() - t0:.1f} s |")
+    if scorer.context is None or scorer.context_reason():
+        return
+    config = TrainConfig(context=ContextConfig(scorer.context.config.encoder))
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "encodings.npz"
+        encoder = shared_encoder(config.context.encoder)  # type: ignore[union-attr]
+        texts = [t for r in rows for t in r.texts]
+        fresh = [t for t in dict.fromkeys(texts) if t not in encoder._cache]
+        t0 = time.perf_counter()
+        store = EncodingStore(cache)
+        encoder.encode(fresh, store)
+        store.save()
+        print(
+            f"| encode {len(fresh):,} new prompts (cold; app-length ratings and PQPP captions) "
+            f"| {time.perf_counter() - t0:.1f} s |"
+        )
+        t0 = time.perf_counter()
+        both = LearnedScorer.train(rows, replace(config, encodings=cache))
+        print(
+            f"| train both stages, {both.metadata['rows']:,} rows, encodings cached "
+            f"| {time.perf_counter() - t0:.1f} s |"
+        )
+        del fast, both
+        session = _style_ratings(catalog, 10_000 - len(pqpp_train), seed=1, signal=True)
+        encoder.encode(session.texts)  # what the app encoded when it proposed them
+        t0 = time.perf_counter()
+        out = _retrain(session, args.pqpp / "train.csv", scorer, Path(tmp))
+        report = out["report"]
+        print(
+            f"| retrain from ratings ({report.rows:,} rows: {len(session):,} ratings + PQPP "
+            f"train), encodings cached | {time.perf_counter() - t0:.1f} s |"
+        )
+        print(f"| retrain report, held-out Pearson before → after | {report.stages_line()} |")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ def test_scorer_learns_and_reports_metadata(scorer: LearnedScorer, catalog: Styl
     held_out = _synthetic(catalog, n=300, seed=1)
     metrics = scorer.evaluate(held_out)
     assert metrics["pearson"] > 0.7, metrics
-    assert set(metrics) == {"pearson", "kendall", "spearman", "n"}
+    assert set(metrics) == {"pearson", "kendall", "spearman", "n", "stage"}
+    assert metrics["stage"] == "fast scorer only"  # this model has no contextual stage
     md = scorer.metadata
     assert md["format_version"] == FORMAT_VERSION
     assert md["wordvec"]["words"] > 1000 and md["features"]["wordvec_dim"] == 64
@@ -355,10 +356,11 @@ def test_planted_modifier_chosen_for_one_style_only(
     assert "sharp focus" in best_a.meta["modifiers"] and "sharp focus" in best_b.meta["modifiers"]
     assert "blurry photo" not in best_a.prompt and "blurry photo" not in best_b.prompt
     assert best_a.prompt.startswith("watercolor painting of a portrait of a person, ")
-    # The trace names every added modifier with its contribution.
-    traced = [s.part for s in best_a.trace[1:]]
+    # The trace names every added modifier with its contribution, then how it was ranked.
+    traced = [s.part for s in best_a.trace[1:-1]]
     assert traced == best_a.meta["modifiers"]
-    assert all("raises predicted score by +" in s.reason for s in best_a.trace[1:])
+    assert all("raises predicted score by +" in s.reason for s in best_a.trace[1:-1])
+    assert best_a.trace[-1].reason.startswith("fast scorer only")
     assert best_a.score == pytest.approx(scorer.score([best_a.prompt], "alpha")[0])
     assert best_a.score > best_a.meta["base_score"]
 
@@ -502,12 +504,16 @@ def test_default_model_path(tmp_path: Path) -> None:
 
 def test_bundled_model_loads_and_reports_pqpp_validation() -> None:
     path = BUNDLED_PATH
-    assert path.stat().st_size < 2_000_000
+    assert path.stat().st_size < 20_000_000  # small enough for the repository
     scorer = LearnedScorer.load(path)
     md = scorer.metadata
     assert [s["name"] for s in md["sources"]] == ["train.csv"]
     assert md["sources"][0]["rows"] > 5000 and md["kernel"]["support_rows"] > 5000
-    assert md["validation"]["validation.csv"]["pearson"] > 0.5
+    # both stages, each with its validation figure (the encoder loads from the Hub or a package)
+    assert md["context"]["encoder"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert md["context"]["support_rows"] > 5000
+    val = md["validation"]["validation.csv"]
+    assert val["stage"] == "two-stage" and val["pearson"] > val["fast"]["pearson"] > 0.5
     # PQPP signal: GLIDE could not draw people and both models fail at counts and text.
     easy, hard = scorer.score(
         ["A white horse stands on a grassy hill.", "Three men holding a sign that reads STOP."]

@@ -1,6 +1,6 @@
 """Command line for the learned scorer and the augmentation methods.
 
-    python -m pipelines.augment train --data FILE [--data FILE ...] --out MODEL
+    python -m pipelines.augment train --data FILE [--data FILE ...] --out MODEL [--fast-only]
     python -m pipelines.augment evaluate --model MODEL --data FILE
     python -m pipelines.augment augment --method learned --style ID --prompt TEXT [--model MODEL]
     python -m pipelines.augment wordvec --data FILE [--data FILE ...] --out TABLE
@@ -18,12 +18,16 @@ from pathlib import Path
 
 from pipelines.augment.base import MethodUnavailable, UnknownMethodError
 from pipelines.augment.clip_backend import LazyClip
+from pipelines.augment.learned.contextual import ContextConfig
 from pipelines.augment.learned.data import DataError, read_scored
+from pipelines.augment.learned.encoder import DEFAULT_ENCODER, EncoderSpec
 from pipelines.augment.learned.model import (
     LearnedScorer,
     ModelFileError,
+    NoContextStage,
     ScorerHolder,
     TrainConfig,
+    default_encodings,
     default_model_path,
 )
 from pipelines.core.settings import Settings
@@ -51,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--val", action="append", default=[], type=Path, help="held-out file(s)")
     t.add_argument("--alpha", type=float, default=TrainConfig.alpha, help="ridge penalty")
     t.add_argument("--cv", type=int, default=0, help="also report k-fold CV metrics (k >= 2)")
+    t.add_argument(
+        "--fast-only", action="store_true", help="no contextual stage (no encoder needed)"
+    )
+    t.add_argument(
+        "--encoder",
+        default=DEFAULT_ENCODER,
+        help=f"contextual encoder: Hub id or local folder (default {DEFAULT_ENCODER})",
+    )
+    t.add_argument(
+        "--encodings",
+        type=Path,
+        help="encoding cache file (.npz; default: <data>/cache/learned/encodings-<encoder>.npz)",
+    )
+    t.add_argument(
+        "--top-k",
+        type=int,
+        default=ContextConfig.top_k,
+        help="fast-stage candidates the contextual stage re-ranks per augmentation",
+    )
 
     e = sub.add_parser("evaluate", help="print pearson/kendall/spearman of a model on a file")
     e.add_argument("--model", required=True, type=Path)
@@ -107,7 +130,12 @@ def _train(args: argparse.Namespace) -> dict:
         raise DataError(f"--out {str(args.out)!r} must end in .npz")
     sources = [read(p) for p in args.data]
     validation = [read(p) for p in args.val]
-    config = TrainConfig(alpha=args.alpha, cv_folds=args.cv)
+    context = None
+    encodings = None
+    if not args.fast_only:
+        context = ContextConfig(encoder=EncoderSpec(args.encoder), top_k=args.top_k)
+        encodings = args.encodings or default_encodings(Settings.from_env(), context.encoder)
+    config = TrainConfig(alpha=args.alpha, cv_folds=args.cv, context=context, encodings=encodings)
     scorer = LearnedScorer.train(sources, config, validation)
     scorer.save(args.out)
     return scorer.metadata
@@ -185,7 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     try:
         out = run(args)
-    except (DataError, ModelFileError, UnknownMethodError, MethodUnavailable, ValueError) as e:
+    except (
+        DataError,
+        ModelFileError,
+        NoContextStage,
+        UnknownMethodError,
+        MethodUnavailable,
+        ValueError,
+    ) as e:
         # StyleFileError / UnknownStyleError are ValueErrors too.
         print(f"error: {e}", file=sys.stderr)
         return 2

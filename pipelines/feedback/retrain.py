@@ -15,7 +15,7 @@ from pipelines.core.errors import InputError
 from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
-    from pipelines.augment.learned.model import LearnedScorer, ScorerHolder
+    from pipelines.augment.learned.model import LearnedScorer, ScorerHolder, TrainConfig
     from pipelines.feedback.sync import FeedbackSync
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,23 @@ class RetrainReport:
     pearson_after: float | None  # a model trained without them, on them
     synced_to: str | None = None  # dataset repo, "not synced: why", or None without sync
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Per stage, {"fast": (before, after), "two-stage": (before, after)}: the held-out Pearson of
+    # each stage; "two-stage" is absent when neither model could run its contextual stage.
+    stages: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    stage_note: str | None = None  # why the new model has no contextual stage, if it has none
+
+    def stages_line(self) -> str:
+        """Held-out Pearson before -> after, for each stage, on one line."""
+        parts = [
+            f"{name} {_fmt(before)} → {_fmt(after)}"
+            for name, (before, after) in self.stages.items()
+        ]
+        line = "; ".join(parts) or "no held-out figures"
+        return line + (f" ({self.stage_note})" if self.stage_note else "")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def feedback_training_data(store: FeedbackStore) -> ScoredPrompts:
@@ -77,13 +94,29 @@ def _split(data: ScoredPrompts) -> tuple[ScoredPrompts, ScoredPrompts]:
     return part(False), part(True)
 
 
-def _pearson(scorer: LearnedScorer | None, data: ScoredPrompts) -> float | None:
+def _pearsons(scorer: LearnedScorer | None, data: ScoredPrompts) -> dict[str, float | None]:
+    """Held-out Pearson of the final score and of each stage: {"final", "fast", "two-stage"}
+    ("two-stage" only when the scorer could run its contextual stage)."""
     if scorer is None:
-        return None
+        return {"final": None, "fast": None}
     try:
-        return scorer.evaluate(data)["pearson"]
+        m = scorer.evaluate(data)
     except ValueError:  # fewer than 3 rows, or all ratings equal
-        return None
+        return {"final": None, "fast": None}
+    if "fast" not in m:
+        return {"final": m["pearson"], "fast": m["pearson"]}
+    return {"final": m["pearson"], "fast": m["fast"]["pearson"], "two-stage": m["pearson"]}
+
+
+def _train_config(live: LearnedScorer | None, out_dir: Path) -> TrainConfig:
+    """Both stages when the live model has a contextual stage (same encoder and head), its
+    encodings cached beside the retrained model; the fast stage alone otherwise."""
+    from pipelines.augment.learned.model import TrainConfig
+
+    if live is None or live.context is None:
+        return TrainConfig()
+    spec = live.context.config.encoder
+    return TrainConfig(context=live.context.config, encodings=out_dir / f"encodings-{spec.key}.npz")
 
 
 class Retrainer:
@@ -109,8 +142,10 @@ class Retrainer:
 
     def retrain(self, extra_files: Sequence[Path] = ()) -> RetrainReport:
         """Train, save to ``out_dir``, swap in live; raises :class:`RetrainError` saying why not."""
+        from dataclasses import replace
+
         from pipelines.augment.learned.data import read_scored
-        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer
+        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer, NoContextStage
 
         t0 = time.perf_counter()
         ratings = feedback_training_data(self.store)
@@ -120,11 +155,20 @@ class Retrainer:
             if not sources:
                 raise RetrainError("no ratings yet: rate some comparisons (or add a file) first")
             kept, held = _split(ratings)
-            before = _pearson(self.holder.get() if self.holder.loaded else None, held)
-            after = None
-            if before is not None and len(kept) >= 5:
-                after = _pearson(LearnedScorer.train([kept, *extra]), held)
-            scorer = LearnedScorer.train(sources)
+            live = self.holder.get() if self.holder.loaded else None
+            config = _train_config(live, self.out_dir)
+            note = None
+            if config.context is not None and live is not None:
+                try:  # loads the encoder (once per process) before any fitting
+                    live.encoder()
+                except NoContextStage as exc:
+                    note = f"fast stage only: {exc}"
+                    config = replace(config, context=None, encodings=None)
+            before = _pearsons(live, held)
+            after = {"final": None, "fast": None}
+            if before["final"] is not None and len(kept) >= 5:
+                after = _pearsons(LearnedScorer.train([kept, *extra], config), held)
+            scorer = LearnedScorer.train(sources, config)
         except RetrainError:
             raise
         except ValueError as exc:  # DataError, too few rows, ...
@@ -139,10 +183,16 @@ class Retrainer:
             seconds=time.perf_counter() - t0,
             path=path,
             held_out_rows=len(held),
-            pearson_before=before,
-            pearson_after=after,
+            pearson_before=before["final"],
+            pearson_after=after["final"],
             synced_to=self._upload(path),
             metadata=dict(scorer.metadata),
+            stages={
+                stage: (before.get(stage), after.get(stage))
+                for stage in ("fast", "two-stage")
+                if stage in before or stage in after
+            },
+            stage_note=note,
         )
 
     def _upload(self, path: Path) -> str | None:

@@ -1,6 +1,9 @@
-"""The learned prompt scorer: ridge regression on hashed n-grams, style interactions, hand
-features and a mean of static MiniLM word vectors, blended with an RBF kernel-ridge head on that
-mean (kernel.py).
+"""The learned prompt scorer, in two stages. The fast stage: ridge regression on hashed
+n-grams, style interactions, hand features and a mean of static MiniLM word vectors, blended with
+an RBF kernel-ridge head on that mean (kernel.py); it scores every prompt the search tries. The
+contextual stage (contextual.py, optional): kernel ridge on a contextual MiniLM encoding,
+blended with the fast score; it re-ranks only the search's best few (:meth:`LearnedScorer.rerank`).
+Without its encoder the fast stage runs alone, and says so.
 
 Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
 JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
@@ -24,7 +27,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.augment.learned.contextual import ContextConfig, ContextStage
 from pipelines.augment.learned.data import ScoredPrompts, correlations
+from pipelines.augment.learned.encoder import (
+    EncoderSpec,
+    EncoderUnavailable,
+    EncodingStore,
+    TextEncoder,
+    shared_encoder,
+)
 from pipelines.augment.learned.features import FeatureConfig, Featurizer, words
 from pipelines.augment.learned.kernel import KernelConfig, KernelHead
 from pipelines.augment.learned.wordvec import WORDVEC_FILE, WordVectors
@@ -33,11 +44,14 @@ from pipelines.core.errors import InputError, UnavailableError
 if TYPE_CHECKING:
     from pipelines.core.settings import Settings
 
-FORMAT_VERSION = 3  # 3: kernel head; 2: more hand features, word-vector block in the model
-READABLE_VERSIONS = (2, 3)  # a version-2 file is the linear part alone
+# 4: optional contextual stage; 3: kernel head; 2: more hand features, word vectors in the model
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # a version-2 file is the linear part alone
 MODEL_KIND = "hashed-ngram-wordvec-style-ridge+wordvec-rbf-krr"
+CONTEXT_KIND = "+contextual-encoder-rbf-krr"  # appended when the model has the second stage
 MODEL_SUFFIX = ".npz"
-BUNDLED_MODEL = "pqpp-v3.npz"  # under <assets>/learned/
+BUNDLED_MODEL = "pqpp-v4.npz"  # under <assets>/learned/
+FAST_ONLY = "fast scorer only"  # the label of a ranking without the contextual stage
 CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retrained model
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[3] / "assets" / "learned" / WORDVEC_FILE
 
@@ -50,6 +64,10 @@ class NoModelError(UnavailableError):
     """The holder has no scorer loaded yet."""
 
 
+class NoContextStage(UnavailableError):
+    """The model has no contextual stage, or its encoder cannot be loaded here."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How :meth:`LearnedScorer.train` fits: features, ridge penalty, CV folds, kernel head."""
@@ -60,6 +78,8 @@ class TrainConfig:
     # blended with the ridge; needs the word-vector block (features.wordvec_dim > 0)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     wordvec_path: Path = DEFAULT_WORDVEC  # table used when features.wordvec_dim > 0
+    context: ContextConfig | None = None  # the contextual stage; None: the fast stage alone
+    encodings: Path | None = None  # on-disk encoding cache (.npz) read and extended by training
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
@@ -86,6 +106,7 @@ class LearnedScorer:
         metadata: dict,
         kernel: KernelHead | None = None,
         kernel_weight: float = 0.0,
+        context: ContextStage | None = None,
     ) -> None:
         if kernel is not None and featurizer.wordvec is None:
             raise ModelFileError("a kernel head needs the word-vector block, which is off")
@@ -99,6 +120,7 @@ class LearnedScorer:
         self.metadata = metadata
         self.kernel = kernel
         self.kernel_weight = kernel_weight if kernel is not None else 0.0
+        self.context = context
         self._gain_cache: dict[tuple, np.ndarray] = {}
         self._gain_lock = threading.Lock()
 
@@ -148,17 +170,26 @@ class LearnedScorer:
                     "restore it or train with FeatureConfig(wordvec_dim=0)"
                 )
             wordvec = WordVectors.load(config.wordvec_path)
+        encode_s = 0.0
+        raw = None  # (n, encoder dim) contextual encodings, when the second stage is trained
+        if config.context is not None:
+            t1 = time.perf_counter()
+            raw = encode_texts(config.context.encoder, texts, config.encodings)
+            encode_s = time.perf_counter() - t1
         featurizer = Featurizer.fit(config.features, texts, wordvec)
         x = featurizer.transform(texts, styles)  # (n, dim) sparse
         z = _vectors(featurizer, texts) if _uses_kernel(featurizer, config) else None  # (n, d)
         cv = None
         if config.cv_folds >= 2:
-            cv = cls._cross_validate(x, z, y, config)
+            cv = cls._cross_validate(x, z, raw, y, config)
         weights, bias = _fit_ridge(x, y, config.alpha)
         kernel = None if z is None else KernelHead.fit(z, y, config.kernel)
+        context = None
+        if raw is not None and config.context is not None:
+            context = ContextStage.fit(raw, y, config.context)
         metadata = {
             "format_version": FORMAT_VERSION,
-            "kind": MODEL_KIND,
+            "kind": MODEL_KIND + (CONTEXT_KIND if context else ""),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "sources": source_meta,
             "rows": len(y),
@@ -171,22 +202,34 @@ class LearnedScorer:
             "wordvec": None
             if wordvec is None
             else {"file": Path(config.wordvec_path).name, "words": len(wordvec.vocab)},
+            "context": None
+            if context is None
+            else {
+                **context.config.to_dict(),
+                "support_rows": len(context.head.support),
+                "dim": int(context.centre.shape[0]),
+            },
             "target": "per-source z-score of the score column",
             "train_seconds": round(time.perf_counter() - t0, 2),
+            "encode_seconds": round(encode_s, 2),  # of train_seconds; 0 when all were cached
             "cv": cv,
             "validation": {},
         }
-        scorer = cls(featurizer, weights, bias, metadata, kernel, config.kernel.weight)
+        scorer = cls(featurizer, weights, bias, metadata, kernel, config.kernel.weight, context)
         for v in validation:
             scorer.metadata["validation"][v.source] = scorer.evaluate(v)
         return scorer
 
     @staticmethod
-    def _cross_validate(x, z: np.ndarray | None, y: np.ndarray, config: TrainConfig) -> dict:
-        """k-fold CV of the whole model (ridge and kernel head refitted per fold)."""
+    def _cross_validate(
+        x, z: np.ndarray | None, raw: np.ndarray | None, y: np.ndarray, config: TrainConfig
+    ) -> dict:
+        """k-fold CV of the whole model (every stage refitted per fold); with a contextual
+        stage, the fast stage's own figures are under ``"fast"``."""
         rng = np.random.default_rng(0)
         folds = rng.permutation(len(y)) % config.cv_folds
         pred = np.zeros_like(y)
+        both = np.zeros_like(y)
         for k in range(config.cv_folds):
             tr, te = folds != k, folds == k
             w, b = _fit_ridge(x[tr], y[tr], config.alpha)
@@ -195,7 +238,17 @@ class LearnedScorer:
                 head = KernelHead.fit(z[tr], y[tr], config.kernel)
                 wk = config.kernel.weight
                 pred[te] = (1 - wk) * pred[te] + wk * head.predict(z[te])
-        return {"folds": config.cv_folds, **correlations(pred, y)}
+            if raw is not None and config.context is not None:
+                stage = ContextStage.fit(raw[tr], y[tr], config.context)
+                both[te] = stage.blend(pred[te], raw[te])
+        if raw is None:
+            return {"folds": config.cv_folds, **correlations(pred, y)}
+        return {
+            "folds": config.cv_folds,
+            "stage": "two-stage",
+            **correlations(both, y),
+            "fast": correlations(pred, y),
+        }
 
     # -- inference ----------------------------------------------------------------------------
 
@@ -230,9 +283,74 @@ class LearnedScorer:
                 self._gain_cache[key] = hit
         return hit
 
-    def evaluate(self, data: ScoredPrompts) -> dict[str, float]:
-        """Correlations of (style-aware) predictions with the raw scores of ``data``."""
-        return correlations(self.score(data.texts, data.styles), data.scores)
+    # -- the contextual stage ------------------------------------------------------------------
+
+    def encoder(self) -> TextEncoder:
+        """The contextual stage's encoder, loaded once per process; raises
+        :class:`NoContextStage` saying why there is none."""
+        if self.context is None:
+            raise NoContextStage("this model has no contextual stage (trained fast-only)")
+        try:
+            return shared_encoder(self.context.config.encoder)
+        except EncoderUnavailable as e:
+            raise NoContextStage(f"contextual encoder unavailable: {e}") from None
+
+    def context_reason(self) -> str | None:
+        """None when the two-stage score is available, else why only the fast stage runs."""
+        try:
+            self.encoder()
+        except NoContextStage as e:
+            return str(e)
+        return None
+
+    def stage_label(self) -> str:
+        """How this model ranks here: two-stage (and with which encoder) or fast only (why)."""
+        reason = self.context_reason()
+        if reason is not None:
+            return f"{FAST_ONLY} ({reason})"
+        assert self.context is not None
+        name = Path(self.context.config.encoder.model_id).name
+        return f"two-stage: fast scorer, re-ranked by contextual {name}"
+
+    def rerank(
+        self,
+        prompts: Sequence[str],
+        style: str | Sequence[str | None] | None = None,
+        fast: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, bool]:
+        """(n,) two-stage scores and True; or the fast scores and False when the contextual
+        stage is unavailable (see :meth:`context_reason`). ``fast``: the prompts' fast scores,
+        if already computed."""
+        if fast is None:
+            fast = self.score(prompts, style)
+        fast = np.asarray(fast, np.float64)
+        if len(fast) != len(prompts):
+            raise ValueError(f"got {len(fast)} fast scores for {len(prompts)} prompts")
+        try:
+            encoder = self.encoder()
+        except NoContextStage:
+            return fast, False
+        if not len(prompts):
+            return fast, True
+        assert self.context is not None
+        return self.context.blend(fast, encoder.encode(list(prompts))), True
+
+    def evaluate(self, data: ScoredPrompts) -> dict:
+        """Correlations of (style-aware) predictions with the raw scores of ``data``: of the
+        two-stage score when its encoder loads (the fast stage's under ``"fast"``), else of the
+        fast stage, with ``"stage"`` saying which."""
+        fast = self.score(data.texts, data.styles)
+        final, two = self.rerank(data.texts, data.styles, fast)
+        if not two:
+            out: dict = {"stage": FAST_ONLY, **correlations(fast, data.scores)}
+            if self.context is not None:  # a two-stage model whose encoder is missing here
+                out["contextual_unavailable"] = self.context_reason()
+            return out
+        return {
+            "stage": "two-stage",
+            **correlations(final, data.scores),
+            "fast": correlations(fast, data.scores),
+        }
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -246,6 +364,13 @@ class LearnedScorer:
         extra = (
             {} if wv is None else {"wv_vocab": wv.vocab, "wv_table": wv.table.astype(np.float16)}
         )
+        if self.context is not None:
+            extra |= {
+                "c_centre": self.context.centre.astype(np.float32),
+                "c_support": self.context.head.support.astype(np.float16),
+                "c_dual": self.context.head.dual.astype(np.float32),
+                "c_offset": np.float64(self.context.head.offset),
+            }
         if self.kernel is not None:
             extra |= {
                 "k_support": self.kernel.support.astype(np.float16),
@@ -306,13 +431,52 @@ class LearnedScorer:
                             "word vectors: retrain it"
                         )
                     kernel_weight = float(meta["weight"])
+                context = None
+                if "c_support" in z:
+                    context = _load_context(path, metadata["context"], z)
         except ModelFileError:
             raise
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as e:
             raise ModelFileError(
                 f"model file {str(path)!r} is not a learned-scorer model: {e}"
             ) from None
-        return cls(featurizer, weights, bias, metadata, kernel, kernel_weight)
+        return cls(featurizer, weights, bias, metadata, kernel, kernel_weight, context)
+
+
+def _load_context(path: Path, meta: dict, z) -> ContextStage:
+    config = ContextConfig.from_dict(meta)
+    head = KernelHead(
+        z["c_support"].astype(np.float32),
+        z["c_dual"].astype(np.float32),
+        float(z["c_offset"]),
+        config.head.gamma,
+    )
+    centre = z["c_centre"].astype(np.float64)
+    m, d = head.support.shape
+    if head.dual.shape != (m,) or centre.shape != (d,):
+        raise ModelFileError(
+            f"model file {str(path)!r} has a contextual stage of {m} x {d} support rows, "
+            f"{head.dual.shape[0]} coefficients and a {centre.shape[0]}-d centre: retrain it"
+        )
+    return ContextStage(config, centre, head)
+
+
+def encode_texts(spec: EncoderSpec, texts: Sequence[str], store: Path | None) -> np.ndarray:
+    """(n, d) contextual encodings of ``texts``, read from and added to the ``store`` file;
+    raises :class:`NoContextStage` when the encoder cannot be loaded."""
+    try:
+        encoder = shared_encoder(spec)
+    except EncoderUnavailable as e:
+        raise NoContextStage(
+            f"cannot train the contextual stage: {e}; train the fast stage alone instead"
+        ) from None
+    if store is None:
+        return encoder.encode(texts)
+    cache = EncodingStore(store)
+    try:
+        return encoder.encode(texts, cache)
+    finally:
+        cache.save()  # what was encoded before a failure is kept
 
 
 def _uses_kernel(featurizer: Featurizer, config: TrainConfig) -> bool:
@@ -391,3 +555,8 @@ def default_model_path(settings: Settings) -> Path:
     if current.is_file():
         return current
     return bundled_model_path(settings)
+
+
+def default_encodings(settings: Settings, spec: EncoderSpec) -> Path:
+    """The on-disk encoding cache of ``spec``: ``<cache>/learned/encodings-<spec key>.npz``."""
+    return settings.cache_dir / "learned" / f"encodings-{spec.key}.npz"

@@ -3,7 +3,10 @@ for the final prompt with the highest learned score.
 
 Search runs on an additive surrogate: each modifier's gain is measured once per (model, style)
 against the style's template around a neutral subject and cached, so expanding a beam is a sum.
-The best beams of every depth are then scored exactly, and ranked on that exact score.
+The best beams of every depth are then scored exactly by the fast stage; the best few of those
+(the model's ``top_k``, and the bare prompt for the gain) are re-scored by the contextual stage
+and ranked on that two-stage score. Without the contextual encoder they are ranked on the fast
+score, and every candidate says which ranking it got.
 """
 
 from __future__ import annotations
@@ -127,15 +130,26 @@ class LearnedMethod:
 
         states = [s for s in shortlist if budget.fits(compose(base, [texts[i] for i in s]))]
         prompts = [compose(base, [texts[i] for i in s]) for s in states]
-        exact = scorer.score(prompts, style.id)  # (len(states),)
-        ranked = sorted(range(len(states)), key=lambda k: (-exact[k], prompts[k]))
-        base_score = float(exact[states.index(())])
+        fast = scorer.score(prompts, style.id)  # (len(states),)
+        by_fast = sorted(range(len(states)), key=lambda k: (-fast[k], prompts[k]))
+        # Second stage: the fast stage's best few, and the bare prompt the gain is measured from.
+        top_k = max(cfg.n_candidates, scorer.context.config.top_k if scorer.context else 0)
+        seen = list(by_fast[:top_k])
+        bare = states.index(())
+        if bare not in seen:
+            seen.append(bare)
+        final, _ = scorer.rerank([prompts[k] for k in seen], style.id, fast[seen])
+        exact = dict(zip(seen, map(float, final), strict=True))
+        ranked = sorted(exact, key=lambda k: (-exact[k], prompts[k]))
+        label = scorer.stage_label()
         return [
             self._candidate(
-                scorer,
                 prompts[k],
-                float(exact[k]),
-                base_score,
+                exact[k],
+                exact[bare],
+                float(fast[k]),
+                label,
+                scorer,
                 style,
                 [(bank[i], float(gains[i])) for i in states[k]],
             )
@@ -146,6 +160,8 @@ class LearnedMethod:
         """Precomputes every style's modifier gains (~0.1-0.3 s each) so first calls are fast;
         call it at start and after a swap, off the request path."""
         scorer = self.holder.get()
+        if scorer.context is not None:  # loads the encoder now, not on the first request
+            scorer.rerank([REFERENCE_SUBJECT])
         for sid in catalog.ids():
             style = catalog.get(sid)
             texts = [m.text for m in catalog.modifiers_for(style)]
@@ -166,10 +182,12 @@ class LearnedMethod:
 
     def _candidate(
         self,
-        scorer: LearnedScorer,
         prompt: str,
         score: float,
         base_score: float,
+        fast_score: float,
+        label: str,
+        scorer: LearnedScorer,
         style: Style,
         mods: list[tuple[Modifier, float]],
     ) -> Candidate:
@@ -177,6 +195,8 @@ class LearnedMethod:
         for m, gain in mods:
             source = "global bank" if m.source == "global" else "style bank"
             trace.append(TraceStep(m.text, source, f"raises predicted score by {gain:+.3f}"))
+        # Which scorer ranked the candidates: the two-stage one, or the fast stage alone and why.
+        trace.append(TraceStep("ranking", "learned scorer", label))
         return Candidate(
             prompt=prompt,
             method=self.name,
@@ -186,6 +206,8 @@ class LearnedMethod:
                 "base_score": round(base_score, 4),
                 "gain": round(score - base_score, 4),
                 "modifiers": [m.text for m, _ in mods],
+                "fast_score": round(fast_score, 4),
+                "stage": label,
                 "model_created": scorer.metadata.get("created"),
             },
         )

