@@ -1,7 +1,9 @@
 """Decks: what measuring costs, and rows/s of a deck vs the live /compare path.
 
 1. Measures: a 4-output row (raw, template, learned, inversion) with and without the
-   automatic measures, interleaved; prints the median row times and their ratio.
+   automatic measures, interleaved; prints the median row times and their ratio. Then the added
+   cost of each human-preference measure (PickScore, HPSv2): the same rendered row measured
+   without any, with one, and with both, interleaved.
 2. Deck render, one process (the CLI's path: ComparisonService per row, images, row files,
    manifest) vs the live /compare API per row (gradio_client against the app): rows/s, images/s.
 3. With --processes N: the same deck under torchrun (one process per GPU, or gloo CPU
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +103,133 @@ def bench_measures(services, size: int, steps: int, repeats: int) -> None:
         f"| {a:.3f} s | {b:.3f} s | {statistics.median(measure_only):.3f} s | {b / a:.3f} | "
         f"{statistics.median(shares):.3f} (min {min(shares):.3f}, max {max(shares):.3f}) |"
     )
+
+
+def bench_preference(services, size: int, steps: int, repeats: int) -> None:
+    """The added cost per 4-output row of each preference measure: one rendered row measured
+    by the app's measurer with no preference scorer, each alone and both (models loaded first,
+    as in a running app), interleaved so machine load weighs on every variant alike."""
+    from pipelines.core.request import CompareRequest
+    from pipelines.measurer import OutputMeasurer
+
+    svc = services.comparison
+    measurer = svc.measurer
+    selfie = Image.open(images_dir() / "t1.jpg").convert("RGB")
+    request = CompareRequest.from_settings(
+        services.settings,
+        style="watercolor",
+        prompt="a portrait of a person",
+        methods=METHODS,
+        seed=1,
+        num_inference_steps=steps,
+        height=size,
+        width=size,
+        reference_images=(selfie,),
+    )
+    res = svc.compare(images_dir() / "t1.jpg", request)
+    rendered = [o for o in res.outputs if o.image is not None]
+    if not rendered:
+        raise SystemExit(f"no method rendered: {[o.error for o in res.outputs]}")
+    # a 4-output row even when a method cannot run here: the cost follows the image count
+    outputs = [replace(rendered[i % len(rendered)], method=m) for i, m in enumerate(METHODS)]
+    face = services.engine.face.get().analyze_loaded(selfie)
+    style = services.catalog.get("watercolor")
+    judges = measurer.preference
+    for lazy in judges.values():
+        lazy.get()  # loaded once, as in a running app: the first row pays the load alone
+
+    def variant(names: tuple[str, ...]) -> OutputMeasurer:
+        return OutputMeasurer(
+            measurer.face,
+            measurer.clip,
+            measurer.scorer,
+            measurer.judge,
+            references=measurer.references,
+            preference={n: judges[n] for n in names},
+        )
+
+    variants = {"none": (), **{n: (n,) for n in judges}, "both": tuple(judges)}
+    measurers = {k: variant(v) for k, v in variants.items()}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for key, m in measurers.items():
+            t0 = time.perf_counter()
+            m.measure(outputs, selfie, face, "a portrait of a person", style)
+            times[key].append(time.perf_counter() - t0)
+    base = statistics.median(times["none"])
+    judge = {n: lazy.get().judge for n, lazy in judges.items()}
+    n = len(outputs)
+    print(f"\n## Preference measures on a {n}-output row ({size} px; {repeats} rounds)\n")
+    print("| measures | measure stage (median) | added per row | added per output |")
+    print("| --- | --- | --- | --- |")
+    for key, values in times.items():
+        med = statistics.median(values)
+        name = {"none": "identity, CLIP, learned only", "both": "+ both"}.get(key, f"+ {key}")
+        if key in judge:
+            name += f" ({judge[key]})"
+        added = "—" if key == "none" else f"{(med - base) * 1000:+.1f} ms"
+        per = "—" if key == "none" else f"{(med - base) * 1000 / len(outputs):+.1f} ms"
+        print(f"| {name} | {med * 1000:.1f} ms | {added} | {per} |")
+
+
+def bench_preference_full_size(repeats: int) -> None:
+    """One preference model at the real size (CLIP ViT-H-14, PickScore's and HPSv2's shape) with
+    random weights built in code: compute does not depend on the weights, and the real ones
+    cannot be downloaded here. Times :meth:`PreferenceScorer.score` on a 4-output row."""
+    import torch
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessorPil,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTokenizer,
+    )
+
+    from pipelines.preference.scorer import PreferenceScorer
+    from pipelines.tiny.tokenizer import write_tiny_clip_tokenizer
+
+    tokenizer_dir = write_tiny_clip_tokenizer(Path(tempfile.mkdtemp(prefix="bench-pref-")))
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessorPil(
+            size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
+        ),
+        tokenizer=CLIPTokenizer.from_pretrained(str(tokenizer_dir)),
+    )
+    config = CLIPConfig(  # laion/CLIP-ViT-H-14-laion2B-s32B-b79K's shape
+        text_config={"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                     "num_attention_heads": 16, "hidden_act": "gelu",
+                     "vocab_size": len(processor.tokenizer)},
+        vision_config={"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+                       "num_attention_heads": 16, "patch_size": 14, "image_size": 224,
+                       "hidden_act": "gelu"},
+        projection_dim=1024,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    model = CLIPModel(config).eval().requires_grad_(False)
+    built = time.perf_counter() - t0
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    # as load_preference places it: half precision on a GPU, float32 on a CPU
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    model = model.to(device, dtype)
+    scorer = PreferenceScorer("pickscore", model, processor, "random ViT-H-14", device, True)
+    images = [Image.open(images_dir() / "t1.jpg").convert("RGB").resize((512, 512))] * 4
+    scorer.score(images, "warm-up")
+    first, cached = [], []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        scorer.score(images, f"a portrait of a person {i}, Watercolor")  # a new text: encoded
+        first.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        scorer.score(images, f"a portrait of a person {i}, Watercolor")  # the cached text
+        cached.append(time.perf_counter() - t0)
+    where = f"{params:.2f} B parameters, {dtype} on {device.type}"
+    print(f"\n## One preference model at full size (CLIP ViT-H-14, {where}, random weights "
+          f"built in {built:.0f} s; {repeats} rounds)\n")  # fmt: skip
+    print("| row | new text (median) | text cached (median) |")
+    print("| --- | --- | --- |")
+    print(f"| 4 outputs, 512 px | {statistics.median(first):.2f} s | "
+          f"{statistics.median(cached):.2f} s |")  # fmt: skip
 
 
 def bench_deck(services, settings: Settings, size: int, steps: int, processes: int) -> None:
@@ -187,6 +317,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--measures-only", action="store_true", help="skip the deck part")
+    parser.add_argument(
+        "--preference-only", action="store_true", help="only the preference measures' cost"
+    )
+    parser.add_argument(
+        "--full-size",
+        action="store_true",
+        help="also time one preference model at CLIP-H size (random weights; ~4 GB of memory)",
+    )
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="bench-decks-data-"))
     settings = Settings.from_env(
@@ -202,8 +340,12 @@ def main() -> None:
 
     where = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     print(f"# bench_decks: tiny engine on {where}, torch {torch.__version__}")
-    bench_measures(services, args.size, args.steps, args.repeats)
-    if args.measures_only:
+    if not args.preference_only:
+        bench_measures(services, args.size, args.steps, args.repeats)
+    bench_preference(services, args.size, args.steps, max(args.repeats, 15))
+    if args.full_size:
+        bench_preference_full_size(3)
+    if args.measures_only or args.preference_only:
         return
     bench_deck(services, settings, args.size, args.steps, args.processes)
 

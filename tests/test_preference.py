@@ -85,6 +85,20 @@ def test_pickscore_is_the_logit_scaled_cosine_and_hpsv2_the_plain_one(tiny_setti
         assert scorer.logit_scaled is scaled
 
 
+def test_text_features_are_encoded_once_per_text(tiny_settings, monkeypatch):
+    scorer = load_preference(preference_sources(tiny_settings, "tiny")[1], "cpu")
+    images = _images()
+    first = scorer.score(images, "a cat, Anime")
+
+    def no_text(*args, **kwargs):
+        raise AssertionError("the text was encoded again")
+
+    monkeypatch.setattr(scorer.model, "get_text_features", no_text)
+    assert scorer.score(images[::-1], "a cat, Anime") == pytest.approx(first[::-1], abs=1e-5)
+    with pytest.raises(AssertionError, match="encoded again"):
+        scorer.score(images, "another text")
+
+
 def test_bad_input_names_the_value(tiny_settings):
     source = preference_sources(tiny_settings, "tiny")[0]
     scorer = load_preference(source, "cpu")
@@ -196,6 +210,18 @@ def test_turned_off_in_settings_reaches_the_output(tiny_services, tiny_settings,
     got = measurer.measure(_outputs(selfie), selfie, face, "x", s.catalog.get("anime"))[0]
     for name in PREFERENCE_MODELS:
         assert "BECOME_PREFERENCE_MEASURES='none'" in got.get(name).reason
+
+
+def test_warmup_loads_the_preference_models(tiny_services, tiny_settings):
+    import copy
+
+    t = tiny_services
+    comparison = copy.copy(t.comparison)  # the app's, with a measurer whose models are unloaded
+    comparison.measurer = build_measurer(tiny_settings, t.engine, t.clip, t.scorer)
+    judges = comparison.measurer.preference
+    assert set(judges) == set(PREFERENCE_MODELS) and not any(j.loaded for j in judges.values())
+    replace(t, comparison=comparison).warmup()
+    assert all(j.loaded for j in judges.values())
 
 
 def test_preference_travels_to_the_api_ratings_and_export(

@@ -88,7 +88,8 @@ class Services:
 
     def warmup(self) -> None:
         """Load the face models, tokenizer, pipeline (compiled and warmed up when
-        ``BECOME_COMPILE`` is on), safety checker and CLIP so the first request is fast."""
+        ``BECOME_COMPILE`` is on), safety checker, CLIP and the preference measures' models so
+        the first request is fast (and a preference model's download is not its wait)."""
         try:
             self.engine.face.get()
             _ = self.comparison.budget
@@ -99,6 +100,12 @@ class Services:
             self.registry.availability()  # loads CLIP for inversion/ensemble
         except Exception:  # best effort; the request path reports errors properly
             log.exception("warm-up failed")
+        measurer = self.comparison.measurer
+        for judge in (measurer.preference if measurer is not None else {}).values():
+            try:
+                judge.get()
+            except Exception as exc:  # remembered: every output says why, the app runs on
+                log.warning("preference measure %s will not run: %s", judge.name, exc)
 
 
 def warm_learned(registry: MethodRegistry, catalog: StyleCatalog, scorer: ScorerHolder) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_BATCH = 8  # images per forward pass: bounds activation memory of CLIP-H on a CPU
+TEXT_CACHE = 1024  # memoised text features per scorer (1024 x 1024 floats = 4 MB for CLIP-H)
 
 
 class PreferenceUnavailable(UnavailableError):
@@ -71,6 +73,8 @@ class PreferenceScorer:
     model_id: str
     device: torch.device
     logit_scaled: bool
+    _texts: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def judge(self) -> str:
@@ -86,13 +90,7 @@ class PreferenceScorer:
         if not isinstance(text, str):
             raise PreferenceInputError(f"{self.name} scores against a text, got {text!r}")
         dtype = self.model.text_projection.weight.dtype
-        tokens = self.processor(
-            text=[text], padding=True, truncation=True, max_length=77, return_tensors="pt"
-        ).to(self.device)
-        text_emb = self.model.get_text_features(
-            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-        ).pooler_output.float()  # (1, d)
-        text_emb = _normalise(text_emb)
+        text_emb = self._text_features(text)  # (1, d)
         chunks = []
         for i in range(0, len(images), IMAGE_BATCH):
             rgb = [im.convert("RGB") for im in images[i : i + IMAGE_BATCH]]
@@ -103,6 +101,27 @@ class PreferenceScorer:
         if self.logit_scaled:
             scores = scores * self.model.logit_scale.float().exp()
         return [float(s) for s in scores.cpu()]
+
+    def _text_features(self, text: str) -> torch.Tensor:
+        """(1, d) normalised features of ``text``, memoised (:data:`TEXT_CACHE` texts): a deck
+        scores every selfie and seed of a (prompt, style) against the same text."""
+        with self._lock:
+            hit = self._texts.get(text)
+            if hit is not None:
+                self._texts.move_to_end(text)
+                return hit
+        tokens = self.processor(
+            text=[text], padding=True, truncation=True, max_length=77, return_tensors="pt"
+        ).to(self.device)
+        out = self.model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        )
+        features = _normalise(out.pooler_output.float())
+        with self._lock:
+            self._texts[text] = features
+            while len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return features
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +202,11 @@ class LazyPreference:
     def name(self) -> str:
         """The measure's name (``pickscore``, ``hpsv2``)."""
         return self.source.name
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the scorer has been loaded."""
+        return self._scorer is not None
 
     def get(self) -> PreferenceScorer:
         """The scorer, or :class:`PreferenceUnavailable` with the (remembered) reason."""
