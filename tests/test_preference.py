@@ -247,6 +247,26 @@ def test_preference_travels_to_the_api_ratings_and_export(
     raw = next(r for r in rows if r["method"] == "raw")
     assert float(raw["measure_pickscore"]) == pytest.approx(picks[0])
     assert raw["measure_hpsv2"] != ""
+    assert "pickscore" not in raw["measures_missing"]  # measured: nothing to explain
+    assert "style_ref: style 'anime' has no reference images" in raw["measures_missing"]
+
+
+def test_export_says_why_a_preference_measure_is_empty(tmp_path):
+    from pipelines.feedback.export import export_jsonl
+    from pipelines.feedback.records import RatingRecord
+    from pipelines.feedback.store import FeedbackStore
+
+    off = "pickscore is not run in this deployment"
+    m = Measures.from_json({"pickscore": {"value": None, "judge": "", "reason": off}})
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    store.submit(
+        [RatingRecord("x", "c1", "anime", "raw", "p", 1, 3, measures=json.dumps(m.to_json()))]
+    )
+    export_jsonl(store, tmp_path / "r.jsonl")
+    row = json.loads((tmp_path / "r.jsonl").read_text())
+    assert row["measure_pickscore"] is None
+    assert f"pickscore: {off}" in row["measures_missing"]
+    assert "hpsv2: not measured" in row["measures_missing"]
 
 
 def test_old_records_without_preference_read_as_not_measured():

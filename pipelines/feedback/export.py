@@ -2,7 +2,8 @@
 
 Columns: ``prompt`` (the rendered prompt) and ``score`` (the 1..5 rating) first, as the learned
 method reads them, then the context a training script may filter or weight on, then the deck row
-and the output's automatic measures (``measure_<name>``, empty when it could not run).
+and the output's automatic measures (``measure_<name>``, empty when it could not run, and
+``measures_missing`` says why: ``"<name>: <reason>"`` joined by `` | ``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TRAINING_COLUMNS = (
     *(f"measure_{name}" for name in MEASURES),
     "output_faces",  # faces found in the output; 0 = none, empty = not looked for
     "identity_judge",  # the recognition model that judged identity
+    "measures_missing",  # "<measure>: <why it has no value>" | ...; empty = all measured
 )
 
 
@@ -69,7 +71,19 @@ def training_row(r: RatingRecord) -> dict[str, Any]:
         **{f"measure_{name}": value for name, value in values.items()},
         "output_faces": measures.faces if measures else None,
         "identity_judge": measures.identity.judge if measures else "",
+        "measures_missing": _missing(measures),
     }
+
+
+def _missing(measures: Measures | None) -> str:
+    """Why each measure without a value has none (a blank cell is never left unexplained)."""
+    if measures is None:
+        return "no measures were stored with this rating"
+    return " | ".join(
+        f"{name}: {m.reason or 'no value'}"
+        for name in MEASURES
+        if (m := measures.get(name)).value is None
+    )
 
 
 def training_rows(store: FeedbackStore, **filters: Any) -> list[dict[str, Any]]:
