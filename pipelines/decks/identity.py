@@ -38,9 +38,10 @@ class Spread:
     near_copy: float  # share of outputs at or above NEAR_COPY
 
     def text(self) -> str:
-        """ "0.46 [0.41, 0.52] (0.30–0.61), 0% ≥ 0.8 (n=12)"."""
+        """ "0.46 [0.41, 0.52] (0.30 to 0.61), 0% ≥ 0.8 (n=12)"."""
         return (
-            f"{self.median:.2f} [{self.q1:.2f}, {self.q3:.2f}] ({self.low:.2f}–{self.high:.2f}), "
+            f"{self.median:.2f} [{self.q1:.2f}, {self.q3:.2f}] "
+            f"({self.low:.2f} to {self.high:.2f}), "
             f"{self.near_copy:.0%} ≥ {NEAR_COPY} (n={self.n})"
         )
 

@@ -3,7 +3,9 @@
 A small YAML or JSON file; paths are relative to the file::
 
     deck: staff-2026-11            # deck id: letters, digits, "-", "_", "."; at most 40
-    selfies: selfies/              # a folder of PNG/JPEG/WebP selfies of staff who agreed
+    selfies: selfies/              # a folder of PNG/JPEG/WebP selfies of staff who agreed,
+                                   # or a list of folders and files; "package:insightface/data/
+                                   # images/t1.jpg" is a file inside an installed package
     styles: [watercolor, anime]
     methods: [raw, template, learned]
     prompts: ["a portrait of a person"]
@@ -35,6 +37,7 @@ from pipelines.core.errors import InputError
 from pipelines.core.settings import ENGINES, Settings
 
 SELFIE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+PACKAGE_PREFIX = "package:"  # a selfie path inside an installed Python package
 GENERATION_FIELDS = (
     "num_inference_steps",
     "guidance_scale",
@@ -233,14 +236,28 @@ def _generation(value: Any, fail: Any) -> dict[str, Any]:
 def _selfies(value: Any, path: Path, fail: Any) -> tuple[Selfie, ...]:
     from pipelines.faces.photo import UnreadableImageError, load_image
 
-    if not isinstance(value, str):
-        raise fail("selfies", f"is {value!r}: use the path of a folder of selfies")
-    folder = (path.parent / value).expanduser()
-    if not folder.is_dir():
-        raise fail("selfies", f"names {folder}, which is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SELFIE_SUFFIXES)
-    if not files:
-        raise fail("selfies", f"names {folder}, which holds no {'/'.join(SELFIE_SUFFIXES)} files")
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not all(isinstance(v, str) and v for v in entries):
+        raise fail(
+            "selfies",
+            f"is {value!r}: use the path of a folder of selfies, or a list of folders and files",
+        )
+    files: list[Path] = []
+    for entry in entries:
+        where = _selfie_path(entry, path, fail)
+        if where.is_dir():
+            found = sorted(p for p in where.iterdir() if p.suffix.lower() in SELFIE_SUFFIXES)
+            if not found:
+                raise fail(
+                    "selfies", f"names {where}, which holds no {'/'.join(SELFIE_SUFFIXES)} files"
+                )
+            files += found
+        elif where.is_file() and where.suffix.lower() in SELFIE_SUFFIXES:
+            files.append(where)
+        elif where.is_file():
+            raise fail("selfies", f"names {where}: use {'/'.join(SELFIE_SUFFIXES)} files")
+        else:
+            raise fail("selfies", f"names {where}, which is not a folder")
     seen: dict[str, Path] = {}
     unreadable = []
     for p in files:
@@ -255,6 +272,23 @@ def _selfies(value: Any, path: Path, fail: Any) -> tuple[Selfie, ...]:
     if unreadable:  # all of them at once: one round of fixes, not one per run
         raise fail("selfies", "holds unreadable images: " + "; ".join(unreadable))
     return tuple(Selfie(sid, p) for sid, p in seen.items())
+
+
+def _selfie_path(entry: str, path: Path, fail: Any) -> Path:
+    """A selfies entry as a path: relative to the spec file, or ``package:<package>/<path>``
+    inside an installed package (photos a package ships, so a spec needs no copies)."""
+    if not entry.startswith(PACKAGE_PREFIX):
+        return (path.parent / entry).expanduser()
+    import importlib.util
+
+    package, _, inner = entry[len(PACKAGE_PREFIX) :].strip("/").partition("/")
+    try:
+        found = importlib.util.find_spec(package) if package else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise fail("selfies", f"names {entry!r}: {package!r} is not an installed package")
+    return Path(next(iter(found.submodule_search_locations))) / inner
 
 
 def _check_requests(spec: DeckSpec, settings: Settings, fail: Any) -> None:
