@@ -1,5 +1,7 @@
 """Staff tools: run a feedback session, style references, export ratings, retrain the learned
-method, and why a method cannot run here (the technical reasons participants never see)."""
+method, and why a method cannot run here (the technical reasons participants never see); the
+loaded deck's report (report.md and report.png, as ``python -m pipelines.decks report`` writes
+them, with the ratings so far), so a facilitator never needs the command line."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image as PILImage
 
 from demo.errors import user_errors
 from demo.formatting import plain_md
 from pipelines.decks.assign import Coverage
-from pipelines.decks.board import LoadedDeck
+from pipelines.decks.board import DeckBoard, LoadedDeck
+from pipelines.decks.report import DeckReport, write_report
 from pipelines.feedback.retrain import RetrainReport
 from pipelines.feedback.sessions import SessionConfig
 
@@ -43,6 +47,31 @@ class StaffCallbacks:
     load_deck: Callable[[str, bool], LoadedDeck]  # folder or dataset repo id, blind
     unload_deck: Callable[[], None]
     deck_coverage: Callable[[], Coverage | None]  # the loaded deck's ratings per row
+    # writes the loaded deck's report.md and report.png with the ratings so far (None: no deck
+    # loaded); see loaded_deck_report. Unset: the Staff tab has no report panel
+    deck_report: Callable[[], DeckReport | None] | None = None
+
+
+def loaded_deck_report(decks: DeckBoard, n_boot: int = 200) -> Callable[[], DeckReport | None]:
+    """``StaffCallbacks.deck_report`` for the app's deck board: the report of the deck loaded
+    now, with every rating of it in the board's store, written into the deck folder."""
+
+    def report() -> DeckReport | None:
+        deck = decks.current()
+        return None if deck is None else write_report(deck.folder, decks.store, n_boot=n_boot)
+
+    return report
+
+
+def deck_report_md(report: DeckReport) -> str:
+    """The report as the Staff tab shows it: report.md's text (the chart is shown beside it),
+    and the Leaderboard tab's filter for this deck's ratings."""
+    where = f"`{report.markdown_path}`" if report.markdown_path else "the deck folder"
+    return (
+        f"Leaderboard of this deck's ratings: **Leaderboard** tab → Deck: `{report.deck}` "
+        f'(API: `/leaderboard` with `deck="{report.deck}"`). Written to {where}.\n\n'
+        + report.markdown
+    )
 
 
 def deck_status(deck_id: str, cov: Coverage | None) -> str:
@@ -128,7 +157,7 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
         session=_session_form(cb),
         server=_server_panel(),
         refs=_references_panel(cb),
-        deck=_deck_form(),
+        deck=_deck_form(with_report=cb.deck_report is not None),
         export=_export_panel(),
         retrain=_retrain_panel(),
     )
@@ -171,6 +200,9 @@ class DeckForm:
     load: gr.Button
     unload: gr.Button
     info: gr.Markdown
+    report: gr.Button | None = None  # None: the app gives no deck report
+    report_md: gr.Markdown | None = None
+    chart: gr.Image | None = None
 
 
 @dataclass
@@ -241,7 +273,7 @@ def _references_panel(cb: StaffCallbacks) -> ReferencesPanel:
     return ReferencesPanel(style, files, add, clear, status)
 
 
-def _deck_form() -> DeckForm:
+def _deck_form(with_report: bool) -> DeckForm:
     with gr.Accordion("Rate a deck in this session", open=False):
         gr.Markdown(
             "Load a rendered deck (`python -m pipelines.decks render`): a folder on this "
@@ -258,7 +290,18 @@ def _deck_form() -> DeckForm:
             load = gr.Button("Load deck", variant="primary", elem_id="deck-load")
             unload = gr.Button("Unload (back to live)", elem_id="deck-unload")
         info = gr.Markdown(elem_id="deck-info")
-    return DeckForm(source, blind, load, unload, info)
+        if not with_report:
+            return DeckForm(source, blind, load, unload, info)
+        report = gr.Button("Show the loaded deck's report", elem_id="deck-report")
+        report_md = gr.Markdown(elem_id="deck-report-md")
+        chart = gr.Image(
+            label="report.png: measures and strengths per style x method",
+            type="pil",
+            interactive=False,
+            visible=False,
+            elem_id="deck-report-png",
+        )
+    return DeckForm(source, blind, load, unload, info, report, report_md, chart)
 
 
 def _export_panel() -> ExportPanel:
@@ -391,6 +434,23 @@ class StaffHandlers:
         self.cb.unload_deck()
         return deck_status("", None)
 
+    def deck_report(self, pw: str, request: gr.Request | None = None) -> tuple[str, Any]:
+        """The loaded deck's report, written now with the ratings so far: (text, chart)."""
+        self.guard(pw, request)
+        if self.cb.deck_report is None:
+            raise gr.Error("This app gives no deck report.")
+        with user_errors("The deck report"):
+            report = self.cb.deck_report()
+        if report is None:
+            return "No deck is loaded: load one above to see its report.", gr.update(
+                value=None, visible=False
+            )
+        chart = None
+        if report.chart_path is not None:
+            with PILImage.open(report.chart_path) as png:
+                chart = png.copy()  # served from Gradio's cache, wherever the deck folder is
+        return deck_report_md(report), gr.update(value=chart, visible=chart is not None)
+
     def export(self, pw: str, fmt: str, request: gr.Request | None = None) -> str:
         """The ratings as a file to download, served once."""
         self.guard(pw, request)
@@ -442,6 +502,8 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
     _guarded(h, refs.clear, pw, h.clear_refs, [pw, refs.style], refs.status)
     _guarded(h, deck.load, pw, h.load_deck, [pw, deck.source, deck.blind], deck.info)
     _guarded(h, deck.unload, pw, h.unload_deck, [pw], deck.info)
+    if deck.report is not None:
+        _guarded(h, deck.report, pw, h.deck_report, [pw], [deck.report_md, deck.chart])
     export = page.export
     _guarded(h, export.button, pw, h.export, [pw, export.fmt], export.file)
     retrain = page.retrain
