@@ -45,7 +45,8 @@ PREFERENCE_MODELS: Mapping[str, PreferenceModel] = {
         model_id="yuvalkirstain/PickScore_v1",
         processor_id="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
         logit_scaled=True,
-        licence="MIT (PickScore code and Pick-a-Pic data; the weights' card names no licence)",
+        # neither the weights' card nor the code repository states a licence
+        licence="none stated: research use; ask the authors before commercial use",
         paper="Kirstain et al. 2023, Pick-a-Pic",
     ),
     "hpsv2": PreferenceModel(
