@@ -42,7 +42,7 @@ def _style_ratings(
     catalog: StyleCatalog, n: int, seed: int = 0, signal: bool = False
 ) -> ScoredPrompts:
     """Rating-like rows (final prompt, 1-5 score, style) built from the real catalog; with
-    ``signal``, raters like each style's first bank modifier (held-out figures mean something)."""
+    ``signal``, raters like a style's first ten bank modifiers (held-out figures mean something)."""
     rng = random.Random(seed)
     texts, scores, styles = [], [], []
     for _ in range(n):
@@ -50,7 +50,7 @@ def _style_ratings(
         bank = [m.text for m in catalog.modifiers_for(style)]
         mods = rng.sample(bank, 3)
         texts.append(", ".join([style.apply(rng.choice(PROMPTS)), *mods]))
-        liked = signal and bank[0] in mods
+        liked = signal and any(m in bank[:10] for m in mods)  # ~15% of rows
         scores.append(float(rng.randint(4, 5) if liked else rng.randint(1, 4 if signal else 5)))
         styles.append(style.id)
     return ScoredPrompts("ratings.csv", texts, scores, styles, "prompt", "score", "style")
