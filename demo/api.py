@@ -14,8 +14,9 @@ from typing import Any
 import gradio as gr
 
 from demo.errors import user_errors
+from demo.queue_progress import RenderCancelled, batch_progress
 from demo.raw_inputs import raw_image, raw_number
-from pipelines.core.request import CompareRequest, Progress, no_progress
+from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
 from pipelines.core.settings import Settings
 from pipelines.faces.photo import ImageSource
@@ -42,7 +43,12 @@ def create_compare_api(render: Compare, methods: Sequence[str], settings: Settin
         trigger = gr.Button("compare")
 
     def compare(
-        selfie: str | bytes | None, style: str, prompt: str, methods: list[str], seed: Any
+        selfie: str | bytes | None,
+        style: str,
+        prompt: str,
+        methods: list[str],
+        seed: Any,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the bar by this default)
     ) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
         """Render one selfie in one style with several prompt-augmentation methods, side by side.
 
@@ -63,11 +69,18 @@ def create_compare_api(render: Compare, methods: Sequence[str], settings: Settin
         """
         if not selfie:
             raise gr.Error("selfie is required: pass handle_file('photo.jpg')")
-        with user_errors("The comparison"):
+        # the pages waiting behind this render are told their place, and it feeds the estimates
+        report = batch_progress(progress, 1)
+        with user_errors("The comparison", passthrough=(RenderCancelled,)):
             request = CompareRequest.from_settings(
                 settings, style=style, prompt=prompt, methods=list(methods or []), seed=seed
             )
-            res = render(selfie, request, no_progress)
+            try:
+                res = render(selfie, request, report)
+            except RenderCancelled:  # the client went away: nobody waits for this row
+                report.done(cancelled=True)
+                raise
+            report.done()
         images = [(o.image, o.method) for o in res.outputs if o.image is not None]
         return images, res.to_json()
 

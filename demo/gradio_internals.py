@@ -10,9 +10,9 @@ render step to every page of a batch and to stop a render once every such page h
 - ``Event._id``, ``Event.request``, ``Event.alive``: an event, its HTTP request, whether its page
   still waits for it
 - ``Queue.set_progress(event_id, [gradio.helpers.TrackedIterable])``: one event's progress line
-- ``Event.fn`` (its ``concurrency_id``, ``max_batch_size``) and
+- ``Event.fn`` (its ``concurrency_id``, ``batch``, ``max_batch_size``) and
   ``Queue.event_queue_per_concurrency_id[...].queue``: the events still waiting for the same
-  function, in queue order
+  concurrency group, in queue order
 - ``Queue.send_message(event, gradio.server_messages.ProgressMessage)``: a line for a waiting event
 
 A missing piece raises :class:`GradioInternalsChanged`, naming the Gradio version and what is
@@ -85,16 +85,23 @@ class RunningBatch:
         fn = _internal(self.events[0], "fn", "gradio.queueing.Event")
         return int(_internal(fn, "max_batch_size", "gradio.block_function.BlockFunction") or 1)
 
-    def waiting(self) -> list[Any]:
-        """The events queued for this same function, not started yet, in queue order."""
+    def waiting(self) -> list[tuple[Any, Any, int]]:
+        """The events waiting for a turn in this call's concurrency group (its own function's
+        and any other function sharing its ``concurrency_id``, such as the API's), in queue
+        order, each with its function and how many requests one call of it takes."""
         fn = _internal(self.events[0], "fn", "gradio.queueing.Event")
         cid = _internal(fn, "concurrency_id", "gradio.block_function.BlockFunction")
         queues = _internal(self.queue, "event_queue_per_concurrency_id", "gradio.queueing.Queue")
         line = queues.get(cid)
         if line is None:
             return []
-        events = list(_internal(line, "queue", "gradio.queueing.EventQueue"))
-        return [e for e in events if _internal(e, "fn", "gradio.queueing.Event") is fn]
+        out = []
+        for event in list(_internal(line, "queue", "gradio.queueing.EventQueue")):
+            its_fn = _internal(event, "fn", "gradio.queueing.Event")
+            batch = _internal(its_fn, "batch", "gradio.block_function.BlockFunction")
+            size = _internal(its_fn, "max_batch_size", "gradio.block_function.BlockFunction")
+            out.append((event, its_fn, int(size or 1) if batch else 1))
+        return out
 
     def tell_waiting(self, event: Any, message: str) -> None:
         """Show ``message`` (an empty bar) on a page whose request still waits in the queue."""

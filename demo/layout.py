@@ -61,6 +61,14 @@ CSS = """
   width: 1px; height: 1px;}
 #results-row .slot-card fieldset .wrap label:has(input:checked) {
   background: var(--color-accent); color: white; font-weight: 600;}
+/* the status under Generate shows one text at a time: the app's own line ("checked, your
+   render starts as soon as it is its turn", a refusal, the finished row) until a progress line
+   (place in line, step, time left, bar) arrives, which then replaces it. Gradio's bare
+   "queue: 3/7 | 0.6s" or timer alone would cover the app's line half-drawn, so it is not shown */
+#run-status [data-testid="status-tracker"]:not(:has(.progress-level)) {display: none !important;}
+#run-status:has(.progress-level) .pending {visibility: hidden;}
+#run-status [data-testid="status-tracker"] {background: var(--block-background-fill);}
+#run-status .progress-level-inner {font-size: 14px; font-family: var(--font);}
 /* on a phone: two cards side by side, swipe for the others */
 @media (max-width: 640px) {
   #results-row {grid-auto-columns: calc(50% - 5px); scroll-snap-type: x mandatory;}
@@ -372,4 +380,7 @@ def _wire_page_open(
             *(tab.inputs[SAVED_INPUTS.index(n)] for n in RESTORED),
         ],
         api_name=False,
+        # no "processing" overlay on every control (with Gradio's own estimate, soon exceeded
+        # on a busy server) while the page fills itself in: the controls work meanwhile
+        show_progress="hidden",
     )

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gradio as gr
@@ -183,7 +184,7 @@ class BatchProgress:
 
     def _tell_waiting(self) -> None:
         """Each page still in the queue: how many renders come before its own, and when its
-        own starts (this render's time left, then a measured render per full batch ahead)."""
+        own starts (this render's time left, then each call ahead at its measured time)."""
         now = time.monotonic()
         if self.batch is None or now - self._told < TELL_WAITING_EVERY:
             return
@@ -191,15 +192,16 @@ class BatchProgress:
         waiting = self.batch.waiting()
         if not waiting:
             return
-        size = self.batch.max_batch_size()
-        full = self.clock.estimate(size)
-        for rank, event in enumerate(waiting):
-            ahead = rank // size  # whole batches that start before this page's
-            start = self.left() + (ahead * full if full is not None else 0.0)
-            renders = "1 render" if ahead == 0 else f"{ahead + 1} renders"
+        ahead_of = turns([(fn, size) for _, fn, size in waiting])
+        calls = {k: rows for k, rows in ahead_of}  # call number -> its rows
+        for (event, _, _), (call, _) in zip(waiting, ahead_of, strict=True):
+            before = [self.clock.estimate(calls[k]) for k in range(call)]
+            measured = all(b is not None for b in before)
+            start = self.left() + sum(b for b in before if b is not None)
+            renders = "1 render" if call == 0 else f"{call + 1} renders"
             when = (
                 f"yours starts in about {math.ceil(start)} s"
-                if not math.isnan(start) and (ahead == 0 or full is not None)
+                if not math.isnan(start) and measured
                 else "measuring how long they take"
             )
             self.batch.tell_waiting(event, f"In line: {renders} before yours · {when}")
@@ -208,6 +210,25 @@ class BatchProgress:
         """Record this render (its time feeds the next estimates unless it was cancelled)."""
         seconds = time.monotonic() - self.t0
         self.clock.add(RenderRecord(self.rows, seconds, self.fraction, cancelled))
+
+
+def turns(line: Sequence[tuple[object, int]]) -> list[tuple[int, int]]:
+    """Where each waiting request will render, as Gradio's queue forms its calls: ``line`` is,
+    in queue order, each request's function and how many requests one call of it takes; a call
+    takes the first request still waiting and the next ones of the same function, up to that
+    size. Returns, per request, (its call's number counted from 0 = next, that call's rows)."""
+    call_of: dict[int, int] = {}
+    rows: list[int] = []
+    for i, (fn, size) in enumerate(line):
+        if i in call_of:
+            continue
+        members = [i] + [
+            j for j in range(i + 1, len(line)) if j not in call_of and line[j][0] is fn
+        ]
+        for j in members[: max(size, 1)]:
+            call_of[j] = len(rows)
+        rows.append(min(len(members), max(size, 1)))
+    return [(call_of[i], rows[call_of[i]]) for i in range(len(line))]
 
 
 def batch_progress(

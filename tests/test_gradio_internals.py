@@ -19,7 +19,7 @@ from gradio_client.utils import Status
 
 from demo import gradio_internals, queue_progress
 from demo.gradio_internals import GRADIO_VERSION, GradioInternalsChanged, RunningBatch
-from demo.queue_progress import RenderCancelled, RenderClock, batch_progress
+from demo.queue_progress import RenderCancelled, RenderClock, batch_progress, turns
 
 DEADLINE = 60.0  # seconds any one wait may take on a loaded machine before the test fails
 
@@ -158,3 +158,64 @@ def test_a_batch_whose_pages_all_closed_stops_the_render(monkeypatch):
     events[1].alive = False
     with pytest.raises(RenderCancelled):
         report(0.04, "step 3")
+
+
+def test_pages_waiting_behind_another_functions_render_are_told_their_place():
+    """An API render (unbatched, same concurrency group as the page's batched render) tells
+    the pages waiting behind it where they stand: both batched requests share the next call."""
+    release, entered = threading.Event(), threading.Event()
+
+    def api_render(x: str, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+        entered.set()
+        report = batch_progress(progress, 1, clock=RenderClock())
+        while not release.is_set():
+            report(0.5, "Rendering step 1/2")
+            release.wait(0.2)  # report again until the test has seen the queue messages
+        report.done()
+        return x
+
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.Textbox()
+        gr.Button().click(
+            api_render, box, out, api_name="api", concurrency_id="render", concurrency_limit=1
+        )
+        gr.Button().click(
+            lambda xs: [xs],
+            box,
+            out,
+            api_name="page",
+            batch=True,
+            max_batch_size=4,
+            concurrency_id="render",
+            concurrency_limit=1,
+        )
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        client = Client(demo.local_url, verbose=False)
+        running = client.submit("api", api_name="/api")
+        assert entered.wait(DEADLINE), "the API render never started"
+        pages = [client.submit(x, api_name="/page") for x in ("a", "b")]
+
+        def told(job: Any) -> str:
+            units = job.status().progress_data or []
+            return " ".join(u.desc or "" for u in units)
+
+        wait_until(
+            lambda: all("In line: 1 render before yours" in told(j) for j in pages),
+            "both waiting pages told their place in words",
+        )
+        release.set()
+        assert [j.result(timeout=DEADLINE) for j in pages] == ["a", "b"]
+        assert running.result(timeout=DEADLINE) == "api"
+    finally:
+        release.set()
+        demo.close()
+
+
+def test_turns_follow_how_gradios_queue_forms_its_calls():
+    page, api = object(), object()  # a batched function (4 a call) and an unbatched one
+    line = [(page, 4), (api, 1), (page, 4), (api, 1), (page, 4), (page, 4), (page, 4), (page, 4)]
+    # call 0 takes the first page request and the next three of its function; the API requests
+    # go one a call; the last two page requests share a call after them
+    assert turns(line) == [(0, 4), (1, 1), (0, 4), (2, 1), (0, 4), (0, 4), (3, 2), (3, 2)]
+    assert turns([]) == []
