@@ -28,7 +28,7 @@ from PIL import Image
 from demo.errors import user_errors
 from demo.formatting import plain_md
 from demo.queue_progress import RenderCancelled, batch_progress
-from demo.rows import ShownRow, cleared_row, row_values, shown_row
+from demo.rows import ROW_VALUES, SLOT_VALUES, ShownRow, cleared_row, row_values, shown_row
 from pipelines.core.errors import UserError
 from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
@@ -56,7 +56,7 @@ class CompareCallbacks:
 
 
 EXPIRED = "This click is no longer waiting for a render: press Generate again."
-STARTING = "⏳ Your photo is checked: your render is about to start…"
+STARTING = "⏳ Your photo is checked: your render starts as soon as it is its turn…"
 # the controls a reloaded page gets back (never the selfie or the style reference)
 SAVED_INPUTS = (
     "style",
@@ -299,7 +299,8 @@ class CompareHandlers:
                 )
         except RenderCancelled:  # no one is waiting for it any more
             report.done(cancelled=True)
-            return [[gr.update()] * len(tickets) for _ in range(4 + 6 * self.n_slots)]
+            n_values = ROW_VALUES + SLOT_VALUES * self.n_slots
+            return [[gr.update()] * len(tickets) for _ in range(n_values)]
         if asked:
             report.done()
         for (i, _, _), outcome in zip(asked, done, strict=True):

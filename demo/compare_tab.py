@@ -43,10 +43,21 @@ class Slot:
     prompt: gr.Textbox
     why: gr.Accordion
     trace: gr.Markdown
+    beside: gr.Accordion  # "Compare with your face": hidden where the row has no face crop
+    slider: gr.ImageSlider  # the face crop and the output, a slider between them
 
     def components(self) -> list[Any]:
         """The slot's outputs, in the order :func:`row_values` fills them."""
-        return [self.column, self.image, self.caption, self.prompt, self.why, self.trace]
+        return [
+            self.column,
+            self.image,
+            self.caption,
+            self.prompt,
+            self.why,
+            self.trace,
+            self.beside,
+            self.slider,
+        ]
 
 
 @dataclass
@@ -297,7 +308,18 @@ def _slots(n: int) -> list[Slot]:
                 )
                 with gr.Accordion("Why this prompt", open=False) as why:
                     trace = gr.Markdown(elem_id=f"out-trace-{i}")
-            slots.append(Slot(col, image, caption, final, why, trace))
+                # closed, so a swipe across the row of cards never drags a slider by mistake
+                with gr.Accordion("Compare with your face", open=False) as beside:
+                    slider = gr.ImageSlider(
+                        label="Your face ↔ this picture",
+                        show_label=False,  # the fold's title says it; a label covers the face
+                        interactive=False,
+                        slider_position=50,
+                        max_height=300,
+                        buttons=["fullscreen"],
+                        elem_id=f"out-slider-{i}",
+                    )
+            slots.append(Slot(col, image, caption, final, why, trace, beside, slider))
     return slots
 
 
@@ -317,6 +339,9 @@ def _wire(
         concurrency_limit=None,
         show_progress="hidden",
     ).then(None, js=SHOW_STATUS)
+    # the status under Generate in view from the click on (on a phone, Generate sits at the
+    # screen's bottom edge and its status below it)
+    c.generate.click(None, js=SHOW_STATUS, api_name=False, queue=False)
     clicked = c.generate.click(
         h.click,
         [c.selfie, c.blind, *c.fields()],

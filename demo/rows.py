@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from demo.formatting import MEASURE_LEGEND, caption_md, plain_md, trace_md
 from pipelines.core.errors import UserError
@@ -63,7 +64,7 @@ def restore_row(
     """A refreshed page gets its last row back (not the selfie), if the server still has it."""
     row = shown_row(recent, key)
     if row is None:
-        return None, [gr.update()] * (4 + 6 * n_slots)
+        return None, [gr.update()] * (ROW_VALUES + SLOT_VALUES * n_slots)
     full = recent(row.result.comparison_id)
     values = row_values(full, row.blind, n_slots, order=row.order)
     values[0] = "Your last row, as you left it. " + values[0]
@@ -86,13 +87,31 @@ def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
     return status + f" · seed {res.request.seed}"
 
 
+ROW_VALUES = 4  # status, face crop, face info, row key
+SLOT_VALUES = 8  # per card: Slot.components()
+
+
 def cleared_row(status: str, n_slots: int) -> list[Any]:
-    """Values for [status, face, face info, row key] + 6 per slot: ``status``, and no row (no
-    face crop, no cards, no key)."""
+    """Values for [status, face, face info, row key] + :data:`SLOT_VALUES` per slot: ``status``,
+    and no row (no face crop, no cards, no key)."""
     values: list[Any] = [status, gr.update(value=None), "", ""]
     for _ in range(n_slots):
-        values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
+        values += _empty_slot()
     return values
+
+
+def _empty_slot() -> list[Any]:
+    hidden = gr.update(visible=False)
+    return [hidden, None, "", "", hidden, "", hidden, None]
+
+
+def face_beside(face: Image.Image | None, out: Image.Image | None) -> tuple[Any, Any]:
+    """(accordion update, slider value): the face crop scaled to the output's size beside the
+    output (a slider needs two images of one size), or hidden where either is missing (a deck
+    row or a row read back after a restart keeps no face)."""
+    if face is None or out is None:
+        return gr.update(visible=False), None
+    return gr.update(visible=True), (face.convert("RGB").resize(out.size), out)
 
 
 def row_values(
@@ -103,7 +122,8 @@ def row_values(
     order: Sequence[str] | None = None,
     shuffle_key: str | None = None,
 ) -> list[Any]:
-    """Values for [status, face, face info, row key] + 6 per slot. An error leaves the row.
+    """Values for [status, face, face info, row key] + :data:`SLOT_VALUES` per slot. An error
+    leaves no row.
 
     Blind rows are shuffled by ``shuffle_key`` (default: the comparison id, so one row reads the
     same on every page; a deck shuffles per rater so no position favours a method).
@@ -135,7 +155,7 @@ def row_values(
     values: list[Any] = [status, face, face_info, row.key()]
     for slot in range(n_slots):
         if slot >= len(shown):
-            values += [gr.update(visible=False), None, "", "", gr.update(visible=False), ""]
+            values += _empty_slot()
             continue
         out = shown[slot]
         values += [
@@ -148,5 +168,6 @@ def row_values(
             gr.update(value="" if blind else (out.prompt or ""), visible=not blind),
             gr.update(visible=not blind),
             "" if blind else trace_md(out, res.token_limit),
+            *face_beside(res.face_crop, out.image),
         ]
     return values

@@ -75,6 +75,12 @@ def test_participants_read_plain_words_and_one_row_of_cards(browser, app_url, se
                 round(lab.bounding_box()["y"]) for lab in page.locator(f"#rate-{i} label").all()
             }
             assert len(tops) == 1, (i, tops)
+        # the face beside an output: a slider between the two, once its card's fold is opened
+        page.locator("#results-row").get_by_text("Compare with your face").first.click()
+        slider = page.locator("#out-slider-0")
+        expect(slider.locator("img")).to_have_count(2)
+        slider.scroll_into_view_if_needed()
+        expect(slider).to_be_in_viewport()
         page.screenshot(path="/tmp/work/shots17/plain-test-1366.png")
     finally:
         page.context.close()

@@ -164,3 +164,19 @@ def test_a_blind_session_ticks_and_locks_blind_mode():
     h = FeedbackHandlers(FeedbackCallbacks(submit=None, session=lambda: deck), 3)  # type: ignore[arg-type]
     _, tag, _, _, consent, next_row = h.page_load(None, "v1")
     assert consent["visible"] is False and next_row["visible"] and tag["visible"] is False
+
+
+def test_each_card_puts_the_face_beside_its_output_and_hides_it_without_a_face(rendered):
+    from demo.rows import ROW_VALUES, SLOT_VALUES, row_values
+
+    values = row_values(rendered, blind=False, n_slots=3)
+    for slot, out in enumerate(rendered.outputs):
+        beside, pair = values[ROW_VALUES + SLOT_VALUES * slot + 6 :][:2]
+        assert beside["visible"] is True
+        face, shown = pair
+        assert shown is out.image and face.size == out.image.size  # a slider needs equal sizes
+    empty = values[ROW_VALUES + SLOT_VALUES * 2 :]
+    assert empty[0]["visible"] is False and empty[6]["visible"] is False and empty[7] is None
+    # a row read back after a restart has no face crop (it is never kept): no slider
+    restored = row_values(rendered.without_images(), blind=False, n_slots=3)
+    assert restored[ROW_VALUES + 6]["visible"] is False and restored[ROW_VALUES + 7] is None

@@ -45,7 +45,7 @@ def test_every_output_passes_the_checker(svc, group_path, make_request):
 def test_flagged_outputs_are_replaced_counted_and_never_stored(
     svc, flag_everything, group_path, make_request, tiny_services, monkeypatch
 ):
-    from demo.rows import row_values
+    from demo.rows import SLOT_VALUES, row_values
 
     pipeline = svc.engine.renderer.pipeline
     generated = []
@@ -78,7 +78,7 @@ def test_flagged_outputs_are_replaced_counted_and_never_stored(
     assert values[4 + 1]["value"] is res.outputs[0].image
     assert "The safety checker flagged this output" in values[4 + 2]  # shown escaped
     blind = row_values(res, blind=True, n_slots=2)
-    assert blind[4]["visible"] is False and blind[4 + 6]["visible"] is False
+    assert blind[4]["visible"] is False and blind[4 + SLOT_VALUES]["visible"] is False
 
 
 def test_banner_names_family_licence_and_says_when_the_checker_is_off(tiny_services):
