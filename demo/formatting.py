@@ -28,12 +28,19 @@ MEASURE_WORDS: dict[str, tuple[str, str]] = {
     "style_ref": ("refs", "how much it looks like the style's reference images"),
     "prompt": ("prompt", "how well it matches the base prompt"),
     "learned": ("predicted", "how well the learned model expects people to rate this prompt"),
+    "identity_face_pack": ("face (pack)", "the same face check by the face-detection model"),
+    "pickscore": ("pick", "how much people would prefer this picture for the prompt (PickScore)"),
+    "hpsv2": ("hps", "how much people would prefer this picture (HPSv2)"),
 }
 MEASURE_LEGEND = (
     "The numbers under each picture are the computer's own checks (higher = closer; not a "
     "verdict, your rating is what counts): **face**: looks like the selfie · **style**: looks "
-    "like the style · **prompt**: matches the base prompt."
+    "like the style · **prompt**: matches the base prompt · **pick**, **hps**: how much people "
+    "would prefer it, as two models trained on people's choices predict."
 )
+# measures a deployment may not run (a second face judge, the preference models): listed for
+# participants only where they have a value; why not is in the API's JSON and the exports
+_OPTIONAL = frozenset({"identity_face_pack", "pickscore", "hpsv2"})
 _OWN_SCORE = "'s own ranking score"  # the service's trace step for a method's own scale
 
 
@@ -102,6 +109,8 @@ def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
         lines += ["", "The computer's checks (higher = closer; your rating is what counts):"]
         for name, (label, meaning) in MEASURE_WORDS.items():
             m = out.measures.get(name)
+            if m.value is None and name in _OPTIONAL:  # off on this server: not the person's news
+                continue
             value = f"{m.value:+.2f}" if m.value is not None else f"not measured ({m.reason})"
             lines.append(f"- {label}: {plain_md(hide_server_detail(value))}, {meaning}")
     return "\n".join(lines)

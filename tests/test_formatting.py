@@ -62,3 +62,21 @@ def test_caption_md_escapes_errors():
     out = MethodOutput(method="inversion", error="no reference for <b>style</b>")
     assert "<b>" not in caption_md(out, "inversion")
     assert "<b>" not in trace_md(out)
+
+
+def test_why_names_the_preference_measures_only_where_they_ran():
+    from pipelines.core.measures import Measure, Measures
+
+    off = Measure(reason="turned off on this server (BECOME_PREFERENCE_MEASURES=none)")
+    ran = Measures(
+        identity=Measure(0.5), style_text=Measure(0.2), prompt=Measure(0.3), pickscore=Measure(21.3)
+    )
+    step = (TraceStep(part="p", source="base prompt", reason="as typed"),)
+    text = trace_md(MethodOutput(method="raw", prompt="p", trace=step, measures=ran))
+    assert "- pick: \\+21\\.30, how much people would prefer" in text  # escaped Markdown
+    assert "hps" not in text and "face (pack)" not in text  # not run here: not listed
+    text = trace_md(
+        MethodOutput(method="raw", prompt="p", trace=step, measures=Measures(pickscore=off))
+    )
+    assert "pick" not in text and "BECOME_" not in text
+    assert "- face: not measured" in text  # a core measure says why it has no value
