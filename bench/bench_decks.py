@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -172,10 +173,11 @@ def bench_preference(services, size: int, steps: int, repeats: int) -> None:
         print(f"| {name} | {med * 1000:.1f} ms | {added} | {per} |")
 
 
-def bench_preference_full_size(repeats: int) -> None:
-    """One preference model at the real size (CLIP ViT-H-14, PickScore's and HPSv2's shape) with
-    random weights built in code: compute does not depend on the weights, and the real ones
-    cannot be downloaded here. Times :meth:`PreferenceScorer.score` on a 4-output row."""
+def random_vit_h_scorer(name: str = "pickscore") -> tuple[Any, float, float]:
+    """A preference scorer of the real size (CLIP ViT-H-14, PickScore's and HPSv2's shape) with
+    random weights built in code (compute does not depend on the weights, and the real ones
+    cannot be downloaded here), placed as load_preference places it: half precision on a GPU,
+    float32 on a CPU. Returns (scorer, billions of parameters, seconds to build)."""
     import torch
     from transformers import (
         CLIPConfig,
@@ -208,11 +210,18 @@ def bench_preference_full_size(repeats: int) -> None:
     model = CLIPModel(config).eval().requires_grad_(False)
     built = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters()) / 1e9
-    # as load_preference places it: half precision on a GPU, float32 on a CPU
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     model = model.to(device, dtype)
-    scorer = PreferenceScorer("pickscore", model, processor, "random ViT-H-14", device, True)
+    scorer = PreferenceScorer(name, model, processor, "random ViT-H-14", device, True)
+    return scorer, params, built
+
+
+def bench_preference_full_size(repeats: int) -> None:
+    """One preference model at the real size with random weights (:func:`random_vit_h_scorer`).
+    Times :meth:`PreferenceScorer.score` on a 4-output row."""
+    scorer, params, built = random_vit_h_scorer()
+    device, dtype = scorer.device, next(scorer.model.parameters()).dtype
     images = [Image.open(images_dir() / "t1.jpg").convert("RGB").resize((512, 512))] * 4
     scorer.score(images, "warm-up")
     first, cached = [], []

@@ -11,8 +11,9 @@ real configs (no download; ``--smoke``: the tiny stand-ins at 64 px, 2 steps):
   * the same row with ``BECOME_COMPILE`` (``torch.compile``) and, where the ``spaces`` package
     can load its AoT helpers, compiled ahead of time as on ZeroGPU (CUDA only: inductor's C++
     build takes minutes per shape on a CPU);
-  * through the real ComparisonService (stand-in face models, a random full-size safety checker
-    and CLIP ViT-L/14 for the measures): the safety checker's and the measures' cost per row;
+  * through the real ComparisonService (stand-in face models, a random full-size safety checker,
+    CLIP ViT-L/14 for the measures, PickScore and HPSv2 at their CLIP ViT-H-14 size): the safety
+    checker's and the measures' cost per row;
   * 1, 4 and 8 people at once, batched vs one at a time (bench_capacity.py), and the people
     served with a wait under 30 s when everyone clicks at once.
 Stages run in that order of importance and are skipped, with the reason in the table, once the
@@ -193,7 +194,12 @@ def comparison_service(family: ModelFamily, pipe: Any, plan: Plan, data: Path) -
         safety = Lazy(lambda: checker, checker.model_id)
         tokenizer = ensure_tiny_models(settings.cache_dir / "tiny").clip_dir
         clip = random_clip_l(tokenizer, device)
-        measurer = OutputMeasurer(services.engine.face, LazyClip(lambda: clip), services.scorer.get)
+        measurer = OutputMeasurer(
+            services.engine.face,
+            LazyClip(lambda: clip),
+            services.scorer.get,
+            preference=random_preference(),
+        )
     renderer = DiffusionRenderer(
         lambda: pipe, RuntimeOptions(batch_size=UNET_BATCH), safety=safety, family=family.id
     )
@@ -202,6 +208,21 @@ def comparison_service(family: ModelFamily, pipe: Any, plan: Plan, data: Path) -
         engine, services.catalog, services.registry, scorer=services.scorer, measurer=measurer
     )
     return svc, settings
+
+
+def random_preference() -> dict[str, Any]:
+    """PickScore and HPSv2 at their real size (CLIP ViT-H-14 each) with random weights, as the
+    measurer takes them (smoke mode keeps the tiny engine's stand-ins)."""
+    from bench_decks import random_vit_h_scorer
+
+    from pipelines.preference.scorer import LazyPreference, PreferenceSource
+
+    lazies = {}
+    for name in ("pickscore", "hpsv2"):
+        scorer = random_vit_h_scorer(name)[0]
+        source = PreferenceSource(name, "random ViT-H-14", "tiny CLIP tokenizer")
+        lazies[name] = LazyPreference(source, lambda _source, s=scorer: s)
+    return lazies
 
 
 def row_costs(svc: Any, settings: Settings, family: ModelFamily, plan: Plan) -> dict[str, float]:
