@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import statistics
 import threading
 import time
 from collections import deque
@@ -72,12 +73,14 @@ class RenderClock:
             return list(self._records)
 
     def estimate(self, rows: int) -> float | None:
-        """Seconds a render of ``rows`` rows takes, from the last finished renders; None before
-        the first one finishes."""
-        done = [r for r in self.records() if not r.cancelled][-10:]
+        """Seconds a render of ``rows`` rows takes: ``rows`` times the median seconds per row of
+        the last finished renders (a median, so the first render after a start, which loads the
+        models and takes many times longer, does not inflate every wait for the next nine); None
+        before the first one finishes."""
+        done = [r for r in self.records() if not r.cancelled and r.rows > 0][-10:]
         if not done:
             return None
-        return rows * sum(r.seconds for r in done) / sum(r.rows for r in done)
+        return rows * statistics.median(r.seconds / r.rows for r in done)
 
 
 RENDERS = RenderClock()
