@@ -14,7 +14,7 @@ import pytest
 from pipelines.augment.__main__ import main
 from pipelines.augment.base import AugmentContext
 from pipelines.augment.learned import encoder as encoder_module
-from pipelines.augment.learned.contextual import ContextConfig, ContextStage
+from pipelines.augment.learned.contextual import ContextConfig, ContextStage, normalise
 from pipelines.augment.learned.data import ScoredPrompts
 from pipelines.augment.learned.encoder import (
     EncoderSpec,
@@ -197,6 +197,13 @@ def test_two_stage_scorer_trains_blends_and_evaluates(
     expected = 0.4 * fast + 0.6 * two_stage.context.predict(raw)  # type: ignore[union-attr]
     np.testing.assert_allclose(final, expected, atol=1e-6)
     assert not np.allclose(final, fast)
+    # the float32 fast path is the kernel ridge head on the centred, normalised encodings
+    stage = two_stage.context
+    assert stage is not None
+    np.testing.assert_allclose(
+        stage.predict(raw), stage.head.predict(normalise(raw, stage.centre)), atol=1e-5
+    )
+    assert stage.predict(raw[:0]).shape == (0,)
     held = _ratings(200, seed=1)
     m = two_stage.evaluate(held)
     assert m["stage"] == "two-stage" and set(m["fast"]) == {"pearson", "kendall", "spearman", "n"}

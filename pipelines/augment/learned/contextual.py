@@ -67,6 +67,13 @@ class ContextStage:
     centre: np.ndarray  # (d,) mean raw encoding of the training prompts
     head: KernelHead
 
+    def __post_init__(self) -> None:
+        # Squared norms of the support rows, once: predict() then costs one small float32
+        # matmul (k prompts x m rows), not a float64 copy of the whole support per call.
+        support = np.ascontiguousarray(self.head.support, np.float32)
+        object.__setattr__(self, "_support", support)
+        object.__setattr__(self, "_support_sq", (support * support).sum(1))
+
     @classmethod
     def fit(cls, raw: np.ndarray, y: np.ndarray, config: ContextConfig) -> ContextStage:
         """Fits on (n, d) raw encodings and (n,) targets."""
@@ -79,8 +86,18 @@ class ContextStage:
         return self.config.head.weight
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
-        """(n, d) raw encodings -> (n,) contextual predictions."""
-        return self.head.predict(normalise(raw, self.centre))
+        """(n, d) raw encodings -> (n,) contextual predictions (the head's RBF kernel ridge)."""
+        if len(raw) == 0:
+            return np.zeros(0)
+        z = normalise(raw, self.centre).astype(np.float32)  # (n, d)
+        k = z @ self._support.T  # type: ignore[attr-defined]  # (n, m)
+        k *= 2.0
+        k -= (z * z).sum(1)[:, None]
+        k -= self._support_sq[None, :]  # type: ignore[attr-defined]  # now -|z_i - s_j|^2
+        np.minimum(k, 0.0, out=k)
+        k *= self.head.gamma
+        np.exp(k, out=k)
+        return k.astype(np.float64) @ self.head.dual + self.head.offset
 
     def blend(self, fast: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """(n,) fast scores and (n, d) encodings -> (n,) two-stage scores."""
