@@ -4,7 +4,6 @@ and called through the MCP protocol (streamable HTTP) by the `mcp` client an ass
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -74,17 +73,35 @@ def test_mcp_lists_compare_rate_leaderboard_with_their_docstrings(mcp_app):
         assert word not in names
 
 
-def test_mcp_reads_the_leaderboard(mcp_app):
+def _value(text: str) -> Any:
+    """A tool's text output: Gradio writes a returned value as its Python repr (not JSON)."""
+    import ast
+    import re
+
+    return ast.literal_eval(re.sub(r"\bnan\b", "None", text))
+
+
+def test_mcp_reads_the_leaderboard(mcp_app, tiny_services, make_request, group_path):
     url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+    res = tiny_services.comparison.compare(
+        group_path, make_request("watercolor", "a person", ["raw", "template"], 7)
+    )
+    tiny_services.ratings.submit(
+        res.comparison_id, {"raw": 2, "template": 5}, rater="mcp-test", session_tag="mcp-board"
+    )
 
     async def call(session: ClientSession) -> Any:
-        return await session.call_tool("leaderboard", {"style": "watercolor", "votes": "all"})
+        args = {"style": "watercolor", "session_tag": "mcp-board", "votes": "all"}
+        return await session.call_tool("leaderboard", args)
 
     result = _session(url, call)
-    assert not result.isError
-    rows = json.loads(result.content[0].text)
-    assert isinstance(rows, list)
-    assert all(r["style"] == "watercolor" for r in rows)
+    assert not result.isError, result.content
+    rows = _value(result.content[0].text)
+    assert {(r["style"], r["method"], r["ratings"]) for r in rows} == {
+        ("watercolor", "raw", 1),
+        ("watercolor", "template", 1),
+    }
+    assert next(r for r in rows if r["method"] == "template")["rank"] == 1
 
     async def bad(session: ClientSession) -> Any:
         return await session.call_tool("leaderboard", {"votes": "sometimes"})
@@ -102,7 +119,6 @@ def _outputs(value: Any) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
 
 
 def test_mcp_runs_a_comparison(mcp_app, portrait_path):
-    import ast
     import base64
 
     url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
@@ -122,7 +138,7 @@ def test_mcp_runs_a_comparison(mcp_app, portrait_path):
     assert not result.isError, result.content
     # Gradio hands the outputs (gallery, comparison JSON) back as one text: their Python repr
     (text,) = [c.text for c in result.content if c.type == "text"]
-    gallery, meta = _outputs(ast.literal_eval(text))
+    gallery, meta = _outputs(_value(text))
     assert [caption for _, caption in gallery] == ["raw", "template"]
     assert meta["seed"] == 3 and meta["engine"] == "tiny"
     assert [o["method"] for o in meta["outputs"]] == ["raw", "template"]
