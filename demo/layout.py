@@ -28,7 +28,7 @@ from demo.deck_panel import (
 from demo.feedback_panel import FeedbackCallbacks, PageLoad, create_feedback_panel
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
-from demo.staff_tab import StaffCallbacks, create_staff_tab
+from demo.staff_tab import StaffCallbacks, create_staff_tab, loaded_deck_report
 from pipelines.faces.photo import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
@@ -247,6 +247,7 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         load_deck=services.load_deck,
         unload_deck=services.unload_deck,
         deck_coverage=services.decks.coverage,
+        deck_report=loaded_deck_report(services.decks),
     )
 
 

@@ -72,3 +72,10 @@ def test_report_panel_is_on_the_staff_tab_only_when_the_app_gives_reports(callba
     shown = elem_ids(callbacks)
     assert {"deck-report", "deck-report-md", "deck-report-png"} <= shown
     assert "deck-report" not in elem_ids(replace(callbacks, deck_report=None))
+
+
+def test_the_app_gives_the_staff_tab_its_deck_reports(tiny_services):
+    from demo.layout import staff_callbacks
+
+    report = staff_callbacks(tiny_services).deck_report
+    assert report is not None and report() is None  # wired; no deck loaded, so no report
