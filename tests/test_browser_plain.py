@@ -35,6 +35,8 @@ def open_page(browser, url: str, width: int, height: int) -> Page:
 
 
 def render_five(page: Page, photo: str) -> None:
+    # the page has opened on the session's five methods (its load ticks them)
+    expect(page.get_by_role("checkbox", name=re.compile("^ensemble"))).to_be_checked()
     page.locator("#selfie input[type=file]").set_input_files(photo)
     expect(page.locator("#selfie img").first).to_be_visible()
     page.locator("#generate").click()
