@@ -4,6 +4,7 @@ and called through the MCP protocol (streamable HTTP) by the `mcp` client an ass
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -40,7 +41,10 @@ def _session(url: str, work: Any) -> Any:
                 await session.initialize()
                 return await work(session)
 
-    return asyncio.run(run())
+    # in a thread of its own: the browser tests' Playwright keeps an event loop running in
+    # this one, where asyncio.run refuses to start another
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_mcp_lists_compare_rate_leaderboard_with_their_docstrings(mcp_app):
