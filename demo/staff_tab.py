@@ -107,6 +107,8 @@ def retrain_md(report: RetrainReport) -> str:
             f"Held-out check on {report.held_out_rows} rating rows: Pearson "
             f"{report.pearson_before:.2f} before → {report.pearson_after:.2f} after."
         )
+        if report.stages:  # the fast stage and the contextual re-ranker, each before → after
+            lines.append(f"By stage: {plain_md(report.stages_line())}.")
     else:
         lines.append(
             f"Held-out check: too few varied ratings to measure ({report.held_out_rows} held out)."

@@ -180,3 +180,15 @@ def test_each_card_puts_the_face_beside_its_output_and_hides_it_without_a_face(r
     # a row read back after a restart has no face crop (it is never kept): no slider
     restored = row_values(rendered.without_images(), blind=False, n_slots=3)
     assert restored[ROW_VALUES + 6]["visible"] is False and restored[ROW_VALUES + 7] is None
+
+
+def test_the_retrain_report_gives_each_stage_before_and_after(tmp_path):
+    from demo.staff_tab import retrain_md
+    from pipelines.feedback.retrain import RetrainReport
+
+    stages = {"fast": (0.21, 0.25), "two-stage": (0.3, 0.35)}
+    report = RetrainReport(10, ("ratings",), 1.0, tmp_path / "m.npz", 5, 0.3, 0.35, stages=stages)
+    md = retrain_md(report)
+    assert "Pearson 0.30 before → 0.35 after" in md
+    assert "By stage: fast 0\\.210 → 0\\.250; two\\-stage 0\\.300 → 0\\.350" in md
+    assert "By stage" not in retrain_md(RetrainReport(10, ("r",), 1.0, tmp_path, 5, 0.3, 0.35))
