@@ -289,7 +289,7 @@ class OutputMeasurer:
             known = dict(self._scores)
         todo = list(dict.fromkeys(p for p in prompts if (style_id, p) not in known))
         if todo:
-            fresh = scorer.score(todo, style_id)
+            fresh, _ = scorer.rerank(todo, style_id)  # both stages where the encoder loads
             with self._refs_lock:
                 for p, v in zip(todo, fresh, strict=True):
                     known[(style_id, p)] = self._scores[(style_id, p)] = float(v)

@@ -233,7 +233,7 @@ def test_deck_rows_carry_the_learned_score_like_live_rows(one_process_deck, tiny
     assert {line["method"] for line in lines} == {"raw", "template", "learned"}
     for line in lines:
         assert line["score"] is not None, line["row_id"]
-        live = float(scorer.score([line["final_prompt"]], line["style"])[0])
+        live = float(scorer.rerank([line["final_prompt"]], line["style"])[0][0])  # both stages
         assert line["score"] == round(live, 4)
         learned = line["measures"]["learned"]
         assert learned["value"] == pytest.approx(live, abs=1e-4)  # stored to 4 places

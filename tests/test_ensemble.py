@@ -157,6 +157,9 @@ class LengthScorer:
         self.seen.append(style)
         return np.array([len(p.split()) for p in prompts], dtype=float)
 
+    def rerank(self, prompts, style=None):  # no contextual stage: the fast scores, as the app's
+        return self.score(prompts, style), False
+
 
 def _ctx(catalog, budget=None, refs=(), progress=None) -> AugmentContext:
     return AugmentContext(

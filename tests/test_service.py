@@ -230,6 +230,6 @@ def test_identical_prompts_render_once_and_say_so(svc, group_path, make_request,
 def test_every_method_is_scored_on_the_learned_scale(svc, group_path, make_request):
     res = svc.compare(group_path, make_request("anime", "a person", ["raw", "template"], 4))
     scorer = svc.scorer.get()
-    for out in res.outputs:
-        expected = float(scorer.score([out.prompt], "anime")[0])
+    for out in res.outputs:  # both stages where the encoder loads, as the learned method ranks
+        expected = float(scorer.rerank([out.prompt], "anime")[0][0])
         assert out.score == pytest.approx(expected, abs=1e-3)

@@ -289,11 +289,12 @@ class ComparisonService:
         return _mark_repeats(self._scored(ordered, style))
 
     def _scored(self, outputs: list[MethodOutput], style: Style) -> list[MethodOutput]:
-        """Every prompt scored by the learned scorer, so scores compare across methods."""
+        """Every prompt scored by the learned scorer, so scores compare across methods: both
+        stages where the contextual encoder loads (as the learned method ranks), else the fast."""
         todo = [o for o in outputs if o.prompt is not None]
         if not todo or self.scorer is None or not self.scorer.loaded:
             return outputs
-        scores = self.scorer.get().score([o.prompt or "" for o in todo], style.id)
+        scores, _ = self.scorer.get().rerank([o.prompt or "" for o in todo], style.id)
         by_method = {o.method: float(s) for o, s in zip(todo, scores, strict=True)}
         return [
             replace(o, score=round(by_method[o.method], 4)) if o.method in by_method else o

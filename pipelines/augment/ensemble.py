@@ -339,7 +339,9 @@ class EnsembleMethod:
             if scorer is None and "learned" not in missing:
                 missing["learned"] = "no learned model is loaded"
         if scorer is not None:
-            signals["learned"] = np.asarray(scorer.score(prompts, style.id), dtype=np.float64)
+            # both stages where the contextual encoder loads, as the learned method ranks
+            learned, _ = scorer.rerank(prompts, style.id)
+            signals["learned"] = np.asarray(learned, dtype=np.float64)
 
         images = load_targets(style, context)
         if self._clip is None:
