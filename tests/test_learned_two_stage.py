@@ -24,7 +24,6 @@ from pipelines.augment.learned.encoder import (
     forget_encoders,
     resolve_source,
     shared_encoder,
-    write_tiny_encoder,
 )
 from pipelines.augment.learned.kernel import KernelConfig
 from pipelines.augment.learned.model import (
@@ -42,6 +41,7 @@ from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.store import FeedbackStore
 from pipelines.styles.catalog import Style, StyleCatalog
 from pipelines.styles.modifiers import Modifier
+from pipelines.tiny.encoder import write_tiny_encoder
 
 SUBJECTS = ("a portrait of a person", "a woman smiling", "a man with a hat", "a child")
 BANK = ("magic glow", "sharp focus", "soft light", "film grain", "wet edges", "blurry photo")

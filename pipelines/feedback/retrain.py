@@ -116,7 +116,7 @@ def _train_config(live: LearnedScorer | None, out_dir: Path) -> TrainConfig:
     if live is None or live.context is None:
         return TrainConfig()
     spec = live.context.config.encoder
-    return TrainConfig(context=live.context.config, encodings=out_dir / f"encodings-{spec.key}.npz")
+    return TrainConfig(context=live.context.config, encodings=out_dir / spec.cache_file)
 
 
 class Retrainer:

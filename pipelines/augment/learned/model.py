@@ -559,4 +559,4 @@ def default_model_path(settings: Settings) -> Path:
 
 def default_encodings(settings: Settings, spec: EncoderSpec) -> Path:
     """The on-disk encoding cache of ``spec``: ``<cache>/learned/encodings-<spec key>.npz``."""
-    return settings.cache_dir / "learned" / f"encodings-{spec.key}.npz"
+    return settings.cache_dir / "learned" / spec.cache_file
