@@ -66,11 +66,9 @@ def write_spec(folder: Path, size: int, steps: int) -> Path:
     return path
 
 
-def bench_measures(services, size: int, steps: int, repeats: int) -> None:
-    svc = services.comparison
-    selfie = images_dir() / "t1.jpg"
-    ref = (Image.open(selfie).convert("RGB"),)
-    request = CompareRequest.from_settings(
+def row_request(services, size: int, steps: int) -> CompareRequest:
+    """The benches' 4-method watercolor row, t1.jpg as its style reference."""
+    return CompareRequest.from_settings(
         services.settings,
         style="watercolor",
         prompt="a portrait of a person",
@@ -79,8 +77,14 @@ def bench_measures(services, size: int, steps: int, repeats: int) -> None:
         num_inference_steps=steps,
         height=size,
         width=size,
-        reference_images=ref,
+        reference_images=(Image.open(images_dir() / "t1.jpg").convert("RGB"),),
     )
+
+
+def bench_measures(services, size: int, steps: int, repeats: int) -> None:
+    svc = services.comparison
+    selfie = images_dir() / "t1.jpg"
+    request = row_request(services, size, steps)
     measurer = svc.measurer
     svc.compare(selfie, request)  # warm-up: pipeline, CLIP, face models, learned gains
     with_m, without, measure_only, shares = [], [], [], []
@@ -110,24 +114,12 @@ def bench_preference(services, size: int, steps: int, repeats: int) -> None:
     """The added cost per 4-output row of each preference measure: one rendered row measured
     by the app's measurer with no preference scorer, each alone and both (models loaded first,
     as in a running app), interleaved so machine load weighs on every variant alike."""
-    from pipelines.core.request import CompareRequest
     from pipelines.measurer import OutputMeasurer
 
     svc = services.comparison
     measurer = svc.measurer
     selfie = Image.open(images_dir() / "t1.jpg").convert("RGB")
-    request = CompareRequest.from_settings(
-        services.settings,
-        style="watercolor",
-        prompt="a portrait of a person",
-        methods=METHODS,
-        seed=1,
-        num_inference_steps=steps,
-        height=size,
-        width=size,
-        reference_images=(selfie,),
-    )
-    res = svc.compare(images_dir() / "t1.jpg", request)
+    res = svc.compare(images_dir() / "t1.jpg", row_request(services, size, steps))
     rendered = [o for o in res.outputs if o.image is not None]
     if not rendered:
         raise SystemExit(f"no method rendered: {[o.error for o in res.outputs]}")
