@@ -12,7 +12,6 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.augment.base import AugmentContext
-from pipelines.augment.learned.contextual import ContextConfig
 from pipelines.augment.learned.data import ScoredPrompts, read_scored
 from pipelines.augment.learned.encoder import EncodingStore, shared_encoder
 from pipelines.augment.learned.model import BUNDLED_MODEL, LearnedScorer, ScorerHolder, TrainConfig
@@ -129,10 +127,9 @@ def main() -> None:
     )
     if scorer.context is not None:
         t0 = time.perf_counter()
-        reason = scorer.context_reason()  # loads the encoder, as the app's warm-up does
-        print(f"| contextual encoder load (once per process) | {time.perf_counter() - t0:.2f} s |")
-        if reason:
-            print(f"| contextual stage | unavailable here: {reason} |")
+        scorer.context_reason()  # loads the encoders, as the app's warm-up does
+        print(f"| contextual encoders load (once per process) | {time.perf_counter() - t0:.2f} s |")
+        print(f"| stage | {scorer.stage_label()} |")
     fast_only = LearnedScorer(
         scorer.featurizer, scorer.weights, scorer.bias, {}, scorer.kernel, scorer.kernel_weight
     )
@@ -164,29 +161,30 @@ def main() -> None:
     print(f"| train fast stage alone, 10,000 rows | {time.perf_counter() - t0:.1f} s |")
     if scorer.context is None or scorer.context_reason():
         return
-    config = TrainConfig(context=ContextConfig(scorer.context.config.encoder))
     with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "encodings.npz"
-        encoder = shared_encoder(config.context.encoder)  # type: ignore[union-attr]
-        texts = [t for r in rows for t in r.texts]
-        fresh = [t for t in dict.fromkeys(texts) if t not in encoder._cache]
+        config = TrainConfig(context=scorer.context.config, encodings_dir=Path(tmp))
+        texts = list(dict.fromkeys(t for r in rows for t in r.texts))
+        for spec in scorer.context.config.encoders:
+            encoder = shared_encoder(spec)
+            fresh = [t for t in texts if t not in encoder._cache]
+            t0 = time.perf_counter()
+            store = EncodingStore(Path(tmp) / spec.cache_file)
+            encoder.encode(fresh, store)
+            store.save()
+            print(
+                f"| encode {len(fresh):,} new prompts with {spec.name} (cold; app-length "
+                f"ratings and PQPP captions) | {time.perf_counter() - t0:.1f} s |"
+            )
         t0 = time.perf_counter()
-        store = EncodingStore(cache)
-        encoder.encode(fresh, store)
-        store.save()
-        print(
-            f"| encode {len(fresh):,} new prompts (cold; app-length ratings and PQPP captions) "
-            f"| {time.perf_counter() - t0:.1f} s |"
-        )
-        t0 = time.perf_counter()
-        both = LearnedScorer.train(rows, replace(config, encodings=cache))
+        both = LearnedScorer.train(rows, config)
         print(
             f"| train both stages, {both.metadata['rows']:,} rows, encodings cached "
             f"| {time.perf_counter() - t0:.1f} s |"
         )
         del fast, both
         session = _style_ratings(catalog, 10_000 - len(pqpp_train), seed=1, signal=True)
-        encoder.encode(session.texts)  # what the app encoded when it proposed them
+        for spec in scorer.context.config.encoders:  # what the app encoded when it proposed them
+            shared_encoder(spec).encode(session.texts)
         t0 = time.perf_counter()
         out = _retrain(session, args.pqpp / "train.csv", scorer, Path(tmp))
         report = out["report"]

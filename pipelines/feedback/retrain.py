@@ -108,15 +108,30 @@ def _pearsons(scorer: LearnedScorer | None, data: ScoredPrompts) -> dict[str, fl
     return {"final": m["pearson"], "fast": m["fast"]["pearson"], "two-stage": m["pearson"]}
 
 
-def _train_config(live: LearnedScorer | None, out_dir: Path) -> TrainConfig:
-    """Both stages when the live model has a contextual stage (same encoder and head), its
-    encodings cached beside the retrained model; the fast stage alone otherwise."""
-    from pipelines.augment.learned.model import TrainConfig
+def _train_config(live: LearnedScorer | None, out_dir: Path) -> tuple[TrainConfig, str | None]:
+    """Both stages when the live model has a contextual stage (its encoders that load here, same
+    head), their encodings cached beside the retrained model; the fast stage alone otherwise.
+    Also a note on what was left out and why (None when nothing was)."""
+    from dataclasses import replace
+
+    from pipelines.augment.learned.model import NoContextStage, TrainConfig
 
     if live is None or live.context is None:
-        return TrainConfig()
-    spec = live.context.config.encoder
-    return TrainConfig(context=live.context.config, encodings=out_dir / spec.cache_file)
+        return TrainConfig(), None
+    try:  # loads the encoders (once per process) before any fitting
+        loaded = live.encoders()
+    except NoContextStage as exc:
+        return TrainConfig(), f"fast stage only: {exc}"
+    context, note = live.context.config, None
+    if missing := live.missing_encoders():
+        keep = [i for i, e in enumerate(loaded) if e is not None]
+        context = replace(
+            context,
+            encoders=tuple(context.encoders[i] for i in keep),
+            shares=tuple(context.shares[i] for i in keep),
+        )
+        note = "without " + "; ".join(f"{name} ({why})" for name, why in missing.items())
+    return TrainConfig(context=context, encodings_dir=out_dir), note
 
 
 class Retrainer:
@@ -142,10 +157,8 @@ class Retrainer:
 
     def retrain(self, extra_files: Sequence[Path] = ()) -> RetrainReport:
         """Train, save to ``out_dir``, swap in live; raises :class:`RetrainError` saying why not."""
-        from dataclasses import replace
-
         from pipelines.augment.learned.data import read_scored
-        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer, NoContextStage
+        from pipelines.augment.learned.model import CURRENT_MODEL, LearnedScorer
 
         t0 = time.perf_counter()
         ratings = feedback_training_data(self.store)
@@ -156,14 +169,7 @@ class Retrainer:
                 raise RetrainError("no ratings yet: rate some comparisons (or add a file) first")
             kept, held = _split(ratings)
             live = self.holder.get() if self.holder.loaded else None
-            config = _train_config(live, self.out_dir)
-            note = None
-            if config.context is not None and live is not None:
-                try:  # loads the encoder (once per process) before any fitting
-                    live.encoder()
-                except NoContextStage as exc:
-                    note = f"fast stage only: {exc}"
-                    config = replace(config, context=None, encodings=None)
+            config, note = _train_config(live, self.out_dir)
             before = _pearsons(live, held)
             after = {"final": None, "fast": None}
             if before["final"] is not None and len(kept) >= 5:

@@ -1,9 +1,10 @@
 """The learned prompt scorer, in two stages. The fast stage: ridge regression on hashed
 n-grams, style interactions, hand features and a mean of static MiniLM word vectors, blended with
 an RBF kernel-ridge head on that mean (kernel.py); it scores every prompt the search tries. The
-contextual stage (contextual.py, optional): kernel ridge on a contextual MiniLM encoding,
-blended with the fast score; it re-ranks only the search's best few (:meth:`LearnedScorer.rerank`).
-Without its encoder the fast stage runs alone, and says so.
+contextual stage (contextual.py, optional): kernel ridge on contextual MPNet and MiniLM
+encodings, blended with the fast score; it re-ranks only the search's best few
+(:meth:`LearnedScorer.rerank`). Without an encoder the stage runs on the others, without any the
+fast stage runs alone, and the label says so.
 
 Trains in seconds on CPU from (prompt, score[, style]) rows, saves to one ``.npz`` (arrays + a
 JSON metadata blob, no pickle) that loads in milliseconds. Scores from different sources are
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.augment.learned.contextual import ContextConfig, ContextStage
+from pipelines.augment.learned.contextual import ContextConfig, ContextHead, ContextStage
 from pipelines.augment.learned.data import ScoredPrompts, correlations
 from pipelines.augment.learned.encoder import (
     EncoderSpec,
@@ -44,13 +45,14 @@ from pipelines.core.errors import InputError, UnavailableError
 if TYPE_CHECKING:
     from pipelines.core.settings import Settings
 
-# 4: optional contextual stage; 3: kernel head; 2: more hand features, word vectors in the model
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)  # a version-2 file is the linear part alone
+# 5: one contextual head per encoder; 4: optional contextual stage; 3: kernel head; 2: more hand
+# features, word vectors in the model
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (2, 3, 4, 5)  # a version-2 file is the linear part alone
 MODEL_KIND = "hashed-ngram-wordvec-style-ridge+wordvec-rbf-krr"
-CONTEXT_KIND = "+contextual-encoder-rbf-krr"  # appended when the model has the second stage
+CONTEXT_KIND = "+contextual-encoders-rbf-krr"  # appended when the model has the second stage
 MODEL_SUFFIX = ".npz"
-BUNDLED_MODEL = "pqpp-v4.npz"  # under <assets>/learned/
+BUNDLED_MODEL = "pqpp-v5.npz"  # under <assets>/learned/
 FAST_ONLY = "fast scorer only"  # the label of a ranking without the contextual stage
 CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retrained model
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[3] / "assets" / "learned" / WORDVEC_FILE
@@ -79,7 +81,8 @@ class TrainConfig:
     kernel: KernelConfig = field(default_factory=KernelConfig)
     wordvec_path: Path = DEFAULT_WORDVEC  # table used when features.wordvec_dim > 0
     context: ContextConfig | None = None  # the contextual stage; None: the fast stage alone
-    encodings: Path | None = None  # on-disk encoding cache (.npz) read and extended by training
+    # folder of on-disk encoding caches read and extended by training (EncoderSpec.cache_file)
+    encodings_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
@@ -171,22 +174,24 @@ class LearnedScorer:
                 )
             wordvec = WordVectors.load(config.wordvec_path)
         encode_s = 0.0
-        raw = None  # (n, encoder dim) contextual encodings, when the second stage is trained
+        raws = None  # per encoder, (n, its dim) encodings, when the second stage is trained
         if config.context is not None:
             t1 = time.perf_counter()
-            raw = encode_texts(config.context.encoder, texts, config.encodings)
+            raws = [
+                encode_texts(spec, texts, config.encodings_dir) for spec in config.context.encoders
+            ]
             encode_s = time.perf_counter() - t1
         featurizer = Featurizer.fit(config.features, texts, wordvec)
         x = featurizer.transform(texts, styles)  # (n, dim) sparse
         z = _vectors(featurizer, texts) if _uses_kernel(featurizer, config) else None  # (n, d)
         cv = None
         if config.cv_folds >= 2:
-            cv = cls._cross_validate(x, z, raw, y, config)
+            cv = cls._cross_validate(x, z, raws, y, config)
         weights, bias = _fit_ridge(x, y, config.alpha)
         kernel = None if z is None else KernelHead.fit(z, y, config.kernel)
         context = None
-        if raw is not None and config.context is not None:
-            context = ContextStage.fit(raw, y, config.context)
+        if raws is not None and config.context is not None:
+            context = ContextStage.fit(raws, y, config.context)
         metadata = {
             "format_version": FORMAT_VERSION,
             "kind": MODEL_KIND + (CONTEXT_KIND if context else ""),
@@ -206,8 +211,8 @@ class LearnedScorer:
             if context is None
             else {
                 **context.config.to_dict(),
-                "support_rows": len(context.head.support),
-                "dim": int(context.centre.shape[0]),
+                "support_rows": len(context.heads[0].kernel.support),
+                "dims": [int(h.centre.shape[0]) for h in context.heads],
             },
             "target": "per-source z-score of the score column",
             "train_seconds": round(time.perf_counter() - t0, 2),
@@ -222,7 +227,11 @@ class LearnedScorer:
 
     @staticmethod
     def _cross_validate(
-        x, z: np.ndarray | None, raw: np.ndarray | None, y: np.ndarray, config: TrainConfig
+        x,
+        z: np.ndarray | None,
+        raws: Sequence[np.ndarray] | None,
+        y: np.ndarray,
+        config: TrainConfig,
     ) -> dict:
         """k-fold CV of the whole model (every stage refitted per fold); with a contextual
         stage, the fast stage's own figures are under ``"fast"``."""
@@ -238,10 +247,10 @@ class LearnedScorer:
                 head = KernelHead.fit(z[tr], y[tr], config.kernel)
                 wk = config.kernel.weight
                 pred[te] = (1 - wk) * pred[te] + wk * head.predict(z[te])
-            if raw is not None and config.context is not None:
-                stage = ContextStage.fit(raw[tr], y[tr], config.context)
-                both[te] = stage.blend(pred[te], raw[te])
-        if raw is None:
+            if raws is not None and config.context is not None:
+                stage = ContextStage.fit([r[tr] for r in raws], y[tr], config.context)
+                both[te] = stage.blend(pred[te], [r[te] for r in raws])
+        if raws is None:
             return {"folds": config.cv_folds, **correlations(pred, y)}
         return {
             "folds": config.cv_folds,
@@ -285,32 +294,57 @@ class LearnedScorer:
 
     # -- the contextual stage ------------------------------------------------------------------
 
-    def encoder(self) -> TextEncoder:
-        """The contextual stage's encoder, loaded once per process; raises
-        :class:`NoContextStage` saying why there is none."""
+    def encoders(self) -> list[TextEncoder | None]:
+        """The contextual stage's encoders, in its order, each loaded once per process (None
+        where it cannot load: see :meth:`missing_encoders`); raises :class:`NoContextStage`
+        saying why when the model has no contextual stage or none of its encoders loads."""
         if self.context is None:
             raise NoContextStage("this model has no contextual stage (trained fast-only)")
-        try:
-            return shared_encoder(self.context.config.encoder)
-        except EncoderUnavailable as e:
-            raise NoContextStage(f"contextual encoder unavailable: {e}") from None
+        loaded: list[TextEncoder | None] = []
+        reasons = []
+        for spec in self.context.config.encoders:
+            try:
+                loaded.append(shared_encoder(spec))
+            except EncoderUnavailable as e:
+                loaded.append(None)
+                reasons.append(str(e))
+        if all(e is None for e in loaded):
+            raise NoContextStage("contextual encoder unavailable: " + "; ".join(reasons))
+        return loaded
+
+    def missing_encoders(self) -> dict[str, str]:
+        """{encoder name: why it cannot load} for the contextual encoders that do not load."""
+        if self.context is None:
+            return {}
+        missing = {}
+        for spec in self.context.config.encoders:
+            try:
+                shared_encoder(spec)
+            except EncoderUnavailable as e:
+                missing[spec.name] = str(e)
+        return missing
 
     def context_reason(self) -> str | None:
         """None when the two-stage score is available, else why only the fast stage runs."""
         try:
-            self.encoder()
+            self.encoders()
         except NoContextStage as e:
             return str(e)
         return None
 
     def stage_label(self) -> str:
-        """How this model ranks here: two-stage (and with which encoder) or fast only (why)."""
+        """How this model ranks here: two-stage (with which encoders, and which are missing)
+        or fast only (why)."""
         reason = self.context_reason()
         if reason is not None:
             return f"{FAST_ONLY} ({reason})"
         assert self.context is not None
-        name = Path(self.context.config.encoder.model_id).name
-        return f"two-stage: fast scorer, re-ranked by contextual {name}"
+        missing = self.missing_encoders()
+        ran = [e.name for e in self.context.config.encoders if e.name not in missing]
+        label = f"two-stage: fast scorer, re-ranked by contextual {' + '.join(ran)}"
+        if missing:
+            label += f" (without {', '.join(missing)}: unavailable here)"
+        return label
 
     def rerank(
         self,
@@ -327,13 +361,14 @@ class LearnedScorer:
         if len(fast) != len(prompts):
             raise ValueError(f"got {len(fast)} fast scores for {len(prompts)} prompts")
         try:
-            encoder = self.encoder()
+            encoders = self.encoders()
         except NoContextStage:
             return fast, False
         if not len(prompts):
             return fast, True
         assert self.context is not None
-        return self.context.blend(fast, encoder.encode(list(prompts))), True
+        raws = [None if e is None else e.encode(list(prompts)) for e in encoders]
+        return self.context.blend(fast, raws), True
 
     def evaluate(self, data: ScoredPrompts) -> dict:
         """Correlations of (style-aware) predictions with the raw scores of ``data``: of the
@@ -346,11 +381,14 @@ class LearnedScorer:
             if self.context is not None:  # a two-stage model whose encoder is missing here
                 out["contextual_unavailable"] = self.context_reason()
             return out
-        return {
+        out = {
             "stage": "two-stage",
             **correlations(final, data.scores),
             "fast": correlations(fast, data.scores),
         }
+        if missing := self.missing_encoders():
+            out["encoders_unavailable"] = missing
+        return out
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -364,12 +402,12 @@ class LearnedScorer:
         extra = (
             {} if wv is None else {"wv_vocab": wv.vocab, "wv_table": wv.table.astype(np.float16)}
         )
-        if self.context is not None:
+        for i, head in enumerate(self.context.heads if self.context else ()):
             extra |= {
-                "c_centre": self.context.centre.astype(np.float32),
-                "c_support": self.context.head.support.astype(np.float16),
-                "c_dual": self.context.head.dual.astype(np.float32),
-                "c_offset": np.float64(self.context.head.offset),
+                f"c{i}_centre": head.centre.astype(np.float32),
+                f"c{i}_support": head.kernel.support.astype(np.float16),
+                f"c{i}_dual": head.kernel.dual.astype(np.float32),
+                f"c{i}_offset": np.float64(head.kernel.offset),
             }
         if self.kernel is not None:
             extra |= {
@@ -432,7 +470,7 @@ class LearnedScorer:
                         )
                     kernel_weight = float(meta["weight"])
                 context = None
-                if "c_support" in z:
+                if metadata.get("context"):
                     context = _load_context(path, metadata["context"], z)
         except ModelFileError:
             raise
@@ -445,34 +483,39 @@ class LearnedScorer:
 
 def _load_context(path: Path, meta: dict, z) -> ContextStage:
     config = ContextConfig.from_dict(meta)
-    head = KernelHead(
-        z["c_support"].astype(np.float32),
-        z["c_dual"].astype(np.float32),
-        float(z["c_offset"]),
-        config.head.gamma,
-    )
-    centre = z["c_centre"].astype(np.float64)
-    m, d = head.support.shape
-    if head.dual.shape != (m,) or centre.shape != (d,):
-        raise ModelFileError(
-            f"model file {str(path)!r} has a contextual stage of {m} x {d} support rows, "
-            f"{head.dual.shape[0]} coefficients and a {centre.shape[0]}-d centre: retrain it"
+    heads = []
+    for i, spec in enumerate(config.encoders):
+        key = "c_" if "c_support" in z else f"c{i}_"  # format 4: one head, unnumbered
+        kernel = KernelHead(
+            z[key + "support"].astype(np.float32),
+            z[key + "dual"].astype(np.float32),
+            float(z[key + "offset"]),
+            config.head.gamma,
         )
-    return ContextStage(config, centre, head)
+        centre = z[key + "centre"].astype(np.float64)
+        m, d = kernel.support.shape
+        if kernel.dual.shape != (m,) or centre.shape != (d,):
+            raise ModelFileError(
+                f"model file {str(path)!r} has a contextual head ({spec.name}) of {m} x {d} "
+                f"support rows, {kernel.dual.shape[0]} coefficients and a "
+                f"{centre.shape[0]}-d centre: retrain it"
+            )
+        heads.append(ContextHead(centre, kernel))
+    return ContextStage(config, tuple(heads))
 
 
-def encode_texts(spec: EncoderSpec, texts: Sequence[str], store: Path | None) -> np.ndarray:
-    """(n, d) contextual encodings of ``texts``, read from and added to the ``store`` file;
-    raises :class:`NoContextStage` when the encoder cannot be loaded."""
+def encode_texts(spec: EncoderSpec, texts: Sequence[str], store_dir: Path | None) -> np.ndarray:
+    """(n, d) contextual encodings of ``texts``, read from and added to the spec's cache file in
+    ``store_dir``; raises :class:`NoContextStage` when the encoder cannot be loaded."""
     try:
         encoder = shared_encoder(spec)
     except EncoderUnavailable as e:
         raise NoContextStage(
             f"cannot train the contextual stage: {e}; train the fast stage alone instead"
         ) from None
-    if store is None:
+    if store_dir is None:
         return encoder.encode(texts)
-    cache = EncodingStore(store)
+    cache = EncodingStore(store_dir / spec.cache_file)
     try:
         return encoder.encode(texts, cache)
     finally:
@@ -557,6 +600,6 @@ def default_model_path(settings: Settings) -> Path:
     return bundled_model_path(settings)
 
 
-def default_encodings(settings: Settings, spec: EncoderSpec) -> Path:
-    """The on-disk encoding cache of ``spec``: ``<cache>/learned/encodings-<spec key>.npz``."""
-    return settings.cache_dir / "learned" / spec.cache_file
+def default_encodings_dir(settings: Settings) -> Path:
+    """Where training keeps its encoding caches: ``<cache>/learned/`` (one file per encoder)."""
+    return settings.cache_dir / "learned"
