@@ -316,17 +316,26 @@ def test_two_stage_model_round_trips(two_stage: LearnedScorer, tmp_path: Path) -
         LearnedScorer.load(tmp_path / "odd.npz")
 
 
+def _saved(scorer: LearnedScorer, path: Path) -> tuple[dict, dict]:
+    """The arrays and the metadata of ``scorer`` saved at ``path``, to edit and write back."""
+    scorer.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    return arrays, json.loads(arrays["metadata"].tobytes())
+
+
+def _write(path: Path, arrays: dict, md: dict) -> None:
+    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
+    np.savez(path, **arrays)
+
+
 def test_without_its_encoder_the_fast_stage_runs_alone_and_says_so(
     two_stage: LearnedScorer, tmp_path: Path
 ) -> None:
     path = tmp_path / "m.npz"
-    two_stage.save(path)
-    with np.load(path) as z:
-        arrays = dict(z)
-    md = json.loads(arrays["metadata"].tobytes())
+    arrays, md = _saved(two_stage, path)
     md["context"]["encoders"][0]["model_id"] = str(tmp_path / "gone")  # e.g. weights not here
-    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
-    np.savez(path, **arrays)
+    _write(path, arrays, md)
     orphan = LearnedScorer.load(path)
     probe = _ratings(10, seed=4).texts
     final, two = orphan.rerank(probe, "alpha")
@@ -561,18 +570,15 @@ def test_format_4_models_with_one_unnumbered_head_still_load(
 ) -> None:
     # what a data folder's retrained current.npz looked like before two encoders
     path = tmp_path / "v4.npz"
-    two_stage.save(path)
-    with np.load(path) as z:
-        arrays = {k.replace("c0_", "c_"): v for k, v in z.items()}
-    md = json.loads(arrays["metadata"].tobytes())
+    arrays, md = _saved(two_stage, path)
+    arrays = {k.replace("c0_", "c_"): v for k, v in arrays.items()}
     ctx = md["context"]
     md["format_version"] = 4
     md["context"] = {
         "encoder": ctx["encoders"][0],
         **{k: ctx[k] for k in ("weight", "gamma", "alpha", "max_rows", "top_k")},
     }
-    arrays["metadata"] = np.frombuffer(json.dumps(md).encode(), np.uint8)
-    np.savez(path, **arrays)
+    _write(path, arrays, md)
     old = LearnedScorer.load(path)
     assert old.context is not None and old.context.config.shares == (1.0,)
     probe = _ratings(10, seed=4).texts
