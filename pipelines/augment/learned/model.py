@@ -294,35 +294,34 @@ class LearnedScorer:
 
     # -- the contextual stage ------------------------------------------------------------------
 
-    def encoders(self) -> list[TextEncoder | None]:
-        """The contextual stage's encoders, in its order, each loaded once per process (None
-        where it cannot load: see :meth:`missing_encoders`); raises :class:`NoContextStage`
-        saying why when the model has no contextual stage or none of its encoders loads."""
-        if self.context is None:
-            raise NoContextStage("this model has no contextual stage (trained fast-only)")
+    def _load_encoders(self) -> tuple[list[TextEncoder | None], dict[str, str]]:
+        """Each contextual encoder loaded once per process, in the stage's order (None where it
+        cannot load), and {encoder name: why not} for those."""
+        assert self.context is not None
         loaded: list[TextEncoder | None] = []
-        reasons = []
+        missing: dict[str, str] = {}
         for spec in self.context.config.encoders:
             try:
                 loaded.append(shared_encoder(spec))
             except EncoderUnavailable as e:
                 loaded.append(None)
-                reasons.append(str(e))
-        if all(e is None for e in loaded):
-            raise NoContextStage("contextual encoder unavailable: " + "; ".join(reasons))
-        return loaded
+                missing[spec.name] = str(e)
+        return loaded, missing
+
+    def encoders(self) -> list[TextEncoder | None]:
+        """The contextual stage's encoders, in its order (None where one cannot load: see
+        :meth:`missing_encoders`); raises :class:`NoContextStage` saying why when the model has
+        no contextual stage or none of its encoders loads."""
+        if self.context is None:
+            raise NoContextStage("this model has no contextual stage (trained fast-only)")
+        loaded, missing = self._load_encoders()
+        if not missing or any(e is not None for e in loaded):
+            return loaded
+        raise NoContextStage("contextual encoder unavailable: " + "; ".join(missing.values()))
 
     def missing_encoders(self) -> dict[str, str]:
         """{encoder name: why it cannot load} for the contextual encoders that do not load."""
-        if self.context is None:
-            return {}
-        missing = {}
-        for spec in self.context.config.encoders:
-            try:
-                shared_encoder(spec)
-            except EncoderUnavailable as e:
-                missing[spec.name] = str(e)
-        return missing
+        return {} if self.context is None else self._load_encoders()[1]
 
     def context_reason(self) -> str | None:
         """None when the two-stage score is available, else why only the fast stage runs."""
