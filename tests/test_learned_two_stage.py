@@ -135,7 +135,10 @@ def test_a_prompt_encodes_the_same_whatever_it_is_encoded_with(tiny_dir: Path) -
     # a deck on one process or two, a search or the measures: the same prompt, the same score
     enc = TextEncoder.load(_spec(tiny_dir))
     alone = enc._forward(["a dog"])
+    passes: list[int] = []
+    enc.model.register_forward_hook(lambda *_: passes.append(1))
     with_longer = enc._forward(["a dog", "a very long prompt " * 6, "two cats"])
+    assert len(passes) == 1  # one forward pass for prompts of different lengths
     np.testing.assert_array_equal(alone[0], with_longer[0])
     np.testing.assert_array_equal(enc._forward(["two cats"])[0], with_longer[2])
 

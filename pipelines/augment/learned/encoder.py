@@ -37,7 +37,7 @@ MPNET = "sentence-transformers/all-mpnet-base-v2"
 KNOWN_LAYERS: dict[str, tuple[int, ...]] = {MINILM: (4, 5, 6), MPNET: (7, 8, 9, 10, 11, 12)}
 MEMORY_CACHE = 16384  # prompts kept in memory per encoder (16k x 384 float32 = 25 MB)
 BATCH = 64  # prompts per forward pass
-PAD_TO = 16  # every prompt is padded to a multiple of this many tokens (see TextEncoder._forward)
+PAD_TO = 16  # every batch is padded to a multiple of this many tokens (see TextEncoder._forward)
 
 
 class EncoderUnavailable(UnavailableError):
@@ -319,36 +319,35 @@ class TextEncoder:
         return out
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        """Each prompt is padded to a length that depends on it alone (its token count rounded up
-        to PAD_TO): in bfloat16 a row's result changes with the padded length (by ~3e-3), not
-        with the batch, so a prompt scores the same whatever it is encoded with (a deck on one
-        process or on two, a search or the measures)."""
+        """Prompts sorted by length, BATCH at a time, each batch padded to the longest member's
+        token count rounded up to PAD_TO. In bfloat16 a row's result differs (by ~3e-3) between
+        no padding and padding (oneDNN's kernels take another path for a ragged last SIMD block),
+        but is identical at every width from its own rounded length up, whatever the batch holds
+        (measured on PQPP and app prompts, both encoders): so a prompt scores the same on one
+        process or two, in a search or in the measures, at one forward pass per batch."""
         import torch
 
         cap = self.spec.max_length
         lengths = [
             len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=cap)["input_ids"]
         ]
-        buckets: dict[int, list[int]] = {}
-        for i, n in enumerate(lengths):
-            buckets.setdefault(min(cap, -(-n // PAD_TO) * PAD_TO), []).append(i)
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
         out = np.zeros((len(texts), self.dim), np.float32)
         layers = list(self.spec.layers)
         with self._forward_lock, torch.inference_mode():
-            for width, members in sorted(buckets.items()):
-                for i in range(0, len(members), BATCH):
-                    idx = members[i : i + BATCH]
-                    enc = self.tokenizer(
-                        [texts[j] for j in idx],
-                        padding="max_length",
-                        truncation=True,
-                        max_length=width,
-                        return_tensors="pt",
-                    )
-                    hidden = self.model(**enc, output_hidden_states=True).hidden_states
-                    h = torch.stack([hidden[k] for k in layers]).float().mean(0)  # (b, t, dim)
-                    m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # (b, t, 1)
-                    out[idx] = ((h * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+            for i in range(0, len(order), BATCH):
+                idx = order[i : i + BATCH]
+                enc = self.tokenizer(
+                    [texts[j] for j in idx],
+                    padding="max_length",
+                    truncation=True,
+                    max_length=min(cap, -(-lengths[idx[-1]] // PAD_TO) * PAD_TO),
+                    return_tensors="pt",
+                )
+                hidden = self.model(**enc, output_hidden_states=True).hidden_states
+                h = torch.stack([hidden[k] for k in layers]).float().mean(0)  # (b, t, dim)
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # (b, t, 1)
+                out[idx] = ((h * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
         return out
 
 
