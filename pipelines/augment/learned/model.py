@@ -40,6 +40,7 @@ from pipelines.augment.learned.encoder import (
 from pipelines.augment.learned.features import FeatureConfig, Featurizer, words
 from pipelines.augment.learned.kernel import KernelConfig, KernelHead
 from pipelines.augment.learned.wordvec import WORDVEC_FILE, WordVectors
+from pipelines.core.blas import on_one_blas_thread
 from pipelines.core.errors import InputError, UnavailableError
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ class LearnedScorer:
 
     # -- inference ----------------------------------------------------------------------------
 
+    @on_one_blas_thread
     def score(
         self, prompts: Sequence[str], style: str | Sequence[str | None] | None = None
     ) -> np.ndarray:
@@ -345,6 +347,7 @@ class LearnedScorer:
             label += f" (without {', '.join(missing)}: unavailable here)"
         return label
 
+    @on_one_blas_thread
     def rerank(
         self,
         prompts: Sequence[str],
