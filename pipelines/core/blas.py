@@ -4,7 +4,9 @@ After a multi-threaded call, OpenBLAS's worker threads spin for a while waiting 
 on a machine with few cores they take the cores from PyTorch's next forward pass. On the 2-core
 CPU a warm learned augmentation (a few small NumPy products around an MPNet pass) took 157 ms
 p50 with them spinning and 92 ms without (bench_learned). Products of a few rows lose nothing on
-one thread; large work (training) keeps every thread outside these blocks.
+one thread. Training's fits run outside these blocks and keep every thread; the scorer's own
+evaluation of thousands of rows runs inside (PQPP validation, 2,000 rows with encodings cached:
+0.49 s vs 0.37 s on every thread).
 """
 
 from __future__ import annotations
