@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipelines.augment.__main__ import main
 from pipelines.augment.base import AugmentContext
@@ -43,6 +44,7 @@ from pipelines.feedback.store import FeedbackStore
 from pipelines.styles.catalog import Style, StyleCatalog
 from pipelines.styles.modifiers import Modifier
 from pipelines.tiny.encoder import write_tiny_encoder
+from pipelines.tiny.sd15_faceid import write_tiny_clip
 
 SUBJECTS = ("a portrait of a person", "a woman smiling", "a man with a hat", "a child")
 BANK = ("magic glow", "sharp focus", "soft light", "film grain", "wet edges", "blurry photo")
@@ -175,6 +177,48 @@ def test_unavailable_encoders_say_why(tiny_dir: Path, tmp_path: Path) -> None:
     assert isinstance(encoder_module._LOADED[spec], EncoderUnavailable)
 
 
+def test_a_clip_checkpoint_lends_its_text_tower(tmp_path: Path) -> None:
+    # the other encoder: the CLIP the app already loads (openai/clip-vit-large-patch14)
+    from transformers import CLIPModel
+
+    clip_dir = write_tiny_clip(tmp_path / "clip")  # text + vision, 2 layers, 77 positions
+    spec = EncoderSpec.named(str(clip_dir))
+    assert spec.layers == ()  # not a known encoder: the upper half of its layers
+    enc = TextEncoder.load(spec)
+    assert enc.layers == (2,) and enc.max_length == 77 and enc.dim == 32
+    assert not any("vision" in k for k in enc.model.state_dict())  # the text tower alone
+    full = CLIPModel.from_pretrained(clip_dir).text_model.state_dict()
+    for key, weight in enc.model.state_dict().items():
+        torch.testing.assert_close(weight, full[key.removeprefix("text_model.")].to(weight.dtype))
+    long = "a watercolor portrait of a woman in a garden " * 12  # > 77 tokens: cut, no error
+    batch = enc._forward(["a dog", long, "two cats"])
+    np.testing.assert_array_equal(enc._forward(["a dog"])[0], batch[0])
+    assert not np.allclose(batch[0], batch[2])
+    # a model trained on it saves the rule, not the layers, and scores the same after loading
+    context = ContextConfig((spec,), (1.0,), _head(), top_k=2)
+    scorer = LearnedScorer.train([_ratings(120)], TrainConfig(alpha=1.0, context=context))
+    scorer.save(tmp_path / "clip.npz")
+    again = LearnedScorer.load(tmp_path / "clip.npz")
+    assert again.context.config.encoders == (spec,)  # type: ignore[union-attr]
+    probe = ["watercolor painting of a child, magic glow", "watercolor painting of a child"]
+    before, two_stage = scorer.rerank(probe, "alpha")
+    after, still = again.rerank(probe, "alpha")
+    assert two_stage and still and again.stage_label().startswith("two-stage")
+    np.testing.assert_allclose(after, before, atol=1e-6)  # support rows saved as float16
+    assert not np.allclose(before, scorer.score(probe, "alpha"))  # the CLIP head took part
+
+
+def test_upper_half_is_what_cv_picked_for_the_known_encoders() -> None:
+    assert encoder_module.upper_half(6) == encoder_module.KNOWN_LAYERS[encoder_module.MINILM]
+    assert encoder_module.upper_half(12) == encoder_module.KNOWN_LAYERS[encoder_module.MPNET]
+
+
+def test_a_two_tower_model_without_a_known_text_tower_says_so(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "siglip"}')
+    with pytest.raises(EncoderUnavailable, match=r"'siglip' model.*text encoder or a CLIP"):
+        TextEncoder.load(EncoderSpec(str(tmp_path)))
+
+
 @pytest.mark.parametrize("model_id", [encoder_module.MINILM, encoder_module.MPNET])
 def test_default_encoders_resolve_to_a_local_copy_or_say_why(
     model_id: str, monkeypatch: pytest.MonkeyPatch
@@ -228,7 +272,7 @@ def test_packaged_mpnet_is_joined_from_its_parts_and_unpacked_once(
     ("kwargs", "match"),
     [
         ({"model_id": ""}, "model_id is empty"),
-        ({"layers": ()}, r"layers=\(\)"),
+        ({"layers": (-1, 2)}, r"layers=\(-1, 2\)"),
         ({"max_length": 4}, "max_length=4"),
     ],
 )

