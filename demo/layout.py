@@ -114,7 +114,28 @@ def engine_banner(services: Services) -> str:
     lines = [head]
     if not choice.is_preview and not services.engine.safety.on:
         lines.append("⚠️ Safety checker off: outputs are shown unchecked.")
+    if learned_fast_only(services) is not None:
+        lines.append(
+            "ℹ️ The learned method runs on its fast stage only: its contextual encoders are not "
+            "available on this server."
+        )
+    if services.settings.unverified_weights:
+        lines.append(
+            "⚠️ Unverified model files: this server may load weights that are not checked "
+            "against their published hashes."
+        )
     return "  \n".join(lines)
+
+
+def learned_fast_only(services: Services) -> str | None:
+    """Why the learned method ranks with its fast stage alone here (its contextual encoders
+    missing or refused), or None when it ranks in two stages or has no second stage."""
+    if not services.scorer.loaded:
+        return None
+    scorer = services.scorer.get()
+    if scorer.context is None:  # trained fast-only on purpose: nothing is missing
+        return None
+    return scorer.context_reason()
 
 
 def server_details(services: Services) -> list[str]:
@@ -126,6 +147,13 @@ def server_details(services: Services) -> list[str]:
         family = services.engine.family
         lines.append(f"Model family: {family.id} ({family.title}), licence class {family.licence}.")
     lines.append(f"Learned method: {describe_model(services.scorer)}.")
+    if services.scorer.loaded:
+        lines.append(f"Learned method ranks with: {services.scorer.get().stage_label()}.")
+    if services.settings.unverified_weights:
+        lines.append(
+            "BECOME_UNVERIFIED_WEIGHTS=1: weights that are not pinned, or differ from their "
+            "pins, load unverified."
+        )
     lines.append(
         f"CLIP (inversion, ensemble, and the style and prompt measures): "
         f"{services.engine.clip.model_id}."

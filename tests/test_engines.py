@@ -141,6 +141,7 @@ def test_a_faceid_weight_for_another_family_names_the_setting(tmp_path, offline,
         BECOME_FACEID_WEIGHT=sd15_weight,
         BECOME_SAFETY_CHECKER="off",
         BECOME_DEVICE="cpu",
+        BECOME_UNVERIFIED_WEIGHTS="1",  # the tiny folders are no pinned model's files
     )
     engine = build_engine(s, load_catalog())
     with pytest.raises(AdapterMismatchError, match="BECOME_FACEID_WEIGHT") as err:

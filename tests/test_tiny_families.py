@@ -143,7 +143,7 @@ def test_tiny_safety_checker_loads_like_the_compvis_one(cache) -> None:
 
     folder = ensure_tiny_safety_checker(cache)
     assert (folder / "preprocessor_config.json").is_file()
-    checker = SafetyChecker.from_pretrained(folder, local_files_only=True)
+    checker = SafetyChecker.from_pretrained(folder, local_files_only=True, allow_unverified=True)
     assert isinstance(checker.model, StableDiffusionSafetyChecker)
     images = [Image.new("RGB", (40, 40), (i * 60, 30, 90)) for i in range(3)]
     assert checker.flags(images) == [False] * 3  # thresholds above any cosine similarity
@@ -186,7 +186,7 @@ def test_compile_compiles_the_denoiser_once_and_warms_it_up_at_load(
         lambda self, h, w, max_prompts: warmed.append((h, w, max_prompts)),
     )
     base, adapter, weight = TINY_WEIGHTS[family.id](cache)
-    weights = DiffusionWeights(base, adapter, weight, True, family.id)
+    weights = DiffusionWeights(base, adapter, weight, True, family.id, allow_unverified=True)
     options = RuntimeOptions(device="cpu", compile=True)
     renderer = DiffusionRenderer.from_weights(weights, options, warmup_size=64)
     assert warmed == []  # nothing loads at construction

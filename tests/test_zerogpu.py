@@ -182,7 +182,7 @@ def test_aot_compiles_the_denoiser_per_batch_shape_and_renders_the_same(
     )
     expected = eager(["a", "b"], **call).images
 
-    weights = DiffusionWeights(base, adapter, weight, True, "sd15-faceid")
+    weights = DiffusionWeights(base, adapter, weight, True, "sd15-faceid", allow_unverified=True)
     options = RuntimeOptions(device="cpu", compile=True)
     pipeline = DiffusionRenderer.from_weights(weights, options, warmup_size=64).pipeline
     assert compiled == []  # no torch.compile on ZeroGPU

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from pipelines.app.access import StaffGate
-from pipelines.app.engines import Engine, build_engine
+from pipelines.app.engines import Engine, ModelSource, build_engine
 from pipelines.app.service import ComparisonService
 from pipelines.augment.base import MethodRegistry
 from pipelines.augment.clip_backend import LazyClip, load_clip
@@ -116,10 +116,16 @@ def warm_learned(registry: MethodRegistry, catalog: StyleCatalog, scorer: Scorer
             method.warm_up(catalog)
 
 
-def shared_clip(engine: Engine) -> LazyClip:
+def shared_clip(source: ModelSource) -> LazyClip:
     """The one CLIP the app loads (on first use), from where the engine says it lives."""
-    source = engine.clip
-    return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
+    return LazyClip(
+        partial(
+            load_clip,
+            source.model_id,
+            local_files_only=source.local_files_only,
+            allow_unverified=source.allow_unverified,
+        )
+    )
 
 
 def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
@@ -136,7 +142,12 @@ def identity_judge(settings: Settings) -> Lazy[FaceAnalyzer] | None:
 
         online = not hub_offline()
         # a Hub pack (e.g. "auraface") is fetched into face_root/models first
-        pack = fetch_hub_pack(settings.identity_pack, settings.face_root, allow_download=online)
+        pack = fetch_hub_pack(
+            settings.identity_pack,
+            settings.face_root,
+            allow_download=online,
+            allow_unverified=settings.unverified_weights,
+        )
         return FaceAnalyzer(
             pack, settings.face_root, det_size=settings.face_det_size, allow_download=online
         )
@@ -180,7 +191,7 @@ def build_services(settings: Settings) -> Services:
     settings = settings.with_browser_secret()
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
-    clip = shared_clip(engine)
+    clip = shared_clip(engine.clip)
     scorer = ScorerHolder.from_path(default_model_path(settings))
     registry = build_registry(settings, scorer, clip)
     store = FeedbackStore(settings.ratings_db)

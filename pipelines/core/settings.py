@@ -78,6 +78,9 @@ class Settings:
     batch_size: int = 0  # 0 = choose by device (see pipelines.models.runtime)
     safety_checker: str = "auto"  # auto = on when its weights are here (or downloadable)
     safety_model: str = DEFAULT_SAFETY_MODEL
+    # load weights that are not pinned or differ from their pins (pipelines/weights/pins.py):
+    # for one's own weights; the banner then says the files are unverified
+    unverified_weights: bool = False
     compile: bool = False  # torch.compile the denoiser at start (CUDA; slow start, faster rows)
     channels_last: bool = True  # channels-last UNet/VAE on CUDA
     data_dir: Path = PROJECT_ROOT / "data"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.faces.analysis import FaceModelsMissingError, face_pack_dir
+from pipelines.weights import WeightsRefused, pin_for, verify_folder
 
 __all__ = ["HUB_PACKS", "HubPack", "fetch_hub_pack", "hub_pack"]
 
@@ -53,12 +54,15 @@ def hub_pack(pack: str) -> HubPack | None:
     return None
 
 
-def fetch_hub_pack(pack: str, root: Path, allow_download: bool) -> str | Path:
+def fetch_hub_pack(
+    pack: str, root: Path, allow_download: bool, allow_unverified: bool = False
+) -> str | Path:
     """What to hand :class:`FaceAnalyzer` for ``pack``: a local folder once a Hub pack is here.
 
-    A pack that is not a Hub pack, or one already on disk, is returned as it was given. A Hub
-    pack missing locally is downloaded into ``root/models/<name>`` when ``allow_download``;
-    offline it raises :class:`FaceModelsMissingError` saying where to put the files.
+    A pack that is not a Hub pack is returned as it was given. A Hub pack missing locally is
+    downloaded at its pinned commit into ``root/models/<name>`` when ``allow_download``; offline
+    it raises :class:`FaceModelsMissingError` saying where to put the files. Its files, on disk
+    or downloaded, must match their pins (:mod:`pipelines.weights`) unless ``allow_unverified``.
     """
     known = hub_pack(pack)
     if known is None:
@@ -66,18 +70,23 @@ def fetch_hub_pack(pack: str, root: Path, allow_download: bool) -> str | Path:
     target = Path(root).expanduser() / "models" / known.name
     local = face_pack_dir(known.name, Path(root))
     if local is not None:
-        return local
+        return _checked(known, Path(local), allow_unverified)
     if not allow_download:
         raise FaceModelsMissingError(
             f"Face pack {pack!r} ({known.repo_id}) is not in {target} and downloads are off "
             f"(HF_HUB_OFFLINE): run `hf download {known.repo_id} {' '.join(known.files)} "
-            f"--local-dir {target}` on a machine with a network, or unset HF_HUB_OFFLINE"
+            f"--revision {_revision(known)} --local-dir {target}` on a machine with a network, "
+            "or unset HF_HUB_OFFLINE"
         )
     from huggingface_hub import snapshot_download
 
+    pin = pin_for(known.repo_id)
+    revision = pin.revision if pin is not None else None
     log.info("downloading face pack %s from %s into %s", known.name, known.repo_id, target)
     try:
-        snapshot_download(known.repo_id, local_dir=target, allow_patterns=list(known.files))
+        snapshot_download(
+            known.repo_id, revision=revision, local_dir=target, allow_patterns=list(known.files)
+        )
     except Exception as exc:  # network, auth or disk: the measure says why, the app goes on
         raise FaceModelsMissingError(
             f"Face pack {pack!r} could not be downloaded from {known.repo_id} ({exc})"
@@ -87,4 +96,28 @@ def fetch_hub_pack(pack: str, root: Path, allow_download: bool) -> str | Path:
         raise FaceModelsMissingError(
             f"Face pack {pack!r}: {known.repo_id} gave no .onnx files in {target}"
         )
-    return local
+    return _checked(known, Path(local), allow_unverified)
+
+
+def _revision(known: HubPack) -> str:
+    pin = pin_for(known.repo_id)
+    return pin.revision if pin is not None else "main"
+
+
+def _checked(known: HubPack, folder: Path, allow_unverified: bool) -> Path:
+    """``folder`` once its pinned files match their sha256; else :class:`FaceModelsMissingError`
+    naming the file (or, with ``allow_unverified``, the folder as it is)."""
+    pin = pin_for(known.repo_id)
+    if pin is None:
+        if allow_unverified:
+            return folder
+        raise FaceModelsMissingError(
+            f"Face pack {known.name!r} ({known.repo_id}) is not in the pin table; set "
+            "BECOME_UNVERIFIED_WEIGHTS=1 to load it unverified"
+        )
+    try:
+        verify_folder(folder, pin)
+    except WeightsRefused as exc:
+        if not allow_unverified:
+            raise FaceModelsMissingError(f"Face pack {known.name!r}: {exc}") from None
+    return folder

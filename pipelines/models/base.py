@@ -61,9 +61,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def hub_kwargs(local_files_only: bool | None) -> dict[str, Any]:
-    """``local_files_only`` for ``from_pretrained``; None keeps the library default."""
-    return {} if local_files_only is None else {"local_files_only": local_files_only}
+def hub_kwargs(local_files_only: bool | None, variant: str | None = None) -> dict[str, Any]:
+    """``local_files_only`` and ``variant`` for ``from_pretrained``; None keeps the library
+    default."""
+    kwargs: dict[str, Any] = (
+        {} if local_files_only is None else {"local_files_only": local_files_only}
+    )
+    if variant:
+        kwargs["variant"] = variant
+    return kwargs
 
 
 def seeded_generators(seeds: Sequence[int]) -> list[torch.Generator]:

@@ -88,6 +88,7 @@ class Flux2EditPipeline(BatchedPipeline):
         dtype: str = "auto",
         local_files_only: bool | None = None,
         options: RuntimeOptions | None = None,
+        variant: str | None = None,
     ) -> Flux2EditPipeline:
         """Load FLUX.2 [klein] (hub id or folder in diffusers layout); it takes no adapter."""
         from diffusers import Flux2KleinPipeline
@@ -100,7 +101,7 @@ class Flux2EditPipeline(BatchedPipeline):
             )
         dt = pick_dtype(pick_device(device), dtype)
         pipe = Flux2KleinPipeline.from_pretrained(
-            str(base_model), dtype=dt, **hub_kwargs(local_files_only)
+            str(base_model), dtype=dt, **hub_kwargs(local_files_only, variant)
         )
         return cls.from_components(
             pipe, model_ids={"base": str(base_model)}, device=device, dtype=dtype, options=options

@@ -56,6 +56,46 @@ class DiffusionWeights:
     faceid_weight: str | None
     local_files_only: bool | None  # None = follow HF_HUB_OFFLINE
     family: str = DEFAULT_FAMILY
+    # load weights that are not pinned or differ from their pins (BECOME_UNVERIFIED_WEIGHTS;
+    # the tiny engine's own files)
+    allow_unverified: bool = False
+
+    def checked(self) -> tuple[str, str | None, str | None, bool | None]:
+        """(base model, adapter, weight variant, local_files_only) to load, each pinned one a
+        folder whose files matched their pins (:mod:`pipelines.weights`); raises
+        :class:`WeightsUnavailable` saying which file was refused and why."""
+        from pipelines.weights import WeightsMismatch, WeightsRefused, locate
+
+        family = get_family(self.family)
+        try:
+            base = locate(
+                str(self.base_model),
+                default=family.base_model,
+                allow_unverified=self.allow_unverified,
+                offline=self.local_files_only,
+                what=f"{family.id} base model (BECOME_BASE_MODEL)",
+            )
+            adapter = None
+            if self.faceid_adapter is not None:
+                adapter = locate(
+                    str(self.faceid_adapter),
+                    default=family.faceid_adapter,
+                    allow_unverified=self.allow_unverified,
+                    offline=self.local_files_only,
+                    what="FaceID adapter (BECOME_FACEID_ADAPTER)",
+                    only=(self.faceid_weight,) if self.faceid_weight else None,
+                )
+        except WeightsMismatch as exc:
+            raise WeightsUnavailable(str(exc)) from None
+        except WeightsRefused as exc:
+            raise WeightsUnavailable(
+                f"{exc}. Set BECOME_BASE_MODEL to a local folder in diffusers layout or a hub id "
+                f"(BECOME_MODEL_FAMILY={family.id}; families: {', '.join(FAMILIES)})"
+            ) from None
+        pinned = [w for w in (base, adapter) if w is not None and w.verified]
+        local = True if pinned else self.local_files_only
+        variant = base.pin.variant if base.pin is not None else None
+        return base.source, None if adapter is None else adapter.source, variant, local
 
     def planned_ids(self) -> dict[str, str]:
         """The model ids results will name, before anything has loaded."""
@@ -113,15 +153,17 @@ class DiffusionRenderer:
         family = get_family(weights.family)
 
         def load() -> Any:
+            base, adapter, variant, local_only = weights.checked()
             try:
                 pipeline = pipeline_class(family.id).from_pretrained(
-                    weights.base_model,
-                    weights.faceid_adapter,
+                    base,
+                    adapter,
                     weights.faceid_weight,
                     device=runtime.device,
                     dtype=runtime.dtype,
-                    local_files_only=weights.local_files_only,
+                    local_files_only=local_only,
                     options=runtime,
+                    variant=variant,
                 )
             except UserError:
                 raise  # already says what to change (e.g. a FaceID weight for another family)
@@ -160,7 +202,8 @@ class DiffusionRenderer:
     @property
     def model_ids(self) -> dict[str, str]:
         """The pipeline's model ids once loaded, else where they will load from."""
-        if not self._pipeline.loaded:
+        # the settings' ids (Hub ids, not the checked cache folders they loaded from)
+        if not self._pipeline.loaded or self._planned_ids:
             return dict(self._planned_ids)
         ids = dict(self.pipeline.model_ids)
         if self.safety is not None:

@@ -46,17 +46,38 @@ class SafetyChecker:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         local_files_only: bool | None = None,
+        allow_unverified: bool = False,
     ) -> SafetyChecker:
-        """Load the checker and its image processor (hub id or folder, as on the Hub)."""
+        """Load the checker and its image processor (hub id or folder, as on the Hub). The
+        default checker loads only from files that match its pins (:mod:`pipelines.weights`);
+        other weights only with ``allow_unverified``."""
         from diffusers.pipelines.stable_diffusion.safety_checker import (
             StableDiffusionSafetyChecker,
         )
         from transformers import AutoImageProcessor
 
-        hub = {} if local_files_only is None else {"local_files_only": local_files_only}
+        from pipelines.core.settings import DEFAULT_SAFETY_MODEL
+        from pipelines.weights import WeightsRefused, locate
+
         try:
-            processor = AutoImageProcessor.from_pretrained(str(model_id), **hub)
-            model = StableDiffusionSafetyChecker.from_pretrained(str(model_id), dtype=dtype, **hub)
+            weights = locate(
+                str(model_id),
+                default=DEFAULT_SAFETY_MODEL,
+                allow_unverified=allow_unverified,
+                offline=local_files_only,
+                what="safety checker (BECOME_SAFETY_MODEL)",
+            )
+        except WeightsRefused as exc:
+            raise SafetyCheckerUnavailable(str(exc)) from None
+        source = weights.source
+        hub: dict = {} if weights.local_files_only is None else {"local_files_only": True}
+        # the pinned file is the PyTorch one: read it, never an unchecked neighbour
+        pinned = {"use_safetensors": False} if weights.verified else {}
+        try:
+            processor = AutoImageProcessor.from_pretrained(source, **hub)
+            model = StableDiffusionSafetyChecker.from_pretrained(
+                source, dtype=dtype, **hub, **pinned
+            )
         except (OSError, ValueError) as exc:
             raise SafetyCheckerUnavailable(
                 f"the safety checker {model_id} cannot be loaded ({type(exc).__name__}): set "

@@ -101,13 +101,15 @@ class PortraitPipeline(BatchedPipeline):
         dtype: str = "auto",
         local_files_only: bool | None = None,
         options: RuntimeOptions | None = None,
+        variant: str | None = None,
     ) -> PortraitPipeline:
         """Load the base model (hub id or folder) and a FaceID adapter (hub id or folder + file).
 
-        ``local_files_only=None`` keeps the library default (``HF_HUB_OFFLINE``).
+        ``local_files_only=None`` keeps the library default (``HF_HUB_OFFLINE``); ``variant``:
+        diffusers' weight variant to read (``"fp16"``: the pinned files).
         """
         dt = pick_dtype(pick_device(device), dtype)
-        pipe = cls._load_base(str(base_model), dt, **hub_kwargs(local_files_only))
+        pipe = cls._load_base(str(base_model), dt, **hub_kwargs(local_files_only, variant))
         return cls.from_components(
             pipe,
             adapter,

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ class PreferenceSource:
     processor_id: str
     local_files_only: bool | None = None
     off: str = ""
+    allow_unverified: bool = False  # BECOME_UNVERIFIED_WEIGHTS (the tiny engine's own files)
 
     def __post_init__(self) -> None:
         if self.name not in PREFERENCE_MODELS:
@@ -147,11 +148,13 @@ def load_preference(
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     only_local = hub_offline() if source.local_files_only is None else source.local_files_only
+    checked = _checked(source, only_local)  # the checked folder when the weights are pinned
+    only_local = only_local or bool(checked.local_files_only)
     attempts = [True] if only_local else [True, False]  # the cache first: no network when cached
     last: Exception | None = None
     for local in attempts:
         try:
-            model, processor = _from_pretrained(source, local, dtype)
+            model, processor = _from_pretrained(checked, local, dtype)
             break
         except (OSError, ValueError) as exc:
             last = exc
@@ -170,6 +173,28 @@ def load_preference(
         device=dev,
         logit_scaled=PREFERENCE_MODELS[source.name].logit_scaled,
     )
+
+
+def _checked(source: PreferenceSource, only_local: bool) -> PreferenceSource:
+    """``source`` with its weights checked against the pin table (:mod:`pipelines.weights`):
+    pointed at the checked folder when pinned, as it was when unverified weights are allowed;
+    else :class:`PreferenceUnavailable` saying why."""
+    from pipelines.weights import WeightsRefused, locate
+
+    setting = f"BECOME_{source.name.upper()}_MODEL"
+    try:
+        weights = locate(
+            source.model_id,
+            default=PREFERENCE_MODELS[source.name].model_id,
+            allow_unverified=source.allow_unverified,
+            offline=only_local,
+            what=f"{source.name} ({setting})",
+        )
+    except WeightsRefused as exc:
+        raise PreferenceUnavailable(str(exc)) from None
+    if not weights.verified:
+        return source
+    return replace(source, model_id=weights.source, local_files_only=True)
 
 
 def _from_pretrained(source: PreferenceSource, local: bool, dtype: torch.dtype) -> tuple[Any, Any]:

