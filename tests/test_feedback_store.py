@@ -424,6 +424,25 @@ def test_csv_and_jsonl_round_trip(store, tmp_path):
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(store, tmp_path, start):
+    # OWASP CSV injection: a rater's name and comment are typed by anyone at the kiosk
+    evil = f"{start}HYPERLINK(\"http://x\",\"y\")"
+    store.submit(row("c1", evil, {"raw": 4}, comment=evil, base_prompt=evil))
+    export_csv(store, tmp_path / "r.csv")
+    with (tmp_path / "r.csv").open(newline="") as f:
+        got = next(csv.DictReader(f))
+    export_jsonl(store, tmp_path / "r.jsonl")  # JSONL keeps what was stored
+    stored = json.loads((tmp_path / "r.jsonl").read_text())
+    for column in ("rater", "comment", "base_prompt"):
+        typed = stored[column]  # the store trims a name's whitespace: a tab may be gone
+        assert typed.endswith('HYPERLINK("http://x","y")'), column
+        formula = typed.startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert got[column] == ("'" + typed if formula else typed), column
+        assert not got[column].startswith(("=", "+", "-", "@", "\t", "\r")), column
+    assert got["score"] == "4" and got["seed"] == "7"  # numbers stay numbers
+
+
 # HF dataset sync
 
 

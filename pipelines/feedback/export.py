@@ -113,8 +113,20 @@ def export_jsonl(store: FeedbackStore, path: Path | str, **filters: Any) -> int:
     return _export(store, Path(path), filters, write)
 
 
+# A cell a spreadsheet reads as a formula (OWASP, CSV injection): =, +, -, @, tab, CR
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(v: Any) -> Any:
-    return ("true" if v else "false") if isinstance(v, bool) else v
+    """Booleans as ``true``/``false``; text that a spreadsheet would run as a formula (a rater's
+    name or comment, a typed prompt starting with ``=``, ``+``, ``-``, ``@``, tab or CR) gets a
+    leading ``'``, as OWASP's CSV-injection guidance says; numbers stay numbers. JSONL keeps
+    every value as it was typed."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
+    return v
 
 
 def _export(
