@@ -154,10 +154,13 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
             "⚠️ No `BECOME_STAFF_PASSWORD` is set: anyone who can open this page can export "
             "the ratings (rater names, comments) and retrain the learned method."
         )
+    session = _session_form(cb)
+    server, server_button = _server_panel(cb.password_required)
     page = StaffPage(
         password=password,
-        session=_session_form(cb),
-        server=_server_panel(),
+        session=session,
+        server=server,
+        server_button=server_button,
         refs=_references_panel(cb),
         deck=_deck_form(with_report=cb.deck_report is not None),
         export=_export_panel(),
@@ -229,6 +232,7 @@ class StaffPage:
     password: gr.Textbox
     session: SessionForm
     server: gr.Markdown  # engine, notes and why each method can or cannot run
+    server_button: gr.Button | None  # shows them once the password is checked (when one is set)
     refs: ReferencesPanel
     deck: DeckForm
     export: ExportPanel
@@ -250,9 +254,19 @@ def _session_form(cb: StaffCallbacks) -> SessionForm:
     return SessionForm(summary, tag, blind, styles, methods, start, end, status)
 
 
-def _server_panel() -> gr.Markdown:
+SCROLL_TO_SERVER = (
+    "() => document.getElementById('staff-methods')?.scrollIntoView({block: 'nearest'})"
+)
+SERVER_LOCKED = (
+    "Enter the staff password above and press **Show server details**: the engine, its settings "
+    "and the learned model's figures are for staff."
+)
+
+
+def _server_panel(password_required: bool) -> tuple[gr.Markdown, gr.Button | None]:
     with gr.Accordion("This server: engine, notes, methods", open=False):
-        return gr.Markdown(elem_id="staff-methods")
+        button = gr.Button("Show server details", size="sm") if password_required else None
+        return gr.Markdown(elem_id="staff-methods"), button
 
 
 def _references_panel(cb: StaffCallbacks) -> ReferencesPanel:
@@ -469,10 +483,20 @@ class StaffHandlers:
         return retrain_md(report), "Current learned model: " + self.cb.model_summary()
 
     def open(self) -> list[Any]:
-        """The tab's panels as they are now: [*live form, server, references, model, deck]."""
-        model = "Current learned model: " + self.cb.model_summary()
+        """The tab's panels as they are now: [*live form, server, references, model, deck].
+        With a staff password set, the server's details and the model's figures wait for it
+        (:meth:`server`)."""
         deck = deck_status(self.cb.session().deck_id, self.cb.deck_coverage())
-        return [*self.live(), self.methods_report(), self.refs_report(), model, deck]
+        if self.cb.password_required:
+            server, model = SERVER_LOCKED, "Current learned model: shown with the server details."
+        else:
+            server, model = self.server(None)
+        return [*self.live(), server, self.refs_report(), model, deck]
+
+    def server(self, pw: str | None, request: gr.Request | None = None) -> tuple[str, str]:
+        """(the server's details, the learned model in use) once the password is checked."""
+        self.guard(pw or "", request)
+        return self.methods_report(), "Current learned model: " + self.cb.model_summary()
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -486,10 +510,11 @@ def _guarded(
     inputs: list[Any],
     outputs: Any,
     **kwargs: Any,
-) -> None:
+) -> Any:
     """``button`` runs ``fn`` once the password is checked in a step of its own, without
-    outputs: Gradio marks every output of a failed step with an "Error" badge."""
-    button.click(h.check, [pw], None, api_name=False, show_progress="hidden").success(
+    outputs: Gradio marks every output of a failed step with an "Error" badge. Returns the
+    event, for a step after it."""
+    return button.click(h.check, [pw], None, api_name=False, show_progress="hidden").success(
         fn, inputs, outputs, api_name=False, **kwargs
     )
 
@@ -518,5 +543,10 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
         [retrain.report, retrain.model],
         concurrency_limit=1,
     )
+    if page.server_button is not None:  # the details where the person pressed for them
+        shown = _guarded(
+            h, page.server_button, pw, h.server, [pw], [page.server, page.retrain.model]
+        )
+        shown.success(None, None, None, js=SCROLL_TO_SERVER)
     panels = [page.server, refs.status, page.retrain.model, deck.info]
     tab.select(h.open, None, [*form.fields(), *panels], api_name=False)

@@ -136,3 +136,53 @@ def test_a_wrong_staff_password_leaves_the_form_as_it_was(browser, app_url, tiny
     finally:
         gate._password = saved
         page.context.close()
+
+
+@pytest.fixture(scope="module")
+def staff_app_url(tiny_services):
+    """The app with a staff password set: the Staff tab as a deployment with staff shows it."""
+    from dataclasses import replace
+
+    from demo import CSS, THEME, build_demo
+    from pipelines.app.access import StaffGate
+
+    demo = build_demo(replace(tiny_services, staff=StaffGate("staff-only-pw", delay_s=0.0)))
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=None,
+        quiet=True,
+        css=CSS,
+        theme=THEME,
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_the_server_details_wait_for_the_staff_password(browser, staff_app_url, width, height):
+    # #28 item 12: engine, setting names, paths and the model's figures are for staff
+    page = open_page(browser, staff_app_url, width, height)
+    try:
+        page.get_by_role("tab", name="Staff").click()
+        page.get_by_text("This server: engine, notes, methods").click()
+        panel = page.locator("#staff-methods")
+        expect(panel).to_contain_text("Enter the staff password")
+        panel.scroll_into_view_if_needed()  # the accordion opened below the fold: scroll to it
+        expect(panel).to_be_in_viewport(ratio=0.9)
+        assert not TECHNICAL.search(visible_text(page)), "the Staff tab shows server details"
+        show = page.get_by_role("button", name="Show server details")
+        show.click()  # no password typed: refused, nothing shown
+        expect(page.get_by_text("Wrong staff password").first).to_be_visible()
+        expect(panel).to_contain_text("Enter the staff password")
+        page.locator("#staff-pw input").fill("staff-only-pw")
+        show.click()
+        expect(panel).to_contain_text("Engine tiny", timeout=30_000)
+        expect(panel).to_contain_text("Learned method ranks with")
+        expect(panel.get_by_text("Learned method ranks with")).to_be_in_viewport()
+        page.screenshot(path=f"/tmp/staff-server-{width}x{height}.png")
+    finally:
+        page.context.close()

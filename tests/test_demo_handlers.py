@@ -12,7 +12,7 @@ import pytest
 
 from demo.feedback_panel import FeedbackCallbacks, FeedbackHandlers, reset_values, reveal_values
 from demo.rows import ShownRow
-from demo.staff_tab import StaffCallbacks, StaffHandlers
+from demo.staff_tab import SERVER_LOCKED, StaffCallbacks, StaffHandlers
 from pipelines.feedback.ratings import Receipt
 from pipelines.feedback.sessions import SessionConfig
 
@@ -78,6 +78,11 @@ def test_the_staff_form_follows_the_live_session():
     assert h.export("s3cret", "jsonl") == "served ratings.jsonl"
     *form, server, refs, model, deck = h.open()
     assert form[1:] == ["workshop", True, ["anime"], ["raw"]]
+    # the server's details and the model's figures wait for the password (#28, item 12)
+    assert server == SERVER_LOCKED and "inversion" not in server and "stand-in" not in model
+    with pytest.raises(gr.Error, match="Wrong staff password"):
+        h.server("guess")
+    server, model = h.server("s3cret")
     assert "**inversion**: cannot run: CLIP is not installed" in server
     assert refs == "Uploaded: Anime 2" and model.endswith("the stand-in model")
     assert deck.startswith("No deck loaded")
