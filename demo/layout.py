@@ -32,6 +32,7 @@ from demo.staff_tab import StaffCallbacks, create_staff_tab, loaded_deck_report
 from pipelines.faces.photo import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
+from pipelines.feedback.sessions import SessionConfig
 
 if TYPE_CHECKING:
     from pipelines.app.bootstrap import Services
@@ -292,8 +293,11 @@ class MethodAvailability:
         methods: Sequence[str],
         summaries: Mapping[str, str],
         wait: float = 1.0,
+        session_methods: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.availability, self.methods, self.summaries = availability, list(methods), summaries
+        # the live tagged session's methods: the only ones its pages offer (empty: no limit)
+        self.session_methods = session_methods
         self.wait = wait  # seconds a page load waits for the answer before polling for it
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="availability")
         self._pending: list[Future[dict[str, str | None]]] = []
@@ -316,14 +320,23 @@ class MethodAvailability:
         if av is None:
             info = "Checking which methods can run here (CLIP is loading)…"
             return gr.update(info=info), gr.Timer(active=True)
-        usable = [m for m in self.methods if not av.get(m)]
-        update: dict[str, Any] = {
-            "choices": method_choices(usable, self.summaries),
-            "info": availability_info(av),
-        }
+        limit = set(self.session_methods())
+        usable = [m for m in self.methods if not av.get(m) and (not limit or m in limit)]
+        info = availability_info(av)
+        if limit:
+            info = "The facilitator chose these methods for this session."
+        update: dict[str, Any] = {"choices": method_choices(usable, self.summaries), "info": info}
         if chosen is not None:
             update["value"] = [m for m in chosen if m in usable] or usable[:2]
         return gr.update(**update), gr.Timer(active=False)
+
+
+def session_methods(session: SessionConfig) -> tuple[str, ...]:
+    """The methods a tagged live session limits its pages to (a deck's rows bring their own;
+    outside a session, none: every method can be ticked)."""
+    if not session.session_tag or session.deck_id:
+        return ()
+    return session.methods
 
 
 class PageOpen:
@@ -334,7 +347,10 @@ class PageOpen:
         self.services, self.n_slots, self.rater_load = services, n_slots, rater_load
         registry = services.registry
         self.methods = MethodAvailability(
-            registry.availability, registry.names(), method_summaries(services)
+            registry.availability,
+            registry.names(),
+            method_summaries(services),
+            session_methods=lambda: session_methods(services.sessions.get()),
         )
 
     def __call__(self, *saved: Any) -> list[Any]:

@@ -186,3 +186,23 @@ def test_the_server_details_wait_for_the_staff_password(browser, staff_app_url, 
         page.screenshot(path=f"/tmp/staff-server-{width}x{height}.png")
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_a_tagged_session_offers_only_its_methods(browser, app_url, tiny_services, width, height):
+    # #28 item 4: a session limited to raw/template/learned; inversion was tickable and its
+    # votes landed under the session's tag
+    tiny_services.sessions.start("three-methods", [], ["raw", "template", "learned"], False)
+    page = open_page(browser, app_url, width, height)
+    try:
+        learned = page.get_by_role("checkbox", name=re.compile("^learned"))
+        expect(learned).to_be_checked()
+        learned.scroll_into_view_if_needed()
+        expect(learned).to_be_in_viewport()
+        expect(
+            page.get_by_role("checkbox", name=re.compile("^(inversion|ensemble)"))
+        ).to_have_count(0)
+        page.screenshot(path=f"/tmp/session-methods-{width}x{height}.png")
+    finally:
+        tiny_services.sessions.end()
+        page.context.close()

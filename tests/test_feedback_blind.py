@@ -9,6 +9,7 @@ from pipelines.feedback.errors import RatingError
 from pipelines.feedback.leaderboard import leaderboard
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.records import RatingRecord, voter_id
+from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import FeedbackStore
 
 
@@ -149,3 +150,44 @@ def test_a_blind_session_refuses_a_vote_that_is_not_blind(tmp_path, tiny_service
     session_blind[0] = False  # the session ended: labelled votes are taken again
     service.submit(cid, {"raw": 4}, rater="cy", voter="v3", blind=False)
     assert [r.blind for r in store.records(comparison_id=cid)] == [False]
+
+
+def test_votes_under_a_live_session_tag_are_held_to_its_styles_and_methods(
+    tmp_path, tiny_services, rendered
+):
+    # #28 item 4: a participant ticked methods the session left out; its votes were stored
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    live = [SessionConfig("workshop", methods=("raw", "template"))]
+    service = RatingService(store, tiny_services.ratings.recent, live_session=lambda: live[0])
+    cid = rendered.comparison_id  # anime; raw, template, learned
+    with pytest.raises(RatingError, match=r"'learned' is not part of session 'workshop'"):
+        service.submit(cid, {"raw": 4, "learned": 5}, rater="di", session_tag="workshop")
+    live[0] = SessionConfig("workshop", styles=("watercolor",), methods=("raw", "learned"))
+    with pytest.raises(RatingError, match=r"style 'anime' is not part of session 'workshop'"):
+        service.submit(cid, {"raw": 4}, rater="di", session_tag="workshop")
+    assert store.count() == 0
+    # another tag, or no session running: the facilitator's limits do not apply
+    service.submit(cid, {"learned": 5}, rater="di", session_tag="other")
+    live[0] = SessionConfig()
+    service.submit(cid, {"learned": 5}, rater="ed", session_tag="workshop")
+    assert store.count() == 2
+
+
+def test_a_tagged_session_offers_only_its_methods_on_the_page():
+    from demo.layout import MethodAvailability, session_methods
+
+    five = ["raw", "template", "learned", "inversion", "ensemble"]
+    live = [SessionConfig("workshop", methods=("raw", "template", "learned"))]
+    methods = MethodAvailability(
+        lambda: dict.fromkeys(five),
+        five,
+        {},
+        session_methods=lambda: session_methods(live[0]),
+    )
+    update, _ = methods.update(["raw", "inversion", "ensemble"])
+    offered = [value for _label, value in update["choices"]]
+    assert offered == ["raw", "template", "learned"] and update["value"] == ["raw"]
+    assert update["info"] == "The facilitator chose these methods for this session."
+    live[0] = SessionConfig()  # no session: every method is offered
+    update, _ = methods.update(["inversion"])
+    assert [v for _l, v in update["choices"]] == five and update["value"] == ["inversion"]

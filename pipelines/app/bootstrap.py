@@ -227,7 +227,9 @@ def build_services(settings: Settings) -> Services:
             build_measurer(settings, engine, clip, scorer, references),
         ),
         store=store,
-        ratings=RatingService(store, recent, decks.find, lambda: sessions.get().blind),
+        ratings=RatingService(
+            store, recent, decks.find, lambda: sessions.get().blind, live_session=sessions.get
+        ),
         sessions=sessions,
         decks=decks,
         retrainer=Retrainer(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.feedback.errors import RatingError
 from pipelines.feedback.records import RatingRecord, png_bytes, voter_id
+from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import FeedbackStore
 
 if TYPE_CHECKING:
@@ -106,12 +107,33 @@ class RatingService:
         recent: RecentComparisons,
         deck_rows: DeckRows | None = None,
         blind_session: Callable[[], bool] | None = None,
+        live_session: Callable[[], SessionConfig] | None = None,
     ) -> None:
         self.store = store
         self.recent = recent
         self.deck_rows = deck_rows
         # whether the live facilitator session is blind: then only blind votes are taken
         self.blind_session = blind_session
+        # the live session: votes under its tag must be for its styles and methods
+        self.live_session = live_session
+
+    def _check_session(self, tag: str, style: str, methods: list[str]) -> None:
+        """A vote under the live session's tag must be for one of its styles and methods (the
+        facilitator chose them; a page only offers those, an API call is held to them too)."""
+        live = self.live_session() if self.live_session is not None else None
+        if live is None or not live.session_tag or tag != live.session_tag:
+            return
+        if live.styles and style not in live.styles:
+            raise RatingError(
+                f"style {style!r} is not part of session {tag!r} (its styles: "
+                f"{', '.join(live.styles)}): generate a row in one of those"
+            )
+        outside = [m for m in methods if m not in live.methods]
+        if outside:
+            raise RatingError(
+                f"method {', '.join(map(repr, outside))} is not part of session {tag!r} (its "
+                f"methods: {', '.join(live.methods)}): rate only those"
+            )
 
     def submit(
         self,
@@ -177,6 +199,8 @@ class RatingService:
                     f"method {method!r} has no output in this comparison: "
                     f"rate one of {', '.join(rendered)}"
                 )
+        if deck is None:
+            self._check_session(session_tag.strip(), result.request.style, list(given))
         if best is not None and best not in rendered:
             raise RatingError(f"best pick {best!r} is not one of {', '.join(rendered)}")
         if best is not None and best not in given:
