@@ -33,6 +33,7 @@ from pipelines.faces.photo import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
 from pipelines.feedback.sessions import SessionConfig
+from pipelines.feedback.store import RecordFilter
 
 if TYPE_CHECKING:
     from pipelines.app.bootstrap import Services
@@ -277,6 +278,7 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         unload_deck=services.unload_deck,
         deck_coverage=services.decks.coverage,
         deck_report=loaded_deck_report(services.decks),
+        session_standings=lambda tag: services.staff_leaderboard(RecordFilter(session_tag=tag)),
     )
 
 

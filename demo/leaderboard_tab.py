@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from pipelines.core.errors import UserError
-from pipelines.feedback.leaderboard import LeaderboardQuery
+from pipelines.feedback.leaderboard import BlindSessionHidden, LeaderboardQuery, hidden_session
 from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import RecordFilter
 
@@ -68,6 +68,10 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     def compute(
         style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
     ) -> tuple[Any, Any, Any]:
+        # an API client may send null for a text box: read it as empty, never crash on it
+        session_tag, deck_id = session_tag or "", deck_id or ""
+        from_day, to_day = from_day or "", to_day or ""
+        hidden = hidden_session(cb.session())
         try:
             flt = RecordFilter(
                 style=None if style_id == ALL else style_id,
@@ -78,24 +82,35 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
                 blind={"blind": True, "open": False}.get(votes),
             )
             df = cb.table(flt)
+        except BlindSessionHidden as exc:  # a peek at a running blind session: say why not
+            text = f"{str(exc)[0].upper()}{str(exc)[1:]}."
+            return text, gr.update(), gr.update()
         except UserError as exc:  # a bad date: say so, keep what is on screen
             gr.Warning(f"{exc} Use dates like 2026-12-01.")
             return f"⚠️ {exc} Use dates like 2026-12-01.", gr.update(), gr.update()
+        note = (
+            f" The ratings of the running blind session “{hidden}” are left out until the "
+            "facilitator ends it."
+            if hidden
+            else ""
+        )
         if df.empty:
             where = f" for session “{session_tag.strip()}”" if session_tag.strip() else ""
-            return f"No ratings match these filters yet{where}.", "", readable(df)
+            return f"No ratings match these filters yet{where}.{note}", "", readable(df)
         n = int(df["ratings"].sum())
         ratings = "1 rating" if n == 1 else f"{n} ratings"
         pairs = "1 style × method pair" if len(df) == 1 else f"{len(df)} style × method pairs"
         return (
-            f"{ratings} across {pairs}.",
+            f"{ratings} across {pairs}.{note}",
             chart_html(df),
             readable(df),
         )
 
     def opened() -> tuple[Any, ...]:
-        """On opening: the live session's tag and every vote."""
-        live_tag = cb.session().session_tag
+        """On opening: the live session's tag and every vote (a running blind session's board
+        stays hidden: then every other rating)."""
+        session = cb.session()
+        live_tag = "" if hidden_session(session) else session.session_tag
         return (live_tag, ALL, *compute(ALL, live_tag, "", "", "", ALL))
 
     inputs = [style, tag, deck, since, until, blind]

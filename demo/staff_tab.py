@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 from demo.errors import user_errors
 from demo.formatting import plain_md
+from demo.leaderboard_tab import readable
 from pipelines.decks.assign import Coverage
 from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.decks.report import DeckReport, write_report
@@ -50,6 +51,9 @@ class StaffCallbacks:
     # writes the loaded deck's report.md and report.png with the ratings so far (None: no deck
     # loaded); see loaded_deck_report. Unset: the Staff tab has no report panel
     deck_report: Callable[[], DeckReport | None] | None = None
+    # a session tag -> its leaderboard, every rating included (a running blind session's too,
+    # which participants do not see); unset: no standings button
+    session_standings: Callable[[str], Any] | None = None
 
 
 def loaded_deck_report(decks: DeckBoard, n_boot: int = 200) -> Callable[[], DeckReport | None]:
@@ -183,6 +187,9 @@ class SessionForm:
     start: gr.Button
     end: gr.Button
     status: gr.Markdown
+    standings: gr.Button | None  # the live session's board, for staff (hidden while blind)
+    standings_md: gr.Markdown | None
+    standings_table: gr.Dataframe | None
 
     def fields(self) -> list[Any]:
         """What :meth:`StaffHandlers.live` fills: the summary and the form's values."""
@@ -251,7 +258,26 @@ def _session_form(cb: StaffCallbacks) -> SessionForm:
             start = gr.Button("Start / update session", variant="primary", elem_id="fac-start")
             end = gr.Button("End session", variant="stop", elem_id="fac-end")
         status = gr.Markdown(elem_id="fac-status")
-    return SessionForm(summary, tag, blind, styles, methods, start, end, status)
+        standings = standings_md = standings_table = None
+        if cb.session_standings is not None:
+            standings = gr.Button(
+                "Show this session's standings", size="sm", elem_id="fac-standings"
+            )
+            standings_md = gr.Markdown(elem_id="fac-standings-summary")
+            standings_table = gr.Dataframe(interactive=False, wrap=True, visible=False)
+    return SessionForm(
+        summary,
+        tag,
+        blind,
+        styles,
+        methods,
+        start,
+        end,
+        status,
+        standings,
+        standings_md,
+        standings_table,
+    )
 
 
 SCROLL_TO_SERVER = (
@@ -400,6 +426,24 @@ class StaffHandlers:
         self.cb.end_session()
         return ["Session ended: new pages open untagged.", *self.live()]
 
+    def standings(self, pw: str, request: gr.Request | None = None) -> tuple[str, Any]:
+        """The live session's leaderboard, every rating (a blind one's too); (summary, table)."""
+        self.guard(pw, request)
+        tag = self.cb.session().session_tag
+        if not tag or self.cb.session_standings is None:
+            text = "No tagged session is running: the Leaderboard tab shows every rating."
+            return text, gr.update(value=None, visible=False)
+        with user_errors("The session's standings"):
+            df = self.cb.session_standings(tag)
+        n = int(df["ratings"].sum()) if not df.empty else 0
+        hidden = (
+            " Participants do not see them until you end the session."
+            if (self.cb.session().blind)
+            else ""
+        )
+        text = f"Session **{plain_md(tag)}**: {n} rating{'s' if n != 1 else ''}.{hidden}"
+        return text, gr.update(value=readable(df), visible=not df.empty)
+
     def methods_report(self) -> str:
         """The engine's notes, then each method and why it cannot run here, if it cannot."""
         rows = [f"- {plain_md(line)}" for line in self.cb.server_details()]
@@ -525,6 +569,9 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
     fields = [pw, form.tag, form.blind, form.styles, form.methods]
     _guarded(h, form.start, pw, h.start, fields, [form.status, *form.fields()])
     _guarded(h, form.end, pw, h.end, [pw], [form.status, *form.fields()])
+    if form.standings is not None:
+        outputs = [form.standings_md, form.standings_table]
+        _guarded(h, form.standings, pw, h.standings, [pw], outputs)
     _guarded(h, refs.add, pw, h.add_refs, [pw, refs.style, refs.files], refs.status)
     _guarded(h, refs.clear, pw, h.clear_refs, [pw, refs.style], refs.status)
     _guarded(h, deck.load, pw, h.load_deck, [pw, deck.source, deck.blind], deck.info)

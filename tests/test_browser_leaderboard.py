@@ -102,3 +102,45 @@ def test_board_shows_ranks_legend_and_a_readable_chart(browser, app_url, seeded,
             page.screenshot(path=f"{SHOTS}/board-{width}-chart.png")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_a_running_blind_sessions_standings_are_hidden_from_participants(
+    browser, app_url, tiny_services, width, height
+):
+    # #28 item 3: during a blind session anyone could open the Leaderboard tab and see which
+    # method was winning it; staff still see it (here the shared app has no password)
+    tag = f"blind-peek-{width}"
+    tiny_services.store.submit(
+        [
+            RatingRecord("ann", f"{tag}-row", "anime", m, m, 0, r, blind=True, session_tag=tag)
+            for m, r in (("raw", 5), ("template", 1))
+        ]
+    )
+    tiny_services.sessions.start(tag, [], ["raw", "template"], True)
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(app_url)
+        page.get_by_role("tab", name="Leaderboard").click()
+        summary = page.locator("#lb-summary")
+        expect(summary).to_contain_text(f"running blind session “{tag}” are left out")
+        expect(page.locator("#lb-session textarea, #lb-session input").first).to_have_value("")
+        page.locator("#lb-session textarea, #lb-session input").first.fill(tag)
+        page.locator("#lb-refresh").click()
+        expect(summary).to_contain_text(f"The standings of the running blind session '{tag}'")
+        summary.scroll_into_view_if_needed()
+        expect(summary).to_be_in_viewport()
+        assert tag not in page.locator("#lb-table").inner_text()
+        if SHOTS:
+            page.screenshot(path=f"{SHOTS}/blind-hidden-{width}x{height}.png")
+        # staff: the session form's standings button shows the whole session
+        page.get_by_role("tab", name="Staff").click()
+        page.locator("#fac-standings").click()
+        standings = page.locator("#fac-standings-summary")
+        expect(standings).to_contain_text(f"Session {tag}: 2 ratings")
+        expect(standings).to_contain_text("Participants do not see them")
+        expect(standings).to_be_in_viewport()
+    finally:
+        tiny_services.sessions.end()
+        page.context.close()

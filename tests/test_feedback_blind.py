@@ -191,3 +191,32 @@ def test_a_tagged_session_offers_only_its_methods_on_the_page():
     live[0] = SessionConfig()  # no session: every method is offered
     update, _ = methods.update(["inversion"])
     assert [v for _l, v in update["choices"]] == five and update["value"] == ["inversion"]
+
+
+def test_participants_never_see_a_running_blind_sessions_standings(store):
+    # #28 item 3: a participant's Leaderboard tab showed which method won the blind session
+    from dataclasses import replace
+
+    from pipelines.feedback.leaderboard import (
+        BlindSessionHidden,
+        filtered_frame,
+        participants_frame,
+    )
+    from pipelines.feedback.store import RecordFilter
+
+    def tagged(ratings: dict[str, int], tag: str, cid: str) -> list[RatingRecord]:
+        return [replace(r, session_tag=tag, comparison_id=cid) for r in row(ratings)]
+
+    store.submit(tagged({"raw": 5, "template": 1}, "blind-one", "c1"))
+    store.submit(tagged({"raw": 2, "template": 4}, "earlier", "c2"))
+    live = [SessionConfig("blind-one", blind=True)]
+    board = participants_frame(store, lambda: live[0], RecordFilter())
+    assert int(board["ratings"].sum()) == 2  # only the earlier session's two ratings
+    with pytest.raises(BlindSessionHidden, match="'blind-one' are hidden until the facilitator ends"):
+        participants_frame(store, lambda: live[0], RecordFilter(session_tag="blind-one"))
+    staff = filtered_frame(store, RecordFilter(session_tag="blind-one"))  # staff: all of it
+    assert int(staff["ratings"].sum()) == 2
+    live[0] = SessionConfig("blind-one", blind=False)  # labelled votes: nothing to unblind
+    assert int(participants_frame(store, lambda: live[0], RecordFilter())["ratings"].sum()) == 4
+    live[0] = SessionConfig()  # ended: the whole board
+    assert int(participants_frame(store, lambda: live[0], RecordFilter())["ratings"].sum()) == 4

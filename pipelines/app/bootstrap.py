@@ -25,7 +25,7 @@ from pipelines.core.lazy import Lazy
 from pipelines.core.recent import RecentComparisons
 from pipelines.core.settings import Settings
 from pipelines.decks.board import DeckBoard, LoadedDeck
-from pipelines.feedback.leaderboard import filtered_frame
+from pipelines.feedback.leaderboard import filtered_frame, participants_frame
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.sessions import SessionBoard, SessionConfig
@@ -61,7 +61,8 @@ class Services:
     retrainer: Retrainer
     references: ReferenceStore
     staff: StaffGate
-    leaderboard: LeaderboardQuery
+    leaderboard: LeaderboardQuery  # as participants may read it: no running blind session
+    staff_leaderboard: LeaderboardQuery  # every rating (behind the staff password)
 
     def start_sync(self) -> None:
         """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
@@ -237,7 +238,8 @@ def build_services(settings: Settings) -> Services:
         ),
         references=references,
         staff=StaffGate(settings.staff_password),
-        leaderboard=partial(filtered_frame, store),
+        leaderboard=partial(participants_frame, store, sessions.get),
+        staff_leaderboard=partial(filtered_frame, store),
     )
 
 

@@ -39,6 +39,7 @@ from pipelines.feedback.bradley_terry import (
 )
 from pipelines.feedback.errors import FilterError
 from pipelines.feedback.records import RatingRecord
+from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import FeedbackStore, RecordFilter
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def leaderboard(
     seed: int = 0,
     prior: float = 0.5,
     deck_id: str | None = None,
+    hide_session: str | None = None,
 ) -> list[LeaderboardRow]:
     """Leaderboard rows sorted by (blind, style, rank, strength descending).
 
@@ -112,6 +114,7 @@ def leaderboard(
         until=until,
         blind=blind,
         deck_id=deck_id,
+        hide_session=hide_session,
     )
     groups = _group(r for r in records if flt.match(r))
     out: list[LeaderboardRow] = []
@@ -232,7 +235,8 @@ def leaderboard_frame(
 ) -> pd.DataFrame:
     """The leaderboard of a store's ratings as a DataFrame for ``gr.Dataframe``.
 
-    ``filters``: style, session_tag, since, until, blind, deck_id, as in :func:`leaderboard`.
+    ``filters``: style, session_tag, since, until, blind, deck_id, hide_session, as in
+    :func:`leaderboard`.
     """
     records = store.query(RecordFilter(**filters))
     return to_frame(leaderboard(records, n_boot=n_boot, seed=seed, **filters))
@@ -270,4 +274,32 @@ def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
         until=flt.until,
         blind=flt.blind,
         deck_id=flt.deck_id,
+        hide_session=flt.hide_session,
     )
+
+
+class BlindSessionHidden(FilterError):
+    """The board asked for is the running blind session's: hidden until staff end it."""
+
+
+def hidden_session(session: SessionConfig) -> str:
+    """The tag of the running blind session whose standings participants may not see yet
+    (a peek would unblind it), or "" when none."""
+    return session.session_tag if session.blind and session.session_tag else ""
+
+
+def participants_frame(
+    store: FeedbackStore, live: Callable[[], SessionConfig], flt: RecordFilter
+) -> pd.DataFrame:
+    """:func:`filtered_frame` as participants may read it (the Leaderboard tab, the API, MCP):
+    without the ratings of a running blind session; asking for that session's board is
+    refused, saying why. Staff read it whole (:func:`filtered_frame`)."""
+    hidden = hidden_session(live())
+    if hidden:
+        if flt.session_tag == hidden:
+            raise BlindSessionHidden(
+                f"the standings of the running blind session {hidden!r} are hidden until the "
+                "facilitator ends the session"
+            )
+        flt = replace(flt, hide_session=hidden)
+    return filtered_frame(store, flt)

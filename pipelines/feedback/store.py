@@ -63,6 +63,8 @@ class RecordFilter:
     rater: str | None = None
     comparison_id: str | None = None
     deck_id: str | None = None  # only ratings of this deck's rows
+    # leave out this session's ratings (a running blind session, hidden from participants)
+    hide_session: str | None = None
 
     def __post_init__(self) -> None:
         if self.blind is not None and not isinstance(self.blind, bool):
@@ -93,6 +95,9 @@ class RecordFilter:
         if self.blind is not None:
             terms.append("blind = ?")
             params.append(int(self.blind))
+        if self.hide_session is not None:
+            terms.append("session_tag != ?")
+            params.append(self.hide_session)
         return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
     def match(self, r: RatingRecord) -> bool:
@@ -101,6 +106,8 @@ class RecordFilter:
             value = getattr(self, column)
             if value is not None and getattr(r, column) != value:
                 return False
+        if self.hide_session is not None and r.session_tag == self.hide_session:
+            return False
         if self.since is None and self.until is None:
             return True
         created = to_utc_iso(r.created_at) if r.created_at else ""
