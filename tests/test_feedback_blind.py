@@ -212,7 +212,9 @@ def test_participants_never_see_a_running_blind_sessions_standings(store):
     live = [SessionConfig("blind-one", blind=True)]
     board = participants_frame(store, lambda: live[0], RecordFilter())
     assert int(board["ratings"].sum()) == 2  # only the earlier session's two ratings
-    with pytest.raises(BlindSessionHidden, match="'blind-one' are hidden until the facilitator ends"):
+    with pytest.raises(
+        BlindSessionHidden, match="'blind-one' are hidden until the facilitator ends"
+    ):
         participants_frame(store, lambda: live[0], RecordFilter(session_tag="blind-one"))
     staff = filtered_frame(store, RecordFilter(session_tag="blind-one"))  # staff: all of it
     assert int(staff["ratings"].sum()) == 2
