@@ -427,7 +427,7 @@ def test_csv_and_jsonl_round_trip(store, tmp_path):
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(store, tmp_path, start):
     # OWASP CSV injection: a rater's name and comment are typed by anyone at the kiosk
-    evil = f"{start}HYPERLINK(\"http://x\",\"y\")"
+    evil = f'{start}HYPERLINK("http://x","y")'
     store.submit(row("c1", evil, {"raw": 4}, comment=evil, base_prompt=evil))
     export_csv(store, tmp_path / "r.csv")
     with (tmp_path / "r.csv").open(newline="") as f:
