@@ -113,7 +113,8 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         Ratings are what people think of the images; submit only ratings a person gave. The
         voter is the client's session and the rater name together: a second client with the
         same rater name adds its own votes instead of replacing the first one's, and so does
-        one client sending another name.
+        one client sending another name. Rating the row again changes the methods it rates;
+        this voter's other ratings of the row stay as they were.
 
         Args:
             comparison_id: the comparison_id a compare call returned (rateable for 24 hours).
@@ -126,7 +127,7 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
             keep_images: whether the person agrees that the rated images are kept.
 
         Returns:
-            saved (ratings stored), replaced_earlier (this voter's earlier ratings replaced),
+            saved (ratings stored), replaced_earlier (this voter had rated this row before),
             outputs (the methods rated).
         """
         voter = f"api:{request.session_hash}" if request and request.session_hash else ""

@@ -148,7 +148,7 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
 def reset_values(row: ShownRow | None, n: int) -> list[Any]:
     """A new row (or none): [panel, best pick, status, one vote per slot], all cleared."""
     if row is None:
-        hidden = [gr.update(value=None, visible=False)] * n
+        hidden = [gr.update(value=None, visible=False) for _ in range(n)]
         return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
     rendered = [row.result.output(m).rendered for m in row.order]
     names = row.labels()
@@ -189,6 +189,27 @@ def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[
     return values
 
 
+def cleared(n: int) -> list[Any]:
+    """[best pick, comment, one vote per slot], emptied: what one person entered never waits
+    on a shared screen for the next (a kiosk)."""
+    # one update object per output: Gradio consumes each as it applies it
+    return [gr.update(value=None), gr.update(value=""), *(gr.update(value=None) for _ in range(n))]
+
+
+def clear_after(revealed: bool, n: int) -> list[Any]:
+    """After a saved submit: the panel cleared once the row was saved whole (revealed), as it
+    was after a partial blind submit (the rater finishes it)."""
+    return cleared(n) if revealed else [gr.update() for _ in range(2 + n)]
+
+
+def clear_for_another_name(name: str, left_by: str, n: int) -> list[Any]:
+    """When the name changes from the one whose partial submit left ratings on screen: the
+    panel cleared (and no one's ratings left behind); else nothing changes. [..., left by]"""
+    if left_by and " ".join((name or "").split()) != left_by:
+        return [*cleared(n), ""]
+    return [*(gr.update() for _ in range(2 + n)), left_by]
+
+
 class FeedbackHandlers:
     """The panel's handlers that reach the app: submitting votes, and the page's first values."""
 
@@ -206,10 +227,14 @@ class FeedbackHandlers:
         voter_id: str,
         *votes: str | None,
     ) -> list[Any]:
-        """Save the row's votes; [status line, remembered name and tag, revealed]. Refusals raise.
+        """Save the row's votes; [status line, remembered name and tag, revealed, left by].
+        Refusals raise.
 
         ``revealed`` is the server's word: a blind row is revealed only once every output is
-        rated (:meth:`reveal` then fills the cards); a partial submit is saved, reveals nothing."""
+        rated (:meth:`reveal` then fills the cards); a partial submit is saved, reveals nothing.
+        A saved submit that revealed clears the ratings, best pick and comment for the next
+        person at a shared screen (:func:`cleared`); a partial blind one leaves them for the
+        rater to finish, and ``left by`` names that rater: another name clears them."""
         # only the status line is an output here: a refused submit never touches the row (an
         # error marks every output of its event with an "Error" badge)
         if row is None:
@@ -242,8 +267,11 @@ class FeedbackHandlers:
                 f" {left} output{'s' if left != 1 else ''} still unrated: the methods stay "
                 "hidden until you rate every output and submit again."
             )
-            return [msg, remembered, False]
-        msg += " Submit again to change your vote."
+            return [msg, remembered, False, " ".join(rater_name.split())]
+        msg += (
+            " Your ratings are cleared for the next person; to change one, rate that picture "
+            "again and submit."
+        )
         if self.cb.session().deck_id:  # a deck hands rows one at a time: say how to go on
             msg += " Next: press **Show my next row** (beside Submit)."
         if row.blind:
@@ -252,7 +280,7 @@ class FeedbackHandlers:
                 f"  \n**Revealed:** {shown}. A rating you change now counts as a labelled "
                 "(not blind) vote."
             )
-        return [msg, remembered, receipt.revealed]
+        return [msg, remembered, receipt.revealed, ""]
 
     def reveal(self, row: ShownRow | None, best_label: str | None, revealed: bool) -> list[Any]:
         """After a saved submit: the cards' names, prompts and reasons, if the server revealed."""
@@ -299,7 +327,12 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         outputs=[panel.group, panel.best, panel.status, *panel.votes],
         api_name=False,
     )
+    tab.result.change(  # a new row: a comment typed for the last one does not carry over
+        lambda row: "", [tab.result], [panel.comment], api_name=False, show_progress="hidden"
+    )
     revealed = gr.State(False)  # the last submit's receipt: did the server reveal the row?
+    left_by = gr.State("")  # the rater whose partial blind submit left ratings on screen
+    entered = [panel.best, panel.comment, *panel.votes]
     reveal_outputs: list[Any] = [panel.best]
     for slot in tab.slots:
         reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
@@ -315,7 +348,7 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
             panel.voter,
             *panel.votes,
         ],
-        outputs=[panel.status, panel.remembered, revealed],
+        outputs=[panel.status, panel.remembered, revealed, left_by],
         api_name=False,
         concurrency_id="ratings",
         concurrency_limit=None,  # SQLite serialises writers; many raters submit at once
@@ -323,6 +356,19 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         h.reveal,
         [tab.result, panel.best, revealed],
         reveal_outputs,
+        api_name=False,
+        show_progress="hidden",
+    ).success(
+        lambda done: clear_after(done, n),
+        [revealed],
+        entered,
+        api_name=False,
+        show_progress="hidden",
+    )
+    panel.rater.change(
+        lambda name, by: clear_for_another_name(name, by, n),
+        [panel.rater, left_by],
+        [*entered, left_by],
         api_name=False,
         show_progress="hidden",
     )

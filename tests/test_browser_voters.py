@@ -3,6 +3,7 @@ two people who type two names keeps both people's votes; a reload keeps the brow
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -74,3 +75,55 @@ def test_two_people_on_one_page_both_keep_their_votes(kiosk, group_path, tiny_se
         (f"{browser_id}/kiosk-ann", 3),
         (f"{browser_id}/kiosk-bo", 5),
     }
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_the_next_person_at_a_kiosk_never_submits_the_last_ones_answers(
+    browser, app_url, group_path, tiny_services, width, height
+):
+    # #28 item 2: Kim's ratings, best pick and comment stayed filled; Kai changed one rating
+    # and submitted, and the database held Kim's ratings and comment under Kai's name
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    kim, kai = f"kiosk-kim-{width}", f"kiosk-kai-{width}"
+    try:
+        page.goto(app_url)
+        page.locator("#selfie input[type=file]").set_input_files(str(group_path))
+        expect(page.locator("#selfie img").first).to_be_visible()
+        page.locator("#generate").click()
+        expect(page.locator("#out-caption-0")).to_contain_text("raw", timeout=120_000)
+        page.locator("#rate-0 label", has_text="2").click()
+        page.locator("#rate-1 label", has_text="5").click()
+        page.locator("#best-pick label", has_text="template").click()
+        page.locator("#comment textarea, #comment input").first.fill("kim's private note")
+        page.locator("#rater textarea, #rater input").first.fill(kim)
+        page.locator("#submit-ratings").click()
+        status = page.locator("#rating-status")
+        expect(status).to_contain_text("cleared for the next person")
+        expect(status).to_be_in_viewport()
+        # what Kim entered is gone from the screen, where the next person looks
+        for i in range(2):  # neither checked nor drawn as chosen
+            expect(page.locator(f"#rate-{i} input:checked")).to_have_count(0)
+            expect(page.locator(f"#rate-{i} label.selected")).to_have_count(0)
+        expect(page.locator("#best-pick input:checked")).to_have_count(0)
+        expect(page.locator("#best-pick label.selected")).to_have_count(0)
+        page.mouse.move(0, 0)  # no hover tint in the picture
+        expect(page.locator("#comment textarea, #comment input").first).to_have_value("")
+        if shots := os.environ.get("BECOME_SHOTS"):
+            page.screenshot(path=f"{shots}/kiosk-cleared-{width}x{height}.png")
+        page.locator("#rater textarea, #rater input").first.fill(kai)
+        page.locator("#rate-0 label", has_text="4").click()
+        page.locator("#submit-ratings").click()
+        expect(status).to_contain_text("Saved 1 rating(s)")
+        rows = []
+        deadline = time.monotonic() + 60
+        while not rows and time.monotonic() < deadline:  # a poll with a deadline
+            rows = tiny_services.store.records(rater=kai)
+            time.sleep(0.1)
+        assert [(r.method, r.rating, r.is_best, r.comment) for r in rows] == [("raw", 4, False, "")]
+        kims = tiny_services.store.records(rater=kim)
+        assert sorted((r.method, r.rating) for r in kims) == [("raw", 2), ("template", 5)]
+        assert {r.comment for r in kims} == {"kim's private note"}
+    finally:
+        context.close()

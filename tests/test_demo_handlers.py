@@ -10,7 +10,15 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from demo.feedback_panel import FeedbackCallbacks, FeedbackHandlers, reset_values, reveal_values
+from demo.feedback_panel import (
+    FeedbackCallbacks,
+    FeedbackHandlers,
+    clear_after,
+    clear_for_another_name,
+    cleared,
+    reset_values,
+    reveal_values,
+)
 from demo.rows import ShownRow
 from demo.staff_tab import SERVER_LOCKED, StaffCallbacks, StaffHandlers
 from pipelines.feedback.ratings import Receipt
@@ -140,14 +148,22 @@ def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
 
     h = FeedbackHandlers(FeedbackCallbacks(submit=submit, session=SessionConfig), 3)
     row = ShownRow(rendered.without_images(), ("template", "raw"), blind=True)
-    status, remembered, shown = h.submit(row, None, "", "ann", "", False, "v1", "4", None, None)
+    status, remembered, shown, left_by = h.submit(
+        row, None, "", "ann", "", False, "v1", "4", None, None
+    )
     assert "1 output still unrated" in status and "Revealed" not in status
-    assert remembered == ["ann", ""]
+    assert remembered == ["ann", ""] and left_by == "ann"  # ann's ratings wait for her
+    # at a kiosk the next person types another name: ann's ratings leave the screen
+    assert clear_for_another_name("ann", left_by, 3) == [*[gr.update()] * 5, "ann"]
+    assert clear_for_another_name("bo", left_by, 3) == [*cleared(3), ""]
     assert shown is False and h.reveal(row, None, shown) == [gr.update()] * 16  # no card changes
     assert sent == [({"template": 4, "raw": None}, True)]
-    status, _, shown = h.submit(row, None, "", "ann", "", False, "v1", "4", "2", None)
+    status, _, shown, left_by = h.submit(row, None, "", "ann", "", False, "v1", "4", "2", None)
     best, *cards = h.reveal(row, None, shown)
     assert "**Revealed:** Output A = template, Output B = raw" in status
+    assert "cleared for the next person" in status and left_by == ""
+    assert clear_after(shown, 3) == cleared(3)  # saved whole: nothing left for the next person
+    assert clear_after(False, 3) == [gr.update()] * 5
     assert best["choices"][0] == ("Output A = template", "Output A")
     assert cards[0]["show_label"] is False and "Output A = template" in cards[1]
 

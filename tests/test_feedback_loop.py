@@ -188,10 +188,14 @@ def test_rating_a_comparison_stores_what_was_rendered(tiny_services, group_path,
     assert rows["raw"].image_path is None  # no consent, no image kept
 
     again = ratings.submit(res.comparison_id, {"raw": 4}, rater="ana", consent_images=True)
-    assert again.replaced_earlier
-    rows = tiny_services.store.records(comparison_id=res.comparison_id)
-    assert [(r.method, r.rating) for r in rows] == [("raw", 4)]
-    assert rows[0].image_path  # consented: the generated output (never the selfie) is kept
+    assert again.replaced_earlier and again.saved == 1
+    rows = {r.method: r for r in tiny_services.store.records(comparison_id=res.comparison_id)}
+    # a correction changes the picture it rates; the rest of ana's row stays as it was
+    assert {m: (r.rating, r.is_best) for m, r in rows.items()} == {
+        "raw": (4, False),
+        "template": (5, True),
+    }
+    assert rows["raw"].image_path  # consented: the generated output (never the selfie) is kept
 
 
 def test_outputs_are_png_encoded_once_per_need(

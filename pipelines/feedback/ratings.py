@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -148,7 +148,10 @@ class RatingService:
         consent_images: bool = False,
         voter: str = "",
     ) -> Receipt:
-        """Store one rater's votes for one comparison row; re-submitting replaces them.
+        """Store one rater's votes for one comparison row. Submitting again changes the outputs
+        it rates; the voter's other ratings of the row, best pick and comment stay as they were
+        unless given anew (the page clears a saved row for the next person at a shared screen,
+        so a correction rates just the picture it changes).
 
         ``voter`` is the client that votes (the browser's remembered id, an API client's
         session); the stored voter is that client and the typed name together
@@ -203,13 +206,22 @@ class RatingService:
             self._check_session(session_tag.strip(), result.request.style, list(given))
         if best is not None and best not in rendered:
             raise RatingError(f"best pick {best!r} is not one of {', '.join(rendered)}")
-        if best is not None and best not in given:
+        client = _text("voter", voter).strip()[:100]
+        who = voter_id(client, rater)
+        # what this voter gave this row before and does not rate now: kept as it was (a page
+        # clears a saved row for the next person; rating one picture again changes that one)
+        kept = {
+            r.method: r
+            for r in self.store.records(comparison_id=comparison_id)
+            if r.voter == who and r.method in rendered and r.method not in given
+        }
+        best = best or next((m for m, r in kept.items() if r.is_best), None)
+        if best is not None and best not in given and best not in kept:
             raise RatingError(f"you picked {best!r} as best: rate it too (1 to 5), then submit")
+        comment = comment.strip() or next((r.comment for r in kept.values() if r.comment), "")
         n_rendered = max(len(rendered), 1)
         latency = result.timings.get("render", 0.0) / n_rendered
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        client = _text("voter", voter).strip()[:100]
-        who = voter_id(client, rater)
         records, images = [], {}
         for method, rating in given.items():
             out = rendered[method]
@@ -243,7 +255,12 @@ class RatingService:
                     row_id=deck.row_id if deck else "",
                 )
             )
-        unrated = len(set(rendered) - set(given))
+        saved = len(records)
+        records += [  # one submission, one blind value: the store keeps an unchanged one's flag
+            replace(r, is_best=r.method == best, comment=comment, blind=bool(blind))
+            for r in kept.values()
+        ]
+        unrated = len(set(rendered) - set(given) - set(kept))
         # a blind row's methods are shown only once every rendered output is rated
         reveal = not blind or unrated == 0
         replaced = self.store.submit(records, images=images or None, reveal=reveal, screen=client)
@@ -251,7 +268,7 @@ class RatingService:
             {"method": o.method, "prompt": o.prompt, "score": o.score} for o in result.outputs
         )
         return Receipt(
-            saved=len(records),
+            saved=saved,
             replaced_earlier=bool(replaced),
             outputs=outputs if reveal else (),
             revealed=reveal,
