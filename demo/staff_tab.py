@@ -531,10 +531,13 @@ class StaffHandlers:
         With a staff password set, the server's details and the model's figures wait for it
         (:meth:`server`)."""
         deck = deck_status(self.cb.session().deck_id, self.cb.deck_coverage())
-        if self.cb.password_required:
+        if self.cb.password_required:  # never a password check here: it would count a failure
             server, model = SERVER_LOCKED, "Current learned model: shown with the server details."
         else:
-            server, model = self.server(None)
+            server, model = (
+                self.methods_report(),
+                "Current learned model: " + self.cb.model_summary(),
+            )
         return [*self.live(), server, self.refs_report(), model, deck]
 
     def server(self, pw: str | None, request: gr.Request | None = None) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -51,25 +52,34 @@ def tiny_services(tiny_settings: Settings):
     return build_services(tiny_settings)
 
 
-@pytest.fixture(scope="session")
-def app_url(tiny_services):
-    """The real app (demo.layout.build_demo) served on a free local port, tiny engine."""
+@contextlib.contextmanager
+def served(services, **launch):
+    """The real app (demo.layout.build_demo) over ``services``, served on a free local port
+    with the page's CSS and theme, as app.py: tests look at what people see. Yields the demo."""
     from demo import CSS, THEME, build_demo
 
-    demo = build_demo(tiny_services)
+    demo = build_demo(services)
     demo.queue(default_concurrency_limit=4)
-    demo.launch(  # with the page's CSS and theme, as app.py: tests look at what people see
+    demo.launch(
         prevent_thread_lock=True,
         server_name="127.0.0.1",
         server_port=None,
         quiet=True,
         css=CSS,
         theme=THEME,
+        **launch,
     )
     try:
-        yield demo.local_url
+        yield demo
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_services):
+    """The real app served on a free local port, tiny engine."""
+    with served(tiny_services) as demo:
+        yield demo.local_url
 
 
 @pytest.fixture(scope="session")

@@ -143,23 +143,12 @@ def staff_app_url(tiny_services):
     """The app with a staff password set: the Staff tab as a deployment with staff shows it."""
     from dataclasses import replace
 
-    from demo import CSS, THEME, build_demo
+    from conftest import served
+
     from pipelines.app.access import StaffGate
 
-    demo = build_demo(replace(tiny_services, staff=StaffGate("staff-only-pw", delay_s=0.0)))
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=None,
-        quiet=True,
-        css=CSS,
-        theme=THEME,
-    )
-    try:
+    with served(replace(tiny_services, staff=StaffGate("staff-only-pw", delay_s=0.0))) as demo:
         yield demo.local_url
-    finally:
-        demo.close()
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])

@@ -14,24 +14,11 @@ from mcp.client.streamable_http import streamablehttp_client
 
 @pytest.fixture(scope="module")
 def mcp_app(tiny_services):
-    from demo import CSS, THEME, build_demo
+    from conftest import served
 
     assert tiny_services.settings.mcp_server  # on by default (BECOME_MCP_SERVER)
-    demo = build_demo(tiny_services)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=None,
-        quiet=True,
-        css=CSS,
-        theme=THEME,
-        mcp_server=tiny_services.settings.mcp_server,
-    )
-    try:
+    with served(tiny_services, mcp_server=tiny_services.settings.mcp_server) as demo:
         yield demo
-    finally:
-        demo.close()
 
 
 def _session(url: str, work: Any) -> Any:

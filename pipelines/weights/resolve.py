@@ -178,16 +178,3 @@ def fetch_pinned(pin: ModelPin, *, offline: bool | None = None) -> tuple[Path, s
         ) from exc
     verify_folder(folder, pin)
     return folder, "Hub"
-
-
-__all__ = [
-    "FETCH_COMMAND",
-    "UNVERIFIED_SETTING",
-    "Weights",
-    "WeightsRefused",
-    "cached_snapshot",
-    "fetch_pinned",
-    "is_here",
-    "locate",
-    "looks_like_folder",
-]
