@@ -310,3 +310,17 @@ def test_a_family_loads_from_its_checked_snapshot_and_a_tampered_unet_is_refused
     blob.write_bytes(bytes(data))
     with pytest.raises(WeightsUnavailable, match=rf"{unet.path}.*expected {unet.sha256}"):
         weights.checked()
+
+
+def test_one_file_of_a_repo_of_several_counts_as_here(tmp_path: Path) -> None:
+    # a FaceID family reads one adapter file of h94/IP-Adapter-FaceID's two: the other absent
+    # must not send the auto engine to the preview
+    from pipelines.weights import is_here
+
+    one = PIN.subset(("model.safetensors",))
+    assert one is not None and [f.path for f in one.files] == ["model.safetensors"]
+    install(one, _files(tmp_path))
+    assert is_here(REPO, "model.safetensors", ("model.safetensors",))
+    assert not is_here(REPO, "model.safetensors")  # the whole pin is not in the cache
+    assert PIN.subset(("not-pinned.bin",)) is None  # a file the pin does not list: unpinned
+    assert locate(REPO, only=("model.safetensors",)).verified

@@ -61,7 +61,8 @@ def missing_weights(settings: Settings) -> list[str]:
         missing.append(
             f"{family.id} base model {settings.base_model} (BECOME_BASE_MODEL, BECOME_MODEL_FAMILY)"
         )
-    if family.uses_faceid and not is_here(settings.faceid_adapter, settings.faceid_weight):
+    weight = (settings.faceid_weight,)  # one adapter file of the repo's several
+    if family.uses_faceid and not is_here(settings.faceid_adapter, settings.faceid_weight, weight):
         missing.append(
             f"FaceID adapter {settings.faceid_adapter}/{settings.faceid_weight} "
             "(BECOME_FACEID_ADAPTER, BECOME_FACEID_WEIGHT)"

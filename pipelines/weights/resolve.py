@@ -60,12 +60,13 @@ def looks_like_folder(source: str) -> bool:
     )
 
 
-def is_here(source: str, probe: str) -> bool:
+def is_here(source: str, probe: str, only: tuple[str, ...] | None = None) -> bool:
     """Whether ``source`` loads without the network: a local folder holding ``probe``, a
-    pinned model's commit in the HF cache, or (unpinned) ``probe`` in the HF cache."""
+    pinned model's commit in the HF cache (``only`` those of its files the caller reads), or
+    (unpinned) ``probe`` in the HF cache."""
     from pipelines.core.hub import is_cached
 
-    pin = None if looks_like_folder(source) else pin_for(source)
+    pin = None if looks_like_folder(source) else _subset(pin_for(source), only)
     if pin is not None:
         return cached_snapshot(pin) is not None
     return is_cached(source, probe)
