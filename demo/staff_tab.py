@@ -429,18 +429,15 @@ class StaffHandlers:
     def standings(self, pw: str, request: gr.Request | None = None) -> tuple[str, Any]:
         """The live session's leaderboard, every rating (a blind one's too); (summary, table)."""
         self.guard(pw, request)
-        tag = self.cb.session().session_tag
+        session = self.cb.session()
+        tag = session.session_tag
         if not tag or self.cb.session_standings is None:
             text = "No tagged session is running: the Leaderboard tab shows every rating."
             return text, gr.update(value=None, visible=False)
         with user_errors("The session's standings"):
             df = self.cb.session_standings(tag)
         n = int(df["ratings"].sum()) if not df.empty else 0
-        hidden = (
-            " Participants do not see them until you end the session."
-            if (self.cb.session().blind)
-            else ""
-        )
+        hidden = " Participants do not see them until you end the session." if session.blind else ""
         text = f"Session **{plain_md(tag)}**: {n} rating{'s' if n != 1 else ''}.{hidden}"
         return text, gr.update(value=readable(df), visible=not df.empty)
 

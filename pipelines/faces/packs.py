@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.faces.analysis import FaceModelsMissingError, face_pack_dir
-from pipelines.weights import WeightsRefused, pin_for, verify_folder
+from pipelines.weights import WeightsRefused, locate, pin_for
 
 __all__ = ["HUB_PACKS", "HubPack", "fetch_hub_pack", "hub_pack"]
 
@@ -105,19 +105,16 @@ def _revision(known: HubPack) -> str:
 
 
 def _checked(known: HubPack, folder: Path, allow_unverified: bool) -> Path:
-    """``folder`` once its pinned files match their sha256; else :class:`FaceModelsMissingError`
-    naming the file (or, with ``allow_unverified``, the folder as it is)."""
-    pin = pin_for(known.repo_id)
-    if pin is None:
-        if allow_unverified:
-            return folder
-        raise FaceModelsMissingError(
-            f"Face pack {known.name!r} ({known.repo_id}) is not in the pin table; set "
-            "BECOME_UNVERIFIED_WEIGHTS=1 to load it unverified"
-        )
+    """``folder`` once its pinned files match their sha256 (:func:`pipelines.weights.locate`,
+    the folder standing in for the Hub pack); else :class:`FaceModelsMissingError` naming the
+    file (or, with ``allow_unverified``, the folder as it is)."""
     try:
-        verify_folder(folder, pin)
+        locate(
+            str(folder),
+            default=known.repo_id,
+            allow_unverified=allow_unverified,
+            what=f"Face pack {known.name!r} ({known.repo_id})",
+        )
     except WeightsRefused as exc:
-        if not allow_unverified:
-            raise FaceModelsMissingError(f"Face pack {known.name!r}: {exc}") from None
+        raise FaceModelsMissingError(str(exc)) from None
     return folder
