@@ -92,6 +92,9 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
                     label=f"Rate {slot_label(i)}: 1 poor … 5 great",
                     elem_id=f"rate-{i}",
                     value=None,
+                    # shown once the row is the page's (reset_values): a rating clicked on
+                    # pictures that are not yet the row would be cleared when it becomes one
+                    visible=False,
                 )
             )
     with gr.Group(visible=False) as group:
@@ -146,7 +149,10 @@ def _layout(slots: Sequence[Slot], secret: str = "") -> RatingPanel:
 
 
 def reset_values(row: ShownRow | None, n: int) -> list[Any]:
-    """A new row (or none): [panel, best pick, status, one vote per slot], all cleared."""
+    """A new row (or none): [panel, best pick, status, one vote per slot], laid out for it.
+    The values a person enters are cleared in the browser the moment the row arrives
+    (:func:`clear_entered_js`), not here: this answer comes a round trip later, and a rating
+    clicked meanwhile would be wiped."""
     if row is None:
         hidden = [gr.update(value=None, visible=False) for _ in range(n)]
         return [gr.update(visible=False), gr.update(choices=[], value=None), "", *hidden]
@@ -155,13 +161,12 @@ def reset_values(row: ShownRow | None, n: int) -> list[Any]:
     labels = [lbl for lbl, ok in zip(names, rendered, strict=True) if ok]
     votes = [
         gr.update(
-            value=None,
             visible=i < len(rendered) and rendered[i],
             label=f"Rate {names[i]}: 1 poor … 5 great" if i < len(names) else None,
         )
         for i in range(n)
     ]
-    return [gr.update(visible=True), gr.update(choices=labels, value=None), "", *votes]
+    return [gr.update(visible=True), gr.update(choices=labels), "", *votes]
 
 
 def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[Any]:
@@ -194,6 +199,11 @@ def cleared(n: int) -> list[Any]:
     on a shared screen for the next (a kiosk)."""
     # one update object per output: Gradio consumes each as it applies it
     return [gr.update(value=None), gr.update(value=""), *(gr.update(value=None) for _ in range(n))]
+
+
+def clear_entered_js(n: int) -> str:
+    """The browser-side twin of :func:`cleared`: [best pick, comment, one vote per slot]."""
+    return "() => [null, '', " + ", ".join(["null"] * n) + "]"
 
 
 def clear_after(revealed: bool, n: int) -> list[Any]:
@@ -327,12 +337,11 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         outputs=[panel.group, panel.best, panel.status, *panel.votes],
         api_name=False,
     )
-    tab.result.change(  # a new row: a comment typed for the last one does not carry over
-        lambda row: "", [tab.result], [panel.comment], api_name=False, show_progress="hidden"
-    )
+    entered = [panel.best, panel.comment, *panel.votes]
+    # a new row: what was entered for the last one is cleared in the browser, at once
+    tab.result.change(None, None, entered, js=clear_entered_js(n), api_name=False)
     revealed = gr.State(False)  # the last submit's receipt: did the server reveal the row?
     left_by = gr.State("")  # the rater whose partial blind submit left ratings on screen
-    entered = [panel.best, panel.comment, *panel.votes]
     reveal_outputs: list[Any] = [panel.best]
     for slot in tab.slots:
         reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]

@@ -280,9 +280,12 @@ def _session_form(cb: StaffCallbacks) -> SessionForm:
     )
 
 
-SCROLL_TO_SERVER = (
-    "() => document.getElementById('staff-methods')?.scrollIntoView({block: 'nearest'})"
-)
+def scroll_to(elem_id: str) -> str:
+    """A browser step that brings ``elem_id`` into view: an answer shown where it was asked."""
+    return f"() => document.getElementById('{elem_id}')?.scrollIntoView({{block: 'nearest'}})"
+
+
+SCROLL_TO_SERVER = scroll_to("staff-methods")
 SERVER_LOCKED = (
     "Enter the staff password above and press **Show server details**: the engine, its settings "
     "and the learned model's figures are for staff."
@@ -524,9 +527,12 @@ class StaffHandlers:
         return retrain_md(report), "Current learned model: " + self.cb.model_summary()
 
     def open(self) -> list[Any]:
-        """The tab's panels as they are now: [*live form, server, references, model, deck].
-        With a staff password set, the server's details and the model's figures wait for it
-        (:meth:`server`)."""
+        """The tab's panels as they are now: [*live form, server, references, model, deck]."""
+        return [*self.live(), *self.panels()]
+
+    def panels(self) -> list[Any]:
+        """[server, references, model, deck] as they are now. With a staff password set, the
+        server's details and the model's figures wait for it (:meth:`server`)."""
         deck = deck_status(self.cb.session().deck_id, self.cb.deck_coverage())
         if self.cb.password_required:  # never a password check here: it would count a failure
             server, model = SERVER_LOCKED, "Current learned model: shown with the server details."
@@ -535,7 +541,7 @@ class StaffHandlers:
                 self.methods_report(),
                 "Current learned model: " + self.cb.model_summary(),
             )
-        return [*self.live(), server, self.refs_report(), model, deck]
+        return [server, self.refs_report(), model, deck]
 
     def server(self, pw: str | None, request: gr.Request | None = None) -> tuple[str, str]:
         """(the server's details, the learned model in use) once the password is checked."""
@@ -571,7 +577,8 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
     _guarded(h, form.end, pw, h.end, [pw], [form.status, *form.fields()])
     if form.standings is not None:
         outputs = [form.standings_md, form.standings_table]
-        _guarded(h, form.standings, pw, h.standings, [pw], outputs)
+        shown = _guarded(h, form.standings, pw, h.standings, [pw], outputs)
+        shown.success(None, None, None, js=scroll_to("fac-standings-summary"))
     _guarded(h, refs.add, pw, h.add_refs, [pw, refs.style, refs.files], refs.status)
     _guarded(h, refs.clear, pw, h.clear_refs, [pw, refs.style], refs.status)
     _guarded(h, deck.load, pw, h.load_deck, [pw, deck.source, deck.blind], deck.info)
@@ -596,4 +603,8 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
         )
         shown.success(None, None, None, js=SCROLL_TO_SERVER)
     panels = [page.server, refs.status, page.retrain.model, deck.info]
-    tab.select(h.open, None, [*form.fields(), *panels], api_name=False)
+    # the form first, off the queue and alone (it must land before anyone types in it), then
+    # the panels, which may take longer (which methods can run here)
+    tab.select(h.live, None, form.fields(), api_name=False, queue=False).then(
+        h.panels, None, panels, api_name=False
+    )
