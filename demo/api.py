@@ -8,7 +8,7 @@ assistant. Staff actions are never endpoints (``api_name=False``): no client rea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import gradio as gr
@@ -16,10 +16,11 @@ import gradio as gr
 from demo.errors import user_errors
 from demo.queue_progress import RenderCancelled, batch_progress
 from demo.raw_inputs import raw_image, raw_number
+from demo.transient import forget_upload
 from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
 from pipelines.core.settings import Settings
-from pipelines.faces.photo import ImageSource
+from pipelines.faces.photo import ImageSource, load_image
 from pipelines.feedback.leaderboard import LeaderboardQuery
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.store import RecordFilter
@@ -27,8 +28,14 @@ from pipelines.feedback.store import RecordFilter
 Compare = Callable[[ImageSource, CompareRequest, Progress], ComparisonResult]
 
 
-def create_compare_api(render: Compare, methods: Sequence[str], settings: Settings) -> None:
-    """``/compare``: (selfie, style id, base prompt, methods, seed) -> (images, JSON)."""
+def create_compare_api(
+    render: Compare, methods: Sequence[str], settings: Settings, keep: Collection[str] = ()
+) -> None:
+    """``/compare``: (selfie, style id, base prompt, methods, seed) -> (images, JSON).
+
+    The selfie is decoded once and every copy Gradio wrote of it (the upload; an MCP client's
+    base64 image, which Gradio's MCP layer writes once more) is deleted before the render;
+    ``keep``: sha256 of files never deleted (the example photos Gradio serves to every page)."""
     with gr.Column(visible=False):
         selfie = raw_image(label="selfie")  # the app decodes the upload, with its own checks
         style = gr.Textbox(label="style")
@@ -72,11 +79,15 @@ def create_compare_api(render: Compare, methods: Sequence[str], settings: Settin
         # the pages waiting behind this render are told their place, and it feeds the estimates
         report = batch_progress(progress, 1)
         with user_errors("The comparison", passthrough=(RenderCancelled,)):
+            try:
+                photo = load_image(selfie)
+            finally:  # read or not, nothing of it stays on disk
+                forget_upload(selfie, keep)
             request = CompareRequest.from_settings(
                 settings, style=style, prompt=prompt, methods=list(methods or []), seed=seed
             )
             try:
-                res = render(selfie, request, report)
+                res = render(photo, request, report)
             except RenderCancelled:  # the client went away: nobody waits for this row
                 report.done(cancelled=True)
                 raise

@@ -18,8 +18,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -29,6 +30,7 @@ from demo.errors import user_errors
 from demo.formatting import plain_md
 from demo.queue_progress import RenderCancelled, batch_progress
 from demo.rows import ROW_VALUES, SLOT_VALUES, ShownRow, cleared_row, row_values, shown_row
+from demo.transient import RecentPhotos, file_digest, forget_upload, inline_image
 from pipelines.core.errors import UserError
 from pipelines.core.request import CompareRequest, Progress
 from pipelines.core.results import ComparisonResult
@@ -56,6 +58,10 @@ class CompareCallbacks:
 
 
 EXPIRED = "This click is no longer waiting for a render: press Generate again."
+GONE = (
+    "Your photo is no longer on the server (the app keeps no photos once it has read them): "
+    "add it again."
+)
 STARTING = "⏳ Your photo is checked: your render starts as soon as it is its turn…"
 # the controls a reloaded page gets back (never the selfie or the style reference)
 SAVED_INPUTS = (
@@ -76,10 +82,20 @@ class ClickExpiredError(UserError):
     """A render found no request under its ticket (it waited too long, or was never checked)."""
 
 
+class PhotoGoneError(gr.Error):
+    """A click named an uploaded file the app has already read and deleted, and no longer holds
+    (a page from before a restart): the person adds the photo again."""
+
+    def __init__(self) -> None:
+        super().__init__(GONE)
+
+
 @dataclass(frozen=True)
 class Click:
-    """One Generate click, checked: its request and when it was made (seconds since the epoch)."""
+    """One Generate click, checked: its decoded photo, its request and when it was made (seconds
+    since the epoch)."""
 
+    photo: Image.Image
     request: CompareRequest
     clicked: float
 
@@ -88,8 +104,8 @@ class PendingClicks:
     """Checked clicks waiting for their render, by ticket; each is taken once.
 
     A page closed while its click waits in the queue never comes back for it: the oldest clicks
-    beyond ``limit``, and clicks older than ``max_age`` seconds, are dropped (with any style
-    reference image they hold).
+    beyond ``limit``, and clicks older than ``max_age`` seconds, are dropped (with the photo and
+    any style reference image they hold).
     """
 
     def __init__(
@@ -123,6 +139,32 @@ class PendingClicks:
         return len(self._clicks)
 
 
+def read_photo(
+    source: str | bytes,
+    page: str,
+    recent: RecentPhotos,
+    keep: Collection[str] = (),
+    what: str = "",
+) -> tuple[Image.Image, bool]:
+    """(the decoded photo, whether it came from an upload file, now deleted). The file's copies
+    are deleted once it is decoded; a file already deleted is found among ``recent`` photos or
+    refused with :class:`PhotoGoneError`. ``what`` prefixes decoding errors ("Style reference")."""
+    if isinstance(source, str) and not Path(source).is_file():
+        found = recent.recall(page, source)
+        if found is None:
+            raise PhotoGoneError()
+        return found, True
+    try:
+        photo = load_image(source)
+    except PhotoError as exc:
+        forget_upload(source, keep)  # an unreadable file is not kept either
+        raise type(exc)(f"{what}: {exc}" if what else str(exc)) from None
+    if forget_upload(source, keep) and isinstance(source, str):
+        recent.remember(page, source, photo)
+        return photo, True
+    return photo, False
+
+
 def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
     """The uploaded style reference, decoded like the selfie; its errors say which photo failed."""
     if source is None:
@@ -131,6 +173,20 @@ def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
         return (load_image(source),)
     except PhotoError as exc:
         raise type(exc)(f"Style reference: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CheckedClick:
+    """A checked click's ticket, and the photos the page should now show inline (None where
+    the page's value stays as it was: sent inline already, or an example photo)."""
+
+    ticket: str
+    selfie: Image.Image | None = None
+    reference: Image.Image | None = None
+
+    def shown(self) -> tuple[Image.Image | None, Image.Image | None]:
+        """(selfie, reference) for the page."""
+        return self.selfie, self.reference
 
 
 def new_seed() -> int:
@@ -145,7 +201,9 @@ class CompareHandlers:
         self.cb = cb
         self.pending = pending if pending is not None else PendingClicks()
         self.n_slots = len(cb.methods)
-        self._refusals: OrderedDict[str, str] = OrderedDict()  # page -> its last click's refusal
+        self.recent = RecentPhotos()
+        self.keep = frozenset(file_digest(p) for p in cb.examples)  # Gradio serves these to all
+        self._refusals: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # page -> refusal
         self._lock = threading.Lock()
 
     def request(
@@ -159,7 +217,7 @@ class CompareHandlers:
         use_style_strength: bool,
         ip_adapter_scale: float | None,
         size: int,
-        reference: str | bytes | None,
+        reference: Image.Image | None,
     ) -> CompareRequest:
         """The controls' values as a request; the request validates them (its errors name them).
 
@@ -177,7 +235,7 @@ class CompareHandlers:
             ip_adapter_scale=None if use_style_strength else ip_adapter_scale,
             height=size,
             width=size,
-            reference_images=style_reference(reference),
+            reference_images=() if reference is None else (reference,),
         )
 
     def check(
@@ -193,15 +251,22 @@ class CompareHandlers:
         ip_adapter_scale: float | None,
         size: int,
         reference: str | bytes | None,
-    ) -> str:
-        """Before queueing: plain messages for what the page can tell at once. Builds the click's
-        request and returns the ticket its render takes it by."""
+        page: str = "",
+    ) -> CheckedClick:
+        """Before queueing: plain messages for what the page can tell at once. Decodes the photos
+        (their upload files are deleted), builds the click's request and keeps both under the
+        ticket its render takes them by."""
         if selfie is None:
             raise gr.Error("Upload a selfie (or pick an example photo) first.")
         if not methods:
             raise gr.Error("Tick at least one method to compare.")
         with user_errors("The comparison"):
-            load_image(selfie)  # the render decodes it again; a bad file is refused now
+            photo, photo_read = read_photo(selfie, page, self.recent, self.keep)
+            ref, ref_read = (
+                read_photo(reference, page, self.recent, self.keep, "Style reference")
+                if reference is not None
+                else (None, False)
+            )
             request = self.request(
                 style,
                 prompt,
@@ -212,24 +277,48 @@ class CompareHandlers:
                 use_style_strength,
                 ip_adapter_scale,
                 size,
-                reference,
+                ref,
             )
         # the status line counts the wait in the queue from now
-        return self.pending.put(Click(request, time.time()))
+        ticket = self.pending.put(Click(photo, request, time.time()))
+        return CheckedClick(ticket, photo if photo_read else None, ref if ref_read else None)
 
-    def upload(self, selfie: str | bytes | None) -> list[Any]:
-        """A selfie as it arrives, decoded with the app's checks: [selfie, row, *row values].
-        A file the app cannot read is taken off the page (no broken image), with the previous
-        row, and the status says why; a readable one changes nothing."""
-        unchanged = [gr.update()] * (2 + len(cleared_row("", self.n_slots)))
+    def upload(
+        self, selfie: str | bytes | None, status: str = "", request: gr.Request | None = None
+    ) -> list[Any]:
+        """A selfie as it arrives: [selfie, row, *row values]. It is decoded with the app's checks
+        and its file deleted; the page then shows (and sends back) the decoded photo. A file the
+        app cannot read is taken off the page (no broken image), with the previous row, and the
+        status says why; a readable one clears an old refusal and leaves the row as it was."""
+        n_values = 2 + len(cleared_row("", self.n_slots))
+        unchanged = [gr.update() for _ in range(n_values)]
         if selfie is None:
             return unchanged
         try:
-            load_image(selfie)
-        except PhotoError as exc:
-            message = f"⚠️ Selfie: {plain_md(str(exc))}"
+            photo, read = read_photo(selfie, _page(request), self.recent, self.keep)
+        except (PhotoError, PhotoGoneError) as exc:
+            message = f"⚠️ Selfie: {plain_md(str(getattr(exc, 'message', exc)))}"
             return [None, None, *cleared_row(message, self.n_slots)]
-        return unchanged
+        values = unchanged
+        values[0] = inline_image(photo) if read else gr.update()
+        if (status or "").lstrip().startswith("⚠"):  # a refusal about an earlier photo
+            values[2] = ""
+        return values
+
+    def upload_reference(
+        self, reference: str | bytes | None, request: gr.Request | None = None
+    ) -> tuple[Any, Any]:
+        """A style reference as it arrives: (reference, status), decoded and its file deleted as
+        the selfie is; an unreadable one is taken off the page and the status says why."""
+        if reference is None:
+            return gr.update(), gr.update()
+        try:
+            ref, read = read_photo(
+                reference, _page(request), self.recent, self.keep, "Style reference"
+            )
+        except (PhotoError, PhotoGoneError) as exc:
+            return None, f"⚠️ {plain_md(str(getattr(exc, 'message', exc)))}"
+        return (inline_image(ref) if read else gr.update()), gr.update()
 
     def click(
         self,
@@ -247,37 +336,41 @@ class CompareHandlers:
         reference: str | bytes | None,
         request: gr.Request | None = None,
     ) -> list[Any]:
-        """Generate, on the page: :meth:`check`, then [ticket, the inputs the browser keeps, no
-        row, *the row cleared with a "starting" status]. A refusal is kept for :meth:`refused`
-        (Gradio shows the error, and runs that page's failure step) and raised."""
+        """Generate, on the page: :meth:`check`, then [ticket, the inputs the browser keeps, the
+        selfie and the reference (inline when their files were read now), no row, *the row
+        cleared with a "starting" status]. A refusal is kept for :meth:`refused` (Gradio shows
+        the error, and runs that page's failure step) and raised."""
         fields = [style, prompt, methods, seed, num_inference_steps, guidance_scale]
         fields += [use_style_strength, ip_adapter_scale, size]
-        key = getattr(request, "session_hash", None) or ""
+        page = _page(request)
         try:
-            ticket = self.check(selfie, *fields, reference)
+            checked = self.check(selfie, *fields, reference, page=page)
         except gr.Error as exc:
-            self._remember_refusal(key, str(exc.message))
+            self._remember_refusal(page, str(exc.message), isinstance(exc, PhotoGoneError))
             raise
         names = [n for n in SAVED_INPUTS if n != "blind"]  # the fields' order
         saved = dict(zip(names, fields, strict=True)) | {"blind": bool(blind)}
-        return [ticket, json.dumps(saved), None, *cleared_row(STARTING, self.n_slots)]
+        photos = [gr.update() if p is None else inline_image(p) for p in checked.shown()]
+        row = cleared_row(STARTING, self.n_slots)
+        return [checked.ticket, json.dumps(saved), *photos, None, *row]
 
-    def _remember_refusal(self, key: str, message: str) -> None:
+    def _remember_refusal(self, key: str, message: str, photo_gone: bool = False) -> None:
         with self._lock:
-            self._refusals[key] = message
+            self._refusals[key] = (message, photo_gone)
             while len(self._refusals) > 512:  # pages that never came back for theirs
                 self._refusals.popitem(last=False)
 
     def refused(self, request: gr.Request | None = None) -> list[Any]:
-        """After a refused click: [no row, *the row cleared, the refusal in the status]."""
-        key = getattr(request, "session_hash", None) or ""
+        """After a refused click: [the selfie, no row, *the row cleared, the refusal in the
+        status]. The selfie is taken off the page only when the app no longer holds it."""
         with self._lock:
-            message = self._refusals.pop(key, "This click was refused: press Generate again.")
-        return [None, *cleared_row(f"⚠️ {message}", self.n_slots)]
+            message, gone = self._refusals.pop(
+                _page(request), ("This click was refused: press Generate again.", False)
+            )
+        return [None if gone else gr.update(), None, *cleared_row(f"⚠️ {message}", self.n_slots)]
 
     def run(
         self,
-        selfies: list[ImageSource],
         blinds: list[bool],
         tickets: list[str],
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the bar by this default)
@@ -288,7 +381,7 @@ class CompareHandlers:
         outcomes: list[ComparisonResult | UserError | None] = [
             None if c else ClickExpiredError(EXPIRED) for c in clicks
         ]
-        asked = [(i, selfies[i], c.request) for i, c in enumerate(clicks) if c]
+        asked = [(i, c.photo, c.request) for i, c in enumerate(clicks) if c]
         report = batch_progress(progress, len(asked))
         try:
             with user_errors("The comparison", passthrough=(RenderCancelled,)):
@@ -320,6 +413,11 @@ class CompareHandlers:
         if row is None or (current is not None and current.key() == key):
             return gr.update(), gr.update()
         return row, key
+
+
+def _page(request: gr.Request | None) -> str:
+    """The page a request came from (Gradio's session hash), or "" outside a page."""
+    return getattr(request, "session_hash", None) or ""
 
 
 def saved_inputs(saved: str | None) -> dict[str, Any]:

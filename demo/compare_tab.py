@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 
 from demo.compare_handlers import CompareCallbacks, CompareHandlers, new_seed
-from demo.raw_inputs import raw_image, raw_number
+from demo.raw_inputs import face_slider, inline_image_output, raw_image, raw_number
 from demo.rows import slot_label
+from demo.temp_cache import kept_minutes
 from pipelines.core.request import DEFAULT_IP_ADAPTER_SCALE
 from pipelines.core.settings import MAX_SEED
 
@@ -210,7 +211,9 @@ def _controls(cb: CompareCallbacks) -> Controls:
         # where the person just clicked: the queue place, each step and the time left, or why not
         status = gr.Markdown(elem_id="run-status", min_height=56)
         with gr.Row():
-            face = gr.Image(label="Detected face", height=140, interactive=False)
+            face = inline_image_output(
+                label="Detected face", height=140, interactive=False, elem_id="face-crop"
+            )
             face_info = gr.Markdown(elem_id="face-info")
     return Controls(
         column=column,
@@ -274,10 +277,8 @@ def _advanced(cb: CompareCallbacks) -> dict[str, Any]:
     reference = raw_image(label="Style reference for inversion (optional)", height=160)
     gr.Markdown(
         "Inversion and ensemble also use the style's reference images and its "
-        "top-rated outputs that raters agreed to keep. The app never saves your selfie or "
-        "this reference: it reads them in memory, and the web server's upload cache deletes "
-        "its copies within 10 minutes (and whenever the app starts or stops). Only the "
-        "face's embedding stays, in memory, so a second comparison skips detection."
+        "top-rated outputs that raters agreed to keep. "
+        + PHOTO_PROMISE.format(minutes=kept_minutes())
     )
     return {
         "num_inference_steps": num_inference_steps,
@@ -310,7 +311,7 @@ def _slots(n: int) -> list[Slot]:
                     trace = gr.Markdown(elem_id=f"out-trace-{i}")
                 # closed, so a swipe across the row of cards never drags a slider by mistake
                 with gr.Accordion("Compare with your face", open=False) as beside:
-                    slider = gr.ImageSlider(
+                    slider = face_slider(
                         label="Your face ↔ this picture",
                         show_label=False,  # the fold's title says it; a label covers the face
                         interactive=False,
@@ -331,21 +332,29 @@ def _wire(
 ) -> None:
     """Generate: check at once, render in batches, then make the row this page's state."""
     c.randomize.click(new_seed, outputs=c.seed, api_name=False)
-    c.selfie.upload(  # a file the app cannot read is refused as it arrives, not at Generate
+    c.selfie.upload(  # read once, its file deleted; a file the app cannot read is refused now
         h.upload,
-        c.selfie,
+        [c.selfie, c.status],
         [c.selfie, tab.result, *tab.row_outputs],
         api_name=False,
         concurrency_limit=None,
         show_progress="hidden",
     ).then(None, js=SHOW_STATUS)
+    c.reference.upload(
+        h.upload_reference,
+        c.reference,
+        [c.reference, c.status],
+        api_name=False,
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
     # the status under Generate in view from the click on (on a phone, Generate sits at the
     # screen's bottom edge and its status below it)
     c.generate.click(None, js=SHOW_STATUS, api_name=False, queue=False)
     clicked = c.generate.click(
         h.click,
         [c.selfie, c.blind, *c.fields()],
-        [ticket, tab.saved_inputs, tab.result, *tab.row_outputs],
+        [ticket, tab.saved_inputs, c.selfie, c.reference, tab.result, *tab.row_outputs],
         api_name=False,
         concurrency_limit=None,  # checks run at once, never behind a render
         show_progress="hidden",
@@ -353,13 +362,13 @@ def _wire(
     clicked.failure(  # refused: its message beside Generate, no old row left to rate
         h.refused,
         None,
-        [tab.result, *tab.row_outputs],
+        [c.selfie, tab.result, *tab.row_outputs],
         api_name=False,
         show_progress="hidden",
     ).then(None, js=SHOW_STATUS)
     clicked.success(
         h.run,
-        inputs=[c.selfie, c.blind, ticket],
+        inputs=[c.blind, ticket],  # the photo travels with the checked click
         outputs=tab.row_outputs,
         api_name=False,
         batch=True,
@@ -392,6 +401,14 @@ SHOW_STATUS = """() => {
 
 
 # ----------------------------------------------------------------------------- words
+
+PHOTO_PROMISE = (
+    "The app never saves your selfie or this reference: it reads each once, in memory, and "
+    "deletes the uploaded file at once; this page holds the photo for as long as it is open. "
+    "The pictures made from it are deleted from the web server's cache within {minutes} "
+    "minutes (and whenever the app starts or stops). Only the face's embedding stays, in "
+    "memory, so a second comparison skips detection."
+)
 
 
 def method_choices(methods: Sequence[str], summaries: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -154,3 +154,23 @@ def component_subclass(base: type, name: str, attrs: dict[str, Any], module: str
             "(gradio.component_meta.ComponentMeta), which demo/gradio_internals.py expects"
         )
     return ABCMeta.__new__(meta, name, (base,), {"__module__": module, **attrs})
+
+
+def point_mcp_uploads(folder: str) -> None:
+    """Make Gradio's MCP server write the base64 files it receives into ``folder``.
+
+    ``gradio.mcp.DEFAULT_TEMP_DIR`` is read from ``GRADIO_TEMP_DIR`` when gradio is imported,
+    before the app claims its own cleaned folder, so MCP selfies landed in ``/tmp/gradio``."""
+    module = importlib.import_module("gradio.mcp")
+    _internal(module, "DEFAULT_TEMP_DIR", "gradio.mcp")
+    module.DEFAULT_TEMP_DIR = folder
+
+
+def upload_folder() -> str:
+    """The folder Gradio writes uploads (and its cached outputs) into."""
+    return str(_module_attr("gradio.utils", "get_upload_folder")())
+
+
+def mcp_uploads() -> str:
+    """The folder Gradio's MCP server writes the base64 files it receives into."""
+    return str(_module_attr("gradio.mcp", "DEFAULT_TEMP_DIR"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,9 +27,12 @@ from demo.deck_panel import (
     wire_deck_panel,
 )
 from demo.feedback_panel import FeedbackCallbacks, PageLoad, create_feedback_panel
+from demo.gradio_internals import point_mcp_uploads
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab, loaded_deck_report
+from demo.temp_cache import KEEP_FOR_S, SWEEP_EVERY_S
+from demo.transient import file_digest
 from pipelines.faces.photo import load_image
 from pipelines.feedback.export import export_to_temp
 from pipelines.feedback.retrain import describe_model
@@ -168,8 +172,10 @@ def server_details(services: Services) -> list[str]:
 
 def build_demo(services: Services) -> gr.Blocks:
     """The whole page, wired to ``services``; the caller queues and launches it."""
-    # Gradio keeps uploads (selfies) and outputs in its temp cache: delete them after 10 minutes
-    with gr.Blocks(title="Become Lab", delete_cache=(600, 600)) as demo:
+    # Gradio keeps outputs in its temp cache (uploads are deleted once read): swept as it says
+    if temp := os.environ.get("GRADIO_TEMP_DIR"):  # MCP images under the app's cleaned folder
+        point_mcp_uploads(str(Path(temp) / "mcp"))
+    with gr.Blocks(title="Become Lab", delete_cache=(SWEEP_EVERY_S, KEEP_FOR_S)) as demo:
         gr.Markdown(
             "# Become Lab\nOne selfie, one seed, several ways of writing the prompt: which "
             "picture do you like best?"
@@ -198,7 +204,10 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Staff", id="staff") as staff:
                 create_staff_tab(staff_callbacks(services), staff)
         create_compare_api(
-            services.comparison.compare, services.registry.names(), services.settings
+            services.comparison.compare,
+            services.registry.names(),
+            services.settings,
+            keep=frozenset(file_digest(p) for p in example_photos()),
         )
         create_feedback_api(services.ratings.submit, services.leaderboard)
         _wire_page_open(

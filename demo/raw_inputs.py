@@ -23,9 +23,12 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import gradio as gr
+from gradio.components.imageslider import SliderData
 from gradio.data_classes import ImageData
+from PIL import Image
 
 from demo.gradio_internals import component_subclass
+from demo.transient import inline_image
 
 BAD_DATA_URL = "The image could not be read: upload a photo (JPEG, PNG or WebP)."
 
@@ -64,12 +67,48 @@ def data_url_bytes(url: str) -> bytes:
         raise gr.Error(BAD_DATA_URL) from None
 
 
+def inline_postprocess(component: gr.Image, value: Any) -> ImageData | None:
+    """A decoded photo goes to the page inline (no file in Gradio's cache); an example's path
+    (a file Gradio keeps for every page) as Gradio serves it."""
+    if value is None or isinstance(value, ImageData):
+        return value
+    if isinstance(value, Image.Image):
+        return inline_image(value)
+    return gr.Image.postprocess(component, value)
+
+
+def slider_postprocess(component: gr.ImageSlider, value: Any) -> SliderData | None:
+    """(face crop, output): the face crop inline, the output as Gradio serves it."""
+    if value is None:
+        return None
+    face, out = value
+    served = gr.ImageSlider.postprocess(component, (None, out))
+    return SliderData(root=(inline_postprocess(component, face), served.root[1]))
+
+
 RawImage = component_subclass(
     gr.Image,
     "Image",
-    {"preprocess": lambda self, payload: raw_preprocess(payload)},
+    {
+        "preprocess": lambda self, payload: raw_preprocess(payload),
+        "postprocess": inline_postprocess,
+    },
     __name__,
 )
+FaceSlider = component_subclass(
+    gr.ImageSlider, "ImageSlider", {"postprocess": slider_postprocess}, __name__
+)
+
+
+def inline_image_output(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` output whose decoded photos (a face crop) reach the page inline, never
+    through a file in Gradio's cache."""
+    return RawImage(type="pil", **kwargs)
+
+
+def face_slider(**kwargs: Any) -> gr.ImageSlider:
+    """A ``gr.ImageSlider`` of (face crop, output) whose face crop reaches the page inline."""
+    return FaceSlider(**kwargs)
 
 
 def raw_number(**kwargs: Any) -> gr.Number:

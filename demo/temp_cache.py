@@ -1,8 +1,9 @@
 """Gradio's temp cache in the app's own folder, emptied when the app starts and when it stops.
 
 Gradio keeps every upload (selfies), every displayed image (face crops, outputs) and every
-download (rating exports) in ``GRADIO_TEMP_DIR``; its ``delete_cache`` removes them after 10
-minutes while the app runs, but nothing removes what is left when the app stops or crashes.
+download in ``GRADIO_TEMP_DIR``; its ``delete_cache`` sweep removes them within
+:func:`kept_minutes` while the app runs (photos people send are deleted at once by
+``demo.transient``), but nothing removes what is left when the app stops or crashes.
 :func:`claim_temp_dir` points Gradio at ``DATA_DIR/gradio-tmp`` (or the ``GRADIO_TEMP_DIR`` the
 user set), empties it now (what a crash left) and again at exit: on a normal stop, Ctrl+C,
 SIGTERM (how Spaces and Docker stop a container) and SIGHUP.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import shutil
 import signal
@@ -25,6 +27,16 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 MARKER = ".become-lab-temp"  # in a folder the app owns and may empty
+# Gradio's sweep (Blocks(delete_cache=...)): every SWEEP_EVERY_S it deletes the files older than
+# KEEP_FOR_S, so a file lives at most their sum. A shown row's pictures must outlive a person
+# rating them (the page fetches them again when it redraws a card)
+SWEEP_EVERY_S = 60
+KEEP_FOR_S = 600
+
+
+def kept_minutes() -> int:
+    """The longest a file stays in Gradio's cache while the app runs, in whole minutes."""
+    return math.ceil((SWEEP_EVERY_S + KEEP_FOR_S) / 60)
 
 
 def claim_temp_dir(

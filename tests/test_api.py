@@ -116,3 +116,21 @@ def test_two_clients_with_the_same_name_keep_their_own_votes(app_url, group_path
     rows = tiny_services.store.records(comparison_id=cid)
     assert sorted(r.rating for r in rows) == [3, 5]  # the first's vote replaced, the second kept
     assert len({r.voter for r in rows}) == 2 and {r.rater for r in rows} == {"alice"}
+
+
+def test_an_api_selfie_leaves_no_file_behind(client, portrait_path, tmp_path):
+    from tests.test_transient import a_new_photo, copies_left
+
+    photo = a_new_photo(portrait_path, tmp_path, 2)
+    client.predict(handle_file(str(photo)), "anime", "a person", ["raw"], 4, api_name="/compare")
+    assert copies_left(photo.read_bytes()) == []
+
+
+def test_an_unreadable_api_selfie_is_refused_and_leaves_no_file(client, tmp_path):
+    from tests.test_transient import copies_left
+
+    pdf = tmp_path / "selfie.jpg"
+    pdf.write_bytes(b"%PDF-1.7\n" + b"api" * 50)
+    with pytest.raises(Exception, match="PDF"):
+        client.predict(handle_file(str(pdf)), "anime", "a person", ["raw"], 4, api_name="/compare")
+    assert copies_left(pdf.read_bytes()) == []

@@ -198,3 +198,36 @@ def test_reloading_mid_render_stops_it_and_keeps_the_inputs(
     cancelled = [r for r in RENDERS.records()[before:] if r.cancelled]
     assert len(cancelled) == 1 and cancelled[0].fraction < 0.99
     assert calls == [1, 1]  # one render held and stopped, the next one rendered
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_selfie_stays_usable_after_the_cache_sweep_and_leaves_no_file(
+    browser, app_url, portrait_path, tmp_path, size
+):
+    """One selfie, many styles: the upload's file is deleted once read, the page holds the photo,
+    and Generate still works after Gradio's cache sweep (which once broke the photo on screen)."""
+    from demo.gradio_internals import upload_folder
+    from tests.test_transient import a_new_photo, copies_left
+
+    photo = a_new_photo(portrait_path, tmp_path, size[0])
+    data = photo.read_bytes()
+    context, page = open_page(browser, app_url, size)
+    try:
+        upload(page, str(photo))
+        inline = page.locator("#selfie img[src^='data:image/jpeg']")
+        expect(inline).to_be_visible()  # the page holds the decoded photo itself
+        wait_for(lambda: copies_left(data) == [], "the upload's file deleted")
+        for old in Path(upload_folder()).rglob("selfie-*"):  # what Gradio's sweep does later
+            old.unlink()
+        for style in ("Anime", "Watercolor"):  # one selfie, two styles
+            page.locator("#style input").fill(style)
+            page.keyboard.press("Enter")
+            page.locator("#generate").click()
+            expect(page.locator("#out-caption-0")).to_contain_text(ROW_CAPTION)
+            expect(page.locator("#run-status")).not_to_contain_text("⚠")
+        expect(page.locator("#face-crop img[src^='data:image/jpeg']")).to_be_visible()
+        expect(inline).to_be_visible()  # still on screen, still the photo
+        assert copies_left(data) == []
+        shot(page, f"{size[0]}-4-selfie-held")
+    finally:
+        context.close()

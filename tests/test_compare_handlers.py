@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 import pytest
+from PIL import Image
 
 from demo.compare_handlers import (
     Click,
@@ -79,11 +80,14 @@ def test_a_click_builds_its_request_once_and_the_render_gets_that_request(
     request = handlers.request
     handlers.request = lambda *a: built.append(request(*a)) or built[-1]  # type: ignore[method-assign]
 
-    ticket = handlers.check(str(portrait_path), **fields(seed=None))  # a random seed, drawn once
-    columns = handlers.run([str(portrait_path)], [False], [ticket], progress=no_progress)
+    checked = handlers.check(str(portrait_path), **fields(seed=None))  # a random seed, once
+    columns = handlers.run([False], [checked.ticket], progress=no_progress)
 
     assert len(built) == 1
-    assert app.asked == [[(str(portrait_path), built[0])]]  # that very request, its seed too
+    [[(photo, asked)]] = app.asked
+    assert asked is built[0]  # that very request, its seed too
+    assert photo.size == Image.open(portrait_path).size  # the photo decoded at the click
+    assert checked.shown() == (None, None)  # not an upload: the page's value stays
     assert built[0].methods == ("raw", "template")
     assert columns[0] == ["⚠️ not rendered in this test"]  # one status per person in the batch
     assert len(handlers.pending) == 0  # taken once
@@ -92,7 +96,7 @@ def test_a_click_builds_its_request_once_and_the_render_gets_that_request(
 def test_a_render_without_a_checked_click_asks_for_a_new_click(tiny_settings, portrait_path):
     app = FakeApp()
     handlers = CompareHandlers(callbacks(tiny_settings, app))
-    columns = handlers.run([str(portrait_path)], [False], ["no-such-ticket"], progress=no_progress)
+    columns = handlers.run([False], ["no-such-ticket"], progress=no_progress)
     assert app.asked == []  # nothing to render
     assert "press Generate again" in columns[0][0]
 
@@ -114,12 +118,13 @@ def test_pending_clicks_forget_the_oldest_and_the_stale(tiny_settings):
     )
     now = [1000.0]
     pending = PendingClicks(limit=2, max_age=60.0, clock=lambda: now[0])
-    first, second, third = (pending.put(Click(request, now[0])) for _ in range(3))
+    photo = Image.new("RGB", (8, 8))
+    first, second, third = (pending.put(Click(photo, request, now[0])) for _ in range(3))
     assert pending.take(first) is None  # beyond the limit
     assert pending.take(second).request is request
     assert pending.take(second) is None  # each click is taken once
     now[0] += 61.0
-    pending.put(Click(request, now[0]))
+    pending.put(Click(photo, request, now[0]))
     assert pending.take(third) is None  # older than max_age
 
 

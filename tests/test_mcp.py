@@ -134,3 +134,27 @@ def test_mcp_runs_a_comparison(mcp_app, portrait_path):
     assert meta["seed"] == 3 and meta["engine"] == "tiny"
     assert [o["method"] for o in meta["outputs"]] == ["raw", "template"]
     assert all(o["measures"]["identity"]["judge"] for o in meta["outputs"])
+
+
+def test_an_mcp_selfie_leaves_no_file_behind(mcp_app, portrait_path, tmp_path):
+    """Gradio's MCP layer writes a base64 image to its folder, then uploads it: both go."""
+    import base64
+
+    from tests.test_transient import a_new_photo, copies_left
+
+    data = a_new_photo(portrait_path, tmp_path, 1).read_bytes()
+    url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+    args = {
+        "selfie": "data:image/png;base64," + base64.b64encode(data).decode(),
+        "style": "anime",
+        "prompt": "a portrait of a person",
+        "methods": ["raw"],
+        "seed": 5,
+    }
+
+    async def call(session: ClientSession) -> Any:
+        return await session.call_tool("compare", args)
+
+    result = _session(url, call)
+    assert not result.isError, result.content
+    assert copies_left(data) == []
