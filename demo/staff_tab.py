@@ -6,6 +6,8 @@ them, with the ratings so far), so a facilitator never needs the command line.""
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,13 @@ from PIL import Image as PILImage
 from demo.errors import user_errors
 from demo.formatting import plain_md
 from demo.leaderboard_tab import readable
+from demo.transient import forget_upload
 from pipelines.decks.assign import Coverage
 from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.decks.report import DeckReport, write_report
 from pipelines.feedback.retrain import RetrainReport
 from pipelines.feedback.sessions import SessionConfig
+from pipelines.styles.references import AddedReferences
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class StaffCallbacks:
     model_summary: Callable[[], str]
     availability: Callable[[], dict[str, str | None]]  # method -> None or the technical reason
     server_details: Callable[[], list[str]]  # engine reason, notes: what the banner leaves out
-    add_references: Callable[[str, list[str]], int]  # style, files -> how many were new
+    add_references: Callable[[str, list[str]], AddedReferences]  # style, files -> report
     clear_references: Callable[[str], int]
     reference_counts: Callable[[], dict[str, int]]
     styles: Sequence[tuple[str, str]]
@@ -123,6 +127,19 @@ def retrain_md(report: RetrainReport) -> str:
     return "  \n".join(lines)
 
 
+def refs_md(report: AddedReferences, style_name: str) -> str:
+    """What an upload of reference images did, the files not added named with why."""
+    text = f"Added {report.added} new image(s) to {style_name}"
+    if report.already_there:
+        text += f" ({report.already_there} already there)"
+    text += "."
+    if report.refused:
+        text += " ⚠️ Not added: " + "; ".join(
+            f"**{plain_md(name)}**: {plain_md(why)}" for name, why in report.refused
+        )
+    return text
+
+
 def client_key(request: gr.Request | None) -> str:
     """Who is trying the password: the browser's address and its page session."""
     if request is None:
@@ -131,21 +148,36 @@ def client_key(request: gr.Request | None) -> str:
     return f"{host}|{request.session_hash or ''}"
 
 
-def serve_once(component: gr.File, path: Path) -> str:
-    """Copy ``path`` into ``component``'s Gradio cache and delete it (and its folder if empty).
+EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/jsonl"}
+# the browser saves the export from memory, then the page forgets its text: no file of it is
+# served from the server's cache, where it once lived for up to 20 minutes
+SAVE_EXPORT = """(payload) => {
+  if (!payload) return '';
+  const {name, type, text} = JSON.parse(payload);
+  const url = URL.createObjectURL(new Blob([text], {type}));
+  const link = Object.assign(document.createElement('a'), {href: url, download: name});
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  const said = document.querySelector('#export-status');  // what happened, where they clicked
+  if (said) requestAnimationFrame(() => said.scrollIntoView({block: 'nearest'}));
+  return '';
+}"""
 
-    The copy is the only one left: it is served to the browser and removed with the cache
-    (after 10 minutes, and when the app stops), so exports with rater names do not linger.
-    """
+
+def export_payload(path: Path, now: time.struct_time) -> str:
+    """An export file as JSON for :data:`SAVE_EXPORT` (name, type, text); the file and its
+    folder are deleted once read, whatever happens."""
     try:
-        cached = component.move_resource_to_block_cache(path)
+        text = path.read_text(encoding="utf-8")
     finally:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty, or already gone: leave it
             path.parent.rmdir()
-    if cached is None:
-        raise gr.Error("The export could not be prepared for download.")
-    return cached
+    ext = path.suffix.lstrip(".")
+    name = f"become-ratings-{time.strftime('%Y%m%d-%H%M', now)}.{ext}"
+    return json.dumps({"name": name, "type": EXPORT_TYPES.get(ext, "text/plain"), "text": text})
 
 
 def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
@@ -170,7 +202,7 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
         export=_export_panel(),
         retrain=_retrain_panel(),
     )
-    handlers = StaffHandlers(cb, serve=lambda path: serve_once(page.export.file, path))
+    handlers = StaffHandlers(cb)
     _wire(page, handlers, tab)
 
 
@@ -221,7 +253,12 @@ class DeckForm:
 class ExportPanel:
     fmt: gr.Radio
     button: gr.Button
-    file: gr.File
+    payload: gr.Textbox  # hidden: the file's text, handed to the browser and cleared at once
+    status: gr.Markdown
+
+    def outputs(self) -> list[Any]:
+        """What :meth:`StaffHandlers.export` fills."""
+        return [self.payload, self.status]
 
 
 @dataclass
@@ -354,8 +391,9 @@ def _export_panel() -> ExportPanel:
         with gr.Row():
             fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Format")
             button = gr.Button("Export", elem_id="export")
-        file = gr.File(label="Ratings file (prompt, score, style, comment, ...)")
-    return ExportPanel(fmt, button, file)
+        payload = gr.Textbox(visible=False)
+        status = gr.Markdown(elem_id="export-status")
+    return ExportPanel(fmt, button, payload, status)
 
 
 def _retrain_panel() -> RetrainPanel:
@@ -378,9 +416,8 @@ class StaffHandlers:
     """The Staff tab's handlers. Each staff action checks the password first (``guard``);
     ``request`` is Gradio's, and None where a test calls the handler directly."""
 
-    def __init__(self, cb: StaffCallbacks, serve: Callable[[Path], str]) -> None:
+    def __init__(self, cb: StaffCallbacks) -> None:
         self.cb = cb
-        self.serve = serve  # an export file -> what the file component serves (serve_once)
         self.names = {sid: name for name, sid in cb.styles}
 
     def guard(self, pw: str, request: gr.Request | None) -> None:
@@ -462,15 +499,19 @@ class StaffHandlers:
 
     def add_refs(
         self, pw: str, style: str, files: list[str] | None, request: gr.Request | None = None
-    ) -> str:
-        """Add uploaded images to a style's references."""
+    ) -> tuple[str, None]:
+        """Add uploaded images to a style's references: (what was added and what was not, and
+        why; the upload list emptied). The uploaded files are deleted once read."""
         self.guard(pw, request)
         if not files:
             raise gr.Error("Choose one or more image files first.")
-        with user_errors("Adding the references"):
-            added = self.cb.add_references(style, list(files))
-        name = self.names.get(style, style)
-        return f"Added {added} new image(s) to {name}. " + self.refs_report()
+        try:
+            with user_errors("Adding the references"):
+                report = self.cb.add_references(style, list(files))
+        finally:
+            for f in files:
+                forget_upload(f)
+        return refs_md(report, self.names.get(style, style)) + " " + self.refs_report(), None
 
     def clear_refs(self, pw: str, style: str, request: gr.Request | None = None) -> str:
         """Remove a style's uploaded references."""
@@ -511,11 +552,18 @@ class StaffHandlers:
                 chart = png.copy()  # served from Gradio's cache, wherever the deck folder is
         return deck_report_md(report), gr.update(value=chart, visible=chart is not None)
 
-    def export(self, pw: str, fmt: str, request: gr.Request | None = None) -> str:
-        """The ratings as a file to download, served once."""
+    def export(self, pw: str, fmt: str, request: gr.Request | None = None) -> tuple[str, str]:
+        """(the ratings file for the browser to save, what happened): the file is read into
+        memory and deleted at once; the page saves it and forgets it (:data:`SAVE_EXPORT`)."""
         self.guard(pw, request)
         with user_errors("The export"):
-            return self.serve(self.cb.export(fmt))
+            payload = export_payload(self.cb.export(fmt), time.gmtime())
+        file = json.loads(payload)
+        size = len(file["text"].encode())
+        return payload, (
+            f"✅ Your browser is saving **{file['name']}** ({size / 1024:.1f} KB): it holds "
+            "rater names and comments, so keep it safe. No copy of it stays on this server."
+        )
 
     def retrain(
         self, pw: str, files: list[str] | None, request: gr.Request | None = None
@@ -579,14 +627,15 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
         outputs = [form.standings_md, form.standings_table]
         shown = _guarded(h, form.standings, pw, h.standings, [pw], outputs)
         shown.success(None, None, None, js=scroll_to("fac-standings-summary"))
-    _guarded(h, refs.add, pw, h.add_refs, [pw, refs.style, refs.files], refs.status)
+    _guarded(h, refs.add, pw, h.add_refs, [pw, refs.style, refs.files], [refs.status, refs.files])
     _guarded(h, refs.clear, pw, h.clear_refs, [pw, refs.style], refs.status)
     _guarded(h, deck.load, pw, h.load_deck, [pw, deck.source, deck.blind], deck.info)
     _guarded(h, deck.unload, pw, h.unload_deck, [pw], deck.info)
     if deck.report is not None:
         _guarded(h, deck.report, pw, h.deck_report, [pw], [deck.report_md, deck.chart])
     export = page.export
-    _guarded(h, export.button, pw, h.export, [pw, export.fmt], export.file)
+    exported = _guarded(h, export.button, pw, h.export, [pw, export.fmt], export.outputs())
+    exported.then(None, [export.payload], [export.payload], js=SAVE_EXPORT)
     retrain = page.retrain
     _guarded(
         h,

@@ -4,6 +4,8 @@ refused in plain words, and a blind row is revealed once rated."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +40,14 @@ class FakeSessions:
         return self.config
 
 
-def staff(sessions: FakeSessions, served: list[Path]) -> StaffHandlers:
+def exported(fmt: str) -> Path:
+    """A new export file, as pipelines.feedback.export.export_to_temp writes one."""
+    out = Path(tempfile.mkdtemp(prefix="become-export-")) / f"ratings.{fmt}"
+    out.write_text('{"rater": "ana"}\n')
+    return out
+
+
+def staff(sessions: FakeSessions, served: list[str]) -> StaffHandlers:
     def unused(*args: object) -> None:
         pytest.fail("not part of this test")
 
@@ -48,7 +57,7 @@ def staff(sessions: FakeSessions, served: list[Path]) -> StaffHandlers:
         session=lambda: sessions.config,
         start_session=sessions.start,
         end_session=sessions.end,
-        export=lambda fmt: Path(f"ratings.{fmt}"),
+        export=lambda fmt: served.append(fmt) or exported(fmt),
         retrain=unused,
         model_summary=lambda: "the stand-in model",
         availability=lambda: {"raw": None, "inversion": "CLIP is not installed"},
@@ -62,7 +71,7 @@ def staff(sessions: FakeSessions, served: list[Path]) -> StaffHandlers:
         unload_deck=unused,
         deck_coverage=lambda: None,
     )
-    return StaffHandlers(cb, serve=lambda path: served.append(path) or f"served {path}")
+    return StaffHandlers(cb)
 
 
 def test_every_staff_action_checks_the_password_first():
@@ -83,7 +92,8 @@ def test_the_staff_form_follows_the_live_session():
     )
     assert "workshop" in status and "workshop" in summary and "Anime" in summary
     assert (tag, blind, styles, methods) == ("workshop", True, ["anime"], ["raw"])
-    assert h.export("s3cret", "jsonl") == "served ratings.jsonl"
+    payload, said = h.export("s3cret", "jsonl")
+    assert json.loads(payload)["text"] == '{"rater": "ana"}\n' and "No copy" in said
     *form, server, refs, model, deck = h.open()
     assert form[1:] == ["workshop", True, ["anime"], ["raw"]]
     # the server's details and the model's figures wait for the password (#28, item 12)

@@ -183,6 +183,6 @@ def test_style_ref_reads_the_references_staff_upload(tiny_settings, tmp_path, se
     assert str(tmp_path) not in before.style_ref.reason  # participants read it: no paths
     upload = tmp_path / "ref.png"
     Image.new("RGB", (48, 48), (30, 90, 200)).save(upload)
-    assert s.references.add("anime", [upload], load_image) == 1
+    assert s.references.add("anime", [upload], load_image).added == 1
     after = s.comparison.measurer.measure(_outputs(selfie), selfie, face, "x", style)[0]
     assert after.style_ref.value is not None and -1 <= after.style_ref.value <= 1

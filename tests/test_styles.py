@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from pipelines.core.settings import ASSETS_DIR
 from pipelines.styles.catalog import (
@@ -452,3 +453,24 @@ def test_loader_rejects_bad_excludes(tmp_path):
     json.loads(text)
     with pytest.raises(StyleFileError, match="excludes"):
         load_catalog(assets)
+
+
+def test_good_references_are_added_and_each_bad_one_named(tmp_path):
+    from pipelines.faces.photo import load_image
+    from pipelines.styles.references import MAX_PER_STYLE, ReferenceStore
+
+    store = ReferenceStore(tmp_path / "refs", ["anime"])
+    files = []
+    for i in range(MAX_PER_STYLE + 1):
+        path = tmp_path / f"ref{i}.png"
+        Image.new("RGB", (16, 16), (i * 9, 20, 40)).save(path)
+        files.append(path)
+    bad = tmp_path / "cv.jpg"
+    bad.write_bytes(b"%PDF-1.7\n" + b"x" * 64)
+    first = store.add("anime", [files[0], bad, files[0]], load_image)
+    assert (first.added, first.already_there) == (1, 1)
+    assert [name for name, _ in first.refused] == ["cv.jpg"] and "PDF" in first.refused[0][1]
+    rest = store.add("anime", files[1:], load_image)
+    assert rest.added == MAX_PER_STYLE - 1 and rest.already_there == 0
+    assert [name for name, _ in rest.refused] == [files[-1].name]
+    assert "already has" in rest.refused[0][1]

@@ -1,5 +1,5 @@
 """Uploads, face crops and exports do not outlive the app: its Gradio cache is its own folder,
-emptied at start (after a crash) and at stop; an export is deleted once Gradio holds its copy."""
+emptied at start (after a crash) and at stop; an export is read into memory and deleted at once."""
 
 from __future__ import annotations
 
@@ -50,20 +50,21 @@ def test_a_folder_the_user_named_is_used_and_never_wiped_if_not_ours(tmp_path):
     assert files_in(fresh) == []
 
 
-def test_an_export_is_removed_once_gradio_holds_its_copy(tmp_path, monkeypatch):
-    import gradio as gr
+def test_an_export_is_read_into_memory_and_deleted_at_once(tmp_path):
+    import json
+    import time
 
-    from demo.staff_tab import serve_once
+    from demo.staff_tab import export_payload
 
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
-    with gr.Blocks():
-        component = gr.File()
     export = tmp_path / "become-export-x" / "ratings.csv"
     export.parent.mkdir()
     export.write_text("prompt,score,rater,comment\nx,5,ana,nice\n")
-    served = Path(serve_once(component, export))
-    assert served.read_text().startswith("prompt,score")
-    assert served.is_relative_to(tmp_path / "cache")
+    payload = json.loads(export_payload(export, time.gmtime(0)))
+    assert payload == {
+        "name": "become-ratings-19700101-0000.csv",
+        "type": "text/csv",
+        "text": "prompt,score,rater,comment\nx,5,ana,nice\n",
+    }
     assert not export.exists() and not export.parent.exists()
 
 

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,16 @@ MAX_SIDE = 768  # CLIP sees 224 px: larger files only cost disk
 
 class ReferenceImageError(InputError):
     """An upload that cannot be a reference image, or a style that has no room for more."""
+
+
+@dataclass(frozen=True)
+class AddedReferences:
+    """What an upload of reference images did: how many were new, how many were already there,
+    and each file that was not added, with why."""
+
+    added: int
+    already_there: int
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 class ReferenceStore:
@@ -69,38 +80,54 @@ class ReferenceStore:
 
     def add(
         self, style_id: str, files: Iterable[str | Path], load: Callable[..., Image.Image]
-    ) -> int:
+    ) -> AddedReferences:
         """Decode each file with ``load`` (the app's image decoder, which refuses bad files with
-        a message), keep it as PNG; returns how many were new."""
+        a message) and keep it as PNG. A file that cannot be read, or finds the style full, is
+        named with why; the others are added all the same."""
         if style_id not in self._styles:
             raise ReferenceImageError(
                 f"style {style_id!r} is unknown: use one of {sorted(self._styles)}"
             )
-        decoded = [load(f) for f in files]
-        added = 0
+        decoded: list[tuple[str, Image.Image]] = []
+        refused: list[tuple[str, str]] = []
+        for f in files:
+            try:
+                decoded.append((Path(f).name, load(f)))
+            except InputError as exc:
+                refused.append((Path(f).name, str(exc)))
+        added, unreadable = 0, len(refused)
         with self._lock:
             folder = self.root / style_id
             folder.mkdir(parents=True, exist_ok=True)
-            for image in decoded:
+            for name, image in decoded:
                 if len(self.paths(style_id)) >= MAX_PER_STYLE:
-                    raise ReferenceImageError(
-                        f"{style_id} already has {MAX_PER_STYLE} reference images: remove some "
-                        "before adding more"
+                    refused.append(
+                        (
+                            name,
+                            f"{style_id} already has {MAX_PER_STYLE} reference images: "
+                            "remove some before adding more",
+                        )
                     )
-                image = image.convert("RGB")
-                image.thumbnail((MAX_SIDE, MAX_SIDE))
-                buf = io.BytesIO()
-                image.save(buf, format="PNG")
-                data = buf.getvalue()
-                path = folder / f"{hashlib.sha256(data).hexdigest()}.png"
-                if path.exists():
                     continue
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)  # the sync scheduler never sees half a file
-                added += 1
-        return added
+                added += self._keep(folder, image)
+        full = len(refused) - unreadable
+        return AddedReferences(added, len(decoded) - added - full, tuple(refused))
+
+    def _keep(self, folder: Path, image: Image.Image) -> int:
+        """Write ``image`` as a PNG named by its hash; 0 when that file is already there."""
+        image = image.convert("RGB")
+        image.thumbnail((MAX_SIDE, MAX_SIDE))
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+        path = folder / f"{hashlib.sha256(data).hexdigest()}.png"
+        if path.exists():
+            return 0
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # the sync scheduler never sees half a file
+        return 1
 
     def clear(self, style_id: str) -> int:
         """Remove every uploaded reference of a style; returns how many."""
