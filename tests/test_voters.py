@@ -191,6 +191,46 @@ def test_kept_rows_go_after_a_day_and_odd_ids_are_never_looked_up(tmp_path):
         restarted.get("../outside")
 
 
+def test_a_row_expires_a_day_after_it_was_rendered_in_memory_too(tmp_path):
+    now = [1_000_000.0]
+    recent = RecentComparisons(folder=tmp_path, clock=lambda: now[0])
+    recent.add(fake_result("kept"))
+    now[0] += recent.keep_s - 60
+    assert recent.get("kept").comparison_id == "kept"
+    now[0] += 120  # a day and a minute: refused though it is still in memory
+    with pytest.raises(UnknownComparisonError):
+        recent.get("kept")
+
+
+def test_copying_the_data_folder_does_not_restart_a_row_s_clock(tmp_path):
+    now = [1_000_000.0]
+    RecentComparisons(folder=tmp_path / "a", clock=lambda: now[0]).add(fake_result("copied"))
+    now[0] += RecentComparisons().keep_s + 120
+    copy = tmp_path / "b"
+    copy.mkdir()
+    (copy / "copied.json").write_bytes((tmp_path / "a" / "copied.json").read_bytes())
+    os.utime(copy / "copied.json", (now[0], now[0]))  # a fresh file time, as cp gives
+    restarted = RecentComparisons(folder=copy, clock=lambda: now[0])
+    assert not (copy / "copied.json").exists()  # pruned at start by its record's time
+    with pytest.raises(UnknownComparisonError):
+        restarted.get("copied")
+
+
+def test_a_file_kept_before_records_carried_their_time_ages_by_its_file_time(tmp_path):
+    now = [1_000_000.0]
+    recent = RecentComparisons(folder=tmp_path, clock=lambda: now[0])
+    recent.add(fake_result("legacy"))
+    path = tmp_path / "legacy.json"
+    data = json.loads(path.read_text())
+    del data["rendered_at"]
+    path.write_text(json.dumps(data))
+    os.utime(path, (now[0], now[0]))
+    fresh = RecentComparisons(folder=tmp_path, clock=lambda: now[0])
+    assert fresh.get("legacy").comparison_id == "legacy"
+    now[0] += fresh.keep_s + 1
+    assert fresh.prune() == 1
+
+
 # ----------------------------------------------------------------------------- decks
 
 

@@ -3,8 +3,9 @@
 In memory: the last ``capacity`` results with their output images (never the selfie's face
 crop). On disk, when a folder is given: what rating a row needs, one JSON file per row (the
 request, each output's method, prompts, image hash, measures and trace; no image, no face crop,
-no embedding), so a row rendered before a restart can still be rated after it. A file is deleted
-``keep_s`` after its row was rendered (a day by default), checked at start and on each new row.
+no embedding), so a row rendered before a restart can still be rated after it. A row is refused,
+and its file deleted, ``keep_s`` after it was rendered (a day by default; the record's own
+``rendered_at``, not the file's time, which a copy resets), checked at start and on each new row.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class UnknownComparisonError(InputError):
 
 class RecentComparisons:
     """The last ``capacity`` comparisons in memory (without their face crop), and, with a
-    ``folder``, every comparison of the last ``keep_s`` seconds on disk without any image."""
+    ``folder``, every comparison of the last ``keep_s`` seconds on disk without any image.
+
+    A row's age counts from when it was rendered (``rendered_at`` in its file), in memory and
+    on disk: a file copied to another data folder, or touched, keeps its age."""
 
     def __init__(
         self,
@@ -50,7 +54,7 @@ class RecentComparisons:
         keep_s: float = KEEP_ON_DISK_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._items: OrderedDict[str, ComparisonResult] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, ComparisonResult]] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
         self.folder = None if folder is None else Path(folder)
@@ -61,25 +65,30 @@ class RecentComparisons:
             self.prune()
 
     def add(self, result: ComparisonResult) -> None:
-        """Keep ``result`` (without its face crop), evicting the oldest beyond capacity; with a
-        folder, also write what rating it needs to disk and drop files past their time."""
-        slim = result.without_face()
+        """Keep ``result`` (without its face crop), rendered now, evicting the oldest beyond
+        capacity; with a folder, also write what rating it needs to disk and drop files past
+        their time."""
+        slim, now = result.without_face(), self._clock()
         with self._lock:
-            self._items[result.comparison_id] = slim
+            self._items[result.comparison_id] = (now, slim)
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
         if self.folder is not None and _SAFE_ID.match(result.comparison_id):
-            data = json.dumps(result_to_json(result), sort_keys=True).encode("utf-8")
+            record = result_to_json(result) | {"rendered_at": now}
+            data = json.dumps(record, sort_keys=True).encode("utf-8")
             _write_atomic(self.folder / f"{result.comparison_id}.json", data)
             self.prune()
 
     def get(self, comparison_id: str) -> ComparisonResult:
         """The comparison (from disk, without images, after a restart), or
-        :class:`UnknownComparisonError` saying to generate it again."""
+        :class:`UnknownComparisonError` saying to generate it again (also once it is older
+        than ``keep_s``)."""
+        cutoff = self._clock() - self.keep_s
         with self._lock:
-            found = self._items.get(comparison_id)
-        if found is None:
-            found = self._from_disk(comparison_id)
+            kept = self._items.get(comparison_id)
+        found = kept[1] if kept is not None and kept[0] >= cutoff else None
+        if found is None and kept is None:
+            found = self._from_disk(comparison_id, cutoff)
         if found is None:
             raise UnknownComparisonError(
                 f"comparison {comparison_id!r} is not in memory any more, nor kept on disk (it was "
@@ -95,7 +104,7 @@ class RecentComparisons:
         removed = 0
         for path in self.folder.glob("*.json"):
             try:
-                if path.stat().st_mtime < cutoff:
+                if rendered_at(path) < cutoff:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:  # another process pruned it first
@@ -108,19 +117,37 @@ class RecentComparisons:
                 continue
         return removed
 
-    def _from_disk(self, comparison_id: str) -> ComparisonResult | None:
+    def _from_disk(self, comparison_id: str, cutoff: float) -> ComparisonResult | None:
         if self.folder is None or not _SAFE_ID.match(comparison_id or ""):
             return None
         path = self.folder / f"{comparison_id}.json"
         try:
-            if path.stat().st_mtime < self._clock() - self.keep_s:
+            data = json.loads(path.read_text("utf-8"))
+            if _age_mark(data, path) < cutoff:
                 return None  # past its time: pruned on the next row
-            return result_from_json(json.loads(path.read_text("utf-8")))
+            return result_from_json(data)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, InputError):
             log.exception("kept comparison %s could not be read", path)
             return None
+
+
+def rendered_at(path: Path) -> float:
+    """When the row kept in ``path`` was rendered (seconds since the epoch): its record's
+    ``rendered_at``, never later than the file's time (a clock that ran ahead); the file's time
+    for a file written before records carried it, or one that cannot be read."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return path.stat().st_mtime
+    return _age_mark(data, path)
+
+
+def _age_mark(data: Any, path: Path) -> float:
+    mtime = path.stat().st_mtime
+    at = data.get("rendered_at") if isinstance(data, dict) else None
+    return min(float(at), mtime) if isinstance(at, int | float) else mtime
 
 
 def result_to_json(result: ComparisonResult) -> dict[str, Any]:
