@@ -15,6 +15,11 @@ render step to every page of a batch and to stop a render once every such page h
   concurrency group, in queue order
 - ``Queue.send_message(event, gradio.server_messages.ProgressMessage)``: a line for a waiting event
 
+Two more, for what clients send: ``gradio.mcp.DEFAULT_TEMP_DIR`` (where the MCP layer writes a
+base64 image, read from the environment when gradio is imported; :func:`point_mcp_uploads`) and
+``gradio.processing_utils.async_ssrf_protected_download`` (a URL it refuses or cannot fetch
+raised a bare exception that callers saw as a generic failure; :func:`plain_download_errors`).
+
 A missing piece raises :class:`GradioInternalsChanged`, naming the Gradio version and what is
 missing; ``tests/test_gradio_internals.py`` runs all of it in a live batched call, so a Gradio
 upgrade that breaks this fails the tests. At run time the caller falls back to plain progress.
@@ -27,6 +32,7 @@ from abc import ABCMeta
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import gradio as gr
 
@@ -174,3 +180,41 @@ def upload_folder() -> str:
 def mcp_uploads() -> str:
     """The folder Gradio's MCP server writes the base64 files it receives into."""
     return str(_module_attr("gradio.mcp", "DEFAULT_TEMP_DIR"))
+
+
+def plain_download_errors() -> None:
+    """Make Gradio's URL downloads (a selfie passed as a URL over the API or MCP) fail with a
+    message the caller sees: Gradio shows only ``gr.Error`` texts, and its SSRF guard raised a
+    ``ValueError`` that reached an MCP caller as "The upstream Gradio app has raised an
+    exception". Wraps ``gradio.processing_utils.async_ssrf_protected_download`` once."""
+    module = importlib.import_module("gradio.processing_utils")
+    original = _internal(module, "async_ssrf_protected_download", "gradio.processing_utils")
+    if getattr(original, "plain_errors", False):
+        return
+
+    async def download(url: str, cache_dir: str) -> str:
+        try:
+            return await original(url, cache_dir)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(download_refusal(url, exc)) from None
+
+    download.plain_errors = True  # type: ignore[attr-defined]
+    module.async_ssrf_protected_download = download
+
+
+def download_refusal(url: str, exc: Exception) -> str:
+    """Why a photo could not be fetched from ``url``, in words a caller can act on."""
+    host = urlparse(url).hostname or "that address"
+    text = str(exc)
+    if "failed validation" in text:
+        why = f"{host} is not a public address (a local or private network is never fetched)"
+    elif "Status code" in text:
+        why = f"{host} answered with HTTP status {text.rsplit(' ', 1)[-1]}"
+    else:
+        why = f"the download from {host} failed"
+    return (
+        f"The photo could not be fetched: {why}. Pass a public http(s) URL, or the photo "
+        "itself (a base64 data URL, or a file uploaded with handle_file)."
+    )

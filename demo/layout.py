@@ -27,7 +27,7 @@ from demo.deck_panel import (
     wire_deck_panel,
 )
 from demo.feedback_panel import FeedbackCallbacks, PageLoad, create_feedback_panel
-from demo.gradio_internals import point_mcp_uploads
+from demo.gradio_internals import plain_download_errors, point_mcp_uploads
 from demo.leaderboard_tab import LeaderboardCallbacks, create_leaderboard_tab
 from demo.rows import restore_row
 from demo.staff_tab import StaffCallbacks, create_staff_tab, loaded_deck_report
@@ -175,6 +175,7 @@ def build_demo(services: Services) -> gr.Blocks:
     # Gradio keeps outputs in its temp cache (uploads are deleted once read): swept as it says
     if temp := os.environ.get("GRADIO_TEMP_DIR"):  # MCP images under the app's cleaned folder
         point_mcp_uploads(str(Path(temp) / "mcp"))
+    plain_download_errors()  # a selfie URL that cannot be fetched says why
     with gr.Blocks(title="Become Lab", delete_cache=(SWEEP_EVERY_S, KEEP_FOR_S)) as demo:
         gr.Markdown(
             "# Become Lab\nOne selfie, one seed, several ways of writing the prompt: which "

@@ -158,3 +158,18 @@ def test_an_mcp_selfie_leaves_no_file_behind(mcp_app, portrait_path, tmp_path):
     result = _session(url, call)
     assert not result.isError, result.content
     assert copies_left(data) == []
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:9/selfie.jpg", "http://10.0.0.7/me.png"])
+def test_an_mcp_selfie_url_that_is_not_fetched_says_why(mcp_app, address):
+    url = mcp_app.local_url.rstrip("/") + "/gradio_api/mcp/"
+    args = {"selfie": address, "style": "anime", "prompt": "p", "methods": ["raw"], "seed": 1}
+
+    async def call(session: ClientSession) -> Any:
+        return await session.call_tool("compare", args)
+
+    result = _session(url, call)
+    assert result.isError
+    (text,) = [c.text for c in result.content if c.type == "text"]
+    assert "is not a public address" in text and "base64" in text
+    assert "upstream Gradio app" not in text
