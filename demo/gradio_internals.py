@@ -110,11 +110,12 @@ class RunningBatch:
         return out
 
     def tell_waiting(self, event: Any, message: str) -> None:
-        """Show ``message`` (an empty bar) on a page whose request still waits in the queue."""
+        """Show ``message`` (no bar, no "0.0%") on a page whose request still waits in the
+        queue."""
         progress_message = _module_attr("gradio.server_messages", "ProgressMessage")
         unit = _module_attr("gradio.server_messages", "ProgressUnit")
         send = _internal(self.queue, "send_message", "gradio.queueing.Queue")
-        send(event, progress_message(progress_data=[unit(desc=message, progress=0.0)]))
+        send(event, progress_message(progress_data=[unit(desc=message, progress=None)]))
 
 
 def running_batch() -> RunningBatch | None:

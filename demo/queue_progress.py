@@ -8,10 +8,12 @@ internals). Where those internals have changed it falls back to plain ``gr.Progr
 batched call does not show) and never cancels, and says so once in the log;
 ``tests/test_gradio_internals.py`` fails in that case.
 
-Time left is measured, never guessed from Gradio's average: before a render has gone far, from
-this process's finished renders (seconds per row, times the rows of the batch actually formed);
-then from this render's own step times. It is re-estimated at every step, so it never reads as
-already exceeded. :data:`RENDERS` keeps every render's outcome, cancelled ones included.
+Time left is measured, never guessed from Gradio's average, and told only once it can be
+trusted, erring long: from this process's finished renders (the slowest recent seconds per row,
+times the rows of the batch actually formed, with a margin; nothing before three have finished)
+and, once a render is a fifth done, from its own pace, whichever is longer. It is re-estimated
+at every step, so it never reads as already exceeded. :data:`RENDERS` keeps every render's
+outcome, cancelled ones included.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import statistics
 import threading
 import time
 from collections import deque
@@ -33,6 +34,12 @@ from demo.gradio_internals import GradioInternalsChanged, RunningBatch, running_
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 TELL_WAITING_EVERY = 0.5  # seconds between queue messages to the pages still waiting
+# a wait is told only once it can be trusted, and errs long (bench/bench_waits.py measures how
+# often a told wait is too short, in a seeded simulation of renders; tests/test_waits.py too)
+TRUSTED_AFTER = 3  # finished renders before any number is told
+WINDOW = 10  # the latest finished renders an estimate reads
+MARGIN = 1.25  # on top of the slowest recent render, per row
+OWN_STEPS_FROM = 0.2  # this render's own pace is read once this far along
 
 
 class RenderCancelled(Exception):
@@ -73,14 +80,19 @@ class RenderClock:
             return list(self._records)
 
     def estimate(self, rows: int) -> float | None:
-        """Seconds a render of ``rows`` rows takes: ``rows`` times the median seconds per row of
-        the last finished renders (a median, so the first render after a start, which loads the
-        models and takes many times longer, does not inflate every wait for the next nine); None
-        before the first one finishes."""
-        done = [r for r in self.records() if not r.cancelled and r.rows > 0][-10:]
-        if not done:
+        """Seconds a render of ``rows`` rows takes at most, or None while no number can be
+        trusted (fewer than :data:`TRUSTED_AFTER` finished renders). An upper bound, so a wait
+        errs long: ``rows`` times the slowest seconds per row among the last
+        :data:`WINDOW` finished renders, times :data:`MARGIN`. Once there are five or more, the
+        single slowest is left out (the first render after a start loads the models and takes
+        many times longer; while it is one of three, it makes every wait long, not short)."""
+        done = [r for r in self.records() if not r.cancelled and r.rows > 0][-WINDOW:]
+        if len(done) < TRUSTED_AFTER:
             return None
-        return rows * statistics.median(r.seconds / r.rows for r in done)
+        per_row = sorted(r.seconds / r.rows for r in done)
+        if len(per_row) >= 5:
+            per_row = per_row[:-1]
+        return rows * per_row[-1] * MARGIN
 
 
 RENDERS = RenderClock()
@@ -89,18 +101,20 @@ RENDERS = RenderClock()
 def seconds_left(
     elapsed: float, fraction: float, prior: float | None, rate: float | None = None
 ) -> float:
-    """Time left of a render ``fraction`` done after ``elapsed`` s: from ``rate`` (fraction per
-    second over its latest steps) once measured, else from ``prior`` (a finished render's
-    measured time); NaN while neither is known."""
-    if rate is not None and rate > 0:
-        from_steps = (1.0 - fraction) / rate
-        if prior is None or fraction >= 0.3:
-            return max(from_steps, 0.0)
-        weight = fraction / 0.3  # trust this render's own steps more as they add up
-        return max(weight * from_steps + (1 - weight) * (prior - elapsed), 0.0)
-    if prior is None:
+    """Time left of a render ``fraction`` done after ``elapsed`` s, erring long: the longest of
+    what its own pace says (overall, and over its latest steps at ``rate``, fraction per
+    second; once it is :data:`OWN_STEPS_FROM` along, times :data:`MARGIN`) and what ``prior``
+    (an upper estimate of the whole render) leaves. NaN while neither is known: no number."""
+    candidates: list[float] = []
+    if prior is not None:
+        candidates.append(prior - elapsed)
+    if fraction >= OWN_STEPS_FROM and elapsed > 0:
+        candidates.append(MARGIN * elapsed * (1.0 - fraction) / fraction)
+        if rate is not None and rate > 0:
+            candidates.append(MARGIN * (1.0 - fraction) / rate)
+    if not candidates:
         return math.nan
-    return max(prior - elapsed, 0.0)
+    return max(max(candidates), 0.0)
 
 
 def in_words(seconds: float) -> str:
@@ -113,6 +127,13 @@ def in_words(seconds: float) -> str:
     if seconds < 90:
         return f"about {math.ceil(seconds)} s left"
     return f"about {math.ceil(seconds / 60)} min left"
+
+
+def wait_words(seconds: float) -> str:
+    """A wait in words, rounded up: "about 40 s", "about 3 min"."""
+    if seconds < 90:
+        return f"about {max(math.ceil(seconds), 1)} s"
+    return f"about {math.ceil(seconds / 60)} min"
 
 
 def _fallback(exc: GradioInternalsChanged) -> None:
@@ -203,9 +224,9 @@ class BatchProgress:
             start = self.left() + sum(b for b in before if b is not None)
             renders = "1 render" if call == 0 else f"{call + 1} renders"
             when = (
-                f"yours starts in about {math.ceil(start)} s"
+                f"yours starts in {wait_words(start)}"
                 if not math.isnan(start) and measured
-                else "measuring how long they take"
+                else "the wait is told once a few renders have been timed"
             )
             self.batch.tell_waiting(event, f"In line: {renders} before yours · {when}")
 

@@ -219,13 +219,3 @@ def test_turns_follow_how_gradios_queue_forms_its_calls():
     # go one a call; the last two page requests share a call after them
     assert turns(line) == [(0, 4), (1, 1), (0, 4), (2, 1), (0, 4), (0, 4), (3, 2), (3, 2)]
     assert turns([]) == []
-
-
-def test_a_slow_first_render_does_not_inflate_the_estimates():
-    clock = RenderClock()
-    assert clock.estimate(1) is None  # nothing measured yet: no number is made up
-    clock.add(queue_progress.RenderRecord(rows=1, seconds=30.0, fraction=1.0, cancelled=False))
-    for _ in range(4):  # warm renders: 2 s a row
-        clock.add(queue_progress.RenderRecord(rows=2, seconds=4.0, fraction=1.0, cancelled=False))
-    clock.add(queue_progress.RenderRecord(rows=1, seconds=0.1, fraction=0.1, cancelled=True))
-    assert clock.estimate(3) == pytest.approx(6.0)  # the model-loading first render ignored
