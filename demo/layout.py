@@ -75,6 +75,13 @@ CSS = """
 #run-status:has(.progress-level) .pending {visibility: hidden;}
 #run-status [data-testid="status-tracker"] {background: var(--block-background-fill);}
 #run-status .progress-level-inner {font-size: 14px; font-family: var(--font);}
+/* Generate within reach wherever the controls are scrolled: it sticks to the screen's bottom
+   edge until its own place in the column comes into view (#28 item 20) */
+#generate {position: sticky; bottom: 10px; z-index: 20;
+  box-shadow: 0 4px 14px rgba(0, 0, 0, 0.18);}
+/* Gradio's container clips with overflow: hidden, which makes it the button's scroll box and
+   stops it sticking; clip cuts the same overflow without being one */
+.gradio-container {overflow: clip !important;}
 /* on a phone: two cards side by side, swipe for the others */
 @media (max-width: 640px) {
   #results-row {grid-auto-columns: calc(50% - 5px); scroll-snap-type: x mandatory;}

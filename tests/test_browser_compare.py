@@ -231,3 +231,23 @@ def test_a_selfie_stays_usable_after_the_cache_sweep_and_leaves_no_file(
         shot(page, f"{size[0]}-4-selfie-held")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_generate_is_within_reach_wherever_the_controls_are_scrolled(
+    browser, app_url, portrait_path, size
+):
+    """#28 item 20: Generate sat two screens down on a laptop, three on a phone."""
+    context, page = open_page(browser, app_url, size)
+    try:
+        expect(page.locator("#generate")).to_be_in_viewport()  # as the page opens
+        page.locator("#methods").scroll_into_view_if_needed()  # ticking methods
+        expect(page.locator("#generate")).to_be_in_viewport()
+        upload(page, str(portrait_path))
+        page.locator("#selfie").scroll_into_view_if_needed()  # back at the photo
+        expect(page.locator("#generate")).to_be_in_viewport()
+        page.locator("#generate").click()
+        expect(page.locator("#out-caption-0")).to_contain_text(ROW_CAPTION)
+        shot(page, f"{size[0]}-5-generate-in-reach")
+    finally:
+        context.close()
