@@ -126,7 +126,9 @@ def create_compare_tab(cb: CompareCallbacks) -> CompareTab:
     """The selfie, style, methods and generation controls, and one card per method."""
     with gr.Row(equal_height=False):
         controls = _controls(cb)
-        with gr.Column(scale=3) as results:
+        with gr.Column(scale=3, elem_id="results-col") as results:
+            # a phone shows two cards: this line says there are more (CSS shows it from three)
+            gr.Markdown("← Swipe sideways to see every picture →", elem_id="swipe-hint")
             slots = _slots(len(cb.methods))
     status = controls.status
     # rows are batched across people, and Gradio keeps per-page State apart only outside batches:
@@ -366,6 +368,7 @@ def _wire(
         api_name=False,
         show_progress="hidden",
     ).then(None, js=SHOW_STATUS)
+    clicked.success(None, js=SHOW_STATUS)  # "checked, starting…" has landed: bring it in view
     clicked.success(
         h.run,
         inputs=[c.blind, ticket],  # the photo travels with the checked click
@@ -383,6 +386,8 @@ def _wire(
 
 # the finished row, scrolled into view (or, when it failed, the status that says why)
 SHOW_ROW = """() => {
+  const row = document.querySelector('#results-row');
+  if (row) row.scrollLeft = 0;  // a new row opens on its first card (Output A), not scrolled
   const status = document.querySelector('#run-status');
   const failed = status && status.innerText.trim().startsWith('⚠');
   const target = failed ? status : document.querySelector('#results-row');

@@ -103,7 +103,14 @@ def wire_deck_panel(
         concurrency_id="deck-rows",
         concurrency_limit=None,  # rows come from disk: no GPU, every rater at once
         scroll_to_output=True,  # from beside Submit, back up to the new row
-    )
+    ).then(None, js=FIRST_CARD)
+
+
+# a new row opens on its first card: the last row's sideways scroll hid Output A on a phone
+FIRST_CARD = """() => {
+  const row = document.querySelector('#results-row');
+  if (row) row.scrollLeft = 0;
+}"""
 
 
 def deck_mode(session: SessionConfig, saved_name: str) -> list[Any]:

@@ -373,7 +373,7 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         entered,
         api_name=False,
         show_progress="hidden",
-    )
+    ).then(None, js=SHOW_SAVED)
     panel.rater.change(
         lambda name, by: clear_for_another_name(name, by, n),
         [panel.rater, left_by],
@@ -381,3 +381,13 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
         api_name=False,
         show_progress="hidden",
     )
+
+
+# "Saved" where the person just pressed Submit: after a blind reveal redrew the cards (or on a
+# phone, below the fold) it landed off-screen
+SHOW_SAVED = """() => {
+  const said = document.querySelector('#rating-status');
+  if (said && said.innerText.trim()) {
+    requestAnimationFrame(() => said.scrollIntoView({block: 'nearest'}));
+  }
+}"""

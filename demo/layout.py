@@ -82,9 +82,12 @@ CSS = """
 /* Gradio's container clips with overflow: hidden, which makes it the button's scroll box and
    stops it sticking; clip cuts the same overflow without being one */
 .gradio-container {overflow: clip !important;}
-/* on a phone: two cards side by side, swipe for the others */
+/* on a phone: two cards side by side, swipe for the others; with three or more, a line says so */
+#swipe-hint {display: none !important;}
 @media (max-width: 640px) {
   #results-row {grid-auto-columns: calc(50% - 5px); scroll-snap-type: x mandatory;}
+  #results-col:has(#results-row > .slot-card:nth-child(3)) #swipe-hint {
+    display: block !important; font-size: 13px; text-align: center;}
 }
 """
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from demo.queue_progress import RENDERS
@@ -249,5 +250,48 @@ def test_generate_is_within_reach_wherever_the_controls_are_scrolled(
         page.locator("#generate").click()
         expect(page.locator("#out-caption-0")).to_contain_text(ROW_CAPTION)
         shot(page, f"{size[0]}-5-generate-in-reach")
+    finally:
+        context.close()
+
+
+def test_on_a_phone_a_camera_photo_s_status_the_saved_line_and_the_next_row_are_in_view(
+    browser, app_url, portrait_path, tmp_path
+):
+    """#28 item 17: with a 16 MP photo the status stayed below the screen for the whole render;
+    the "Saved" line after a blind reveal landed off-screen; the next row opened scrolled
+    sideways with Output A hidden and no hint that a third card exists."""
+    camera = tmp_path / "IMG_2041.jpg"
+    Image.open(portrait_path).convert("RGB").resize((4608, 3456)).save(camera, quality=90)
+    context, page = open_page(browser, app_url, SIZES[1])
+    try:
+        # the page's load has set its controls (it sets blind mode from the session)
+        expect(page.locator("#methods")).not_to_contain_text("Checking which methods")
+        page.locator("#blind input").check()
+        upload(page, str(camera))
+        expect(page.locator("#selfie img[src^='data:image/jpeg']")).to_be_visible()
+        page.locator("#generate").click()
+        wait_for(
+            lambda: status_text(page).strip() != "" and in_view(page, "#run-status"),
+            "the status under Generate in view",
+            seconds=30.0,
+        )
+        expect(page.locator("#out-caption-2")).to_contain_text("Output C")
+        expect(page.locator("#swipe-hint")).to_be_visible()  # three cards, two shown
+        for i in range(3):
+            page.locator(f"#rate-{i} label", has_text=str(i + 2)).click()
+        page.locator("#rater input, #rater textarea").first.fill("phone-rater")
+        page.locator("#submit-ratings").click()
+        expect(page.locator("#rating-status")).to_contain_text("Saved")
+        wait_for(lambda: in_view(page, "#rating-status"), "the Saved line in view")
+        shot(page, "390-6-saved")
+        page.locator("#results-row").evaluate("row => { row.scrollLeft = row.scrollWidth; }")
+        page.locator("#generate").click()  # the next row opens on its first card
+        expect(page.locator("#out-caption-0")).to_contain_text("Output A")
+        wait_for(
+            lambda: page.locator("#results-row").evaluate("row => row.scrollLeft") == 0,
+            "the new row scrolled back to its first card",
+        )
+        wait_for(lambda: in_view(page, "#out-image-0"), "Output A in view")
+        shot(page, "390-7-next-row")
     finally:
         context.close()
