@@ -7,15 +7,21 @@ reflows to any width and never overlaps labels, however many series there are).
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from html import escape
 from typing import Any
 
 import gradio as gr
 
+from demo.formatting import plain_md
 from pipelines.core.errors import UserError
+from pipelines.feedback.errors import FilterError
 from pipelines.feedback.leaderboard import BlindSessionHidden, LeaderboardQuery, hidden_session
+from pipelines.feedback.records import to_utc_iso
 from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import RecordFilter
 
@@ -72,6 +78,9 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         session_tag, deck_id = session_tag or "", deck_id or ""
         from_day, to_day = from_day or "", to_day or ""
         hidden = hidden_session(cb.session())
+        said = day_problem(from_day, "From") or day_problem(to_day, "To")
+        if said:  # in the page's words, the table left as it was
+            return f"⚠️ {said}", gr.update(), gr.update()
         try:
             flt = RecordFilter(
                 style=None if style_id == ALL else style_id,
@@ -115,10 +124,53 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
 
     inputs = [style, tag, deck, since, until, blind]
     outputs = [summary, chart, table]
-    refresh.click(compute, inputs, outputs, api_name=False)
+    refresh.click(compute, inputs, outputs, api_name=False).then(None, js=SHOW_SUMMARY)
     tab.select(opened, None, [tag, blind, *outputs], api_name=False)
     for control in (style, blind):
         control.change(compute, inputs, outputs, api_name=False)
+
+
+def day_problem(text: str, box: str) -> str | None:
+    """Why ``text`` typed in the ``box`` date box is not a date the board reads, in plain words
+    (a day-month-year or month-day-year date gets both readings spelled out); None when it is
+    one, or empty."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        to_utc_iso(text, box)
+        return None
+    except FilterError:
+        pass
+    found = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})", text)
+    readings = []
+    if found:
+        first, second, year = (int(g) for g in found.groups())
+        for day, month in ((first, second), (second, first)):
+            with contextlib.suppress(ValueError):
+                when = date(year, month, day)
+                readings.append(f"{when.isoformat()} for {when.day} {when:%B %Y}")
+    if readings:
+        return (
+            f"“{plain_md(text)}” in {box}: write dates as year-month-day, e.g. "
+            + " or ".join(dict.fromkeys(readings))
+            + "."
+        )
+    return (
+        f"“{plain_md(text)}” in {box} is not a date: write it as year-month-day, e.g. 2026-12-01."
+    )
+
+
+# what Refresh found (or why not), where the person pressed it: on a phone it sat off-screen
+SHOW_SUMMARY = """() => {
+  requestAnimationFrame(() => {
+    const said = document.querySelector('#lb-summary');
+    if (!said) return;
+    const box = said.getBoundingClientRect();
+    // out of view: to the top, with the legend and the first ranks under it
+    if (box.top < 0 || box.bottom > window.innerHeight) said.scrollIntoView({block: 'start'});
+  });
+}"""
 
 
 def series_label(df: Any) -> Any:

@@ -129,7 +129,6 @@ def test_a_running_blind_sessions_standings_are_hidden_from_participants(
         page.locator("#lb-session textarea, #lb-session input").first.fill(tag)
         page.locator("#lb-refresh").click()
         expect(summary).to_contain_text(f"The standings of the running blind session '{tag}'")
-        summary.scroll_into_view_if_needed()
         expect(summary).to_be_in_viewport()
         assert tag not in page.locator("#lb-table").inner_text()
         if SHOTS:
@@ -143,4 +142,25 @@ def test_a_running_blind_sessions_standings_are_hidden_from_participants(
         expect(standings).to_be_in_viewport()
     finally:
         tiny_services.sessions.end()
+        page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+def test_a_date_typed_day_first_is_answered_in_plain_words_and_the_board_stays(
+    browser, app_url, seeded, width, height
+):
+    """#28 item 18: "since='07/12/2026' is not a date: use ISO 8601…" read like a traceback."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    try:
+        open_board(page, app_url, seeded)
+        page.locator("#lb-since textarea, #lb-since input").first.fill("07/12/2026")
+        page.locator("#lb-refresh").click()
+        summary = page.locator("#lb-summary")
+        expect(summary).to_contain_text("write dates as year-month-day")
+        expect(summary).to_contain_text("2026-12-07 for 7 December 2026")
+        expect(summary).not_to_contain_text("ISO 8601")
+        expect(summary).not_to_contain_text("since=")
+        expect(summary).to_be_in_viewport()
+        expect(page.locator("#lb-table")).to_contain_text("raw")  # the board stays on screen
+    finally:
         page.context.close()

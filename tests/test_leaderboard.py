@@ -425,3 +425,15 @@ def test_deck_report_shows_the_leaderboards_ranks_and_intervals(tmp_path):
     assert [(b[0], b[2], b[3]) for b in bars] == [
         (f"anime · {r.method}", r.bt_low, r.bt_high) for r in rows
     ]
+
+
+def test_a_date_the_board_cannot_read_is_answered_in_plain_words():
+    from demo.leaderboard_tab import day_problem
+
+    assert day_problem("", "From") is None and day_problem(" 2026-12-07 ", "From") is None
+    assert day_problem("2026-12-07T10:00:00+01:00", "To") is None
+    both = day_problem("07/12/2026", "From")
+    assert "2026-12-07 for 7 December 2026 or 2026-07-12 for 12 July 2026" in both
+    assert day_problem("31/12/2026", "To").endswith("e.g. 2026-12-31 for 31 December 2026.")
+    assert "is not a date" in day_problem("yesterday", "From")
+    assert "ISO" not in day_problem("yesterday", "From")
