@@ -172,9 +172,10 @@ def reset_values(row: ShownRow | None, n: int) -> list[Any]:
 def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[Any]:
     """After a blind vote that rated every output: names, prompts and reasons on every card.
 
-    Values for [best pick] + (image, caption, prompt, why, trace) per slot."""
+    Values for [best pick] + (image, caption, prompt, why, trace) per slot + one rating per
+    slot (its label names the method now)."""
     if row is None or not row.blind:
-        return [gr.update()] * (1 + 5 * n)
+        return [gr.update() for _ in range(1 + 6 * n)]
     named = [f"{slot_label(i)} = {m}" for i, m in enumerate(row.order)]
     rendered = [row.result.output(m).rendered for m in row.order]
     choices = [(lbl, old) for lbl, old, ok in zip(named, row.labels(), rendered, strict=True) if ok]
@@ -191,6 +192,10 @@ def reveal_values(row: ShownRow | None, best_label: str | None, n: int) -> list[
             gr.update(visible=True),
             trace_md(out, row.result.token_limit),
         ]
+    values += [
+        gr.update(label=f"Rate {named[i]}: 1 poor … 5 great") if i < len(named) else gr.update()
+        for i in range(n)
+    ]
     return values
 
 
@@ -295,7 +300,7 @@ class FeedbackHandlers:
     def reveal(self, row: ShownRow | None, best_label: str | None, revealed: bool) -> list[Any]:
         """After a saved submit: the cards' names, prompts and reasons, if the server revealed."""
         if not revealed:
-            return [gr.update()] * (1 + 5 * self.n_slots)
+            return [gr.update() for _ in range(1 + 6 * self.n_slots)]
         return reveal_values(row, best_label, self.n_slots)
 
     def page_load(self, saved: list[str] | None, voter_id: str | None) -> list[Any]:
@@ -345,6 +350,7 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
     reveal_outputs: list[Any] = [panel.best]
     for slot in tab.slots:
         reveal_outputs += [slot.image, slot.caption, slot.prompt, slot.why, slot.trace]
+    reveal_outputs += panel.votes
     panel.submit.click(
         h.submit,
         inputs=[

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from demo.formatting import MEASURE_LEGEND, caption_md, plain_md, trace_md
+from demo.formatting import caption_md, measure_legend, plain_md, trace_md
 from pipelines.core.errors import UserError
 from pipelines.core.recent import UnknownComparisonError
 from pipelines.core.results import ComparisonResult
@@ -80,11 +80,17 @@ def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
     total = max(waited, t.get("total", 0.0))
     wait = max(total - t.get("total", 0.0), 0.0)
     status = f"Ready in {total:.1f} s"
-    if wait >= 0.1:
-        status += f" ({wait:.1f} s of it waiting for other people's pictures)"
-    if t.get("render.rows", 1) > 1:
-        status += f", made together with {int(t['render.rows']) - 1} other people's"
+    if wait >= WAIT_WORTH_SAYING_S:  # below it, the click's own checks: not a wait in line
+        status += f" ({wait:.0f} s of it waiting in line)"
+    others = int(t.get("render.rows", 1)) - 1
+    if others == 1:
+        status += ", made together with one other person's"
+    elif others > 1:
+        status += f", made together with {others} other people's"
     return status + f" · seed {res.request.seed}"
+
+
+WAIT_WORTH_SAYING_S = 2.0
 
 
 ROW_VALUES = 4  # status, face crop, face info, row key
@@ -145,8 +151,8 @@ def row_values(
         status += " · **blind mode**: methods are revealed once you rate every output and submit"
         if skipped:
             status += f" · not available here: {', '.join(skipped)}"
-    elif any(o.measures is not None for o in shown):
-        status += f"  \n<small>{MEASURE_LEGEND}</small>"
+    elif legend := measure_legend(o.measures for o in shown):
+        status += f"  \n<small>{legend}</small>"
     # a stand-in's crop is the centre of the photo: do not label it as detected. The name goes
     # in the text beside the crop: the image's toolbar cut its own label to "Centre cr…"
     face_label = "Centre crop" if res.face_stand_in else "Detected face"

@@ -140,7 +140,10 @@ def test_a_blind_row_is_labelled_by_letter_then_revealed(rendered):
     best, *cards = reveal_values(row, "Output B", 3)
     assert best["choices"] == [("Output A = template", "Output A"), ("Output B = raw", "Output B")]
     assert cards[0]["label"] == "Output A = template"  # image label of the first card
-    assert reveal_values(replace(row, blind=False), None, 3) == [gr.update()] * 16
+    # the rating buttons name the method too (they said "Rate Output A" after the reveal)
+    assert cards[-3]["label"] == "Rate Output A = template: 1 poor … 5 great"
+    assert cards[-2]["label"] == "Rate Output B = raw: 1 poor … 5 great"
+    assert reveal_values(replace(row, blind=False), None, 3) == [gr.update()] * 19
 
 
 def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
@@ -166,7 +169,7 @@ def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
     # at a kiosk the next person types another name: ann's ratings leave the screen
     assert clear_for_another_name("ann", left_by, 3) == [*[gr.update()] * 5, "ann"]
     assert clear_for_another_name("bo", left_by, 3) == [*cleared(3), ""]
-    assert shown is False and h.reveal(row, None, shown) == [gr.update()] * 16  # no card changes
+    assert shown is False and h.reveal(row, None, shown) == [gr.update()] * 19  # no card changes
     assert sent == [({"template": 4, "raw": None}, True)]
     status, _, shown, left_by = h.submit(row, None, "", "ann", "", False, "v1", "4", "2", None)
     best, *cards = h.reveal(row, None, shown)

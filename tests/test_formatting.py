@@ -73,10 +73,10 @@ def test_why_names_the_preference_measures_only_where_they_ran():
     )
     step = (TraceStep(part="p", source="base prompt", reason="as typed"),)
     text = trace_md(MethodOutput(method="raw", prompt="p", trace=step, measures=ran))
-    assert "- pick: \\+21\\.30, how much people would prefer" in text  # escaped Markdown
+    assert "- pick: +21.30, how much people would prefer" in text
     assert "hps" not in text and "face (pack)" not in text  # not run here: not listed
     text = trace_md(
         MethodOutput(method="raw", prompt="p", trace=step, measures=Measures(pickscore=off))
     )
     assert "pick" not in text and "BECOME_" not in text
-    assert "- face: not measured" in text  # a core measure says why it has no value
+    assert "- not checked for this picture: face, style, refs, prompt" in text  # why: Staff, API

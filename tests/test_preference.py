@@ -277,7 +277,7 @@ def test_export_says_why_a_preference_measure_is_empty(tmp_path):
 def test_old_records_without_preference_read_as_not_measured():
     old = Measures.from_json({"identity": {"value": 0.5, "judge": "j", "reason": None}})
     assert old.pickscore.value is None and old.pickscore.reason == "not measured"
-    assert old.summary() == "face 0.50 · style n/a · prompt n/a"
+    assert old.summary() == "face 0.50"
 
 
 # ----------------------------------------------------------------------------- deck statistics

@@ -120,8 +120,9 @@ class Measures:
     def summary(self) -> str:
         """The compact line under an output: "face 0.71 · style 0.28 · prompt 0.24 · pick 21.30".
 
-        A preference measure is shown when it has a value; why it has none is in :meth:`details`
-        (a deployment may turn them off, and the line would say so under every picture)."""
+        A measure is shown when it has a value (and "face: none found" when no face was); why
+        one has none is in :meth:`details`: a server without CLIP would otherwise say "n/a"
+        under every picture."""
         parts = []
         for name in ("identity", "style_text", "style_ref", "prompt", *PREFERENCE_MODELS):
             m, label = self.get(name), MEASURES[name]
@@ -129,8 +130,6 @@ class Measures:
                 parts.append(f"{label} {m.value:.2f}")
             elif name == "identity" and self.faces == 0:
                 parts.append(f"{label}: none found")
-            elif name in ("identity", "style_text", "prompt"):  # most styles have no refs
-                parts.append(f"{label} n/a")
         return " · ".join(parts)
 
     def details(self) -> list[tuple[str, str, str]]:
