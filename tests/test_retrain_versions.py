@@ -1,11 +1,12 @@
 """Retraining cannot wipe the learned method: a minimum of ratings, a held-out check a candidate
 must pass before it may replace the model in use, every model kept as a version to restore (the
-bundled one always)."""
+bundled one always), and comparison records that name the version that ranked their prompts."""
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from pipelines.augment.learned.model import (
     model_version,
     read_metadata,
 )
+from pipelines.feedback.export import training_row
 from pipelines.feedback.records import RatingRecord
 from pipelines.feedback.retrain import (
     Retrainer,
@@ -252,3 +254,40 @@ def test_version_records_read_back_and_skip_what_they_do_not_know(tmp_path, stor
     assert retrainer.versions.get(report.version).rows == report.rows
     record.write_text("{torn")  # the model file still says what it is
     assert retrainer.versions.get(report.version).created == data["created"]
+
+
+# -- records name the version ------------------------------------------------------------------
+
+
+def test_comparison_records_name_the_learned_model_version(tiny_services, group_path, make_request):
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "learned"], 5)
+    )
+    assert res.learned_model == tiny_services.retrainer.in_use() == "bundled"
+    assert res.to_json()["learned_model"] == "bundled"
+    tiny_services.ratings.submit(res.comparison_id, {"raw": 3, "learned": 4}, rater="vera")
+    rows = tiny_services.store.records(comparison_id=res.comparison_id)
+    assert {r.learned_model for r in rows} == {"bundled"}
+    assert {training_row(r)["learned_model"] for r in rows} == {"bundled"}
+    # rows stored before the version was recorded still read
+    for model_id in ("", '{"base": "x"}', "not json", '["x"]'):
+        assert replace(rows[0], model_id=model_id).learned_model == ""
+
+
+def test_a_retrained_version_is_named_by_the_rows_it_ranks(tiny_services, group_path, make_request):
+    from pipelines.app.service import ComparisonService
+
+    scorer = fast_model(planted(120, seed=9))
+    scorer.metadata["version_id"] = "20260301-142530-a1b2"
+    service = ComparisonService(
+        tiny_services.engine,
+        tiny_services.catalog,
+        tiny_services.registry,
+        scorer=ScorerHolder(scorer),
+    )
+    res = service.compare(group_path, make_request("anime", "a person", ["raw"], 5))
+    assert res.learned_model == "20260301-142530-a1b2"
+    assert res.model_ids["learned_model"] == "20260301-142530-a1b2"
+    bare = ComparisonService(tiny_services.engine, tiny_services.catalog, tiny_services.registry)
+    res = bare.compare(group_path, make_request("anime", "a person", ["raw"], 5))
+    assert res.learned_model == "" and res.to_json()["learned_model"] is None
