@@ -92,7 +92,8 @@ def _corr(name: str, m: dict) -> str:
 
 
 def _retrain(rows: ScoredPrompts, extra: Path, live: LearnedScorer, out: Path) -> dict:
-    """Retrainer.retrain on a store of ``rows`` plus the ``extra`` file; returns its report."""
+    """Retrainer.retrain on a store of ``rows`` plus the ``extra`` file (put in use only if
+    it passes its held-out check); returns its report."""
     from pipelines.feedback.records import RatingRecord
     from pipelines.feedback.retrain import Retrainer
     from pipelines.feedback.store import FeedbackStore
@@ -210,8 +211,10 @@ def main() -> None:
         out = _retrain(session, args.pqpp / "train.csv", scorer, Path(tmp))
         report = out["report"]
         print(
-            f"| retrain from ratings ({report.rows:,} rows: {len(session):,} ratings + PQPP "
-            f"train), encodings cached | {time.perf_counter() - t0:.1f} s |"
+            f"| retrain from ratings ({report.rows:,} rows: "
+            f"{len(session) - report.held_out_rows:,} ratings + PQPP train; "
+            f"{report.held_out_rows:,} held out), encodings cached "
+            f"| {time.perf_counter() - t0:.1f} s |"
         )
         print(f"| retrain report, held-out Pearson before → after | {report.stages_line()} |")
 

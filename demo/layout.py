@@ -285,7 +285,10 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         start_session=services.sessions.start,
         end_session=services.end_session,
         export=lambda fmt: export_to_temp(services.store, fmt),
-        retrain=services.retrainer.retrain,
+        retrain=services.retrainer.candidate,
+        use_model=services.retrainer.use,
+        model_versions=services.retrainer.versions.all,
+        model_in_use=services.retrainer.in_use,
         model_summary=lambda: describe_model(services.scorer),
         availability=services.registry.availability,
         server_details=lambda: server_details(services),
@@ -299,6 +302,7 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         deck_coverage=services.decks.coverage,
         deck_report=loaded_deck_report(services.decks),
         session_standings=lambda tag: services.staff_leaderboard(RecordFilter(session_tag=tag)),
+        retrain_policy=services.retrainer.policy,
     )
 
 

@@ -23,8 +23,9 @@ from demo.transient import forget_upload
 from pipelines.decks.assign import Coverage
 from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.decks.report import DeckReport, write_report
-from pipelines.feedback.retrain import RetrainReport
+from pipelines.feedback.retrain import RetrainPolicy, RetrainReport, UseReport
 from pipelines.feedback.sessions import SessionConfig
+from pipelines.feedback.versions import ModelVersion
 from pipelines.styles.references import AddedReferences
 
 
@@ -40,7 +41,12 @@ class StaffCallbacks:
     start_session: Callable[[str, list[str], list[str], bool], SessionConfig]
     end_session: Callable[[], SessionConfig]
     export: Callable[[str], Path]  # format "csv" | "jsonl" -> a new file, deleted once served
-    retrain: Callable[[list[Path]], RetrainReport]  # extra training files -> report
+    # extra training files -> a candidate trained, checked and kept as a version (not in use)
+    retrain: Callable[[list[Path]], RetrainReport]
+    # (version id, the version the person was shown it replaces, or None) -> it is in use
+    use_model: Callable[[str, str | None], UseReport]
+    model_versions: Callable[[], Sequence[ModelVersion]]  # newest first, the bundled one last
+    model_in_use: Callable[[], str]  # the version id of the model in use
     model_summary: Callable[[], str]
     availability: Callable[[], dict[str, str | None]]  # method -> None or the technical reason
     server_details: Callable[[], list[str]]  # engine reason, notes: what the banner leaves out
@@ -58,6 +64,7 @@ class StaffCallbacks:
     # a session tag -> its leaderboard, every rating included (a running blind session's too,
     # which participants do not see); unset: no standings button
     session_standings: Callable[[str], Any] | None = None
+    retrain_policy: RetrainPolicy = RetrainPolicy()  # what the retrain panel says it needs
 
 
 def loaded_deck_report(decks: DeckBoard, n_boot: int = 200) -> Callable[[], DeckReport | None]:
@@ -104,26 +111,38 @@ def session_summary(config: SessionConfig, names: dict[str, str]) -> str:
     return f"{head}  \nMethods: {', '.join(config.methods)} · styles: {styles} · {blind} votes."
 
 
-def retrain_md(report: RetrainReport) -> str:
-    """A retrain report as a facilitator reads it."""
+def candidate_md(report: RetrainReport, replaced: str) -> str:
+    """A candidate's held-out check as a facilitator reads it, and what **Use this model**
+    would change; ``replaced``: the model in use, in words (``describe_model``)."""
     lines = [
-        f"✅ **Retrained** on {report.rows} rows ({', '.join(report.sources)}) in "
-        f"{report.seconds:.1f} s; the learned method uses it now."
+        f"**Candidate `{report.version}`** trained on {report.rows} rows "
+        f"({plain_md(', '.join(report.sources))}) in {report.seconds:.1f} s."
     ]
-    if report.pearson_before is not None and report.pearson_after is not None:
+    in_use = f"`{report.replaces}`" if report.replaces else "none"
+    if report.pearson_after is not None:
+        before = "n/a" if report.pearson_before is None else f"{report.pearson_before:.2f}"
         lines.append(
-            f"Held-out check on {report.held_out_rows} rating rows: Pearson "
-            f"{report.pearson_before:.2f} before → {report.pearson_after:.2f} after."
+            f"Held-out check on {report.held_out_rows} rating rows it never saw: Pearson "
+            f"{before} for the model in use ({in_use}) → **{report.pearson_after:.2f}** for "
+            "the candidate."
         )
         if report.stages:  # the fast stage and the contextual re-ranker, each before → after
             lines.append(f"By stage: {plain_md(report.stages_line())}.")
-    else:
+    if not report.passed:
         lines.append(
-            f"Held-out check: too few varied ratings to measure ({report.held_out_rows} held out)."
+            f"⚠️ **Not put in use**: {plain_md(report.verdict)}. The model in use ({in_use}) "
+            f"stays. The candidate is kept as version `{report.version}`: you can still restore "
+            "it from the versions below."
         )
-    lines.append(
-        f"Saved to `{report.path}`" + (f"; {report.synced_to}." if report.synced_to else ".")
-    )
+    elif report.in_use:
+        lines.append(f"✅ It passed ({plain_md(report.verdict)}) and is in use now.")
+    else:
+        lines.append(f"✅ It passes: {plain_md(report.verdict)}.")
+        lines.append(
+            f"**Use this model** replaces {in_use} ({plain_md(replaced)}) for every new "
+            "comparison. Until you press it nothing changes; every version stays below to "
+            "restore."
+        )
     return "  \n".join(lines)
 
 
@@ -138,6 +157,58 @@ def refs_md(report: AddedReferences, style_name: str) -> str:
             f"**{plain_md(name)}**: {plain_md(why)}" for name, why in report.refused
         )
     return text
+
+
+def use_md(report: UseReport) -> str:
+    """What putting a version in use did."""
+    if not report.changed:
+        return f"Version `{report.version}` already is the model in use: nothing changed."
+    replaced = f"`{report.replaced}`" if report.replaced else "no model"
+    synced = f"; {plain_md(report.synced_to)}" if report.synced_to else ""
+    return (
+        f"✅ Version `{report.version}` is in use now, in place of {replaced}: new comparisons "
+        f"rank with it. Saved to `{report.path}`{synced}."
+    )
+
+
+def _pearson(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def version_line(v: ModelVersion) -> str:
+    """One version in words: when, on what, its held-out check."""
+    parts = [f"trained {v.date}" if v.date else "trained ?", f"{v.rows} rows"]
+    if v.held_out_rows:
+        parts.append(
+            f"held-out Pearson {_pearson(v.pearson_parent)} → {_pearson(v.pearson)} "
+            f"on {v.held_out_rows} rows"
+        )
+    if v.passed is not None:
+        parts.append("passed its check" if v.passed else "did not pass its check")
+    elif v.verdict:
+        parts.append(v.verdict)
+    return " · ".join(parts)
+
+
+def versions_md(versions: Sequence[ModelVersion], in_use: str) -> str:
+    """Every kept version, the one in use marked."""
+    if not versions:
+        return "No model versions are kept here (the bundled model file is missing)."
+    rows = [
+        f"- `{v.id}`{' **(in use)**' if v.id == in_use else ''}: {plain_md(version_line(v))}"
+        for v in versions
+    ]
+    if in_use and in_use not in {v.id for v in versions}:
+        rows.insert(0, f"- `{in_use}` **(in use)**: not kept here")
+    return "\n".join(rows)
+
+
+def version_choices(versions: Sequence[ModelVersion], in_use: str) -> list[tuple[str, str]]:
+    """(label, version id) for the restore dropdown."""
+    return [
+        (f"{v.id}{' (in use)' if v.id == in_use else ''} — {version_line(v)}", v.id)
+        for v in versions
+    ]
 
 
 def client_key(request: gr.Request | None) -> str:
@@ -200,7 +271,7 @@ def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
         refs=_references_panel(cb),
         deck=_deck_form(with_report=cb.deck_report is not None),
         export=_export_panel(),
-        retrain=_retrain_panel(),
+        retrain=_retrain_panel(cb.retrain_policy),
     )
     handlers = StaffHandlers(cb)
     _wire(page, handlers, tab)
@@ -263,10 +334,18 @@ class ExportPanel:
 
 @dataclass
 class RetrainPanel:
+    accordion: gr.Accordion  # opening it lists the versions (when no password is set)
     extra: gr.File
-    button: gr.Button
-    report: gr.Markdown
+    button: gr.Button  # step 1: train and check a candidate
+    report: gr.Markdown  # its check, and what step 2 changes
+    use: gr.Button  # step 2, shown for a candidate that passed: "Use this model"
+    candidate: gr.State  # (candidate id, the version it was checked against) or None
     model: gr.Markdown
+    versions: gr.Dropdown  # every kept version, to restore
+    restore: gr.Button
+    show_versions: gr.Button
+    versions_md: gr.Markdown
+    restored: gr.Markdown
 
 
 @dataclass
@@ -323,6 +402,9 @@ def scroll_to(elem_id: str) -> str:
 
 
 SCROLL_TO_SERVER = scroll_to("staff-methods")
+VERSIONS_LOCKED = (
+    "Enter the staff password above and press **Show versions** to list the model versions."
+)
 SERVER_LOCKED = (
     "Enter the staff password above and press **Show server details**: the engine, its settings "
     "and the learned model's figures are for staff."
@@ -396,17 +478,47 @@ def _export_panel() -> ExportPanel:
     return ExportPanel(fmt, button, payload, status)
 
 
-def _retrain_panel() -> RetrainPanel:
-    with gr.Accordion("Retrain the learned method", open=False):
+def _retrain_panel(policy: RetrainPolicy) -> RetrainPanel:
+    with gr.Accordion("Retrain the learned method", open=False) as accordion:
         gr.Markdown(
-            "Trains the prompt scorer on every rating in the store (plus any CSV/JSONL files "
-            "below, columns `prompt`, `score`, optional `style`) and swaps it in without a restart."
+            "**Step 1** trains a candidate scorer on every rating in the store (plus any "
+            "CSV/JSONL files below, columns `prompt`, `score`, optional `style`) and checks it "
+            "against the model in use on the ratings of one prompt in five, which no model "
+            "trains on. Nothing changes yet. **Step 2**, *Use this model*, swaps it in without "
+            "a restart; it is offered only when the candidate does at least as well as the model "
+            f"in use and better than chance. Retraining needs at least {policy.min_rows} rating "
+            f"rows, {policy.min_held_out} of them held out. Every model is kept as a version "
+            "below, the bundled one too, to put back in one click."
         )
         extra = gr.File(label="Extra training files", file_count="multiple", type="filepath")
-        button = gr.Button("Retrain learned method", variant="primary", elem_id="retrain")
+        button = gr.Button("Train and check a candidate", variant="primary", elem_id="retrain")
         report = gr.Markdown(elem_id="retrain-report")
+        use = gr.Button("Use this model", variant="primary", visible=False, elem_id="retrain-use")
+        candidate = gr.State(None)
         model = gr.Markdown(elem_id="learned-model")
-    return RetrainPanel(extra, button, report, model)
+        with gr.Row():
+            versions = gr.Dropdown(
+                [], label="Model versions", scale=3, elem_id="model-versions", interactive=True
+            )
+            with gr.Column(scale=1, min_width=160):
+                restore = gr.Button("Restore this version", elem_id="version-restore")
+                show = gr.Button("Show versions", size="sm", elem_id="versions-show")
+        restored = gr.Markdown(elem_id="version-status")
+        listing = gr.Markdown(elem_id="versions-list")
+    return RetrainPanel(
+        accordion,
+        extra,
+        button,
+        report,
+        use,
+        candidate,
+        model,
+        versions,
+        restore,
+        show,
+        listing,
+        restored,
+    )
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -442,6 +554,17 @@ class StaffHandlers:
             config.blind,
             list(config.styles),
             list(config.methods),
+        ]
+
+    def refresh(self, tag: str, blind: bool, styles: list[str], methods: list[str]) -> list[Any]:
+        """:meth:`live` as the tab opens, leaving alone each field that already shows the live
+        session's value (``tag`` ... ``methods``: the fields as the tab was opened). The
+        answer can land after a person has started typing (a busy page mounts the tab
+        first): a field set anyway would lose what they typed."""
+        summary, *live = self.live()
+        shown = [tag, blind, list(styles or []), list(methods or [])]
+        return [summary] + [
+            gr.skip() if _same(now, was) else now for now, was in zip(live, shown, strict=True)
         ]
 
     def start(
@@ -567,12 +690,84 @@ class StaffHandlers:
 
     def retrain(
         self, pw: str, files: list[str] | None, request: gr.Request | None = None
-    ) -> tuple[str, str]:
-        """Retrain the learned method; (report, the model now in use)."""
+    ) -> list[Any]:
+        """Step 1: train and check a candidate, kept as a version; nothing changes in use.
+        [report, Use button, candidate state, model, *versions]."""
         self.guard(pw, request)
+        replaced = self.cb.model_summary()
         with user_errors("Retraining"):
             report = self.cb.retrain([Path(f) for f in files or []])
-        return retrain_md(report), "Current learned model: " + self.cb.model_summary()
+        offer = report.passed and not report.in_use
+        state = (report.version, report.replaces) if offer else None
+        return [
+            candidate_md(report, replaced),
+            gr.update(visible=offer),
+            state,
+            self.model_md(),
+            *self._versions(),
+        ]
+
+    def use(
+        self, pw: str, candidate: tuple[str, str] | None, request: gr.Request | None = None
+    ) -> list[Any]:
+        """Step 2: put the checked candidate in use, unless another model is in use by now.
+        [report, Use button, candidate state, model, *versions]."""
+        self.guard(pw, request)
+        if not candidate:
+            raise gr.Error("Train and check a candidate first.")
+        version, replaces = candidate
+        with user_errors("Putting the model in use"):
+            report = self.cb.use_model(version, replaces)
+        return [
+            use_md(report),
+            gr.update(visible=False),
+            None,
+            self.model_md(),
+            *self._versions(),
+        ]
+
+    def restore(self, pw: str, version: str | None, request: gr.Request | None = None) -> list[Any]:
+        """Put a kept version (or the bundled model) back in use; an offered candidate's
+        check no longer holds, so its button goes. [status, report, model, Use, state,
+        *versions]."""
+        self.guard(pw, request)
+        if not version:
+            raise gr.Error("Choose a version to restore first.")
+        with user_errors("Restoring the version"):
+            report = self.cb.use_model(version, None)
+        return [
+            use_md(report),
+            "",  # the retrain report above is about what was in use before
+            self.model_md(),
+            gr.update(visible=False),
+            None,
+            *self._versions(),
+        ]
+
+    def versions(self, pw: str, request: gr.Request | None = None) -> list[Any]:
+        """[the versions list, the restore dropdown] once the password is checked."""
+        self.guard(pw, request)
+        return self._versions()
+
+    def versions_panel(self) -> list[Any]:
+        """The versions as the retrain panel opens: listed without a staff password, else they
+        wait for it (**Show versions**, or any retrain action)."""
+        if self.cb.password_required:  # never a password check here: it would count a failure
+            return [VERSIONS_LOCKED, gr.update(choices=[], value=None)]
+        return self._versions()
+
+    def _versions(self) -> list[Any]:
+        """[the versions list, the restore dropdown with the one in use chosen]."""
+        versions, in_use = self.cb.model_versions(), self.cb.model_in_use()
+        choices = version_choices(versions, in_use)
+        chosen = in_use if in_use in {v for _, v in choices} else None
+        return [versions_md(versions, in_use), gr.update(choices=choices, value=chosen)]
+
+    def model_md(self) -> str:
+        """The learned model in use: its version and what it was trained on."""
+        version = self.cb.model_in_use()
+        named = f"version `{version}`, " if version else ""
+        return f"Current learned model: {named}{self.cb.model_summary()}"
 
     def open(self) -> list[Any]:
         """The tab's panels as they are now: [*live form, server, references, model, deck]."""
@@ -587,14 +782,21 @@ class StaffHandlers:
         else:
             server, model = (
                 self.methods_report(),
-                "Current learned model: " + self.cb.model_summary(),
+                self.model_md(),
             )
         return [server, self.refs_report(), model, deck]
 
     def server(self, pw: str | None, request: gr.Request | None = None) -> tuple[str, str]:
         """(the server's details, the learned model in use) once the password is checked."""
         self.guard(pw or "", request)
-        return self.methods_report(), "Current learned model: " + self.cb.model_summary()
+        return self.methods_report(), self.model_md()
+
+
+def _same(now: Any, shown: Any) -> bool:
+    """Whether a form field already shows ``now`` (choices in any order)."""
+    if isinstance(now, list):
+        return sorted(now) == sorted(shown or [])
+    return now == shown
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -636,24 +838,68 @@ def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:
     export = page.export
     exported = _guarded(h, export.button, pw, h.export, [pw, export.fmt], export.outputs())
     exported.then(None, [export.payload], [export.payload], js=SAVE_EXPORT)
-    retrain = page.retrain
-    _guarded(
-        h,
-        retrain.button,
-        pw,
-        h.retrain,
-        [pw, retrain.extra],
-        [retrain.report, retrain.model],
-        concurrency_limit=1,
-    )
+    _wire_retrain(page.retrain, h, pw)
     if page.server_button is not None:  # the details where the person pressed for them
         shown = _guarded(
             h, page.server_button, pw, h.server, [pw], [page.server, page.retrain.model]
         )
         shown.success(None, None, None, js=SCROLL_TO_SERVER)
     panels = [page.server, refs.status, page.retrain.model, deck.info]
-    # the form first, off the queue and alone (it must land before anyone types in it), then
-    # the panels, which may take longer (which methods can run here)
-    tab.select(h.live, None, form.fields(), api_name=False, queue=False).then(
+    # the form first, off the queue and alone (it must land before anyone types in it; a
+    # field that already shows the live value is left alone in case it lands later), then the
+    # panels, which may take longer (which methods can run here)
+    shown = [form.tag, form.blind, form.styles, form.methods]
+    tab.select(h.refresh, shown, form.fields(), api_name=False, queue=False).then(
         h.panels, None, panels, api_name=False
     )
+
+
+# the Use button when it is offered (the check sits right above it), else the report
+SCROLL_TO_CANDIDATE = """() => {
+    const use = document.getElementById('retrain-use');
+    const to = use && use.offsetParent ? use : document.getElementById('retrain-report');
+    to?.scrollIntoView({block: 'nearest'});
+}"""
+
+
+def _wire_retrain(r: RetrainPanel, h: StaffHandlers, pw: gr.Textbox) -> None:
+    """Train and check (one at a time), then Use this model; restore and list the versions.
+    The answer is scrolled into view where it was asked."""
+    listing = [r.versions_md, r.versions]
+    trained = _guarded(
+        h,
+        r.button,
+        pw,
+        h.retrain,
+        [pw, r.extra],
+        [r.report, r.use, r.candidate, r.model, *listing],
+        concurrency_limit=1,
+        concurrency_id="learned-model",
+    )
+    trained.success(None, None, None, js=SCROLL_TO_CANDIDATE)
+    used = _guarded(
+        h,
+        r.use,
+        pw,
+        h.use,
+        [pw, r.candidate],
+        [r.report, r.use, r.candidate, r.model, *listing],
+        concurrency_limit=1,
+        concurrency_id="learned-model",
+    )
+    used.success(None, None, None, js=scroll_to("retrain-report"))
+    restored = _guarded(
+        h,
+        r.restore,
+        pw,
+        h.restore,
+        [pw, r.versions],
+        [r.restored, r.report, r.model, r.use, r.candidate, *listing],
+        concurrency_limit=1,
+        concurrency_id="learned-model",
+    )
+    restored.success(None, None, None, js=scroll_to("version-status"))
+    _guarded(h, r.show_versions, pw, h.versions, [pw], listing)
+    # listed when the panel opens, not when the tab does: a third step after the tab's own
+    # made its form lose what a person had just typed in it
+    r.accordion.expand(h.versions_panel, None, listing, api_name=False)

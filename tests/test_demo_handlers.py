@@ -59,6 +59,9 @@ def staff(sessions: FakeSessions, served: list[str]) -> StaffHandlers:
         end_session=sessions.end,
         export=lambda fmt: served.append(fmt) or exported(fmt),
         retrain=unused,
+        use_model=unused,
+        model_versions=list,
+        model_in_use=lambda: "bundled",
         model_summary=lambda: "the stand-in model",
         availability=lambda: {"raw": None, "inversion": "CLIP is not installed"},
         server_details=lambda: ["Engine **tiny**: asked for"],
@@ -105,6 +108,21 @@ def test_the_staff_form_follows_the_live_session():
     assert refs == "Uploaded: Anime 2" and model.endswith("the stand-in model")
     assert deck.startswith("No deck loaded")
     assert h.end("s3cret")[0] == "Session ended: new pages open untagged."
+
+
+def test_opening_the_staff_tab_leaves_alone_what_already_shows_the_live_session():
+    # the tab's answer can land after a person started typing: a field already showing the
+    # live value is not set again, so what they typed stays
+    sessions, served = FakeSessions(), []
+    h = staff(sessions, served)
+    sessions.start("workshop", ["anime"], ["raw", "template"], False)
+    summary, tag, blind, styles, methods = h.refresh("", False, [], ["raw"])
+    assert "workshop" in summary and tag == "workshop" and styles == ["anime"]
+    assert blind == {"__type__": "update"}  # unchanged: not sent
+    assert methods == ["raw", "template"]
+    _, *fields = h.refresh("workshop", False, ["anime"], ["template", "raw"])
+    assert fields == [{"__type__": "update"}] * 4
+    assert len({id(f) for f in fields}) == 4  # never one update object for several outputs
 
 
 # ----------------------------------------------------------------------------- ratings
@@ -216,13 +234,30 @@ def test_each_card_puts_the_face_beside_its_output_and_hides_it_without_a_face(r
     assert restored[ROW_VALUES + 6]["visible"] is False and restored[ROW_VALUES + 7] is None
 
 
-def test_the_retrain_report_gives_each_stage_before_and_after(tmp_path):
-    from demo.staff_tab import retrain_md
+def test_the_candidate_report_gives_each_stage_and_what_using_it_changes(tmp_path):
+    from demo.staff_tab import candidate_md
     from pipelines.feedback.retrain import RetrainReport
 
     stages = {"fast": (0.21, 0.25), "two-stage": (0.3, 0.35)}
-    report = RetrainReport(10, ("ratings",), 1.0, tmp_path / "m.npz", 5, 0.3, 0.35, stages=stages)
-    md = retrain_md(report)
-    assert "Pearson 0.30 before → 0.35 after" in md
+    report = RetrainReport(
+        10,
+        ("ratings",),
+        1.0,
+        tmp_path / "m.npz",
+        40,
+        0.3,
+        0.35,
+        stages=stages,
+        version="20260301-142530-a1b2",
+        replaces="bundled",
+        passed=True,
+        verdict="at least as good",
+    )
+    md = candidate_md(report, "trained 2026-12-05 on train.csv (6000 rows)")
+    assert "Pearson 0.30 for the model in use (`bundled`) → **0.35** for the candidate" in md
     assert "By stage: fast 0\\.210 → 0\\.250; two\\-stage 0\\.300 → 0\\.350" in md
-    assert "By stage" not in retrain_md(RetrainReport(10, ("r",), 1.0, tmp_path, 5, 0.3, 0.35))
+    assert "**Use this model** replaces `bundled` (trained 2026\\-12\\-05 on train\\.csv" in md
+    failed = candidate_md(replace(report, passed=False, verdict="it does worse"), "x")
+    assert "⚠️ **Not put in use**: it does worse. The model in use (`bundled`) stays" in failed
+    assert "kept as version `20260301-142530-a1b2`" in failed and "Use this model" not in failed
+    assert "By stage" not in candidate_md(replace(report, stages={}), "x")

@@ -19,12 +19,13 @@ from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.errors import RatingError
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.records import RatingRecord
-from pipelines.feedback.retrain import Retrainer, RetrainError, describe_model
+from pipelines.feedback.retrain import Retrainer, RetrainError, RetrainPolicy, describe_model
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import PATH_IN_REPO, start_sync
 from pipelines.styles.catalog import load_catalog
 
 PLANTED = "salt texture"  # a watercolor-bank modifier the simulated raters love
+SMALL = RetrainPolicy(min_rows=50, min_held_out=10)  # what 80 simulated ratings can meet
 
 
 def learned_prompt(method: LearnedMethod, catalog, style_id: str) -> str:
@@ -69,8 +70,10 @@ def test_planted_preference_is_learned_after_retraining(tiny_settings, tmp_path)
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     rate_planted(store, catalog)
 
-    report = Retrainer(store, holder, tmp_path / "learned").retrain()
-    assert report.path.exists() and report.metadata["rows"] == 80
+    report = Retrainer(store, holder, tmp_path / "learned", policy=SMALL).retrain()
+    assert report.passed and report.in_use, report.verdict
+    # the model in use is the model checked: trained without the held-out rows
+    assert report.path.exists() and report.metadata["rows"] == 80 - report.held_out_rows
     after = learned_prompt(method, catalog, "watercolor")
     assert PLANTED in after  # swapped in live, no restart
 
@@ -79,7 +82,14 @@ def _services(settings, data_dir):
     from pipelines.app.bootstrap import build_services
 
     return build_services(
-        replace(settings, data_dir=data_dir, feedback_repo="org/r", feedback_token="hf_x")
+        replace(
+            settings,
+            data_dir=data_dir,
+            feedback_repo="org/r",
+            feedback_token="hf_x",
+            retrain_min_rows=SMALL.min_rows,
+            retrain_min_held_out=SMALL.min_held_out,
+        )
     )
 
 
@@ -129,11 +139,12 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
         f"on train.csv (6000 rows); Pearson {bundled:.3f} on held-out validation.csv"
     )
     report = first.retrainer.retrain([])
-    assert report.synced_to == "org/r"
+    assert report.in_use and report.synced_to == "org/r"
     today = report.metadata["created"][:10]
+    kept = 80 - report.held_out_rows
     assert (
         describe_model(first.scorer)
-        == f"trained {today} on feedback store ratings.sqlite3 (80 rows)"
+        == f"trained {today} on feedback store ratings.sqlite3 ({kept} rows)"
     )
     hub.push()
     synced = hub.root / PATH_IN_REPO / "learned" / "current.npz"
@@ -153,6 +164,23 @@ def test_retrained_model_comes_back_on_a_fresh_disk_through_the_dataset(tiny_set
     assert second.store.count() == 80
     assert PLANTED in learned_prompt(learned, second.catalog, "watercolor")
     assert (tmp_path / "run2" / "learned" / "current.npz").is_file()  # kept for the next start
+    # the model in use keeps its version id, and is kept as a version on the new disk
+    assert second.retrainer.in_use() == report.version
+    assert [v.id for v in second.retrainer.versions.all()] == [report.version, "bundled"]
+
+    # staff put the bundled model back: the dataset gets it, so a third disk starts with it
+    first.retrainer.use("bundled")
+    hub.push()
+    third = _services(tiny_settings, tmp_path / "run3")
+    start_sync(
+        third.settings,
+        third.store,
+        scheduler_factory=hub.scheduler,
+        downloader=hub.download,
+        on_model=third.retrainer.adopt,
+    )
+    assert third.retrainer.in_use() == "bundled"
+    assert PLANTED not in learned_prompt(third.registry.get("learned"), third.catalog, "watercolor")
 
 
 def test_a_broken_synced_model_is_ignored(tiny_settings, tmp_path):

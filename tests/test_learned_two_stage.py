@@ -41,7 +41,7 @@ from pipelines.augment.learned.model import (
 from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.tokens import TokenBudget
 from pipelines.feedback.records import RatingRecord
-from pipelines.feedback.retrain import Retrainer
+from pipelines.feedback.retrain import Retrainer, RetrainPolicy
 from pipelines.feedback.store import FeedbackStore
 from pipelines.styles.catalog import Style, StyleCatalog
 from pipelines.styles.modifiers import Modifier
@@ -51,6 +51,8 @@ from pipelines.weights import ModelPin, PinnedFile
 
 SUBJECTS = ("a portrait of a person", "a woman smiling", "a man with a hat", "a child")
 BANK = ("magic glow", "sharp focus", "soft light", "film grain", "wet edges", "blurry photo")
+
+SMALL = RetrainPolicy(min_rows=50, min_held_out=10)  # what 120 test ratings can meet
 
 
 @pytest.fixture(autouse=True)
@@ -562,7 +564,10 @@ def test_retrain_keeps_both_stages_and_reports_each(
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     _rate(store, _ratings(200, seed=9))
     holder = ScorerHolder(two_stage)
-    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    retrainer = Retrainer(store, holder, tmp_path / "learned")
+    report = retrainer.candidate()
+    assert holder.get() is two_stage  # checked and kept, not in use yet
+    retrainer.use(report.version)
     new = holder.get()
     assert new is not two_stage and new.context is not None
     assert new.context.config == two_stage.context.config  # type: ignore[union-attr]
@@ -596,7 +601,9 @@ def test_retrain_without_the_encoder_trains_the_fast_stage_and_says_why(
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     _rate(store, _ratings(120, seed=9))
     holder = ScorerHolder(orphan)
-    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    retrainer = Retrainer(store, holder, tmp_path / "learned", policy=SMALL)
+    report = retrainer.candidate()
+    retrainer.use(report.version)
     assert holder.get().context is None
     assert set(report.stages) == {"fast"}
     assert report.stage_note is not None and "gone" in report.stage_note
@@ -664,7 +671,9 @@ def test_with_one_encoder_missing_the_other_ranks_and_the_label_says_so(
     store = FeedbackStore(tmp_path / "ratings.sqlite3")
     _rate(store, _ratings(120, seed=9))
     holder = ScorerHolder(half)
-    report = Retrainer(store, holder, tmp_path / "learned").retrain()
+    retrainer = Retrainer(store, holder, tmp_path / "learned", policy=SMALL)
+    report = retrainer.candidate()
+    retrainer.use(report.version)
     new = holder.get().context
     assert new is not None and [e.model_id for e in new.config.encoders] == [str(other_dir)]
     assert new.config.shares == (0.3,) and set(report.stages) == {"fast", "two-stage"}

@@ -18,7 +18,11 @@ from pipelines.app.engines import Engine, ModelSource, build_engine
 from pipelines.app.service import ComparisonService
 from pipelines.augment.base import MethodRegistry
 from pipelines.augment.clip_backend import LazyClip, load_clip
-from pipelines.augment.learned.model import ScorerHolder, default_model_path
+from pipelines.augment.learned.model import (
+    ScorerHolder,
+    bundled_model_path,
+    default_model_path,
+)
 from pipelines.augment.learned.search import LearnedMethod
 from pipelines.augment.registry import build_registry
 from pipelines.core.lazy import Lazy
@@ -27,7 +31,7 @@ from pipelines.core.settings import Settings
 from pipelines.decks.board import DeckBoard, LoadedDeck
 from pipelines.feedback.leaderboard import filtered_frame, participants_frame
 from pipelines.feedback.ratings import RatingService
-from pipelines.feedback.retrain import Retrainer
+from pipelines.feedback.retrain import Retrainer, RetrainPolicy
 from pipelines.feedback.sessions import SessionBoard, SessionConfig
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
@@ -234,7 +238,12 @@ def build_services(settings: Settings) -> Services:
         sessions=sessions,
         decks=decks,
         retrainer=Retrainer(
-            store, scorer, settings.learned_dir, partial(warm_learned, registry, catalog, scorer)
+            store,
+            scorer,
+            settings.learned_dir,
+            partial(warm_learned, registry, catalog, scorer),
+            bundled=bundled_model_path(settings),
+            policy=RetrainPolicy(settings.retrain_min_rows, settings.retrain_min_held_out),
         ),
         references=references,
         staff=StaffGate(settings.staff_password),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipelines.augment.base import AugmentContext, MethodRegistry, MethodUnavailable
+from pipelines.augment.learned.model import model_version
 from pipelines.augment.tokens import TokenBudget
 from pipelines.core.errors import UserError
 from pipelines.core.recent import RecentComparisons
@@ -26,7 +27,7 @@ from pipelines.core.request import (
     no_progress,
     sub_progress,
 )
-from pipelines.core.results import ComparisonResult, MethodOutput
+from pipelines.core.results import LEARNED_MODEL, ComparisonResult, MethodOutput
 from pipelines.core.trace import Candidate, TraceStep
 from pipelines.faces.photo import ImageSource, load_image
 from pipelines.feedback.records import image_sha256
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipelines.app.engines import Engine
-    from pipelines.augment.learned.model import ScorerHolder
+    from pipelines.augment.learned.model import LearnedScorer, ScorerHolder
     from pipelines.faces.analysis import FaceResult
     from pipelines.measurer import OutputMeasurer
     from pipelines.styles.catalog import Style, StyleCatalog
@@ -58,6 +59,7 @@ class _Row:
     face: FaceResult
     outputs: tuple[MethodOutput, ...]
     timings: dict[str, float]
+    learned_model: str = ""  # the learned scorer's version id that ranked and scored the prompts
 
     @property
     def to_render(self) -> list[MethodOutput]:
@@ -186,9 +188,13 @@ class ComparisonService:
 
         # 2. Prompts: each method proposes ranked candidates; the best one is rendered
         t0 = time.perf_counter()
-        outputs = self._augment_all(request, style, sub_progress(progress, 0.2, 1.0))
+        # the model read once for the row: a retrained one swapped in meanwhile is the next
+        # row's (the learned method reads the holder as it starts, a moment earlier)
+        scorer = self.scorer.get() if self.scorer is not None and self.scorer.loaded else None
+        outputs = self._augment_all(request, style, sub_progress(progress, 0.2, 1.0), scorer)
         timings["augment"] = time.perf_counter() - t0
-        return _Row(request, style, image, face, tuple(outputs), timings)
+        version = "" if scorer is None else model_version(scorer)
+        return _Row(request, style, image, face, tuple(outputs), timings, version)
 
     def _result(
         self,
@@ -224,7 +230,11 @@ class ComparisonService:
             det_score=float(row.face.det_score),
             engine=self.engine.choice.name,
             engine_reason=self.engine.choice.reason,
-            model_ids=dict(self.engine.renderer.model_ids),
+            # the learned model's version with the weights: ratings, decks and exports keep it
+            model_ids={
+                **self.engine.renderer.model_ids,
+                **({LEARNED_MODEL: row.learned_model} if row.learned_model else {}),
+            },
             timings=timings,
             face_stand_in=row.face.stand_in,
             model_family=self.engine.family.id,
@@ -253,7 +263,11 @@ class ComparisonService:
         ]
 
     def _augment_all(
-        self, request: CompareRequest, style: Style, progress: Progress
+        self,
+        request: CompareRequest,
+        style: Style,
+        progress: Progress,
+        scorer: LearnedScorer | None = None,
     ) -> list[MethodOutput]:
         """Each method's best prompt, in the request's order, scored on one scale.
 
@@ -286,20 +300,7 @@ class ComparisonService:
             elif out.error:
                 failed[method.name] = out.error
         ordered = [done[name] for name in request.methods]
-        return _mark_repeats(self._scored(ordered, style))
-
-    def _scored(self, outputs: list[MethodOutput], style: Style) -> list[MethodOutput]:
-        """Every prompt scored by the learned scorer, so scores compare across methods: both
-        stages where the contextual encoder loads (as the learned method ranks), else the fast."""
-        todo = [o for o in outputs if o.prompt is not None]
-        if not todo or self.scorer is None or not self.scorer.loaded:
-            return outputs
-        scores, _ = self.scorer.get().rerank([o.prompt or "" for o in todo], style.id)
-        by_method = {o.method: float(s) for o, s in zip(todo, scores, strict=True)}
-        return [
-            replace(o, score=round(by_method[o.method], 4)) if o.method in by_method else o
-            for o in outputs
-        ]
+        return _mark_repeats(_scored(ordered, style, scorer))
 
     def _augment(
         self, name: str, base_prompt: str, style: Style, context: AugmentContext
@@ -332,6 +333,22 @@ class ComparisonService:
             trace=trace,
             candidates=tuple(candidates),
         )
+
+
+def _scored(
+    outputs: list[MethodOutput], style: Style, scorer: LearnedScorer | None
+) -> list[MethodOutput]:
+    """Every prompt scored by the learned scorer, so scores compare across methods: both
+    stages where the contextual encoder loads (as the learned method ranks), else the fast."""
+    todo = [o for o in outputs if o.prompt is not None]
+    if not todo or scorer is None:
+        return outputs
+    scores, _ = scorer.rerank([o.prompt or "" for o in todo], style.id)
+    by_method = {o.method: float(s) for o, s in zip(todo, scores, strict=True)}
+    return [
+        replace(o, score=round(by_method[o.method], 4)) if o.method in by_method else o
+        for o in outputs
+    ]
 
 
 def _mark_repeats(outputs: list[MethodOutput]) -> list[MethodOutput]:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from pipelines.core.trace import Candidate, TraceStep
 
 
+# the key of ``ComparisonResult.model_ids`` naming the learned scorer's version that ranked the
+# row's prompts ("bundled" or a retrained version's id); absent: no learned model was loaded
+LEARNED_MODEL = "learned_model"
+
 STAND_IN_NOTICE = (
     "Face detection is a stand-in here (no face models installed): "
     "the centre of the photo was used."
@@ -78,7 +82,7 @@ class ComparisonResult:
     det_score: float
     engine: str
     engine_reason: str
-    model_ids: dict[str, str]
+    model_ids: dict[str, str]  # what rendered, and the learned model (LEARNED_MODEL)
     timings: dict[str, float]
     face_stand_in: bool = False  # the face models are stand-ins: the box was placed, not detected
     model_family: str = ""  # pipelines.core.families id
@@ -90,6 +94,11 @@ class ComparisonResult:
     def face_detector(self) -> str:
         """What placed the face box: "insightface" (a real detection) or "stand-in"."""
         return "stand-in" if self.face_stand_in else "insightface"
+
+    @property
+    def learned_model(self) -> str:
+        """The learned scorer's version that ranked this row's prompts ("" = none loaded)."""
+        return self.model_ids.get(LEARNED_MODEL, "")
 
     @property
     def flagged(self) -> int:
@@ -134,6 +143,7 @@ class ComparisonResult:
             "model_family": self.model_family,
             "licence": self.licence,
             "model_ids": self.model_ids,
+            "learned_model": self.learned_model or None,
             "token_limit": self.token_limit,
             "safety": {"checker": "on" if self.safety_checker else "off", "flagged": self.flagged},
             "params": self.request.generation_params(),

@@ -86,6 +86,9 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / "data"
     assets_dir: Path = ASSETS_DIR
     learned_model: Path | None = None  # None = data_dir/learned/current.npz, else the bundled one
+    # the least data a retrain needs: rating rows, and of them held out to check a new model
+    retrain_min_rows: int = 200
+    retrain_min_held_out: int = 30
     feedback_repo: str = ""  # HF dataset repo id for syncing ratings; empty = local only
     feedback_token: str = field(default="", repr=False)
     staff_password: str = field(default="", repr=False)
@@ -120,6 +123,10 @@ class Settings:
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
         _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
+        _check_range("BECOME_RETRAIN_MIN_HELD_OUT", self.retrain_min_held_out, 4, 1_000_000)
+        _check_range(
+            "BECOME_RETRAIN_MIN_ROWS", self.retrain_min_rows, self.retrain_min_held_out, 10_000_000
+        )
         if self.browser_secret and len(self.browser_secret) < MIN_SECRET_CHARS:
             # the message never shows the secret: settings errors are logged
             raise SettingsError(

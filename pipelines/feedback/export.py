@@ -29,6 +29,7 @@ TRAINING_COLUMNS = (
     "base_prompt",
     "seed",
     "engine",
+    "learned_model",  # the learned model's version that ranked the row ("bundled", an id)
     "session_tag",
     "rater",
     "blind",
@@ -58,6 +59,7 @@ def training_row(r: RatingRecord) -> dict[str, Any]:
         "base_prompt": r.base_prompt,
         "seed": r.seed,
         "engine": r.engine,
+        "learned_model": r.learned_model,
         "session_tag": r.session_tag,
         "rater": r.rater,
         "blind": r.blind,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from pipelines.core.results import LEARNED_MODEL
 from pipelines.feedback.errors import FilterError, RatingError
 
 if TYPE_CHECKING:
@@ -58,6 +59,17 @@ class RatingRecord:
     # name on two browsers, or two names on one shared browser, are two voters: neither
     # replaces the other's votes.
     voter: str = ""
+
+    @property
+    def learned_model(self) -> str:
+        """The learned model's version that ranked the rated row's prompts, from ``model_id``
+        (the row's model ids as JSON); "" for older rows, which did not record it."""
+        try:
+            ids = json.loads(self.model_id) if self.model_id else {}
+        except ValueError:
+            return ""
+        value = ids.get(LEARNED_MODEL, "") if isinstance(ids, dict) else ""
+        return value if isinstance(value, str) else ""
 
     @property
     def voter_key(self) -> str:

@@ -14,9 +14,11 @@ source's mean": higher is better, comparable across sources.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import threading
 import time
 import zipfile
@@ -55,7 +57,9 @@ CONTEXT_KIND = "+contextual-encoders-rbf-krr"  # appended when the model has the
 MODEL_SUFFIX = ".npz"
 BUNDLED_MODEL = "pqpp-v5.npz"  # under <assets>/learned/
 FAST_ONLY = "fast scorer only"  # the label of a ranking without the contextual stage
-CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the last retrained model
+CURRENT_MODEL = f"current{MODEL_SUFFIX}"  # under <data>/learned/: the model in use
+VERSION_KEY = "version_id"  # in the metadata: which kept version a model file is
+BUNDLED_VERSION = "bundled"  # the version id of the bundled PQPP model
 DEFAULT_WORDVEC = Path(__file__).resolve().parents[3] / "assets" / "learned" / WORDVEC_FILE
 
 
@@ -546,9 +550,10 @@ class ScorerHolder:
 
     @classmethod
     def from_path(cls, path: str | Path) -> ScorerHolder:
-        """A holder with the model at ``path``, or an empty one that says why it is empty."""
+        """A holder with the model at ``path`` (its version id stamped, see
+        :func:`stamp_version`), or an empty one that says why it is empty."""
         try:
-            return cls(LearnedScorer.load(path))
+            return cls(stamp_version(LearnedScorer.load(path), path))
         except ModelFileError as e:
             return cls(None, reason=str(e))
 
@@ -584,6 +589,37 @@ class ScorerHolder:
         """Increments on every swap; lets callers invalidate caches."""
         with self._lock:
             return self._version
+
+
+def read_metadata(path: str | Path) -> dict:
+    """A model file's metadata alone (no weights read); raises :class:`ModelFileError`."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(z["metadata"].tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise ModelFileError(
+            f"model file {str(path)!r} is not a learned-scorer model: {e}"
+        ) from None
+
+
+def model_version(scorer: LearnedScorer) -> str:
+    """The model's version id (``metadata["version_id"]``); "" when it has none."""
+    return str(scorer.metadata.get(VERSION_KEY) or "")
+
+
+def stamp_version(scorer: LearnedScorer, path: str | Path) -> LearnedScorer:
+    """``scorer``, loaded from ``path``, with a version id if its file has none: "bundled" for
+    the shipped model, else the file's name and the start of its sha256 (``current-1a2b3c4d``:
+    the same file always gets the same id). Returns ``scorer`` (its metadata is changed)."""
+    if not model_version(scorer):
+        path = Path(path)
+        if path.name == BUNDLED_MODEL:
+            scorer.metadata[VERSION_KEY] = BUNDLED_VERSION
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+            stem = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "model"
+            scorer.metadata[VERSION_KEY] = f"{stem}-{digest}"
+    return scorer
 
 
 def bundled_model_path(settings: Settings) -> Path:
