@@ -31,7 +31,7 @@ def h(services) -> StaffHandlers:
         check_password=lambda pw, key: pw == "staff-pw",
         password_required=True,
     )
-    return StaffHandlers(cb, serve=str)
+    return StaffHandlers(cb)
 
 
 def test_retrain_shows_the_check_first_and_only_the_confirm_swaps(services, h):
@@ -99,7 +99,7 @@ def test_versions_wait_for_the_staff_password(h):
         h.versions("guess")
     listing, versions = h.versions("staff-pw")
     assert "`bundled` **(in use)**" in listing and versions["value"] == "bundled"
-    open_app = StaffHandlers(replace(h.cb, password_required=False), serve=str)
+    open_app = StaffHandlers(replace(h.cb, password_required=False))
     listing, versions = open_app.versions_panel()  # no password: listed as the panel opens
     assert "`bundled` **(in use)**" in listing and versions["choices"][0][1] == "bundled"
 
