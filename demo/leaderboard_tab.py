@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -71,6 +71,8 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     chart = gr.HTML(elem_id="lb-chart")
     gr.Markdown(DETAILS, elem_id="lb-details")
 
+    style_names = {sid: name for name, sid in cb.styles}
+
     def compute(
         style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
     ) -> tuple[Any, Any, Any]:
@@ -106,6 +108,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         if df.empty:
             where = f" for session “{session_tag.strip()}”" if session_tag.strip() else ""
             return f"No ratings match these filters yet{where}.{note}", "", readable(df)
+        df = with_style_names(df, style_names)
         n = int(df["ratings"].sum())
         ratings = "1 rating" if n == 1 else f"{n} ratings"
         pairs = "1 style × method pair" if len(df) == 1 else f"{len(df)} style × method pairs"
@@ -255,6 +258,13 @@ def _interval(low: Any, high: Any) -> str:
 def rank_labels(df: Any) -> list[str]:
     """The pipeline's ranks as shown: "=2" where another row of the group shares rank 2."""
     return [f"={r}" if tied else str(r) for r, tied in zip(df["rank"], df["tied"], strict=True)]
+
+
+def with_style_names(df: Any, names: Mapping[str, str]) -> Any:
+    """The board with each style's display name ("Oil painting"), not its id ("oil_painting")."""
+    if df.empty:
+        return df
+    return df.assign(style=df["style"].map(lambda sid: names.get(sid, sid)))
 
 
 def readable(df: Any) -> Any:

@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 
 from demo.errors import user_errors
 from demo.formatting import plain_md
-from demo.leaderboard_tab import readable
+from demo.leaderboard_tab import readable, with_style_names
 from demo.transient import forget_upload
 from pipelines.decks.assign import Coverage
 from pipelines.decks.board import DeckBoard, LoadedDeck
@@ -602,7 +602,8 @@ class StaffHandlers:
         n = int(df["ratings"].sum()) if not df.empty else 0
         hidden = " Participants do not see them until you end the session." if session.blind else ""
         text = f"Session **{plain_md(tag)}**: {n} rating{'s' if n != 1 else ''}.{hidden}"
-        return text, gr.update(value=readable(df), visible=not df.empty)
+        shown = readable(with_style_names(df, self.names))
+        return text, gr.update(value=shown, visible=not df.empty)
 
     def methods_report(self) -> str:
         """The engine's notes, then each method and why it cannot run here, if it cannot."""

@@ -80,6 +80,7 @@ def test_board_shows_ranks_legend_and_a_readable_chart(browser, app_url, seeded,
 
         expect(cell(2, 2)).to_have_text("raw")  # rated 4.67 mean: first, whatever the picks
         expect(cell(2, 1)).to_have_text("=1")
+        expect(cell(2, 3)).to_have_text("Anime")  # the style's name, not its id (#28 item 19)
         expect(cell(2, 1)).to_be_in_viewport()
         expect(cell(2, 2)).to_be_in_viewport()
         methods = [cell(r, 2).inner_text().strip() for r in range(2, 9)]  # the anime group

@@ -39,7 +39,7 @@ def callbacks(tiny_services, board):
 
 def test_staff_sees_the_loaded_decks_report_with_its_ratings(callbacks, board):
     decks, folder = board
-    h = StaffHandlers(callbacks, serve=str)
+    h = StaffHandlers(callbacks)
     text, chart = h.deck_report("staff-pw", None)
     assert text.startswith("No deck is loaded") and chart["visible"] is False
 
