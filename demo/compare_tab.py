@@ -303,7 +303,9 @@ def _slots(n: int) -> list[Slot]:
                 )
                 caption = gr.Markdown(elem_id=f"out-caption-{i}")
                 final = gr.Textbox(
-                    label="Final prompt (exactly what was rendered)",
+                    # a short label: a long one wrapped over the copy button and hid it
+                    label="Final prompt",
+                    info="exactly what was rendered",
                     lines=4,
                     interactive=False,
                     buttons=["copy"],

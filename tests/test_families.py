@@ -255,7 +255,7 @@ def test_over_long_instruction_is_cut_as_the_page_shows_it(
     tokenizers = service.engine.renderer.pipeline.tokenizers
     assert encoded_length(family, tokenizers, out.prompt) == out.tokens
 
-    # the page's "Final prompt (exactly what was rendered)" box and caption show exactly that
+    # the page's "Final prompt" box and caption show exactly that
     values = row_values(res, blind=False, n_slots=1)
     shown_prompt, why = values[4 + 3]["value"], values[4 + 5]
     assert shown_prompt == out.prompt == seen[0][0]
