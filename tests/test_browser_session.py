@@ -113,8 +113,8 @@ def test_leaderboard_chart_draws_every_series(
     expect(fresh.locator("#lb-summary")).to_contain_text("4 ratings across 4")
     chart = fresh.locator("#lb-chart")
     # one bar per method and kind of vote: both series are in the drawn chart's legend
-    expect(chart).to_contain_text("anime · blind")
-    expect(chart).to_contain_text("anime · labelled")
+    expect(chart).to_contain_text("Anime · blind")  # the style by its name
+    expect(chart).to_contain_text("Anime · labelled")
 
 
 def test_participants_page_shows_no_setting_names(fresh, app_url):
