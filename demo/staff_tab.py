@@ -531,6 +531,7 @@ class StaffHandlers:
     def __init__(self, cb: StaffCallbacks) -> None:
         self.cb = cb
         self.names = {sid: name for name, sid in cb.styles}
+        self._refusals: dict[str, str] = {}  # page -> its last refused staff click
 
     def guard(self, pw: str, request: gr.Request | None) -> None:
         """Refuse a wrong staff password (and a client locked out after several)."""
@@ -542,8 +543,23 @@ class StaffHandlers:
     def check(self, pw: str, request: gr.Request | None = None) -> None:
         """The first step of every staff click: a refusal here targets no component, so a
         wrong password leaves the form as it was (no "Error" badges on its fields). Each
-        action checks again itself (``guard``): a handler is never reachable without it."""
-        self.guard(pw, request)
+        action checks again itself (``guard``): a handler is never reachable without it. A
+        refusal is kept for :meth:`refused`, which says it beside the button."""
+        try:
+            self.guard(pw, request)
+        except gr.Error as exc:
+            page = getattr(request, "session_hash", None) or ""
+            self._refusals[page] = str(exc.message)
+            while len(self._refusals) > 512:  # pages that never came back for theirs
+                self._refusals.pop(next(iter(self._refusals)))
+            raise
+
+    def refused(self, request: gr.Request | None = None) -> str:
+        """After a refused staff click: why, for the panel of the button pressed (the toast
+        alone faded far from it)."""
+        page = getattr(request, "session_hash", None) or ""
+        why = self._refusals.pop(page, "That staff action was refused.")
+        return f"⚠️ {plain_md(why)} Type the staff password in the box at the top of this tab."
 
     def live(self) -> list[Any]:
         """The form as the live session has it: nothing the facilitator did not set changes."""
@@ -813,11 +829,20 @@ def _guarded(
     **kwargs: Any,
 ) -> Any:
     """``button`` runs ``fn`` once the password is checked in a step of its own, without
-    outputs: Gradio marks every output of a failed step with an "Error" badge. Returns the
+    outputs: Gradio marks every output of a failed step with an "Error" badge. A refusal is
+    said in the button's panel (its first Markdown output), scrolled into view. Returns the
     event, for a step after it."""
-    return button.click(h.check, [pw], None, api_name=False, show_progress="hidden").success(
-        fn, inputs, outputs, api_name=False, **kwargs
-    )
+    check = button.click(h.check, [pw], None, api_name=False, show_progress="hidden")
+    said = next((o for o in _as_list(outputs) if isinstance(o, gr.Markdown)), None)
+    if said is not None:
+        refused = check.failure(h.refused, None, said, api_name=False, show_progress="hidden")
+        if said.elem_id:
+            refused.then(None, js=scroll_to(said.elem_id))
+    return check.success(fn, inputs, outputs, api_name=False, **kwargs)
+
+
+def _as_list(outputs: Any) -> list[Any]:
+    return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
 
 
 def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:

@@ -125,6 +125,11 @@ def test_a_wrong_staff_password_leaves_the_form_as_it_was(browser, app_url, tiny
         tag.fill("typed-by-me")
         page.locator("#fac-start").click()
         expect(page.get_by_text("Wrong staff password").first).to_be_visible()
+        # said beside the button pressed, in view (the toast alone faded far from it)
+        said = page.locator("#fac-status")
+        expect(said).to_contain_text("Wrong staff password")
+        expect(said).to_contain_text("box at the top of this tab")
+        expect(said).to_be_in_viewport()
         expect(tag).to_have_value("typed-by-me")  # the form as it was
         expect(
             page.locator("#fac-tag, #fac-summary, #fac-status").get_by_text("Error")
@@ -164,9 +169,11 @@ def test_the_server_details_wait_for_the_staff_password(browser, staff_app_url, 
         expect(panel).to_be_in_viewport(ratio=0.9)
         assert not TECHNICAL.search(visible_text(page)), "the Staff tab shows server details"
         show = page.get_by_role("button", name="Show server details")
-        show.click()  # no password typed: refused, nothing shown
+        show.click()  # no password typed: refused, nothing shown, said in the panel
         expect(page.get_by_text("Wrong staff password").first).to_be_visible()
-        expect(panel).to_contain_text("Enter the staff password")
+        expect(panel).to_contain_text("Wrong staff password")
+        expect(panel).to_be_in_viewport()
+        assert not TECHNICAL.search(visible_text(page))
         page.locator("#staff-pw input").fill("staff-only-pw")
         show.click()
         expect(panel).to_contain_text("Engine tiny", timeout=30_000)

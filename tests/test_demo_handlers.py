@@ -261,3 +261,20 @@ def test_the_candidate_report_gives_each_stage_and_what_using_it_changes(tmp_pat
     assert "⚠️ **Not put in use**: it does worse. The model in use (`bundled`) stays" in failed
     assert "kept as version `20260301-142530-a1b2`" in failed and "Use this model" not in failed
     assert "By stage" not in candidate_md(replace(report, stages={}), "x")
+
+
+def test_a_refused_staff_click_is_said_beside_its_button():
+    sessions, served = FakeSessions(), []
+    h = staff(sessions, served)
+
+    class Page:
+        session_hash = "kim"
+
+    with pytest.raises(gr.Error, match="Wrong staff password"):
+        h.check("guess", Page())
+    said = h.refused(Page())
+    assert said.startswith("⚠️ Wrong staff password") and "box at the top" in said
+    assert h.refused(Page()) == (
+        "⚠️ That staff action was refused. Type the staff password in the box at the top of "
+        "this tab."
+    )  # said once
