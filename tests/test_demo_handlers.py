@@ -267,8 +267,8 @@ def test_a_refused_staff_click_is_said_beside_its_button():
     sessions, served = FakeSessions(), []
     h = staff(sessions, served)
 
-    class Page:
-        session_hash = "kim"
+    class Page:  # what Gradio passes as the request
+        session_hash, client = "kim", None
 
     with pytest.raises(gr.Error, match="Wrong staff password"):
         h.check("guess", Page())
