@@ -559,7 +559,7 @@ class StaffHandlers:
         alone faded far from it)."""
         page = getattr(request, "session_hash", None) or ""
         why = self._refusals.pop(page, "That staff action was refused.")
-        return f"⚠️ {plain_md(why)} Type the staff password in the box at the top of this tab."
+        return f"⚠️ {why} Type the staff password in the box at the top of this tab."
 
     def live(self) -> list[Any]:
         """The form as the live session has it: nothing the facilitator did not set changes."""
