@@ -94,6 +94,11 @@ def create_compare_api(render: Compare, methods: Sequence[str], settings: Settin
     )
 
 
+# the read endpoint's own line: a flood of reads waits (and is refused) there, never in the
+# votes' or the renders' line; table reads are cached, so two at once keep up
+BOARD_API_LIMIT = 2
+
+
 def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
     """``/rate`` and ``/leaderboard``: JSON in, JSON out."""
 
@@ -191,5 +196,10 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
             )
         return df.to_dict(orient="records")
 
-    gr.api(rate, api_name="rate", concurrency_limit=None)
-    gr.api(leaderboard, api_name="leaderboard", concurrency_limit=4)
+    gr.api(rate, api_name="rate", concurrency_id="api-votes", concurrency_limit=None)
+    gr.api(
+        leaderboard,
+        api_name="leaderboard",
+        concurrency_id="api-board",
+        concurrency_limit=BOARD_API_LIMIT,
+    )

@@ -25,6 +25,9 @@ BLIND_CHOICES = [
     ("Blind votes only", "blind"),
     ("Labelled votes only", "open"),
 ]
+# the tab's reads share one line of their own: tables are cached, so two at a time keep up,
+# and a flood of reads waits there, never in the votes' or the renders' line
+BOARD_LIMIT = 2
 LEGEND = (
     "**Rank** by *strength*: every rater's 1–5 ratings compared in pairs within a row (equal "
     "ratings half each, the best pick decides them). Methods whose 95% strength ranges overlap "
@@ -115,10 +118,11 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
 
     inputs = [style, tag, deck, since, until, blind]
     outputs = [summary, chart, table]
-    refresh.click(compute, inputs, outputs, api_name=False)
-    tab.select(opened, None, [tag, blind, *outputs], api_name=False)
+    line = {"concurrency_id": "board", "concurrency_limit": BOARD_LIMIT, "api_name": False}
+    refresh.click(compute, inputs, outputs, **line)
+    tab.select(opened, None, [tag, blind, *outputs], **line)
     for control in (style, blind):
-        control.change(compute, inputs, outputs, api_name=False)
+        control.change(compute, inputs, outputs, **line)
 
 
 def series_label(df: Any) -> Any:

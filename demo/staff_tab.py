@@ -562,11 +562,20 @@ def _guarded(
     **kwargs: Any,
 ) -> Any:
     """``button`` runs ``fn`` once the password is checked in a step of its own, without
-    outputs: Gradio marks every output of a failed step with an "Error" badge. Returns the
-    event, for a step after it."""
-    return button.click(h.check, [pw], None, api_name=False, show_progress="hidden").success(
-        fn, inputs, outputs, api_name=False, **kwargs
+    outputs: Gradio marks every output of a failed step with an "Error" badge. Every button's
+    check shares one line of its own, with no limit on how many run at once: guesses never wait
+    where votes and renders wait. (Off the queue, the page would not show the check's
+    refusal.) Returns the event, for a step after it."""
+    check = button.click(
+        h.check,
+        [pw],
+        None,
+        api_name=False,
+        show_progress="hidden",
+        concurrency_id="staff-check",
+        concurrency_limit=None,
     )
+    return check.success(fn, inputs, outputs, api_name=False, **kwargs)
 
 
 def _wire(page: StaffPage, h: StaffHandlers, tab: gr.Tab) -> None:

@@ -25,7 +25,7 @@ from pipelines.core.lazy import Lazy
 from pipelines.core.recent import RecentComparisons
 from pipelines.core.settings import Settings
 from pipelines.decks.board import DeckBoard, LoadedDeck
-from pipelines.feedback.leaderboard import filtered_frame, participants_frame
+from pipelines.feedback.leaderboard import CachedBoard, participants_frame
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.sessions import SessionBoard, SessionConfig
@@ -211,6 +211,7 @@ def build_services(settings: Settings) -> Services:
     )
     decks = DeckBoard(store, settings.data_dir / "decks")
     restore_deck(decks, sessions)
+    board = CachedBoard(store)  # participants' and staff's reads, until a rating is stored
     return Services(
         settings=settings,
         catalog=catalog,
@@ -238,8 +239,8 @@ def build_services(settings: Settings) -> Services:
         ),
         references=references,
         staff=StaffGate(settings.staff_password),
-        leaderboard=partial(participants_frame, store, sessions.get),
-        staff_leaderboard=partial(filtered_frame, store),
+        leaderboard=partial(participants_frame, store, sessions.get, board=board),
+        staff_leaderboard=board,
     )
 
 

@@ -93,6 +93,8 @@ class Settings:
     # once in data_dir (see with_browser_secret), so a restart can still read what browsers keep
     browser_secret: str = field(default="", repr=False)
     queue_concurrency: int = 1
+    # requests of one kind (renders, votes, leaderboard reads, page loads, ...) that may wait in
+    # the queue at once: each kind has its own line, so a flood of one never refuses another
     max_queue: int = 64
     # the app is also an MCP server (Gradio's): /compare, /rate and /leaderboard as tools
     mcp_server: bool = True
