@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from demo.api import create_compare_api, create_feedback_api
+from demo.api import FeedbackApi, create_compare_api, create_feedback_api
 from demo.compare_handlers import SAVED_INPUTS, saved_inputs
 from demo.compare_tab import (
     CompareCallbacks,
@@ -200,7 +200,14 @@ def build_demo(services: Services) -> gr.Blocks:
         create_compare_api(
             services.comparison.compare, services.registry.names(), services.settings
         )
-        create_feedback_api(services.ratings.submit, services.leaderboard)
+        create_feedback_api(
+            FeedbackApi(
+                services.ratings.submit,
+                services.leaderboard,
+                count_vote=services.api_votes.check,
+                trusted_proxies=services.settings.trusted_proxies,
+            )
+        )
         _wire_page_open(
             demo, PageOpen(services, len(tab.slots), rater_load), banner, tab, deck_panel, guide
         )

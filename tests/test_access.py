@@ -1,10 +1,17 @@
-"""The staff password gate: delay per wrong password, lock-out per client, time injected."""
+"""The staff password gate (delay per wrong password, lock-out per client) and the per-address
+limit (issue #41, item 9); time injected."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines.app.access import StaffGate, StaffLockedError
+from pipelines.app.access import (
+    AddressLimit,
+    RateLimitedError,
+    StaffGate,
+    StaffLockedError,
+    client_address,
+)
 
 
 class FakeTime:
@@ -102,3 +109,42 @@ def test_success_resets_the_count(fake):
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="max_failures=0"):
         StaffGate("x", max_failures=0)
+
+
+# ----------------------------------------------------------------------------- addresses
+
+
+def test_the_address_is_the_connections_unless_proxies_are_trusted():
+    # nobody's own X-Forwarded-For is believed by default: it would pick any address it likes
+    assert client_address("6.6.6.6", ["1.1.1.1"]) == "6.6.6.6"
+    # behind one trusted proxy: the entry that proxy wrote (the last), never one to its left
+    assert client_address("10.0.0.1", ["1.1.1.1, 6.6.6.6"], trusted_proxies=1) == "6.6.6.6"
+    assert client_address("10.0.0.1", ["1.1.1.1", "6.6.6.6"], trusted_proxies=1) == "6.6.6.6"
+    assert client_address("10.0.0.1", ["7.7.7.7, 6.6.6.6, 10.0.0.9"], 2) == "6.6.6.6"
+    assert client_address("10.0.0.1", [], trusted_proxies=1) == "10.0.0.1"
+    assert client_address("10.0.0.1", ["6.6.6.6"], trusted_proxies=3) == "6.6.6.6"
+
+
+def test_an_ipv6_caller_is_its_64_block():
+    a = client_address("2001:db8:1:2:aaaa::1")
+    assert a == client_address("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert client_address("2001:db8:1:3::1") != a
+    assert client_address("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_address("testclient") == "testclient"  # not an IP: a key all the same
+
+
+def test_the_vote_limit_counts_per_address_and_says_when_to_come_back(fake):
+    limit = AddressLimit(3, 60.0, what="votes over the API", clock=fake.clock)
+    for _ in range(3):
+        limit.check("6.6.6.6")
+    with pytest.raises(RateLimitedError, match=r"at most 3 per 60 s.*in 60 s"):
+        limit.check("6.6.6.6")
+    limit.check("10.0.0.2")  # another address has its own count
+    fake.now += 30
+    with pytest.raises(RateLimitedError, match="in 30 s"):  # a refusal is not counted
+        limit.check("6.6.6.6")
+    fake.now += 31
+    limit.check("6.6.6.6")
+    unlimited = AddressLimit(0, clock=fake.clock)
+    for _ in range(1000):
+        unlimited.check("6.6.6.6")

@@ -1,5 +1,6 @@
-"""Floods from outside against the app queued as app.py queues it (issue #41, item 8): a flood
-of leaderboard reads never refuses a vote.
+"""Floods from outside against the app queued as app.py queues it (issue #41, items 8 and 9): a
+flood of leaderboard reads never refuses a vote, and one address rates over the API only so
+often.
 
 Before: one queue of ``BECOME_MAX_QUEUE`` waiting requests served every event, so 200
 concurrent ``/leaderboard`` calls filled it and votes got "Queue is full"."""
@@ -13,6 +14,9 @@ from typing import Any
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from pipelines.app.access import AddressLimit
 
 MAX_QUEUE = 6  # each line's bound here (BECOME_MAX_QUEUE)
 DEADLINE = 120.0  # seconds any one wait may take on a loaded machine before the test fails
@@ -50,6 +54,7 @@ def flood(tiny_services):
         tiny_services,
         settings=replace(tiny_services.settings, max_queue=MAX_QUEUE),
         leaderboard=board,
+        api_votes=AddressLimit(0),
     )
     with served(services) as demo:
         yield demo, board
@@ -91,3 +96,18 @@ def test_a_flood_of_leaderboard_reads_never_refuses_a_vote(flood, row, tiny_serv
     assert len(waited) == 2 + MAX_QUEUE and all(isinstance(j.result(), list) for j in waited)
     voters = {r.rater for r in tiny_services.store.records(comparison_id=row)}
     assert {f"flooded-reader-{i}" for i in range(3)} <= voters
+
+
+def test_one_address_rates_over_the_api_only_so_often(tiny_services, row):
+    """#41 item 9: nothing limited votes per client (200 MCP votes under 200 names in 19 s)."""
+    from conftest import served
+
+    with served(
+        replace(tiny_services, api_votes=AddressLimit(3, 60.0, what="votes over the API"))
+    ) as demo:
+        for i in range(3):
+            assert vote(demo.local_url, row, f"limited-{i}")["saved"] == 1
+        with pytest.raises(AppError, match=r"Too many votes over the API from this address"):
+            vote(demo.local_url, row, "limited-3")
+    raters = {r.rater for r in tiny_services.store.records(comparison_id=row)}
+    assert "limited-2" in raters and "limited-3" not in raters

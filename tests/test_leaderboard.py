@@ -474,3 +474,20 @@ def test_a_board_read_again_is_not_computed_again_until_a_rating_lands(tmp_path)
     now[0] += 61  # ratings another process wrote are seen within max_age_s
     board(RecordFilter(blind=True))
     assert len(compute.calls) == 6
+
+
+def test_a_board_can_leave_api_and_mcp_votes_out(tmp_path):
+    """#41 item 9: votes carry their source; source="page" counts the page's votes only."""
+    from pipelines.feedback.store import RecordFilter
+
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    store.submit(row("c1", "ann", {"A": 5, "B": 1}))
+    for i in range(5):  # a script's votes for B, over the API and MCP
+        store.submit(row(f"c{i}", f"bot-{i}", {"A": 1, "B": 5}, source=("api", "mcp")[i % 2]))
+    every = by_method(leaderboard(store.records()))
+    page = by_method(leaderboard(store.query(RecordFilter(source="page")), source="page"))
+    assert every["B"].bt_strength > every["A"].bt_strength  # the script flipped the board
+    assert page["A"].bt_strength > page["B"].bt_strength and page["A"].ratings == 1
+    assert leaderboard_frame(store, source="mcp")["ratings"].sum() == 2 * 2
+    with pytest.raises(FilterError, match="source='bots' is not allowed"):
+        RecordFilter(source="bots")

@@ -134,3 +134,57 @@ def test_mcp_runs_a_comparison(mcp_app, portrait_path):
     assert meta["seed"] == 3 and meta["engine"] == "tiny"
     assert [o["method"] for o in meta["outputs"]] == ["raw", "template"]
     assert all(o["measures"]["identity"]["judge"] for o in meta["outputs"])
+
+
+# ----------------------------------------------------------------------------- voters
+
+
+@pytest.fixture(scope="module")
+def mcp_behind_proxy(tiny_services):
+    """The MCP app as a Space serves it: behind one proxy, whose X-Forwarded-For is trusted."""
+    from dataclasses import replace
+
+    from conftest import served
+
+    settings = replace(tiny_services.settings, trusted_proxies=1)
+    with served(replace(tiny_services, settings=settings), mcp_server=True) as demo:
+        yield demo
+
+
+def _rate_as(url: str, address: str, args: dict[str, Any]) -> Any:
+    async def run() -> Any:
+        headers = {"X-Forwarded-For": address}
+        async with streamablehttp_client(url, headers=headers) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool("rate", args)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def test_two_mcp_users_with_one_name_keep_their_own_votes(
+    mcp_behind_proxy, tiny_services, make_request, group_path
+):
+    """#41 item 9: Gradio relays every MCP call through one shared client (one session), so all
+    MCP users were one voter and the second "alex" overwrote the first. An MCP caller is now its
+    address, and its votes are stored as MCP votes."""
+    url = mcp_behind_proxy.local_url.rstrip("/") + "/gradio_api/mcp/"
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 11)
+    )
+    cid = res.comparison_id
+    for address, rating in (("198.51.100.1", 2), ("198.51.100.2", 5)):
+        out = _rate_as(
+            url, address, {"comparison_id": cid, "ratings": {"raw": rating}, "rater": "alex"}
+        )
+        assert not out.isError, out.content
+    again = _rate_as(
+        url, "198.51.100.1", {"comparison_id": cid, "ratings": {"raw": 3}, "rater": "alex"}
+    )
+    assert not again.isError and _value(again.content[0].text)["replaced_earlier"] is True
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert {(r.voter, r.rating, r.source) for r in rows} == {
+        ("mcp:198.51.100.1/alex", 3, "mcp"),
+        ("mcp:198.51.100.2/alex", 5, "mcp"),
+    }

@@ -1,18 +1,20 @@
-"""Who may use the Staff tools: one shared password, compared in constant time, with a lock-out.
+"""Who may do what, and how often: the staff password, a per-address limit, a caller's address.
 
-Each wrong password costs its sender a short delay; :data:`MAX_FAILURES` wrong passwords from
-one client within :data:`WINDOW_S` lock that client out for :data:`LOCKOUT_S`. A client is
-whatever key the caller passes (the UI uses the browser's address and session). Time and
-sleeping are injectable so tests run in no time.
+The staff password is compared in constant time. Each wrong password costs its sender a short
+delay; :data:`MAX_FAILURES` wrong passwords from one client within :data:`WINDOW_S` lock that
+client out for :data:`LOCKOUT_S`. A client is whatever key the caller passes (the UI uses the
+browser's address and session). :class:`AddressLimit` counts calls per address; addresses come
+from :func:`client_address`. Time and sleeping are injectable so tests run in no time.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pipelines.core.errors import InputError
@@ -26,6 +28,91 @@ MAX_CLIENTS = 10_000  # clients remembered at once; the oldest are forgotten fir
 
 class StaffLockedError(InputError):
     """Too many wrong staff passwords from one client: refused until the lock-out ends."""
+
+
+class RateLimitedError(InputError):
+    """An address made more calls than its limit allows: refused until the window has room."""
+
+
+def client_address(peer: str, forwarded_for: Iterable[str] = (), trusted_proxies: int = 0) -> str:
+    """The caller's address: the connection's (``peer``), or behind ``trusted_proxies`` proxies
+    the ``X-Forwarded-For`` entry the outermost of them wrote (the N-th from the right: what a
+    client writes there itself stays to its left). An IPv6 address counts as its /64 network, the
+    block one household or server gets, so an address limit is not dodged by changing the rest.
+
+    Trust proxies only when the app cannot be reached but through them: a client that reaches
+    it directly writes its own ``X-Forwarded-For``.
+    """
+    address = (peer or "").strip()
+    if trusted_proxies > 0:
+        hops = [h.strip() for line in forwarded_for for h in line.split(",") if h.strip()]
+        if hops:  # fewer entries than proxies: the farthest one any proxy saw
+            address = hops[-trusted_proxies] if len(hops) >= trusted_proxies else hops[0]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a test client's name, a unix socket: a key like any other
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 caller seen through an IPv6 socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class _Recent:
+    """Per key, the times of its recent events, the least recently used keys forgotten first."""
+
+    def __init__(self, window_s: float, max_keys: int = MAX_CLIENTS) -> None:
+        self.window_s, self.max_keys = window_s, max_keys
+        self._keys: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def times(self, key: str, now: float) -> deque[float]:
+        """``key``'s event times within the window (the caller holds the lock)."""
+        times = self._keys.pop(key, None) or deque()
+        self._keys[key] = times  # re-inserted: the dict's order is recency
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def forget(self, key: str) -> None:
+        self._keys.pop(key, None)
+
+
+class AddressLimit:
+    """At most ``limit`` calls per address within ``window_s``; ``limit`` 0 = no limit."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float = 60.0,
+        *,
+        what: str = "calls",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 0:
+            raise ValueError(f"limit={limit} is not allowed: use 0 (no limit) or more")
+        self.limit, self.window_s, self.what = limit, window_s, what
+        self._clock = clock
+        self._recent = _Recent(window_s)
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        """Count one call from ``address``; raises :class:`RateLimitedError` (not counted) when
+        it already made ``limit`` within the window."""
+        if not self.limit:
+            return
+        now = self._clock()
+        with self._lock:
+            times = self._recent.times(address, now)
+            if len(times) >= self.limit:
+                wait = times[0] + self.window_s - now
+                raise RateLimitedError(
+                    f"Too many {self.what} from this address: at most {self.limit} per "
+                    f"{self.window_s:.0f} s. Try again in {max(1, round(wait))} s."
+                )
+            times.append(now)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from pipelines.app.access import StaffGate
+from pipelines.app.access import AddressLimit, StaffGate
 from pipelines.app.engines import Engine, ModelSource, build_engine
 from pipelines.app.service import ComparisonService
 from pipelines.augment.base import MethodRegistry
@@ -63,6 +63,7 @@ class Services:
     staff: StaffGate
     leaderboard: LeaderboardQuery  # as participants may read it: no running blind session
     staff_leaderboard: LeaderboardQuery  # every rating (behind the staff password)
+    api_votes: AddressLimit  # /rate calls (API and MCP) per address and minute
 
     def start_sync(self) -> None:
         """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
@@ -241,6 +242,7 @@ def build_services(settings: Settings) -> Services:
         staff=StaffGate(settings.staff_password),
         leaderboard=partial(participants_frame, store, sessions.get, board=board),
         staff_leaderboard=board,
+        api_votes=AddressLimit(settings.api_votes_per_minute, 60.0, what="votes over the API"),
     )
 
 

@@ -92,6 +92,12 @@ class Settings:
     # encrypts what a browser keeps (its voter id, name, last row); "" = the secret generated
     # once in data_dir (see with_browser_secret), so a restart can still read what browsers keep
     browser_secret: str = field(default="", repr=False)
+    # proxies in front of the app whose X-Forwarded-For entries are trusted (one on a Space);
+    # 0 = none: a caller's address is the connection's, and X-Forwarded-For is ignored
+    trusted_proxies: int = 0
+    # /rate calls (API and MCP) one address may make per minute; 0 = no limit. The page's votes
+    # are not counted: a workshop's raters often share one address
+    api_votes_per_minute: int = 30
     queue_concurrency: int = 1
     # requests of one kind (renders, votes, leaderboard reads, page loads, ...) that may wait in
     # the queue at once: each kind has its own line, so a flood of one never refuses another
@@ -122,6 +128,8 @@ class Settings:
         _check_range("BECOME_BATCH_SIZE", self.batch_size, 0, LIMITS["batch_size"].high)
         _check_range("BECOME_QUEUE_CONCURRENCY", self.queue_concurrency, 1, 256)
         _check_range("BECOME_MAX_QUEUE", self.max_queue, 1, 10_000)
+        _check_range("BECOME_TRUSTED_PROXIES", self.trusted_proxies, 0, 10)
+        _check_range("BECOME_API_VOTES_PER_MINUTE", self.api_votes_per_minute, 0, 100_000)
         if self.browser_secret and len(self.browser_secret) < MIN_SECRET_CHARS:
             # the message never shows the secret: settings errors are logged
             raise SettingsError(

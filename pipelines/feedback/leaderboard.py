@@ -102,11 +102,13 @@ def leaderboard(
     prior: float = 0.5,
     deck_id: str | None = None,
     hide_session: str | None = None,
+    source: str | None = None,
 ) -> list[LeaderboardRow]:
     """Leaderboard rows sorted by (blind, style, rank, strength descending).
 
     ``blind=None`` keeps blind and non-blind votes as separate groups; True or False keeps one.
     ``until`` is exclusive. ``prior`` is the Bradley–Terry shrinkage (see bradley_terry.py).
+    ``source="page"`` counts only the votes given on the app's page (no API or MCP votes).
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 0 <= n_boot <= MAX_BOOT:
         raise FilterError(f"n_boot={n_boot!r} is not allowed: use an integer 0 to {MAX_BOOT}")
@@ -118,6 +120,7 @@ def leaderboard(
         blind=blind,
         deck_id=deck_id,
         hide_session=hide_session,
+        source=source,
     )
     groups = _group(r for r in records if flt.match(r))
     out: list[LeaderboardRow] = []
@@ -238,8 +241,8 @@ def leaderboard_frame(
 ) -> pd.DataFrame:
     """The leaderboard of a store's ratings as a DataFrame for ``gr.Dataframe``.
 
-    ``filters``: style, session_tag, since, until, blind, deck_id, hide_session, as in
-    :func:`leaderboard`.
+    ``filters``: style, session_tag, since, until, blind, deck_id, hide_session, source, as
+    in :func:`leaderboard`.
     """
     records = store.query(RecordFilter(**filters))
     return to_frame(leaderboard(records, n_boot=n_boot, seed=seed, **filters))
@@ -268,7 +271,8 @@ LeaderboardQuery = Callable[[RecordFilter], "pd.DataFrame"]
 
 
 def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
-    """:func:`leaderboard_frame` for the style, session, dates, deck and kind of vote in ``flt``."""
+    """:func:`leaderboard_frame` for the style, session, dates, deck, kind and source of vote
+    in ``flt``."""
     return leaderboard_frame(
         store,
         style=flt.style,
@@ -278,6 +282,7 @@ def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
         blind=flt.blind,
         deck_id=flt.deck_id,
         hide_session=flt.hide_session,
+        source=flt.source,
     )
 
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4000  # prompts, comments: generous, but a bound keeps a pasted novel out of the db
 MAX_NAME = 100  # rater, session tag, style, method, ids
+# where a vote came from: the app's page, the API (gradio_client, REST) or an MCP client
+SOURCES = ("page", "api", "mcp")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -58,6 +60,7 @@ class RatingRecord:
     # name on two browsers, or two names on one shared browser, are two voters: neither
     # replaces the other's votes.
     voter: str = ""
+    source: str = "page"  # one of SOURCES: the page, the API or an MCP client
 
     @property
     def voter_key(self) -> str:
@@ -74,6 +77,12 @@ def voter_id(client: str, rater: str) -> str:
     name = " ".join((rater or "").split())
     client = (client or "").strip()
     return f"{client}/{name}" if client else name
+
+
+def legacy_source(voter: str) -> str:
+    """The source of a rating stored before votes carried one: the API's voters were
+    ``"api:<session>/<name>"`` (MCP calls among them), every other vote came from the page."""
+    return "api" if (voter or "").startswith("api:") else "page"
 
 
 BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
@@ -171,6 +180,8 @@ def _check_record(r: RatingRecord) -> RatingRecord:
         raise RatingError(
             f"rating={r.rating!r} for method {r.method!r} is not allowed: use an integer 1 to 5"
         )
+    if r.source not in SOURCES:
+        raise RatingError(f"source={r.source!r} is not allowed: use one of {', '.join(SOURCES)}")
     for name in BOOL_COLUMNS:
         if not isinstance(getattr(r, name), bool):
             raise RatingError(f"{name}={getattr(r, name)!r} is not allowed: use True or False")
