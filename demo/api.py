@@ -102,6 +102,8 @@ class FeedbackApi:
 
     submit: SubmitRatings
     table: LeaderboardQuery  # as participants may read it (cached)
+    # an address -> what a voter stores in its place (the app's keyed hash, VoterIds.pseudonym)
+    pseudonym: Callable[[str], str]
     # counts one /rate call from an address; raises a UserError past the address's limit
     count_vote: Callable[[str], None] = lambda address: None
     trusted_proxies: int = 0  # proxies whose X-Forwarded-For names the caller (see clients)
@@ -152,7 +154,7 @@ def create_feedback_api(api: FeedbackApi) -> None:
             saved (ratings stored), replaced_earlier (this voter had rated this row before),
             outputs (the methods rated).
         """
-        voter, source, address = api_caller(request, api.trusted_proxies)
+        voter, source, address = api_caller(request, api.trusted_proxies, api.pseudonym)
         with user_errors("Saving the ratings"):
             api.count_vote(address)
             # passed on as sent: the service refuses 3.5, true or "five" (int() would not)

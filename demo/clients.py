@@ -8,6 +8,7 @@ the first has a page session (``session_hash``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.app.access import client_address
@@ -39,16 +40,19 @@ def is_mcp(request: Any) -> bool:
     return MCP_PATH in str(getattr(url, "path", url) or "")
 
 
-def api_caller(request: Any, trusted_proxies: int = 0) -> tuple[str, str, str]:
+def api_caller(
+    request: Any, trusted_proxies: int, pseudonym: Callable[[str], str]
+) -> tuple[str, str, str]:
     """(voter client, source, address) of an API or MCP call.
 
     An MCP caller is its address: Gradio's MCP server is stateless (no MCP session id) and
     relays queued calls through one shared client (one page session for everyone), so the
     address is what tells two MCP users apart. A ``gradio_client`` keeps one session, which is
-    its voter; a call that names no session is its address too.
+    its voter; a call that names no session is its address too. An address enters a voter only
+    as ``pseudonym(address)`` (the app's keyed hash): ratings never hold an address.
     """
     where = address(request, trusted_proxies)
     if is_mcp(request):
-        return f"mcp:{where}", "mcp", where
+        return f"mcp:{pseudonym(where)}", "mcp", where
     session = getattr(request, "session_hash", None) if request is not None else None
-    return (f"api:{session}" if session else f"api@{where}"), "api", where
+    return (f"api:{session}" if session else f"api@{pseudonym(where)}"), "api", where

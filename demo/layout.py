@@ -204,6 +204,7 @@ def build_demo(services: Services) -> gr.Blocks:
             FeedbackApi(
                 services.ratings.submit,
                 services.leaderboard,
+                services.voters.pseudonym,
                 count_vote=services.api_votes.check,
                 trusted_proxies=services.settings.trusted_proxies,
             )
@@ -248,12 +249,15 @@ def feedback_callbacks(services: Services) -> FeedbackCallbacks:
         submit=services.ratings.submit,
         session=services.sessions.get,
         browser_secret=services.settings.browser_secret,
+        vouch=services.voters.vouch,
     )
 
 
 def deck_callbacks(services: Services) -> DeckCallbacks:
     """What the deck panel reads from the app."""
-    return DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get)
+    return DeckCallbacks(
+        next_row=services.decks.next_row, session=services.sessions.get, vouch=services.voters.vouch
+    )
 
 
 def leaderboard_callbacks(services: Services) -> LeaderboardCallbacks:

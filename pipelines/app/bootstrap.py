@@ -31,6 +31,7 @@ from pipelines.feedback.retrain import Retrainer
 from pipelines.feedback.sessions import SessionBoard, SessionConfig
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
+from pipelines.feedback.voters import VoterIds
 from pipelines.measurer import OutputMeasurer
 from pipelines.preference.scorer import preference_judges
 from pipelines.styles.catalog import StyleCatalog, load_catalog
@@ -63,6 +64,7 @@ class Services:
     staff: StaffGate
     leaderboard: LeaderboardQuery  # as participants may read it: no running blind session
     staff_leaderboard: LeaderboardQuery  # every rating (behind the staff password)
+    voters: VoterIds  # signs and checks the voter ids pages keep
     api_votes: AddressLimit  # /rate calls (API and MCP) per address and minute
 
     def start_sync(self) -> None:
@@ -190,7 +192,7 @@ def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
     # browsers' stored values must read back after a restart: the secret is fixed (or kept)
-    settings = settings.with_browser_secret()
+    settings = settings.with_browser_secret().with_voter_key()
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
     clip = shared_clip(engine.clip)
@@ -242,6 +244,7 @@ def build_services(settings: Settings) -> Services:
         staff=StaffGate(settings.staff_password),
         leaderboard=partial(participants_frame, store, sessions.get, board=board),
         staff_leaderboard=board,
+        voters=VoterIds(settings.voter_key),
         api_votes=AddressLimit(settings.api_votes_per_minute, 60.0, what="votes over the API"),
     )
 

@@ -155,7 +155,7 @@ class RatingService:
         unless given anew (the page clears a saved row for the next person at a shared screen,
         so a correction rates just the picture it changes).
 
-        ``voter`` is the client that votes (the browser's remembered id, an API client's
+        ``voter`` is the client that votes (the browser's server-issued id, an API client's
         session, an MCP caller's address); the stored voter is that client and the typed name
         together (:func:`~pipelines.feedback.records.voter_id`): two people who type the same
         name on two browsers keep their own votes, and so do two people who type two names on one

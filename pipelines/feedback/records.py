@@ -69,14 +69,20 @@ class RatingRecord:
 
 
 def voter_id(client: str, rater: str) -> str:
-    """Who votes: ``client`` (a browser's remembered id, an API client's session) and the typed
-    name (whitespace collapsed) together, ``"<client>/<name>"``; the name alone without a client.
+    """Who votes: ``client`` (a browser's server-issued id, an API client's session, an MCP
+    caller's address) and the typed name (whitespace collapsed) together, ``"<client>/<name>"``;
+    the name alone without a client.
 
     A kiosk's browser shared by two people who type two names holds two voters; two browsers
-    whose people type one name hold two voters too."""
+    whose people type one name hold two voters too. A ``/`` in the client (and in a name that
+    stands alone) is escaped, so the first ``/`` always ends the client: no client and name can
+    spell another voter (a name ``"<id>/carol"`` is never the voter ``carol`` of client ``id``).
+    """
     name = " ".join((rater or "").split())
     client = (client or "").strip()
-    return f"{client}/{name}" if client else name
+    if not client:
+        return name.replace("/", "%2F")  # a name alone never holds the "/" of a client's voter
+    return f"{client.replace('%', '%25').replace('/', '%2F')}/{name}"
 
 
 def legacy_source(voter: str) -> str:
