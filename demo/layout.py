@@ -290,6 +290,7 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         deck_coverage=services.decks.coverage,
         deck_report=loaded_deck_report(services.decks),
         session_standings=lambda tag: services.staff_leaderboard(RecordFilter(session_tag=tag)),
+        trusted_proxies=services.settings.trusted_proxies,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image as PILImage
 
+from demo.clients import address as caller_address
 from demo.errors import user_errors
 from demo.formatting import plain_md
 from demo.leaderboard_tab import readable
@@ -28,8 +29,8 @@ from pipelines.feedback.sessions import SessionConfig
 class StaffCallbacks:
     """What the Staff tab needs from the app."""
 
-    # (password, client key) -> ok; always True when no staff password is set; raises a
-    # UserError while that client is locked out after repeated wrong passwords
+    # (password, caller's address) -> ok; always True when no staff password is set; raises a
+    # UserError, at once, while that address is locked out or every address is backed off
     check_password: Callable[[str, str], bool]
     password_required: bool
     session: Callable[[], SessionConfig]
@@ -54,6 +55,7 @@ class StaffCallbacks:
     # a session tag -> its leaderboard, every rating included (a running blind session's too,
     # which participants do not see); unset: no standings button
     session_standings: Callable[[str], Any] | None = None
+    trusted_proxies: int = 0  # proxies whose X-Forwarded-For names the caller (demo.clients)
 
 
 def loaded_deck_report(decks: DeckBoard, n_boot: int = 200) -> Callable[[], DeckReport | None]:
@@ -123,12 +125,10 @@ def retrain_md(report: RetrainReport) -> str:
     return "  \n".join(lines)
 
 
-def client_key(request: gr.Request | None) -> str:
-    """Who is trying the password: the browser's address and its page session."""
-    if request is None:
-        return ""
-    host = request.client.host if request.client else ""
-    return f"{host}|{request.session_hash or ''}"
+def client_key(request: gr.Request | None, trusted_proxies: int = 0) -> str:
+    """Who is trying the password: the caller's address, never its page session (a reload, or
+    a client that opens a new session per guess, is the same caller)."""
+    return caller_address(request, trusted_proxies)
 
 
 def serve_once(component: gr.File, path: Path) -> str:
@@ -386,7 +386,7 @@ class StaffHandlers:
     def guard(self, pw: str, request: gr.Request | None) -> None:
         """Refuse a wrong staff password (and a client locked out after several)."""
         with user_errors("Checking the staff password"):
-            ok = self.cb.check_password(pw or "", client_key(request))
+            ok = self.cb.check_password(pw or "", client_key(request, self.cb.trusted_proxies))
         if not ok:
             raise gr.Error("Wrong staff password.")
 
@@ -563,9 +563,10 @@ def _guarded(
 ) -> Any:
     """``button`` runs ``fn`` once the password is checked in a step of its own, without
     outputs: Gradio marks every output of a failed step with an "Error" badge. Every button's
-    check shares one line of its own, with no limit on how many run at once: guesses never wait
-    where votes and renders wait. (Off the queue, the page would not show the check's
-    refusal.) Returns the event, for a step after it."""
+    check shares one line of its own, with no limit on how many run at once: a check answers at
+    once (a locked-out caller is refused without a comparison, nothing sleeps), so a flood of
+    guesses never holds a worker, nor waits where votes and renders wait. (Off the queue, the
+    page would not show the check's refusal.) Returns the event, for a step after it."""
     check = button.click(
         h.check,
         [pw],

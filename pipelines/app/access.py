@@ -1,10 +1,14 @@
-"""Who may do what, and how often: the staff password, a per-address limit, a caller's address.
+"""Who may do what, and how often: the staff password, per-address limits, a caller's address.
 
-The staff password is compared in constant time. Each wrong password costs its sender a short
-delay; :data:`MAX_FAILURES` wrong passwords from one client within :data:`WINDOW_S` lock that
-client out for :data:`LOCKOUT_S`. A client is whatever key the caller passes (the UI uses the
-browser's address and session). :class:`AddressLimit` counts calls per address; addresses come
-from :func:`client_address`. Time and sleeping are injectable so tests run in no time.
+The staff password is compared in constant time. Guessing is limited by address, never by page
+session (a reload or a new session per guess changes nothing): :data:`MAX_FAILURES` wrong
+passwords from one address within :data:`WINDOW_S` lock that address out for :data:`LOCKOUT_S`;
+and :data:`GLOBAL_FAILURES` wrong passwords from all addresses together within :data:`WINDOW_S`
+lock every address out for a back-off that doubles each time it comes back (:data:`BACKOFF_S` up
+to :data:`MAX_BACKOFF_S`), against guesses spread over many addresses. A refusal is immediate:
+nothing sleeps, so a guess never holds a worker that a vote or a render needs.
+
+Addresses come from :func:`client_address`; time is injectable so tests run in no time.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from pipelines.core.errors import InputError
 MAX_FAILURES = 5
 WINDOW_S = 60.0
 LOCKOUT_S = 60.0
-DELAY_S = 1.0  # per wrong password: guessing stays slow even for a client that changes its key
-MAX_CLIENTS = 10_000  # clients remembered at once; the oldest are forgotten first
+GLOBAL_FAILURES = 20  # wrong passwords from every address together, within WINDOW_S
+BACKOFF_S = 30.0  # the first global back-off; each next within MAX_BACKOFF_S of the last doubles
+MAX_BACKOFF_S = 900.0
+MAX_CLIENTS = 10_000  # addresses remembered at once; the least recently seen are forgotten first
 
 
 class StaffLockedError(InputError):
-    """Too many wrong staff passwords from one client: refused until the lock-out ends."""
+    """Too many wrong staff passwords: refused until the lock-out (or back-off) ends."""
 
 
 class RateLimitedError(InputError):
@@ -116,9 +122,12 @@ class AddressLimit:
 
 
 @dataclass
-class _Client:
-    failures: deque[float] = field(default_factory=deque)  # times of recent wrong passwords
-    locked_until: float = 0.0
+class _Backoff:
+    """Every address's recent wrong passwords, and the back-off they set."""
+
+    failures: deque[float] = field(default_factory=deque)
+    until: float = float("-inf")  # every check is refused before this time
+    next_s: float = BACKOFF_S  # the next back-off's length
 
 
 class StaffGate:
@@ -131,20 +140,22 @@ class StaffGate:
         max_failures: int = MAX_FAILURES,
         window_s: float = WINDOW_S,
         lockout_s: float = LOCKOUT_S,
-        delay_s: float = DELAY_S,
+        global_failures: int = GLOBAL_FAILURES,
+        backoff_s: float = BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if max_failures < 1:
-            raise ValueError(f"max_failures={max_failures} is not allowed: use 1 or more")
+        for name, value in (("max_failures", max_failures), ("global_failures", global_failures)):
+            if value < 1:
+                raise ValueError(f"{name}={value} is not allowed: use 1 or more")
         self._password = password
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self.delay_s = delay_s
+        self.max_failures, self.window_s, self.lockout_s = max_failures, window_s, lockout_s
+        self.global_failures = global_failures
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self._clock = clock
-        self._sleep = sleep
-        self._clients: dict[str, _Client] = {}
+        self._failures = _Recent(window_s)  # per address
+        self._locked: OrderedDict[str, float] = OrderedDict()  # address -> locked until
+        self._all = _Backoff(next_s=backoff_s)
         self._lock = threading.Lock()
 
     @property
@@ -152,50 +163,61 @@ class StaffGate:
         """Whether a password is set."""
         return bool(self._password)
 
-    def check(self, password: str, client: str = "") -> bool:
+    def check(self, password: str, address: str = "") -> bool:
         """True for the right password (or always when none is set), False for a wrong one.
 
-        Raises :class:`StaffLockedError` while ``client`` is locked out, and on the wrong
-        password that locks it; a locked client is refused even with the right password.
+        Raises :class:`StaffLockedError`, at once and without comparing, while ``address`` is
+        locked out or every address is backed off, and on the wrong password that locks or
+        backs off; a locked-out caller is refused even with the right password.
         """
         if not self._password:
             return True
         now = self._clock()
         with self._lock:
-            entry = self._clients.get(client)
-            if entry is not None and entry.locked_until > now:
-                raise StaffLockedError(
-                    f"Too many wrong staff passwords: {_locked(entry.locked_until - now)}"
-                )
+            self._refuse_if_locked(address, now)
         if hmac.compare_digest((password or "").encode(), self._password.encode()):
             with self._lock:
-                self._clients.pop(client, None)
+                self._failures.forget(address)
             return True
-        locked = self._fail(client, now)
-        self._sleep(self.delay_s)  # outside the lock: other clients are not held up
-        if locked:
-            raise StaffLockedError(
-                f"Wrong staff password, {self.max_failures} times within "
-                f"{self.window_s:.0f} s: {_locked(self.lockout_s)}"
-            )
+        with self._lock:
+            self._fail(address, now)
+            self._refuse_if_locked(address, now)  # this guess locked it: say so now
         return False
 
-    def _fail(self, client: str, now: float) -> bool:
-        """Record a wrong password; True when it locks ``client`` out."""
-        with self._lock:
-            entry = self._clients.pop(client, None) or _Client()
-            self._clients[client] = entry  # re-inserted: the dict's order is recency
-            while len(self._clients) > MAX_CLIENTS:
-                del self._clients[next(iter(self._clients))]
-            entry.failures.append(now)
-            while entry.failures and entry.failures[0] <= now - self.window_s:
-                entry.failures.popleft()
-            if len(entry.failures) < self.max_failures:
-                return False
-            entry.failures.clear()
-            entry.locked_until = now + self.lockout_s
-            return True
+    def _refuse_if_locked(self, address: str, now: float) -> None:
+        until = self._locked.get(address, float("-inf"))
+        if until > now:
+            raise StaffLockedError(
+                f"Too many wrong staff passwords from this address: {_locked(until - now)}"
+            )
+        self._locked.pop(address, None)
+        if self._all.until > now:
+            raise StaffLockedError(
+                "Too many wrong staff passwords on this server, from several addresses: "
+                f"{_locked(self._all.until - now)}"
+            )
+
+    def _fail(self, address: str, now: float) -> None:
+        """Record a wrong password; lock ``address`` or back every address off when due."""
+        times = self._failures.times(address, now)
+        times.append(now)
+        if len(times) >= self.max_failures:
+            times.clear()
+            self._locked[address] = now + self.lockout_s
+            self._locked.move_to_end(address)
+            while len(self._locked) > MAX_CLIENTS:
+                self._locked.popitem(last=False)
+        every = self._all
+        every.failures.append(now)
+        while every.failures and every.failures[0] <= now - self.window_s:
+            every.failures.popleft()
+        if len(every.failures) >= self.global_failures:
+            if now - every.until > self.max_backoff_s:  # quiet since the last: start over
+                every.next_s = self.backoff_s
+            every.failures.clear()
+            every.until = now + every.next_s
+            every.next_s = min(every.next_s * 2, self.max_backoff_s)
 
 
 def _locked(seconds: float) -> str:
-    return f"the Staff tools are locked for this browser; try again in {max(1, round(seconds))} s."
+    return f"the Staff tools are locked; try again in {max(1, round(seconds))} s."
