@@ -8,6 +8,7 @@ if os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}:
     import spaces  # noqa: F401  before anything touches CUDA: ZeroGPU patches torch at import
 
 from demo import CSS, THEME, build_demo
+from demo.serving import queue_demo
 from demo.temp_cache import claim_temp_dir
 from pipelines.app.bootstrap import build_at_start, build_services
 from pipelines.core.settings import Settings
@@ -25,6 +26,7 @@ if __name__ == "__main__":
     services.start_sync()  # restore + sync ratings to a HF dataset, when configured
     if not built_at_start:
         threading.Thread(target=services.warmup, daemon=True).start()
-    demo.queue(
-        default_concurrency_limit=settings.queue_concurrency, max_size=settings.max_queue
-    ).launch(theme=THEME, css=CSS, mcp_server=settings.mcp_server)  # + GRADIO_SERVER_* env
+    # one line per kind of request (demo/serving.py): a flood of reads never refuses a vote
+    queue_demo(demo, settings).launch(
+        theme=THEME, css=CSS, mcp_server=settings.mcp_server
+    )  # + GRADIO_SERVER_* env

@@ -49,12 +49,13 @@ def launch(data: Path, engine: str, steps: int, size: int) -> Any:
         HF_HUB_OFFLINE="1",
     )
     from demo import CSS, THEME, build_demo
+    from demo.serving import queue_demo
     from pipelines.app.bootstrap import build_services
     from pipelines.core.settings import Settings
 
     services = build_services(Settings.from_env())
     demo = build_demo(services)
-    demo.queue(default_concurrency_limit=4)
+    queue_demo(demo, services.settings, default_concurrency_limit=4)  # the app's lines
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=CSS, theme=THEME)
     return services, demo
 

@@ -9,10 +9,12 @@ assistant. Staff actions are never endpoints (``api_name=False``): no client rea
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from demo.clients import api_caller
 from demo.errors import user_errors
 from demo.queue_progress import RenderCancelled, batch_progress
 from demo.raw_inputs import raw_image, raw_number
@@ -105,8 +107,28 @@ def create_compare_api(
     )
 
 
-def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
+@dataclass(frozen=True)
+class FeedbackApi:
+    """What ``/rate`` and ``/leaderboard`` need from the app."""
+
+    submit: SubmitRatings
+    table: LeaderboardQuery  # as participants may read it (cached)
+    # an address -> what a voter stores in its place (the app's keyed hash, VoterIds.pseudonym)
+    pseudonym: Callable[[str], str]
+    # counts one /rate call from an address; raises a UserError past the address's limit
+    count_vote: Callable[[str], None] = lambda address: None
+    trusted_proxies: int = 0  # proxies whose X-Forwarded-For names the caller (see clients)
+
+
+# the read endpoint's own line: a flood of reads waits (and is refused) there, never in the
+# votes' or the renders' line; table reads are cached, so two at once keep up
+BOARD_API_LIMIT = 2
+SOURCE_CHOICES = ("all", "page", "api", "mcp")
+
+
+def create_feedback_api(api: FeedbackApi) -> None:
     """``/rate`` and ``/leaderboard``: JSON in, JSON out."""
+    submit, table = api.submit, api.table
 
     def rate(
         comparison_id: str,
@@ -122,10 +144,12 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         """Rate the outputs of a /compare result on a person's behalf: their 1-5 per method.
 
         Ratings are what people think of the images; submit only ratings a person gave. The
-        voter is the client's session and the rater name together: a second client with the
-        same rater name adds its own votes instead of replacing the first one's, and so does
-        one client sending another name. Rating the row again changes the methods it rates;
-        this voter's other ratings of the row stay as they were.
+        voter is the client and the rater name together: a gradio_client is its session, an
+        MCP client its network address. A second client with the same rater name adds its own
+        votes instead of replacing the first one's, and so does one client sending another
+        name. Rating the row again changes the methods it rates; this voter's other ratings of
+        the row stay as they were. Votes are stored as API or MCP votes (a leaderboard can
+        leave them out), and one address may rate a limited number of times per minute.
 
         Args:
             comparison_id: the comparison_id a compare call returned (rateable for 24 hours).
@@ -141,8 +165,9 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
             saved (ratings stored), replaced_earlier (this voter had rated this row before),
             outputs (the methods rated).
         """
-        voter = f"api:{request.session_hash}" if request and request.session_hash else ""
+        voter, source, address = api_caller(request, api.trusted_proxies, api.pseudonym)
         with user_errors("Saving the ratings"):
+            api.count_vote(address)
             # passed on as sent: the service refuses 3.5, true or "five" (int() would not)
             receipt = submit(
                 comparison_id,
@@ -154,6 +179,7 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
                 blind=blind,
                 consent_images=keep_images,
                 voter=voter,
+                source=source,
             )
         return {
             "saved": receipt.saved,
@@ -168,6 +194,7 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         until: str = "",
         votes: str = "all",
         deck: str = "",
+        source: str = "all",
     ) -> list[dict[str, Any]]:
         """Which prompt-augmentation method people prefer, per style: the ratings leaderboard.
 
@@ -182,6 +209,8 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
             until: only ratings before this UTC date or time (ISO 8601).
             votes: all, blind (raters did not see the methods) or open.
             deck: only the ratings of one deck's rows (its deck id).
+            source: all, page (only votes given on the app's page: API and MCP votes left
+                out), api or mcp.
 
         Returns:
             a list of rows, one per style x method: by style (blind and open votes apart),
@@ -189,6 +218,8 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
         """
         if votes not in {"all", "blind", "open"}:
             raise gr.Error(f"votes={votes!r} is not allowed: use all, blind or open")
+        if source not in SOURCE_CHOICES:
+            raise gr.Error(f"source={source!r} is not allowed: use {', '.join(SOURCE_CHOICES)}")
         with user_errors("The leaderboard"):
             df = table(
                 RecordFilter(
@@ -198,9 +229,18 @@ def create_feedback_api(submit: SubmitRatings, table: LeaderboardQuery) -> None:
                     until=until or None,
                     blind={"blind": True, "open": False}.get(votes),
                     deck_id=deck or None,
+                    source=None if source == "all" else source,
                 )
             )
         return df.to_dict(orient="records")
 
-    gr.api(rate, api_name="rate", concurrency_limit=None)
-    gr.api(leaderboard, api_name="leaderboard", concurrency_limit=4)
+    # off the queue: an MCP client's call then reaches rate() with its own HTTP request (its
+    # address), not through Gradio's one shared loopback client; gradio_client and REST calls
+    # still queue, in a line of their own
+    gr.api(rate, api_name="rate", queue=False, concurrency_id="api-votes", concurrency_limit=None)
+    gr.api(
+        leaderboard,
+        api_name="leaderboard",
+        concurrency_id="api-board",
+        concurrency_limit=BOARD_API_LIMIT,
+    )

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -14,6 +15,7 @@ from demo.errors import user_errors
 from demo.rows import row_values, shown_row_of
 from pipelines.decks.board import DeckTurn
 from pipelines.feedback.sessions import SessionConfig
+from pipelines.feedback.voters import Voter, VoterIds
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,11 @@ class DeckCallbacks:
     # (rater name, browser id) -> the voter's next row (or wait / done)
     next_row: Callable[[str, str], DeckTurn]
     session: Callable[[], SessionConfig]  # the live session: its deck and blind mode
+    # the voter a kept token names when the server signed it, else a new one (see
+    # FeedbackCallbacks.vouch; unset: a key of this process alone, for tests)
+    vouch: Callable[[str | None], Voter] = field(
+        default_factory=lambda: VoterIds(secrets.token_hex(32)).vouch
+    )
 
 
 @dataclass
@@ -58,24 +65,26 @@ def wire_deck_panel(
     next_below: Any = None,
 ) -> None:
     """ "Show my next row" fills the compare row with the voter's next deck row: the voter is
-    this browser (``voter``, its kept id) and the typed name, so two people who type one name
-    on two browsers get rows independently."""
+    this browser (``voter``, the token the server issued it) and the typed name, so two people
+    who type one name on two browsers get rows independently. A token the server did not sign
+    is replaced by a new voter's (given back to the browser)."""
     n = len(tab.slots)
 
-    def on_next(name: str, client: str | None) -> list[Any]:
+    def on_next(name: str, token: str | None) -> list[Any]:
         session = cb.session()
+        voter = cb.vouch(token)
         with user_errors("Fetching your next row"):
-            turn = cb.next_row(name, client or "")
+            turn = cb.next_row(name, voter.id)
         keep = [gr.update()] * (len(tab.row_outputs) + 1)
         if turn.state == "done":
             msg = f"🎉 You have rated all {turn.total} rows of deck **{turn.deck_id}**. Thank you!"
-            return [msg, name, *keep]
+            return [msg, name, *keep, voter.token]
         if turn.state == "wait":
             msg = (
                 "⏳ The rows you have not rated are ahead of the others: give the room a few "
                 "seconds to catch up, then press the button again."
             )
-            return [msg, name, *keep]
+            return [msg, name, *keep, voter.token]
         assert turn.result is not None
         res = turn.result
         values = row_values(res, session.blind, n, shuffle_key=f"{turn.row_id}:{name}")
@@ -90,7 +99,7 @@ def wire_deck_panel(
             f"Row {turn.rated + 1} of {turn.total}: rate each output below and submit, "
             "then press **Show my next row** (beside Submit) for the next one."
         )
-        return [msg, name, *values, row]
+        return [msg, name, *values, row, voter.token]
 
     # the button here, and its twin beside Submit (where a rater is after submitting)
     triggers = [panel.next.click] + ([next_below.click] if next_below is not None else [])
@@ -98,7 +107,7 @@ def wire_deck_panel(
         triggers,
         on_next,
         inputs=[panel.rater, voter],
-        outputs=[panel.status, rater, *tab.row_outputs, tab.result],
+        outputs=[panel.status, rater, *tab.row_outputs, tab.result, voter],
         api_name=False,
         concurrency_id="deck-rows",
         concurrency_limit=None,  # rows come from disk: no GPU, every rater at once

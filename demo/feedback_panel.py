@@ -8,9 +8,9 @@ the row; a partial submit is saved and reveals nothing. During a blind session t
 from __future__ import annotations
 
 import contextlib
-import uuid
+import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -21,6 +21,7 @@ from demo.formatting import caption_md, trace_md
 from demo.rows import ShownRow, slot_label
 from pipelines.feedback.ratings import SubmitRatings
 from pipelines.feedback.sessions import SessionConfig
+from pipelines.feedback.voters import Voter, VoterIds
 
 RATINGS = ["1", "2", "3", "4", "5"]
 
@@ -31,8 +32,14 @@ class FeedbackCallbacks:
 
     submit: SubmitRatings
     session: Callable[[], SessionConfig]  # the live facilitator session
-    # encrypts what the browser keeps; fixed (settings), so a restarted server still reads it
+    # keeps what the browser stores readable after a restart (settings). Gradio hands it to the
+    # page, which encrypts with it: it hides nothing from the page's user, and guards nothing
     browser_secret: str = ""
+    # the voter a token the browser kept names when the server signed it, else a new one
+    # (unset: a key of this process alone, for tests)
+    vouch: Callable[[str | None], Voter] = field(
+        default_factory=lambda: VoterIds(secrets.token_hex(32)).vouch
+    )
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,8 @@ class RatingPanel:
     next_row: gr.Button  # a deck's next row, right where the rater just submitted
     status: gr.Markdown
     remembered: gr.BrowserState  # [rater name, session tag], kept by the browser
-    # this browser's random id, which it keeps; the voter is this id and the typed name together
+    # this browser's voter token, issued and signed by the server (pipelines.feedback.voters);
+    # the voter is its id and the typed name together
     voter: gr.BrowserState
 
 
@@ -239,11 +247,15 @@ class FeedbackHandlers:
         rater_name: str,
         session_tag: str,
         keep_images: bool,
-        voter_id: str,
+        voter_token: str | None,
         *votes: str | None,
     ) -> list[Any]:
-        """Save the row's votes; [status line, remembered name and tag, revealed, left by].
-        Refusals raise.
+        """Save the row's votes; [status line, remembered name and tag, revealed, left by,
+        voter token]. Refusals raise.
+
+        The vote is this browser's only when its token is one the server signed; a token that
+        is not (none, made up, copied from another id) is replaced by a new voter, given back
+        for the browser to keep, so it never reaches another voter's ratings.
 
         ``revealed`` is the server's word: a blind row is revealed only once every output is
         rated (:meth:`reveal` then fills the cards); a partial submit is saved, reveals nothing.
@@ -261,12 +273,14 @@ class FeedbackHandlers:
         labels = row.labels()
         by_method = {m: (int(v) if v else None) for m, v in zip(row.order, votes, strict=False)}
         best_method = row.order[labels.index(best_label)] if best_label in labels else None
+        voter = self.cb.vouch(voter_token)
         with user_errors("Saving your ratings"):
             receipt = self.cb.submit(
                 row.result.comparison_id,
                 by_method,
                 rater=rater_name,
-                voter=voter_id or "",
+                voter=voter.id,
+                source="page",
                 best=best_method,
                 session_tag=session_tag,
                 comment=comment_text,
@@ -282,7 +296,7 @@ class FeedbackHandlers:
                 f" {left} output{'s' if left != 1 else ''} still unrated: the methods stay "
                 "hidden until you rate every output and submit again."
             )
-            return [msg, remembered, False, " ".join(rater_name.split())]
+            return [msg, remembered, False, " ".join(rater_name.split()), voter.token]
         msg += (
             " Your ratings are cleared for the next person; to change one, rate that picture "
             "again and submit."
@@ -295,7 +309,7 @@ class FeedbackHandlers:
                 f"  \n**Revealed:** {shown}. A rating you change now counts as a labelled "
                 "(not blind) vote."
             )
-        return [msg, remembered, receipt.revealed, ""]
+        return [msg, remembered, receipt.revealed, "", voter.token]
 
     def reveal(self, row: ShownRow | None, best_label: str | None, revealed: bool) -> list[Any]:
         """After a saved submit: the cards' names, prompts and reasons, if the server revealed."""
@@ -303,9 +317,10 @@ class FeedbackHandlers:
             return [gr.update() for _ in range(1 + 6 * self.n_slots)]
         return reveal_values(row, best_label, self.n_slots)
 
-    def page_load(self, saved: list[str] | None, voter_id: str | None) -> list[Any]:
-        """[rater name, session tag, blind mode, voter id, consent, next row] for a page that
-        just opened.
+    def page_load(self, saved: list[str] | None, voter_token: str | None) -> list[Any]:
+        """[rater name, session tag, blind mode, voter token, consent, next row] for a page that
+        just opened. The browser keeps its voter token when the server signed it; one seen for
+        the first time (or whose token does not verify) gets a new one now.
 
         A blind session ticks "Blind mode" and locks it (the facilitator decides); otherwise
         the box is the participant's, unticked. The session tag is the facilitator's: shown
@@ -313,8 +328,7 @@ class FeedbackHandlers:
         so its raters get no "keep these images" box, and "Show my next row" beside Submit."""
         session = self.cb.session()
         name = ([*(saved or []), ""])[0]
-        # a browser seen for the first time gets its voter id now, kept in its storage
-        voter_id = voter_id or uuid.uuid4().hex
+        voter = self.cb.vouch(voter_token)
         blind = gr.update(
             value=session.blind,
             interactive=not session.blind,
@@ -327,7 +341,7 @@ class FeedbackHandlers:
         )
         deck = bool(session.deck_id)
         consent = gr.update(visible=not deck, value=False)
-        return [name, tag, blind, voter_id, consent, gr.update(visible=deck)]
+        return [name, tag, blind, voter.token, consent, gr.update(visible=deck)]
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -363,7 +377,7 @@ def _wire(panel: RatingPanel, tab: CompareTab, h: FeedbackHandlers) -> None:
             panel.voter,
             *panel.votes,
         ],
-        outputs=[panel.status, panel.remembered, revealed, left_by],
+        outputs=[panel.status, panel.remembered, revealed, left_by, panel.voter],
         api_name=False,
         concurrency_id="ratings",
         concurrency_limit=None,  # SQLite serialises writers; many raters submit at once

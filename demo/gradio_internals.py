@@ -20,6 +20,12 @@ base64 image, read from the environment when gradio is imported; :func:`point_mc
 ``gradio.processing_utils.async_ssrf_protected_download`` (a URL it refuses or cannot fetch
 raised a bare exception that callers saw as a generic failure; :func:`plain_download_errors`).
 
+Gradio's ``max_size`` bounds every waiting request together, so a flood of one kind (reads,
+guesses) refuses every other kind (votes). :func:`cap_waiting` bounds each concurrency group on
+its own instead, by wrapping ``Queue.push(body, request, username)`` (its answer a tuple
+``(ok, event id or message, "success" | "queue_full" | ...)``), finding the request's function
+with ``gradio.route_utils.get_fn(blocks, None, body)`` and counting its group's waiting events.
+
 A missing piece raises :class:`GradioInternalsChanged`, naming the Gradio version and what is
 missing; ``tests/test_gradio_internals.py`` runs all of it in a live batched call, so a Gradio
 upgrade that breaks this fails the tests. At run time the caller falls back to plain progress.
@@ -143,6 +149,37 @@ def running_batch() -> RunningBatch | None:
         if event_id in ids or (http_request is not None and first_request is http_request):
             return RunningBatch(queue, tuple(job))
     return None
+
+
+QUEUE_FULL = (
+    "Too many requests of this kind are waiting on this server right now: try again in a moment."
+)
+
+
+def cap_waiting(blocks: Any, cap: int) -> None:
+    """At most ``cap`` requests wait in each concurrency group of ``blocks``' queue: one past
+    that is refused with :data:`QUEUE_FULL` (as Gradio refuses one past ``max_size``), and
+    other groups are not affected. Call it after ``blocks.queue(...)``."""
+    if cap < 1:
+        raise ValueError(f"cap={cap} is not allowed: use 1 or more")
+    queue = _internal(blocks, "_queue", "gradio.Blocks")
+    push = _internal(queue, "push", "gradio.queueing.Queue")
+    lines = _internal(queue, "event_queue_per_concurrency_id", "gradio.queueing.Queue")
+    get_fn = _module_attr("gradio.route_utils", "get_fn")
+
+    async def push_within_cap(body: Any, request: Any, username: Any) -> Any:
+        try:
+            fn = get_fn(blocks, None, body)
+        except Exception:  # no such function: Gradio's own push answers that
+            return await push(body, request, username)
+        group = _internal(fn, "concurrency_id", "gradio.block_function.BlockFunction")
+        line = lines.get(group)
+        waiting = _internal(line, "queue", "gradio.queueing.EventQueue") if line else ()
+        if len(waiting) >= cap:
+            return False, QUEUE_FULL, "queue_full"
+        return await push(body, request, username)
+
+    queue.push = push_within_cap
 
 
 def component_subclass(base: type, name: str, attrs: dict[str, Any], module: str) -> type:

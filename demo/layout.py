@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from demo.api import create_compare_api, create_feedback_api
+from demo.api import FeedbackApi, create_compare_api, create_feedback_api
 from demo.compare_handlers import SAVED_INPUTS, saved_inputs
 from demo.compare_tab import (
     CompareCallbacks,
@@ -220,7 +220,15 @@ def build_demo(services: Services) -> gr.Blocks:
             services.settings,
             keep=frozenset(file_digest(p) for p in example_photos()),
         )
-        create_feedback_api(services.ratings.submit, services.leaderboard)
+        create_feedback_api(
+            FeedbackApi(
+                services.ratings.submit,
+                services.leaderboard,
+                services.voters.pseudonym,
+                count_vote=services.api_votes.check,
+                trusted_proxies=services.settings.trusted_proxies,
+            )
+        )
         _wire_page_open(
             demo, PageOpen(services, len(tab.slots), rater_load), banner, tab, deck_panel, guide
         )
@@ -261,12 +269,15 @@ def feedback_callbacks(services: Services) -> FeedbackCallbacks:
         submit=services.ratings.submit,
         session=services.sessions.get,
         browser_secret=services.settings.browser_secret,
+        vouch=services.voters.vouch,
     )
 
 
 def deck_callbacks(services: Services) -> DeckCallbacks:
     """What the deck panel reads from the app."""
-    return DeckCallbacks(next_row=services.decks.next_row, session=services.sessions.get)
+    return DeckCallbacks(
+        next_row=services.decks.next_row, session=services.sessions.get, vouch=services.voters.vouch
+    )
 
 
 def leaderboard_callbacks(services: Services) -> LeaderboardCallbacks:
@@ -303,6 +314,7 @@ def staff_callbacks(services: Services) -> StaffCallbacks:
         deck_report=loaded_deck_report(services.decks),
         session_standings=lambda tag: services.staff_leaderboard(RecordFilter(session_tag=tag)),
         retrain_policy=services.retrainer.policy,
+        trusted_proxies=services.settings.trusted_proxies,
     )
 
 

@@ -31,6 +31,13 @@ BLIND_CHOICES = [
     ("Blind votes only", "blind"),
     ("Labelled votes only", "open"),
 ]
+SOURCE_CHOICES = [
+    ("Every source", ALL),
+    ("This page only (no API or MCP votes)", "page"),
+]
+# the tab's reads share one line of their own: tables are cached, so two at a time keep up,
+# and a flood of reads waits there, never in the votes' or the renders' line
+BOARD_LIMIT = 2
 LEGEND = (
     "**Rank** by *strength*: every rater's 1–5 ratings compared in pairs within a row (equal "
     "ratings half each, the best pick decides them). Methods whose 95% strength ranges overlap "
@@ -64,6 +71,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         since = gr.Textbox(label="From (YYYY-MM-DD)", placeholder="2026-01-31", elem_id="lb-since")
         until = gr.Textbox(label="To (YYYY-MM-DD)", placeholder="2026-12-31", elem_id="lb-until")
         blind = gr.Radio(BLIND_CHOICES, value=ALL, label="Votes", elem_id="lb-votes")
+        source = gr.Radio(SOURCE_CHOICES, value=ALL, label="Votes from", elem_id="lb-source")
         refresh = gr.Button("Refresh", elem_id="lb-refresh")
     summary = gr.Markdown(elem_id="lb-summary")
     gr.Markdown(LEGEND, elem_id="lb-legend")
@@ -74,7 +82,13 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
     style_names = {sid: name for name, sid in cb.styles}
 
     def compute(
-        style_id: str, session_tag: str, deck_id: str, from_day: str, to_day: str, votes: str
+        style_id: str,
+        session_tag: str,
+        deck_id: str,
+        from_day: str,
+        to_day: str,
+        votes: str,
+        source_id: str = ALL,
     ) -> tuple[Any, Any, Any]:
         # an API client may send null for a text box: read it as empty, never crash on it
         session_tag, deck_id = session_tag or "", deck_id or ""
@@ -91,6 +105,7 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
                 since=from_day.strip() or None,
                 until=to_day.strip() or None,
                 blind={"blind": True, "open": False}.get(votes),
+                source=None if source_id in (ALL, None) else source_id,
             )
             df = cb.table(flt)
         except BlindSessionHidden as exc:  # a peek at a running blind session: say why not
@@ -123,14 +138,15 @@ def create_leaderboard_tab(cb: LeaderboardCallbacks, tab: gr.Tab) -> None:
         stays hidden: then every other rating)."""
         session = cb.session()
         live_tag = "" if hidden_session(session) else session.session_tag
-        return (live_tag, ALL, *compute(ALL, live_tag, "", "", "", ALL))
+        return (live_tag, ALL, ALL, *compute(ALL, live_tag, "", "", "", ALL, ALL))
 
-    inputs = [style, tag, deck, since, until, blind]
+    inputs = [style, tag, deck, since, until, blind, source]
     outputs = [summary, chart, table]
-    refresh.click(compute, inputs, outputs, api_name=False).then(None, js=SHOW_SUMMARY)
-    tab.select(opened, None, [tag, blind, *outputs], api_name=False)
-    for control in (style, blind):
-        control.change(compute, inputs, outputs, api_name=False)
+    line = {"concurrency_id": "board", "concurrency_limit": BOARD_LIMIT, "api_name": False}
+    refresh.click(compute, inputs, outputs, **line).then(None, js=SHOW_SUMMARY)
+    tab.select(opened, None, [tag, blind, source, *outputs], **line)
+    for control in (style, blind, source):
+        control.change(compute, inputs, outputs, **line)
 
 
 def day_problem(text: str, box: str) -> str | None:

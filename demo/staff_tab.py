@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image as PILImage
 
+from demo.clients import address as caller_address
 from demo.errors import user_errors
 from demo.formatting import plain_md
 from demo.leaderboard_tab import readable, with_style_names
@@ -33,8 +34,8 @@ from pipelines.styles.references import AddedReferences
 class StaffCallbacks:
     """What the Staff tab needs from the app."""
 
-    # (password, client key) -> ok; always True when no staff password is set; raises a
-    # UserError while that client is locked out after repeated wrong passwords
+    # (password, caller's address) -> ok; always True when no staff password is set; raises a
+    # UserError, at once, while that address is locked out or every address is backed off
     check_password: Callable[[str, str], bool]
     password_required: bool
     session: Callable[[], SessionConfig]
@@ -65,6 +66,7 @@ class StaffCallbacks:
     # which participants do not see); unset: no standings button
     session_standings: Callable[[str], Any] | None = None
     retrain_policy: RetrainPolicy = RetrainPolicy()  # what the retrain panel says it needs
+    trusted_proxies: int = 0  # proxies whose X-Forwarded-For names the caller (demo.clients)
 
 
 def loaded_deck_report(decks: DeckBoard, n_boot: int = 200) -> Callable[[], DeckReport | None]:
@@ -211,12 +213,10 @@ def version_choices(versions: Sequence[ModelVersion], in_use: str) -> list[tuple
     ]
 
 
-def client_key(request: gr.Request | None) -> str:
-    """Who is trying the password: the browser's address and its page session."""
-    if request is None:
-        return ""
-    host = request.client.host if request.client else ""
-    return f"{host}|{request.session_hash or ''}"
+def client_key(request: gr.Request | None, trusted_proxies: int = 0) -> str:
+    """Who is trying the password: the caller's address, never its page session (a reload, or
+    a client that opens a new session per guess, is the same caller)."""
+    return caller_address(request, trusted_proxies)
 
 
 EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/jsonl"}
@@ -536,7 +536,7 @@ class StaffHandlers:
     def guard(self, pw: str, request: gr.Request | None) -> None:
         """Refuse a wrong staff password (and a client locked out after several)."""
         with user_errors("Checking the staff password"):
-            ok = self.cb.check_password(pw or "", client_key(request))
+            ok = self.cb.check_password(pw or "", client_key(request, self.cb.trusted_proxies))
         if not ok:
             raise gr.Error("Wrong staff password.")
 
@@ -829,10 +829,21 @@ def _guarded(
     **kwargs: Any,
 ) -> Any:
     """``button`` runs ``fn`` once the password is checked in a step of its own, without
-    outputs: Gradio marks every output of a failed step with an "Error" badge. A refusal is
-    said in the button's panel (its first Markdown output), scrolled into view. Returns the
-    event, for a step after it."""
-    check = button.click(h.check, [pw], None, api_name=False, show_progress="hidden")
+    outputs: Gradio marks every output of a failed step with an "Error" badge. Every button's
+    check shares one line of its own, with no limit on how many run at once: a check answers at
+    once (a locked-out caller is refused without a comparison, nothing sleeps), so a flood of
+    guesses never holds a worker, nor waits where votes and renders wait. (Off the queue, the
+    page would not show the check's refusal.) A refusal is said in the button's panel (its
+    first Markdown output), scrolled into view. Returns the event, for a step after it."""
+    check = button.click(
+        h.check,
+        [pw],
+        None,
+        api_name=False,
+        show_progress="hidden",
+        concurrency_id="staff-check",
+        concurrency_limit=None,
+    )
     said = next((o for o in _as_list(outputs) if isinstance(o, gr.Markdown)), None)
     if said is not None:
         refused = check.failure(h.refused, None, said, api_name=False, show_progress="hidden")

@@ -41,6 +41,9 @@ def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "BECOME_DATA_DIR": str(data),
             "BECOME_STEPS": "2",
             "BECOME_SIZE": "64",
+            # every test client rates from 127.0.0.1, far more often than a person: the
+            # per-address limit has tests of its own (tests/test_flood.py)
+            "BECOME_API_VOTES_PER_MINUTE": "0",
         }
     )
 
@@ -54,12 +57,14 @@ def tiny_services(tiny_settings: Settings):
 
 @contextlib.contextmanager
 def served(services, **launch):
-    """The real app (demo.layout.build_demo) over ``services``, served on a free local port
-    with the page's CSS and theme, as app.py: tests look at what people see. Yields the demo."""
+    """The real app (demo.layout.build_demo) over ``services``, queued and served on a free
+    local port with the page's CSS and theme, as app.py: tests look at what people see. Yields
+    the demo."""
     from demo import CSS, THEME, build_demo
+    from demo.serving import queue_demo
 
     demo = build_demo(services)
-    demo.queue(default_concurrency_limit=4)
+    queue_demo(demo, services.settings, default_concurrency_limit=4)  # its lines, as app.py
     demo.launch(
         prevent_thread_lock=True,
         server_name="127.0.0.1",

@@ -134,3 +134,38 @@ def test_an_unreadable_api_selfie_is_refused_and_leaves_no_file(client, tmp_path
     with pytest.raises(Exception, match="PDF"):
         client.predict(handle_file(str(pdf)), "anime", "a person", ["raw"], 4, api_name="/compare")
     assert copies_left(pdf.read_bytes()) == []
+
+
+def test_api_votes_are_marked_and_a_board_can_leave_them_out(client, group_path, tiny_services):
+    """#41 item 9: every REST call is a new voter and every name another, so a script can
+    stuff votes; they are stored as API votes, and `source="page"` leaves them out."""
+    _, meta = client.predict(
+        handle_file(str(group_path)),
+        "anime",
+        "a person",
+        ["raw", "template"],
+        31,
+        api_name="/compare",
+    )
+    cid, tag = meta["comparison_id"], "source-filter"
+    tiny_services.ratings.submit(
+        cid, {"raw": 5, "template": 1}, rater="on-the-page", session_tag=tag
+    )
+    for i in range(3):  # a script's votes, each under a name of its own
+        own = Client(client.src, verbose=False)
+        own.predict(cid, {"raw": 1, "template": 5}, f"bot-{i}", "", tag, api_name="/rate")
+    rows = tiny_services.store.records(comparison_id=cid)
+    assert {(r.rater, r.source) for r in rows if r.method == "raw"} == {
+        ("on-the-page", "page"),
+        *((f"bot-{i}", "api") for i in range(3)),
+    }
+
+    def board(source: str) -> dict[str, int]:
+        rows = client.predict("anime", tag, "", "", "all", "", source, api_name="/leaderboard")
+        return {r["method"]: r["ratings"] for r in rows}
+
+    assert board("all") == {"raw": 4, "template": 4}
+    assert board("page") == {"raw": 1, "template": 1}
+    assert board("api") == {"raw": 3, "template": 3}
+    with pytest.raises(AppError, match="source='bots' is not allowed"):
+        board("bots")

@@ -165,3 +165,44 @@ def test_a_date_typed_day_first_is_answered_in_plain_words_and_the_board_stays(
         expect(page.locator("#lb-table")).to_contain_text("raw")  # the board stays on screen
     finally:
         page.context.close()
+
+
+def test_a_board_of_the_pages_votes_only(browser, app_url, tiny_services, width, height):
+    # #41 item 9: 200 MCP votes under 200 names flipped a board; a reader can leave API and MCP
+    # votes out and see the page's alone
+    tag = f"page-only-{width}"
+    votes = [("ann", "page", 5, 1)] + [(f"bot-{i}", "mcp", 1, 5) for i in range(4)]
+    for rater, source, raw, template in votes:
+        tiny_services.store.submit(
+            [
+                RatingRecord(
+                    rater, f"{tag}-row", "anime", m, m, 0, r, session_tag=tag, source=source
+                )
+                for m, r in (("raw", raw), ("template", template))
+            ]
+        )
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        page.get_by_role("tab", name="Leaderboard").click()
+        summary = page.locator("#lb-summary")
+        expect(summary).to_contain_text("rating")  # the opening fill is done
+        page.locator("#lb-session textarea, #lb-session input").first.fill(tag)
+        page.locator("#lb-refresh").click()
+        expect(summary).to_contain_text("10 ratings across 2")
+        source = page.locator("#lb-source")
+        source.get_by_text("This page only").scroll_into_view_if_needed()
+        expect(source.get_by_text("This page only (no API or MCP votes)")).to_be_in_viewport()
+        source.get_by_text("This page only").click()
+        expect(summary).to_contain_text("2 ratings across 2")
+        summary.scroll_into_view_if_needed()
+        expect(summary).to_be_in_viewport()
+        grid = page.locator("#lb-table [role=grid]")
+        first = grid.locator('[role=row][aria-rowindex="2"] [aria-colindex="2"]')
+        expect(first).to_have_text("raw")  # ann's page vote leads once the bots are left out
+        if SHOTS:
+            page.screenshot(path=f"{SHOTS}/board-page-only-{width}x{height}.png")
+    finally:
+        context.close()

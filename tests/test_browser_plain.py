@@ -152,7 +152,7 @@ def staff_app_url(tiny_services):
 
     from pipelines.app.access import StaffGate
 
-    with served(replace(tiny_services, staff=StaffGate("staff-only-pw", delay_s=0.0))) as demo:
+    with served(replace(tiny_services, staff=StaffGate("staff-only-pw"))) as demo:
         yield demo.local_url
 
 

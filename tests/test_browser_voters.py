@@ -59,7 +59,9 @@ def test_two_people_on_one_page_both_keep_their_votes(kiosk, group_path, tiny_se
         ("kiosk-bo", "raw", 5),
     }
     voters = {r.rater: r.voter for r in rows}
+    assert {r.source for r in rows} == {"page"}  # a page vote: a board keeps it with source=page
     browser_id = voters["kiosk-ann"].rsplit("/", 1)[0]
+    assert len(browser_id) == 32  # the id the server issued on page load (its signature kept)
     assert browser_id and voters == {
         "kiosk-ann": f"{browser_id}/kiosk-ann",
         "kiosk-bo": f"{browser_id}/kiosk-bo",

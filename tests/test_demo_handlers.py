@@ -179,9 +179,10 @@ def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
 
     h = FeedbackHandlers(FeedbackCallbacks(submit=submit, session=SessionConfig), 3)
     row = ShownRow(rendered.without_images(), ("template", "raw"), blind=True)
-    status, remembered, shown, left_by = h.submit(
+    status, remembered, shown, left_by, token = h.submit(
         row, None, "", "ann", "", False, "v1", "4", None, None
     )
+    assert token != "v1" and token.count(".") == 1  # "v1" was never signed: a new voter
     assert "1 output still unrated" in status and "Revealed" not in status
     assert remembered == ["ann", ""] and left_by == "ann"  # ann's ratings wait for her
     # at a kiosk the next person types another name: ann's ratings leave the screen
@@ -189,7 +190,10 @@ def test_a_partial_blind_submit_is_saved_and_reveals_nothing(rendered):
     assert clear_for_another_name("bo", left_by, 3) == [*cleared(3), ""]
     assert shown is False and h.reveal(row, None, shown) == [gr.update()] * 19  # no card changes
     assert sent == [({"template": 4, "raw": None}, True)]
-    status, _, shown, left_by = h.submit(row, None, "", "ann", "", False, "v1", "4", "2", None)
+    status, _, shown, left_by, again = h.submit(
+        row, None, "", "ann", "", False, token, "4", "2", None
+    )
+    assert again == token  # a signed token is kept
     best, *cards = h.reveal(row, None, shown)
     assert "**Revealed:** Output A = template, Output B = raw" in status
     assert "cleared for the next person" in status and left_by == ""

@@ -27,7 +27,7 @@ from pipelines.feedback.export import (
 )
 from pipelines.feedback.records import RatingRecord, image_sha256
 from pipelines.feedback.schema import MIGRATIONS, SCHEMA_VERSION
-from pipelines.feedback.store import FeedbackStore
+from pipelines.feedback.store import FeedbackStore, RecordFilter
 from pipelines.feedback.sync import FeedbackSync, SyncConfigError, read_log, start_sync
 
 METHODS = ("raw", "template", "learned", "inversion", "ensemble")
@@ -601,6 +601,10 @@ def test_cli_export_and_leaderboard(store, tmp_path, capsys):
     }
     assert cli.main(["leaderboard", "--db", str(store.path), "--session", "s1"]) == 0
     assert "template" in capsys.readouterr().out
+    store.submit(row("c3", "bot", {"raw": 1}, style="oil", source="mcp"))
+    page_only = ["leaderboard", "--db", str(store.path), "--json", "--source", "page"]
+    assert cli.main(page_only) == 0
+    assert "oil" not in {r["style"] for r in json.loads(capsys.readouterr().out)}
 
 
 @pytest.mark.parametrize(
@@ -667,3 +671,48 @@ def test_restore_failure_starts_empty(store, tmp_path):
     settings = _settings(tmp_path, "org/ratings", "hf_x")
     assert start_sync(settings, store, scheduler_factory=FakeScheduler, downloader=downloader)
     assert store.count() == 0
+
+
+def test_votes_stored_before_sources_keep_one_known_from_their_voter(tmp_path):
+    """#41 item 9: the v7 migration gives every old vote a source: an API voter's
+    ("api:<session>/<name>") is "api", every other vote came from the page."""
+    path = tmp_path / "v6.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for steps in MIGRATIONS[:6]:
+            for sql in steps:
+                conn.execute(sql)
+        conn.execute("PRAGMA user_version = 6")
+        columns = (
+            "created_at, rater, voter, comparison_id, style, method, final_prompt, seed, rating"
+        )
+        conn.executemany(
+            f"INSERT INTO ratings ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("2026-05-01T10:00:00+00:00", "al", "9f0c/al", "c1", "anime", "raw", "p", 1, 4),
+                ("2026-05-01T10:00:00+00:00", "bo", "api:xyz/bo", "c1", "anime", "raw", "p", 1, 2),
+                ("2026-05-01T10:00:00+00:00", "cy", "cy", "c1", "anime", "raw", "p", 1, 5),
+                ("2026-05-01T10:00:00+00:00", "di", "API:x/di", "c1", "anime", "raw", "p", 1, 5),
+            ],
+        )
+    conn.close()
+    store = FeedbackStore(path)
+    assert {r.rater: r.source for r in store.records()} == {
+        "al": "page",
+        "bo": "api",
+        "cy": "page",
+        "di": "page",
+    }
+    assert [r.rater for r in store.query(RecordFilter(source="api"))] == ["bo"]
+    with pytest.raises(RatingError, match="source='robot' is not allowed"):
+        store.submit(row("c2", "ed", {"raw": 3}, source="robot"))
+
+
+def test_a_synced_log_from_before_sources_reads_back_with_them(tmp_path):
+    log = tmp_path / "submissions-old.jsonl"
+    lines = []
+    for voter, rater in (("api:s1/bo", "bo"), ("b7/al", "al")):
+        record = dict(row("c1", rater, {"raw": 3})[0].__dict__, voter=voter)
+        record.pop("source")
+        lines.append(json.dumps({"submission_id": rater, "submitted_at": "t", **record}))
+    log.write_text("\n".join(lines) + "\n")
+    assert {r.rater: r.source for r in read_log([log])} == {"bo": "api", "al": "page"}

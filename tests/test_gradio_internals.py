@@ -219,3 +219,44 @@ def test_turns_follow_how_gradios_queue_forms_its_calls():
     # go one a call; the last two page requests share a call after them
     assert turns(line) == [(0, 4), (1, 1), (0, 4), (2, 1), (0, 4), (0, 4), (3, 2), (3, 2)]
     assert turns([]) == []
+
+
+def test_each_concurrency_group_waits_in_a_line_of_its_own():
+    """cap_waiting against the installed Gradio: a group whose line is full refuses one more,
+    while another group's request is still taken (Gradio's max_size bounds all lines together,
+    so a flood of reads refused votes)."""
+    gate_open, entered = threading.Event(), threading.Event()
+
+    def held(x: str) -> str:
+        entered.set()
+        gate_open.wait(DEADLINE)
+        return x
+
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.Textbox()
+        gr.Button().click(held, box, out, api_name="read", concurrency_id="reads")
+        gr.Button().click(lambda x: x, box, out, api_name="vote", concurrency_id="votes")
+    demo.queue(default_concurrency_limit=1, max_size=100)
+    gradio_internals.cap_waiting(demo, 2)
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        client = Client(demo.local_url, verbose=False)
+        running = client.submit("r0", api_name="/read")
+        assert entered.wait(DEADLINE), "the first read never started"
+        waiting = [client.submit(f"r{i}", api_name="/read") for i in (1, 2)]
+        wait_until(
+            lambda: all(j.status().code == Status.IN_QUEUE for j in waiting), "two reads waiting"
+        )
+        with pytest.raises(Exception, match="Queue is full"):
+            client.predict("r3", api_name="/read")  # the reads' line is full
+        assert client.predict("v", api_name="/vote") == "v"  # the votes' line is not
+        gate_open.set()
+        assert [j.result(timeout=DEADLINE) for j in (running, *waiting)] == ["r0", "r1", "r2"]
+    finally:
+        gate_open.set()
+        demo.close()
+
+
+def test_cap_waiting_names_a_missing_internal():
+    with pytest.raises(GradioInternalsChanged, match=r"gradio\.Blocks\._queue"):
+        gradio_internals.cap_waiting(object(), 2)

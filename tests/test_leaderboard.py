@@ -437,3 +437,69 @@ def test_a_date_the_board_cannot_read_is_answered_in_plain_words():
     assert day_problem("31/12/2026", "To").endswith("e.g. 2026-12-31 for 31 December 2026.")
     assert "is not a date" in day_problem("yesterday", "From")
     assert "ISO" not in day_problem("yesterday", "From")
+
+
+# ----------------------------------------------------------------------------- reads at scale
+
+
+class Counting:
+    """filtered_frame, counting its computations."""
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def __call__(self, store, flt):
+        from pipelines.feedback.leaderboard import filtered_frame
+
+        self.calls.append(flt)
+        return filtered_frame(store, flt)
+
+
+def test_a_board_read_again_is_not_computed_again_until_a_rating_lands(tmp_path):
+    """#41 item 8: 200 concurrent /leaderboard calls each recomputed the board (bootstrap
+    included) and filled the queue; the same filter is now computed once per stored rating."""
+    from pipelines.feedback.leaderboard import CachedBoard
+    from pipelines.feedback.store import RecordFilter
+
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    store.submit(OPEN)
+    now = [0.0]
+    compute = Counting()
+    board = CachedBoard(store, compute=compute, capacity=2, max_age_s=60, clock=lambda: now[0])
+    flt = RecordFilter(style="watercolor")
+    first = board(flt)
+    for _ in range(200):
+        assert board(RecordFilter(style="watercolor")).equals(first)  # an equal filter: a hit
+    assert len(compute.calls) == 1
+    total = int(first["ratings"].sum())
+    first.loc[0, "ratings"] = -1  # a caller changing its table changes no one else's
+    assert board(flt)["ratings"].min() > 0 and len(compute.calls) == 1
+
+    store.submit(row("c9", "erin", {"A": 1, "B": 5}))  # a rating lands: the board is stale
+    assert int(board(flt)["ratings"].sum()) == total + 2
+    assert len(compute.calls) == 2
+
+    board(RecordFilter(style="oil"))
+    board(RecordFilter(blind=True))  # a third filter: the least recently read goes
+    board(flt)
+    assert len(compute.calls) == 5
+    now[0] += 61  # ratings another process wrote are seen within max_age_s
+    board(RecordFilter(blind=True))
+    assert len(compute.calls) == 6
+
+
+def test_a_board_can_leave_api_and_mcp_votes_out(tmp_path):
+    """#41 item 9: votes carry their source; source="page" counts the page's votes only."""
+    from pipelines.feedback.store import RecordFilter
+
+    store = FeedbackStore(tmp_path / "r.sqlite3")
+    store.submit(row("c1", "ann", {"A": 5, "B": 1}))
+    for i in range(5):  # a script's votes for B, over the API and MCP
+        store.submit(row(f"c{i}", f"bot-{i}", {"A": 1, "B": 5}, source=("api", "mcp")[i % 2]))
+    every = by_method(leaderboard(store.records()))
+    page = by_method(leaderboard(store.query(RecordFilter(source="page")), source="page"))
+    assert every["B"].bt_strength > every["A"].bt_strength  # the script flipped the board
+    assert page["A"].bt_strength > page["B"].bt_strength and page["A"].ratings == 1
+    assert leaderboard_frame(store, source="mcp")["ratings"].sum() == 2 * 2
+    with pytest.raises(FilterError, match="source='bots' is not allowed"):
+        RecordFilter(source="bots")

@@ -173,3 +173,59 @@ def test_an_mcp_selfie_url_that_is_not_fetched_says_why(mcp_app, address):
     (text,) = [c.text for c in result.content if c.type == "text"]
     assert "is not a public address" in text and "base64" in text
     assert "upstream Gradio app" not in text
+
+
+# ----------------------------------------------------------------------------- voters
+
+
+@pytest.fixture(scope="module")
+def mcp_behind_proxy(tiny_services):
+    """The MCP app as a Space serves it: behind one proxy, whose X-Forwarded-For is trusted."""
+    from dataclasses import replace
+
+    from conftest import served
+
+    settings = replace(tiny_services.settings, trusted_proxies=1)
+    with served(replace(tiny_services, settings=settings), mcp_server=True) as demo:
+        yield demo
+
+
+def _rate_as(url: str, address: str, args: dict[str, Any]) -> Any:
+    async def run() -> Any:
+        headers = {"X-Forwarded-For": address}
+        async with streamablehttp_client(url, headers=headers) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool("rate", args)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def test_two_mcp_users_with_one_name_keep_their_own_votes(
+    mcp_behind_proxy, tiny_services, make_request, group_path
+):
+    """#41 item 9: Gradio relays every MCP call through one shared client (one session), so all
+    MCP users were one voter and the second "alex" overwrote the first. An MCP caller is now its
+    address, and its votes are stored as MCP votes."""
+    url = mcp_behind_proxy.local_url.rstrip("/") + "/gradio_api/mcp/"
+    res = tiny_services.comparison.compare(
+        group_path, make_request("anime", "a person", ["raw", "template"], 11)
+    )
+    cid = res.comparison_id
+    for address, rating in (("198.51.100.1", 2), ("198.51.100.2", 5)):
+        out = _rate_as(
+            url, address, {"comparison_id": cid, "ratings": {"raw": rating}, "rater": "alex"}
+        )
+        assert not out.isError, out.content
+    again = _rate_as(
+        url, "198.51.100.1", {"comparison_id": cid, "ratings": {"raw": 3}, "rater": "alex"}
+    )
+    assert not again.isError and _value(again.content[0].text)["replaced_earlier"] is True
+    rows = tiny_services.store.records(comparison_id=cid)
+    first, second = (tiny_services.voters.pseudonym(f"198.51.100.{i}") for i in (1, 2))
+    assert {(r.voter, r.rating, r.source) for r in rows} == {
+        (f"mcp:{first}/alex", 3, "mcp"),
+        (f"mcp:{second}/alex", 5, "mcp"),
+    }
+    assert not any("198.51.100" in r.voter for r in rows)  # an address is never stored

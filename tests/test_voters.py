@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import uuid
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -255,3 +257,112 @@ def test_two_raters_with_one_name_on_two_browsers_get_rows_independently(tmp_pat
     restarted.load_folder(small_deck)
     assert restarted.next_row("ann", "browser-1").state == "done"
     assert restarted.next_row("ann", "browser-2").rated == 0
+
+
+# ----------------------------------------------------------------------------- server-issued ids
+
+
+def test_voter_ids_are_signed_by_the_server_and_verified(tmp_path):
+    """#41 item 10: the page chose its own voter id, so any page could present a victim's."""
+    from pipelines.feedback.voters import VoterIds
+
+    ids = VoterIds("k" * 32)
+    voter = ids.issue()
+    assert voter.new and len(voter.id) == 32 and voter.token.startswith(voter.id + ".")
+    assert ids.verify(voter.token) == replace(voter, new=False)
+    assert ids.vouch(voter.token).id == voter.id  # kept across page loads and votes
+    victim_id = voter.id
+    for forged in (
+        victim_id,  # the id alone, as pages kept it before
+        f"{victim_id}.{'0' * 64}",  # a made-up signature
+        f"{victim_id}.{VoterIds('another key 1234').issue().token.split('.')[1]}",
+        voter.token[:-1] + ("0" if voter.token[-1] != "0" else "1"),  # one digit changed
+        "",
+        None,
+        42,
+        voter.token + ".x",
+    ):
+        assert ids.verify(forged) is None, forged
+        fresh = ids.vouch(forged)
+        assert fresh.new and fresh.id != victim_id
+    other_server = VoterIds("a different key!")
+    assert other_server.verify(voter.token) is None  # a key of its own: tokens do not travel
+    # an MCP caller is known by its address, stored only as a keyed hash of it
+    alias = ids.pseudonym("198.51.100.7")
+    assert alias == ids.pseudonym("198.51.100.7") and len(alias) == 16
+    assert alias != ids.pseudonym("198.51.100.8") != other_server.pseudonym("198.51.100.7")
+
+
+def test_the_voter_key_is_generated_once_kept_owner_only_and_never_shown(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data")
+    key = settings.with_voter_key().voter_key
+    assert len(key) >= 16 and Settings(data_dir=tmp_path / "data").with_voter_key().voter_key == key
+    path = tmp_path / "data" / "voter_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert key not in repr(settings.with_voter_key())
+    assert key != settings.with_browser_secret().browser_secret  # the page's secret is another
+    env = {"BECOME_VOTER_KEY": "v" * 20, "BECOME_DATA_DIR": str(tmp_path / "env")}
+    assert Settings.from_env(env).with_voter_key().voter_key == "v" * 20
+    with pytest.raises(SettingsError, match="BECOME_VOTER_KEY has 5 characters") as err:
+        Settings.from_env({"BECOME_VOTER_KEY": "short"})
+    assert "short" not in str(err.value)
+
+
+@pytest.fixture
+def page(tmp_path):
+    """The rating panel's submit over a real RatingService, and the row it rates."""
+    from demo.feedback_panel import FeedbackCallbacks, FeedbackHandlers
+    from demo.rows import ShownRow
+    from pipelines.feedback.sessions import SessionConfig
+    from pipelines.feedback.voters import VoterIds
+
+    recent = RecentComparisons(folder=tmp_path / "recent")
+    result = fake_result()
+    recent.add(result)
+    service = RatingService(FeedbackStore(tmp_path / "ratings.sqlite3"), recent)
+    ids = VoterIds("server-side-key-" * 2)
+    cb = FeedbackCallbacks(submit=service.submit, session=SessionConfig, vouch=ids.vouch)
+    handlers = FeedbackHandlers(cb, 2)
+    row = ShownRow(result.without_images(), ("raw", "template"), blind=False)
+
+    def submit(name: str, token: str | None, raw: str, template: str) -> str:
+        return handlers.submit(row, None, "", name, "", False, token, raw, template)[-1]
+
+    return handlers, submit, service.store
+
+
+def test_a_victims_id_sent_by_another_page_never_reaches_the_victims_votes(page):
+    handlers, submit, store = page
+    carol_token = handlers.page_load(["carol", ""], None)[3]  # the server issues it
+    assert submit("carol", carol_token, "5", "5") == carol_token
+    carol_id = carol_token.split(".")[0]
+    # the attacker sends carol's id: bare (as pages kept it before), or with a made-up signature
+    for forged in (carol_id, f"{carol_id}.{'f' * 64}"):
+        returned = submit("carol", forged, "1", "1")
+        assert returned != forged and not returned.startswith(carol_id)  # a voter of its own
+    # a name spelling "<carol's id>/carol" with no id at all
+    submit(f"{carol_id}/carol", "", "1", "1")
+    carols = [r for r in store.records(comparison_id="c0ffee") if r.voter == f"{carol_id}/carol"]
+    assert sorted((r.method, r.rating) for r in carols) == [("raw", 5), ("template", 5)]
+    assert {r.source for r in store.records()} == {"page"}
+    assert len({r.voter for r in store.records()}) == 4  # carol, two forgers, the odd name
+
+
+def test_a_page_keeps_its_signed_id_and_an_unsigned_one_is_replaced(page):
+    handlers, _, _ = page
+    first = handlers.page_load(None, None)[3]
+    assert handlers.page_load(None, first)[3] == first  # a reload keeps the voter
+    old_style = uuid.uuid4().hex  # an id a page chose itself, before ids were signed
+    assert handlers.page_load(None, old_style)[3] != old_style
+
+
+def test_the_voter_key_never_reaches_the_page(tiny_services):
+    """The browser secret is in every page's config (Gradio encrypts in the browser); the key
+    that signs voter ids must not be."""
+    import json
+
+    from demo import build_demo
+
+    config = json.dumps(build_demo(tiny_services).get_config_file(), default=str)
+    assert tiny_services.settings.voter_key not in config
+    assert tiny_services.settings.browser_secret in config  # known: it guards nothing

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from pipelines.app.access import StaffGate
+from pipelines.app.access import AddressLimit, StaffGate
 from pipelines.app.engines import Engine, ModelSource, build_engine
 from pipelines.app.service import ComparisonService
 from pipelines.augment.base import MethodRegistry
@@ -29,12 +29,13 @@ from pipelines.core.lazy import Lazy
 from pipelines.core.recent import RecentComparisons
 from pipelines.core.settings import Settings
 from pipelines.decks.board import DeckBoard, LoadedDeck
-from pipelines.feedback.leaderboard import filtered_frame, participants_frame
+from pipelines.feedback.leaderboard import CachedBoard, participants_frame
 from pipelines.feedback.ratings import RatingService
 from pipelines.feedback.retrain import Retrainer, RetrainPolicy
 from pipelines.feedback.sessions import SessionBoard, SessionConfig
 from pipelines.feedback.store import FeedbackStore
 from pipelines.feedback.sync import REFERENCE_FOLDER, SYNC_FOLDER
+from pipelines.feedback.voters import VoterIds
 from pipelines.measurer import OutputMeasurer
 from pipelines.preference.scorer import preference_judges
 from pipelines.styles.catalog import StyleCatalog, load_catalog
@@ -67,6 +68,8 @@ class Services:
     staff: StaffGate
     leaderboard: LeaderboardQuery  # as participants may read it: no running blind session
     staff_leaderboard: LeaderboardQuery  # every rating (behind the staff password)
+    voters: VoterIds  # signs and checks the voter ids pages keep
+    api_votes: AddressLimit  # /rate calls (API and MCP) per address and minute
 
     def start_sync(self) -> None:
         """Restore ratings from the HF dataset on a fresh disk and start syncing (if configured)."""
@@ -193,7 +196,7 @@ def restore_deck(decks: DeckBoard, sessions: SessionBoard) -> None:
 def build_services(settings: Settings) -> Services:
     """Every shared object, wired; nothing loads until it is first used."""
     # browsers' stored values must read back after a restart: the secret is fixed (or kept)
-    settings = settings.with_browser_secret()
+    settings = settings.with_browser_secret().with_voter_key()
     catalog = load_catalog(settings.assets_dir)
     engine = build_engine(settings, catalog)
     clip = shared_clip(engine.clip)
@@ -215,6 +218,7 @@ def build_services(settings: Settings) -> Services:
     )
     decks = DeckBoard(store, settings.data_dir / "decks")
     restore_deck(decks, sessions)
+    board = CachedBoard(store)  # participants' and staff's reads, until a rating is stored
     return Services(
         settings=settings,
         catalog=catalog,
@@ -247,8 +251,10 @@ def build_services(settings: Settings) -> Services:
         ),
         references=references,
         staff=StaffGate(settings.staff_password),
-        leaderboard=partial(participants_frame, store, sessions.get),
-        staff_leaderboard=partial(filtered_frame, store),
+        leaderboard=partial(participants_frame, store, sessions.get, board=board),
+        staff_leaderboard=board,
+        voters=VoterIds(settings.voter_key),
+        api_votes=AddressLimit(settings.api_votes_per_minute, 60.0, what="votes over the API"),
     )
 
 

@@ -26,6 +26,7 @@ INVERSION_MODES = ("fast", "pez")
 SAFETY_CHOICES = ("auto", "on", "off")
 MIN_SECRET_CHARS = 16
 BROWSER_SECRET_FILE = "browser_secret"  # in data_dir, when BECOME_BROWSER_SECRET is unset
+VOTER_KEY_FILE = "voter_key"  # in data_dir, when BECOME_VOTER_KEY is unset
 DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -93,9 +94,21 @@ class Settings:
     feedback_token: str = field(default="", repr=False)
     staff_password: str = field(default="", repr=False)
     # encrypts what a browser keeps (its voter id, name, last row); "" = the secret generated
-    # once in data_dir (see with_browser_secret), so a restart can still read what browsers keep
+    # once in data_dir (see with_browser_secret), so a restart can still read what browsers keep.
+    # Gradio hands it to every page: it keeps stored values readable, it guards nothing
     browser_secret: str = field(default="", repr=False)
+    # signs the voter ids the server issues to pages, never sent to one; "" = the key generated
+    # once in data_dir (see with_voter_key), so a restart still knows every browser's id
+    voter_key: str = field(default="", repr=False)
+    # proxies in front of the app whose X-Forwarded-For entries are trusted (one on a Space);
+    # 0 = none: a caller's address is the connection's, and X-Forwarded-For is ignored
+    trusted_proxies: int = 0
+    # /rate calls (API and MCP) one address may make per minute; 0 = no limit. The page's votes
+    # are not counted: a workshop's raters often share one address
+    api_votes_per_minute: int = 30
     queue_concurrency: int = 1
+    # requests of one kind (renders, votes, leaderboard reads, page loads, ...) that may wait in
+    # the queue at once: each kind has its own line, so a flood of one never refuses another
     max_queue: int = 64
     # the app is also an MCP server (Gradio's): /compare, /rate and /leaderboard as tools
     mcp_server: bool = True
@@ -127,13 +140,19 @@ class Settings:
         _check_range(
             "BECOME_RETRAIN_MIN_ROWS", self.retrain_min_rows, self.retrain_min_held_out, 10_000_000
         )
-        if self.browser_secret and len(self.browser_secret) < MIN_SECRET_CHARS:
-            # the message never shows the secret: settings errors are logged
-            raise SettingsError(
-                f"BECOME_BROWSER_SECRET has {len(self.browser_secret)} characters: use at least "
-                f"{MIN_SECRET_CHARS}, e.g. the output of: "
-                "python -c 'import secrets; print(secrets.token_hex(32))'"
-            )
+        _check_range("BECOME_TRUSTED_PROXIES", self.trusted_proxies, 0, 10)
+        _check_range("BECOME_API_VOTES_PER_MINUTE", self.api_votes_per_minute, 0, 100_000)
+        for name, value in (
+            ("BECOME_BROWSER_SECRET", self.browser_secret),
+            ("BECOME_VOTER_KEY", self.voter_key),
+        ):
+            if value and len(value) < MIN_SECRET_CHARS:
+                # the message never shows the secret: settings errors are logged
+                raise SettingsError(
+                    f"{name} has {len(value)} characters: use at least "
+                    f"{MIN_SECRET_CHARS}, e.g. the output of: "
+                    "python -c 'import secrets; print(secrets.token_hex(32))'"
+                )
         if self.face_det_size % 32:
             raise SettingsError(
                 f"BECOME_FACE_DET_SIZE={self.face_det_size} is not allowed: use a multiple of 32"
@@ -199,6 +218,14 @@ class Settings:
         if self.browser_secret:
             return self
         return replace(self, browser_secret=_kept_secret(self.data_dir / BROWSER_SECRET_FILE))
+
+    def with_voter_key(self) -> Settings:
+        """These settings with ``voter_key`` filled: ``BECOME_VOTER_KEY`` when set, else the key
+        kept in ``data_dir/voter_key`` (generated on the first start, owner read/write only), so
+        the ids issued before a restart still verify after it."""
+        if self.voter_key:
+            return self
+        return replace(self, voter_key=_kept_secret(self.data_dir / VOTER_KEY_FILE))
 
     @property
     def preference_list(self) -> tuple[str, ...]:

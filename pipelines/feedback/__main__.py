@@ -2,6 +2,7 @@
 
     python -m pipelines.feedback export --db data/ratings.sqlite3 --format csv --out ratings.csv
     python -m pipelines.feedback leaderboard --db data/ratings.sqlite3 --style watercolor --json
+    python -m pipelines.feedback leaderboard --db data/ratings.sqlite3 --source page
 
 Bad arguments print a message and exit with status 2.
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.feedback.errors import FeedbackError
+from pipelines.feedback.records import SOURCES
 from pipelines.feedback.store import FeedbackStore, RecordFilter
 
 BLIND = {"yes": True, "no": False, "all": None}
@@ -43,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(board)
     board.add_argument(
         "--blind", choices=tuple(BLIND), default="all", help="all = blind and labelled, apart"
+    )
+    board.add_argument(
+        "--source",
+        choices=("all", *SOURCES),
+        default="all",
+        help="where votes came from: page leaves API and MCP votes out",
     )
     board.add_argument("--boot", type=int, default=200, help="bootstrap resamples (0 = none)")
     board.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -74,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from pipelines.feedback.leaderboard import format_table, leaderboard
 
+            filters["source"] = None if args.source == "all" else args.source
             rows = leaderboard(
                 store.query(RecordFilter(**filters)), n_boot=args.boot, seed=args.seed, **filters
             )

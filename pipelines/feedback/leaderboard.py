@@ -23,7 +23,10 @@ interval lies above its interval, so rows whose intervals overlap share a rank.
 from __future__ import annotations
 
 import math
+import threading
+import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
@@ -99,11 +102,13 @@ def leaderboard(
     prior: float = 0.5,
     deck_id: str | None = None,
     hide_session: str | None = None,
+    source: str | None = None,
 ) -> list[LeaderboardRow]:
     """Leaderboard rows sorted by (blind, style, rank, strength descending).
 
     ``blind=None`` keeps blind and non-blind votes as separate groups; True or False keeps one.
     ``until`` is exclusive. ``prior`` is the Bradley–Terry shrinkage (see bradley_terry.py).
+    ``source="page"`` counts only the votes given on the app's page (no API or MCP votes).
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 0 <= n_boot <= MAX_BOOT:
         raise FilterError(f"n_boot={n_boot!r} is not allowed: use an integer 0 to {MAX_BOOT}")
@@ -115,6 +120,7 @@ def leaderboard(
         blind=blind,
         deck_id=deck_id,
         hide_session=hide_session,
+        source=source,
     )
     groups = _group(r for r in records if flt.match(r))
     out: list[LeaderboardRow] = []
@@ -235,8 +241,8 @@ def leaderboard_frame(
 ) -> pd.DataFrame:
     """The leaderboard of a store's ratings as a DataFrame for ``gr.Dataframe``.
 
-    ``filters``: style, session_tag, since, until, blind, deck_id, hide_session, as in
-    :func:`leaderboard`.
+    ``filters``: style, session_tag, since, until, blind, deck_id, hide_session, source, as
+    in :func:`leaderboard`.
     """
     records = store.query(RecordFilter(**filters))
     return to_frame(leaderboard(records, n_boot=n_boot, seed=seed, **filters))
@@ -265,7 +271,8 @@ LeaderboardQuery = Callable[[RecordFilter], "pd.DataFrame"]
 
 
 def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
-    """:func:`leaderboard_frame` for the style, session, dates, deck and kind of vote in ``flt``."""
+    """:func:`leaderboard_frame` for the style, session, dates, deck, kind and source of vote
+    in ``flt``."""
     return leaderboard_frame(
         store,
         style=flt.style,
@@ -275,7 +282,59 @@ def filtered_frame(store: FeedbackStore, flt: RecordFilter) -> pd.DataFrame:
         blind=flt.blind,
         deck_id=flt.deck_id,
         hide_session=flt.hide_session,
+        source=flt.source,
     )
+
+
+class CachedBoard:
+    """:func:`filtered_frame` of one store, remembered per filter until a rating is stored.
+
+    A read floods nothing: the same filter asked again (200 clients polling the board) is a
+    copy of the table computed once. Every committed submission (the store's listener) drops
+    every table; a table is also recomputed after ``max_age_s`` seconds, for ratings another
+    process wrote to the same file. At most ``capacity`` filters are kept (the least recently
+    read go first), so filters varied on purpose cost their computation, never memory.
+    """
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        capacity: int = 64,
+        max_age_s: float = 60.0,
+        compute: Callable[[FeedbackStore, RecordFilter], pd.DataFrame] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.capacity, self.max_age_s, self._clock = capacity, max_age_s, clock
+        self._compute = compute or filtered_frame
+        self._tables: OrderedDict[RecordFilter, tuple[int, float, pd.DataFrame]] = OrderedDict()
+        self._generation = 0  # bumped by every stored rating
+        self._lock = threading.Lock()
+        store.add_listener(self._stored)
+
+    def _stored(self, records: Sequence[RatingRecord]) -> None:
+        with self._lock:
+            self._generation += 1
+            self._tables.clear()
+
+    def __call__(self, flt: RecordFilter) -> pd.DataFrame:
+        """The board for ``flt``: remembered, or computed now (and remembered)."""
+        now = self._clock()
+        with self._lock:
+            generation = self._generation
+            kept = self._tables.get(flt)
+            if kept is not None and kept[0] == generation and now - kept[1] < self.max_age_s:
+                self._tables.move_to_end(flt)
+                return kept[2].copy()  # a copy: a caller may change what it is handed
+        table = self._compute(self.store, flt)  # outside the lock: other filters go on
+        with self._lock:
+            if generation == self._generation:  # no rating landed meanwhile: still current
+                self._tables[flt] = (generation, now, table)
+                self._tables.move_to_end(flt)
+                while len(self._tables) > self.capacity:
+                    self._tables.popitem(last=False)
+        return table.copy()
 
 
 class BlindSessionHidden(FilterError):
@@ -289,11 +348,16 @@ def hidden_session(session: SessionConfig) -> str:
 
 
 def participants_frame(
-    store: FeedbackStore, live: Callable[[], SessionConfig], flt: RecordFilter
+    store: FeedbackStore,
+    live: Callable[[], SessionConfig],
+    flt: RecordFilter,
+    *,
+    board: LeaderboardQuery | None = None,
 ) -> pd.DataFrame:
     """:func:`filtered_frame` as participants may read it (the Leaderboard tab, the API, MCP):
     without the ratings of a running blind session; asking for that session's board is
-    refused, saying why. Staff read it whole (:func:`filtered_frame`)."""
+    refused, saying why. Staff read it whole (:func:`filtered_frame`). ``board`` computes the
+    table (the app's :class:`CachedBoard`); unset, it is computed from ``store`` each time."""
     hidden = hidden_session(live())
     if hidden:
         if flt.session_tag == hidden:
@@ -302,4 +366,4 @@ def participants_frame(
                 "facilitator ends the session"
             )
         flt = replace(flt, hide_session=hidden)
-    return filtered_frame(store, flt)
+    return board(flt) if board is not None else filtered_frame(store, flt)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.feedback.errors import RatingError
-from pipelines.feedback.records import RatingRecord, png_bytes, voter_id
+from pipelines.feedback.records import SOURCES, RatingRecord, png_bytes, voter_id
 from pipelines.feedback.sessions import SessionConfig
 from pipelines.feedback.store import FeedbackStore
 
@@ -66,6 +66,7 @@ class SubmitRatings(Protocol):
         blind: bool = False,
         consent_images: bool = False,
         voter: str = "",
+        source: str = "page",
     ) -> Receipt:
         """Store one rater's votes for one comparison row."""
         ...
@@ -147,17 +148,20 @@ class RatingService:
         blind: bool = False,
         consent_images: bool = False,
         voter: str = "",
+        source: str = "page",
     ) -> Receipt:
         """Store one rater's votes for one comparison row. Submitting again changes the outputs
         it rates; the voter's other ratings of the row, best pick and comment stay as they were
         unless given anew (the page clears a saved row for the next person at a shared screen,
         so a correction rates just the picture it changes).
 
-        ``voter`` is the client that votes (the browser's remembered id, an API client's
-        session); the stored voter is that client and the typed name together
-        (:func:`~pipelines.feedback.records.voter_id`): two people who type the same name on two
-        browsers keep their own votes, and so do two people who type two names on one shared
-        browser. Without a client, the name is the voter.
+        ``voter`` is the client that votes (the browser's server-issued id, an API client's
+        session, an MCP caller's address); the stored voter is that client and the typed name
+        together (:func:`~pipelines.feedback.records.voter_id`): two people who type the same
+        name on two browsers keep their own votes, and so do two people who type two names on one
+        shared browser. Without a client (a caller in this process), the name is the voter.
+        ``source`` says where the vote came from (``page``, ``api`` or ``mcp``; stored with it,
+        so a board can leave scripted votes out).
 
         A rating is a whole number 1 to 5 (``4``, ``4.0`` or ``"4"`` from the page's radios);
         ``None`` or ``""`` leaves an output unrated. Anything else is refused, never rounded.
@@ -173,6 +177,8 @@ class RatingService:
         """
         if not isinstance(blind, bool):
             raise RatingError(f"blind={blind!r} is not allowed: use true or false")
+        if source not in SOURCES:
+            raise RatingError(f"source={source!r} is not allowed: use one of {', '.join(SOURCES)}")
         if not blind and self.blind_session is not None and self.blind_session():
             raise RatingError(
                 "this session is blind: votes are given with the methods hidden. Submit with "
@@ -253,11 +259,12 @@ class RatingService:
                     measures=json.dumps(out.measures.to_json()) if out.measures else "",
                     deck_id=deck.deck_id if deck else "",
                     row_id=deck.row_id if deck else "",
+                    source=source,
                 )
             )
         saved = len(records)
         records += [  # one submission, one blind value: the store keeps an unchanged one's flag
-            replace(r, is_best=r.method == best, comment=comment, blind=bool(blind))
+            replace(r, is_best=r.method == best, comment=comment, blind=bool(blind), source=source)
             for r in kept.values()
         ]
         unrated = len(set(rendered) - set(given) - set(kept))

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4000  # prompts, comments: generous, but a bound keeps a pasted novel out of the db
 MAX_NAME = 100  # rater, session tag, style, method, ids
+# where a vote came from: the app's page, the API (gradio_client, REST) or an MCP client
+SOURCES = ("page", "api", "mcp")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -59,6 +61,7 @@ class RatingRecord:
     # name on two browsers, or two names on one shared browser, are two voters: neither
     # replaces the other's votes.
     voter: str = ""
+    source: str = "page"  # one of SOURCES: the page, the API or an MCP client
 
     @property
     def learned_model(self) -> str:
@@ -78,14 +81,26 @@ class RatingRecord:
 
 
 def voter_id(client: str, rater: str) -> str:
-    """Who votes: ``client`` (a browser's remembered id, an API client's session) and the typed
-    name (whitespace collapsed) together, ``"<client>/<name>"``; the name alone without a client.
+    """Who votes: ``client`` (a browser's server-issued id, an API client's session, an MCP
+    caller's address) and the typed name (whitespace collapsed) together, ``"<client>/<name>"``;
+    the name alone without a client.
 
     A kiosk's browser shared by two people who type two names holds two voters; two browsers
-    whose people type one name hold two voters too."""
+    whose people type one name hold two voters too. A ``/`` in the client (and in a name that
+    stands alone) is escaped, so the first ``/`` always ends the client: no client and name can
+    spell another voter (a name ``"<id>/carol"`` is never the voter ``carol`` of client ``id``).
+    """
     name = " ".join((rater or "").split())
     client = (client or "").strip()
-    return f"{client}/{name}" if client else name
+    if not client:
+        return name.replace("/", "%2F")  # a name alone never holds the "/" of a client's voter
+    return f"{client.replace('%', '%25').replace('/', '%2F')}/{name}"
+
+
+def legacy_source(voter: str) -> str:
+    """The source of a rating stored before votes carried one: the API's voters were
+    ``"api:<session>/<name>"`` (MCP calls among them), every other vote came from the page."""
+    return "api" if (voter or "").startswith("api:") else "page"
 
 
 BOOL_COLUMNS = ("is_best", "blind")  # RatingRecord's bool fields, 0/1 in SQLite
@@ -183,6 +198,8 @@ def _check_record(r: RatingRecord) -> RatingRecord:
         raise RatingError(
             f"rating={r.rating!r} for method {r.method!r} is not allowed: use an integer 1 to 5"
         )
+    if r.source not in SOURCES:
+        raise RatingError(f"source={r.source!r} is not allowed: use one of {', '.join(SOURCES)}")
     for name in BOOL_COLUMNS:
         if not isinstance(getattr(r, name), bool):
             raise RatingError(f"{name}={getattr(r, name)!r} is not allowed: use True or False")

@@ -79,6 +79,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (comparison_id, voter)
         )""",
     ),
+    # v7: where a vote came from (page, api, mcp), so a board can leave scripted votes out;
+    # older API votes are known by their voter ("api:<session>/..."), the rest came from the page
+    (
+        "ALTER TABLE ratings ADD COLUMN source TEXT NOT NULL DEFAULT 'page'",
+        "UPDATE ratings SET source = 'api' WHERE substr(voter, 1, 4) = 'api:'",
+        "CREATE INDEX ratings_source ON ratings (source)",
+    ),
 )
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.feedback.errors import FilterError, RatingError
 from pipelines.feedback.records import (
     BOOL_COLUMNS,
+    SOURCES,
     RatingRecord,
     png_bytes,
     to_utc_iso,
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
+
+
+# RecordFilter's fields that a record must equal when set
+FILTERED = ("style", "session_tag", "rater", "comparison_id", "deck_id", "blind", "source")
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,16 @@ class RecordFilter:
     deck_id: str | None = None  # only ratings of this deck's rows
     # leave out this session's ratings (a running blind session, hidden from participants)
     hide_session: str | None = None
+    # only votes from this source (records.SOURCES): "page" leaves API and MCP votes out
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.blind is not None and not isinstance(self.blind, bool):
             raise FilterError(f"blind={self.blind!r} is not allowed: use True, False or None")
+        if self.source is not None and self.source not in SOURCES:
+            raise FilterError(
+                f"source={self.source!r} is not allowed: use one of {', '.join(SOURCES)} or None"
+            )
         # normalised once here so that SQL and in-memory filtering compare the same strings
         for name in ("since", "until"):
             value = getattr(self, name)
@@ -81,7 +92,7 @@ class RecordFilter:
         """A WHERE clause (or "") and its parameters."""
         terms: list[str] = []
         params: list[Any] = []
-        for column in ("style", "session_tag", "rater", "comparison_id", "deck_id"):
+        for column in ("style", "session_tag", "rater", "comparison_id", "deck_id", "source"):
             value = getattr(self, column)
             if value is not None:
                 terms.append(f"{column} = ?")
@@ -102,7 +113,7 @@ class RecordFilter:
 
     def match(self, r: RatingRecord) -> bool:
         """Whether ``r`` passes this filter, in memory, as :meth:`sql` would in SQLite."""
-        for column in ("style", "session_tag", "rater", "comparison_id", "deck_id", "blind"):
+        for column in FILTERED:
             value = getattr(self, column)
             if value is not None and getattr(r, column) != value:
                 return False

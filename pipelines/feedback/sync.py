@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from pipelines.augment.learned.model import CURRENT_MODEL
 from pipelines.core.settings import Settings
 from pipelines.feedback.errors import FeedbackError
-from pipelines.feedback.records import RatingRecord, utc_now
+from pipelines.feedback.records import RatingRecord, legacy_source, utc_now
 from pipelines.feedback.store import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -263,6 +263,10 @@ def _check_repo_id(repo: str) -> None:
         ) from None
 
 
+def _known(d: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k in names}
+
+
 def read_log(paths: Iterable[Path]) -> list[RatingRecord]:
     """Ratings from sync logs, keeping each (comparison_id, rater)'s latest submission only."""
     names = {f.name for f in fields(RatingRecord)}
@@ -279,7 +283,8 @@ def read_log(paths: Iterable[Path]) -> list[RatingRecord]:
                 stamp = (d["submitted_at"], d["submission_id"])
                 latest[key] = max(latest.get(key, stamp), stamp)
     return [
-        RatingRecord(**{k: v for k, v in d.items() if k in names})
+        # a line logged before votes carried a source: known from its voter
+        RatingRecord(**{"source": legacy_source(d.get("voter", ""))} | _known(d, names))
         for d in lines
         if latest[(d["comparison_id"], d.get("voter") or d["rater"])]
         == (d["submitted_at"], d["submission_id"])
