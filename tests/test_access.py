@@ -191,8 +191,11 @@ def test_the_staff_handlers_check_by_address(fake):
         load_deck=lambda *a: None,  # type: ignore[arg-type,return-value]
         unload_deck=lambda: None,
         deck_coverage=lambda: None,
+        use_model=lambda *a: None,  # type: ignore[arg-type,return-value]
+        model_versions=list,
+        model_in_use=lambda: "bundled",
     )
-    h = StaffHandlers(cb, serve=str)
+    h = StaffHandlers(cb)
     for i in range(4):
         with pytest.raises(gr.Error, match="Wrong staff password"):
             h.check("guess", request("6.6.6.6", f"s{i}"))  # type: ignore[arg-type]
