@@ -15,7 +15,13 @@ from typing import Any
 import gradio as gr
 
 from demo.compare_handlers import CompareCallbacks, CompareHandlers, new_seed
-from demo.raw_inputs import face_slider, inline_image_output, raw_image, raw_number
+from demo.raw_inputs import (
+    face_slider,
+    inline_image_output,
+    offered_choices,
+    raw_image,
+    raw_number,
+)
 from demo.rows import slot_label
 from demo.temp_cache import kept_minutes
 from pipelines.core.request import DEFAULT_IP_ADAPTER_SCALE
@@ -192,7 +198,7 @@ def _controls(cb: CompareCallbacks) -> Controls:
         prompt = gr.Textbox(
             value=cb.default_prompt, label="Base prompt", lines=2, elem_id="base-prompt"
         )
-        methods = gr.CheckboxGroup(
+        methods = offered_choices(  # a tick the page no longer offers is dropped, not refused
             choices=method_choices(cb.methods, cb.summaries),
             value=list(cb.default_methods),
             label="Methods to compare",

@@ -120,3 +120,25 @@ def raw_number(**kwargs: Any) -> gr.Number:
 
 def _as_sent(payload: Any) -> Any:
     return payload
+
+
+def offered_preprocess(component: gr.CheckboxGroup, payload: list[Any] | None) -> list[Any]:
+    """The ticked values the component offers now; one it no longer offers is dropped, not an
+    error (see :func:`offered_choices`)."""
+    offered = {value for _, value in component.choices}
+    return [v for v in payload or [] if v in offered]
+
+
+OfferedChoices = component_subclass(
+    gr.CheckboxGroup, "CheckboxGroup", {"preprocess": offered_preprocess}, __name__
+)
+
+
+def offered_choices(**kwargs: Any) -> gr.CheckboxGroup:
+    """A ``gr.CheckboxGroup`` that passes on only the ticked values it offers now.
+
+    A page narrows its choices after it opens (a session's methods, those that can run here);
+    a click sent between the server's update and the browser applying it still carried an old
+    tick, and Gradio refused the whole click ("Value: 'learned' is not in the list of
+    choices"). The request is checked again by the service either way."""
+    return OfferedChoices(**kwargs)

@@ -186,3 +186,15 @@ def test_guidance_shows_only_for_families_that_read_it(tiny_settings):
     )
     assert request.guidance_scale == family.guidance_scale == 1.0
     assert request.generation_params()["guidance_scale"] == 1.0
+
+
+def test_a_tick_the_page_no_longer_offers_is_dropped_not_refused(tiny_settings):
+    """A page narrows its methods after it opens (a session's); a click sent before the browser
+    applied that still carried the old tick, and Gradio refused the whole click."""
+    with gr.Blocks() as demo:
+        create_compare_tab(callbacks(tiny_settings))
+    [methods] = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "methods"]
+    assert type(methods).__name__ == "CheckboxGroup"  # drawn by Gradio's own frontend
+    methods.choices = [("raw", "raw"), ("template", "template")]  # the session's, now
+    assert methods.preprocess(["raw", "learned"]) == ["raw"]
+    assert methods.preprocess(None) == []
