@@ -167,6 +167,7 @@ def test_a_date_typed_day_first_is_answered_in_plain_words_and_the_board_stays(
         page.context.close()
 
 
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
 def test_a_board_of_the_pages_votes_only(browser, app_url, tiny_services, width, height):
     # #41 item 9: 200 MCP votes under 200 names flipped a board; a reader can leave API and MCP
     # votes out and see the page's alone
