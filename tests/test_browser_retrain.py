@@ -30,7 +30,7 @@ def retrain_app(tiny_settings, tmp_path_factory):
         retrain_min_rows=100,
         retrain_min_held_out=20,
     )
-    services = replace(build_services(settings), staff=StaffGate(PASSWORD, delay_s=0.0))
+    services = replace(build_services(settings), staff=StaffGate(PASSWORD))
     rate(services.store, planted(200, seed=11))
     with served(services) as demo:
         yield services, demo.local_url

@@ -27,7 +27,7 @@ def staff_url(tiny_services):
 
     from pipelines.app.access import StaffGate
 
-    with served(replace(tiny_services, staff=StaffGate(PASSWORD, delay_s=0.0))) as demo:
+    with served(replace(tiny_services, staff=StaffGate(PASSWORD))) as demo:
         yield demo.local_url
 
 
