@@ -104,7 +104,7 @@ def caption_md(out: MethodOutput, method: str | None, slot: str | None = None) -
     else:
         name = f"**{plain_md(slot or '?')}** · method hidden until you rate every output"
     if out.error:
-        return f"{name} — ⚠️ {NOT_HERE}"
+        return f"{name} — ⚠️ {error_words(out)}"
     parts = [name]
     if method and out.same_as:
         parts.append(f"same prompt as {plain_md(out.same_as)}, so the same image")
@@ -120,7 +120,7 @@ def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
     the computer's checks, each named and explained. No paths or judges' model files: those
     are for staff (the API's JSON keeps them)."""
     if out.error:
-        return NOT_HERE
+        return error_words(out)
     if not out.trace:
         return "No trace."
     # the base prompt is user text (shown as typed); sources and reasons are escaped alike.
@@ -148,6 +148,15 @@ def trace_md(out: MethodOutput, max_tokens: int = 77) -> str:
         if unmeasured:
             lines.append(f"- not checked for this picture: {', '.join(unmeasured)}")
     return "\n".join(lines)
+
+
+def error_words(out: MethodOutput) -> str:
+    """Why an output has no picture, for participants: the safety checker's own words (they are
+    written for them); anything else, that the method cannot run here (why, with model ids and
+    commands, is for the Staff tab and the API's JSON)."""
+    if out.flagged:
+        return plain_md(hide_server_detail(out.error))
+    return NOT_HERE
 
 
 def plain_source(source: str) -> str:

@@ -80,3 +80,16 @@ def test_why_names_the_preference_measures_only_where_they_ran():
     )
     assert "pick" not in text and "BECOME_" not in text
     assert "- not checked for this picture: face, style, refs, prompt" in text  # why: Staff, API
+
+
+def test_a_method_that_cannot_run_says_so_without_model_ids_or_commands():
+    from pipelines.core.results import MethodOutput
+
+    why = (
+        "openai/clip-vit-large-patch14 is not in the Hugging Face cache at revision 32bd6428 and "
+        "HF_HUB_OFFLINE is set; fill the cache with: python -m pipelines.weights fetch x"
+    )
+    out = MethodOutput(method="inversion", prompt="", error=why)
+    for text in (caption_md(out, "inversion"), trace_md(out)):
+        assert "not available on this server right now" in text and "Staff tab" in text
+        assert "openai" not in text and "HF_HUB" not in text and "python -m" not in text
