@@ -426,7 +426,9 @@ def _references_panel(cb: StaffCallbacks) -> ReferencesPanel:
             'own description instead, and says so in "why this prompt".'
         )
         with gr.Row():
-            style = gr.Dropdown(list(cb.styles), value=cb.styles[0][1], label="Style")
+            style = gr.Dropdown(
+                list(cb.styles), value=cb.styles[0][1], label="Style", elem_id="refs-style"
+            )
             files = gr.File(
                 label="Images", file_count="multiple", file_types=["image"], type="filepath"
             )
