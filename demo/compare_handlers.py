@@ -165,16 +165,6 @@ def read_photo(
     return photo, False
 
 
-def style_reference(source: str | bytes | None) -> tuple[Image.Image, ...]:
-    """The uploaded style reference, decoded like the selfie; its errors say which photo failed."""
-    if source is None:
-        return ()
-    try:
-        return (load_image(source),)
-    except PhotoError as exc:
-        raise type(exc)(f"Style reference: {exc}") from None
-
-
 @dataclass(frozen=True)
 class CheckedClick:
     """A checked click's ticket, and the photos the page should now show inline (None where

@@ -73,6 +73,9 @@ def restore_row(
     return row, values
 
 
+WAIT_WORTH_SAYING_S = 2.0  # a shorter wait is the click's own checks, not a line
+
+
 def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
     """The row's line in plain words: how long it took and its seed. The engine, model family
     and each stage's time are for staff (the banner's details, the API's ``timings``)."""
@@ -80,7 +83,7 @@ def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
     total = max(waited, t.get("total", 0.0))
     wait = max(total - t.get("total", 0.0), 0.0)
     status = f"Ready in {total:.1f} s"
-    if wait >= WAIT_WORTH_SAYING_S:  # below it, the click's own checks: not a wait in line
+    if wait >= WAIT_WORTH_SAYING_S:
         status += f" ({wait:.0f} s of it waiting in line)"
     others = int(t.get("render.rows", 1)) - 1
     if others == 1:
@@ -88,9 +91,6 @@ def row_status(res: ComparisonResult, waited: float = 0.0) -> str:
     elif others > 1:
         status += f", made together with {others} other people's"
     return status + f" · seed {res.request.seed}"
-
-
-WAIT_WORTH_SAYING_S = 2.0
 
 
 ROW_VALUES = 4  # status, face crop, face info, row key

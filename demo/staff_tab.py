@@ -237,9 +237,9 @@ SAVE_EXPORT = """(payload) => {
 }"""
 
 
-def export_payload(path: Path, now: time.struct_time) -> str:
-    """An export file as JSON for :data:`SAVE_EXPORT` (name, type, text); the file and its
-    folder are deleted once read, whatever happens."""
+def read_export(path: Path, now: time.struct_time) -> dict[str, str]:
+    """An export file for :data:`SAVE_EXPORT` (name, type, text); the file and its folder are
+    deleted once read, whatever happens."""
     try:
         text = path.read_text(encoding="utf-8")
     finally:
@@ -248,7 +248,12 @@ def export_payload(path: Path, now: time.struct_time) -> str:
             path.parent.rmdir()
     ext = path.suffix.lstrip(".")
     name = f"become-ratings-{time.strftime('%Y%m%d-%H%M', now)}.{ext}"
-    return json.dumps({"name": name, "type": EXPORT_TYPES.get(ext, "text/plain"), "text": text})
+    return {"name": name, "type": EXPORT_TYPES.get(ext, "text/plain"), "text": text}
+
+
+def export_payload(path: Path, now: time.struct_time) -> str:
+    """:func:`read_export` as the JSON the page's :data:`SAVE_EXPORT` reads."""
+    return json.dumps(read_export(path, now))
 
 
 def create_staff_tab(cb: StaffCallbacks, tab: gr.Tab) -> None:
@@ -699,10 +704,9 @@ class StaffHandlers:
         memory and deleted at once; the page saves it and forgets it (:data:`SAVE_EXPORT`)."""
         self.guard(pw, request)
         with user_errors("The export"):
-            payload = export_payload(self.cb.export(fmt), time.gmtime())
-        file = json.loads(payload)
+            file = read_export(self.cb.export(fmt), time.gmtime())
         size = len(file["text"].encode())
-        return payload, (
+        return json.dumps(file), (
             f"✅ Your browser is saving **{file['name']}** ({size / 1024:.1f} KB): it holds "
             "rater names and comments, so keep it safe. No copy of it stays on this server."
         )
@@ -905,27 +909,11 @@ def _wire_retrain(r: RetrainPanel, h: StaffHandlers, pw: gr.Textbox) -> None:
     """Train and check (one at a time), then Use this model; restore and list the versions.
     The answer is scrolled into view where it was asked."""
     listing = [r.versions_md, r.versions]
-    trained = _guarded(
-        h,
-        r.button,
-        pw,
-        h.retrain,
-        [pw, r.extra],
-        [r.report, r.use, r.candidate, r.model, *listing],
-        concurrency_limit=1,
-        concurrency_id="learned-model",
-    )
+    shown = [r.report, r.use, r.candidate, r.model, *listing]
+    one_at_a_time = {"concurrency_limit": 1, "concurrency_id": "learned-model"}
+    trained = _guarded(h, r.button, pw, h.retrain, [pw, r.extra], shown, **one_at_a_time)
     trained.success(None, None, None, js=SCROLL_TO_CANDIDATE)
-    used = _guarded(
-        h,
-        r.use,
-        pw,
-        h.use,
-        [pw, r.candidate],
-        [r.report, r.use, r.candidate, r.model, *listing],
-        concurrency_limit=1,
-        concurrency_id="learned-model",
-    )
+    used = _guarded(h, r.use, pw, h.use, [pw, r.candidate], shown, **one_at_a_time)
     used.success(None, None, None, js=scroll_to("retrain-report"))
     restored = _guarded(
         h,
@@ -934,8 +922,7 @@ def _wire_retrain(r: RetrainPanel, h: StaffHandlers, pw: gr.Textbox) -> None:
         h.restore,
         [pw, r.versions],
         [r.restored, r.report, r.model, r.use, r.candidate, *listing],
-        concurrency_limit=1,
-        concurrency_id="learned-model",
+        **one_at_a_time,
     )
     restored.success(None, None, None, js=scroll_to("version-status"))
     _guarded(h, r.show_versions, pw, h.versions, [pw], listing)
